@@ -1,0 +1,3 @@
+from wizsock.cli import main
+
+raise SystemExit(main())

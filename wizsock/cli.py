@@ -1,0 +1,26 @@
+"""`wizsock` command line: each subcommand lives with the part it drives."""
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, help); the module has add_arguments(parser) and run(args) -> int
+SUBCOMMANDS = {
+    "run": ("wizsock.run", "run a Python program with its networking over the module"),
+    "emulator": ("wizsock.emulator.cli", "run the software WizFi360 on a pty or TCP port"),
+    "demo": ("wizsock.demo", "fetch a page over HTTPS with unmodified requests through the emulated module"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="wizsock", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (modname, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(_module=modname)
+        try:
+            importlib.import_module(modname).add_arguments(p)
+        except ImportError:
+            pass
+    args = parser.parse_args(argv)
+    return importlib.import_module(args._module).run(args)
