@@ -1,0 +1,47 @@
+"""The host's own socket functions, saved before any `wizsock.patch()`.
+
+Patching replaces attributes of the stdlib ``socket`` module for the whole
+process; trio.socket, asyncio and pyserial look them up at call time.  Code that
+must reach the host's real network while a patch may be active (wizsock's own
+internals, the emulator's network side, test servers) uses the names below, or
+runs inside :func:`internal` / after :func:`mark_internal`: in that context
+the facade socket stays a plain kernel socket and the patched functions behave
+as the originals.  The flag is a ContextVar, so trio tasks spawned from a marked
+context and ``trio.to_thread`` workers inherit it.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import socket as _stdsocket
+
+# Saved at first import of wizsock's facade, before anything can patch.
+socket = _stdsocket.socket
+SocketType = _stdsocket.SocketType
+socketpair = _stdsocket.socketpair
+getaddrinfo = _stdsocket.getaddrinfo
+gethostbyname = _stdsocket.gethostbyname
+gethostbyname_ex = _stdsocket.gethostbyname_ex
+create_connection = _stdsocket.create_connection
+
+_INTERNAL = contextvars.ContextVar("wizsock_internal", default=False)
+
+
+def is_internal() -> bool:
+    """True if the current context asked for the host's real network."""
+    return _INTERNAL.get()
+
+
+def mark_internal() -> None:
+    """Mark the current context (thread, before trio.run) as wizsock-internal."""
+    _INTERNAL.set(True)
+
+
+@contextlib.contextmanager
+def internal():
+    """Within this block, sockets and name lookups use the host's network."""
+    token = _INTERNAL.set(True)
+    try:
+        yield
+    finally:
+        _INTERNAL.reset(token)
