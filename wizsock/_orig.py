@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import socket as _stdsocket
+import threading as _threading
 
 # Saved at first import of wizsock's facade, before anything can patch.
 socket = _stdsocket.socket
@@ -27,9 +28,15 @@ create_connection = _stdsocket.create_connection
 _INTERNAL = contextvars.ContextVar("wizsock_internal", default=False)
 
 
+INTERNAL_THREAD_PREFIXES = ("wizemu-", "wizsock-")
+
+
 def is_internal() -> bool:
-    """True if the current context asked for the host's real network."""
-    return _INTERNAL.get()
+    """True if the current context asked for the host's real network.
+
+    Threads named ``wizemu-*`` / ``wizsock-*`` (the emulator's and the engine's)
+    count as internal even when they did not mark themselves."""
+    return _INTERNAL.get() or _threading.current_thread().name.startswith(INTERNAL_THREAD_PREFIXES)
 
 
 def mark_internal() -> None:
