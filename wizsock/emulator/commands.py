@@ -1,0 +1,702 @@
+"""System and WiFi commands of the emulated module (spec §3.1, §3.2)."""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import trio
+
+from wizsock.emulator.core import BAUDS, GMR_LINES, derive_ap_mac
+from wizsock.emulator.registry import CommandFailed, handler
+
+MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "GPIOPB_18",
+             11: "GPIOPB_13", 12: "GPIOPB_14", 13: "GPIOPB_17", 14: "GPIOPB_16",
+             16: "GPIOPB_10", 19: "GPIOPB_7", 20: "GPIOPB_8"}
+
+
+# ------------------------------------------------------------------ helpers
+def I(v, lo=None, hi=None) -> int:
+    if isinstance(v, bool) or v is None:
+        raise ValueError("missing integer")
+    if isinstance(v, str):
+        if not re.fullmatch(r"-?\d+", v.strip()):
+            raise ValueError(f"not an integer: {v!r}")
+        v = int(v)
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ValueError(f"{v} out of range [{lo}, {hi}]")
+    return v
+
+
+def S(v, lo=0, hi=None) -> str:
+    if not isinstance(v, str):
+        raise ValueError("string expected")
+    n = len(v.encode("utf-8", "surrogateescape"))
+    if n < lo or (hi is not None and n > hi):
+        raise ValueError("string length out of range")
+    return v
+
+
+def IP(v) -> str:
+    v = S(v)
+    ipaddress.IPv4Address(v)
+    return v
+
+
+def MAC(v) -> str:
+    v = S(v)
+    if not MAC_RE.match(v):
+        raise ValueError("bad MAC")
+    return v.lower()
+
+
+def q(s) -> bytes:
+    """A quoted string field as the module prints it (escaping " , \\)."""
+    s = str(s).replace("\\", "\\\\").replace('"', '\\"').replace(",", "\\,")
+    return b'"' + s.encode("utf-8", "surrogateescape") + b'"'
+
+
+def nargs(ctx, *allowed):
+    if len(ctx.args) not in allowed:
+        raise ValueError(f"expected {allowed} parameters, got {len(ctx.args)}")
+    return ctx.args
+
+
+def is_def(req) -> bool:
+    n = req.name
+    return n.endswith("_DEF") or "_" not in n  # bare names (AT+CWMODE) act as _DEF, as in the firmware
+
+
+def base(req) -> str:
+    return req.name.rsplit("_", 1)[0] if req.name.endswith(("_CUR", "_DEF")) else req.name
+
+
+def put(ctx, req, key, value):
+    ctx.state.cur[key] = value
+    if is_def(req):
+        ctx.state.flash[key] = value
+
+
+def get(ctx, req, key):
+    return (ctx.state.flash if req.name.endswith("_DEF") else ctx.state.cur)[key]
+
+
+def need_form(req, *forms):
+    if req.form not in forms:
+        raise ValueError(f"form {req.form} not supported")
+
+
+def need_mode(ctx, *modes):
+    if ctx.state.mode not in modes:
+        raise CommandFailed("ERROR")
+
+
+# ------------------------------------------------------------------- system
+@handler("")
+async def at(ctx, req):
+    return "OK"
+
+
+@handler("E0", "E1")
+async def ate(ctx, req):
+    ctx.emulator.echo = req.name == "E1"
+    return "OK"
+
+
+@handler("RST")
+async def rst(ctx, req):
+    need_form(req, "execute")
+    await ctx.write(b"\r\nOK\r\n")
+    await ctx.emulator.wait_output_drained()
+    ctx.emulator.reset()
+    await trio.sleep_forever()
+
+
+@handler("GMR")
+async def gmr(ctx, req):
+    need_form(req, "execute")
+    for ln in GMR_LINES:
+        await ctx.send_line(ln)
+    return "OK"
+
+
+@handler("GSLP")
+async def gslp(ctx, req):
+    need_form(req, "set")
+    (ms,) = nargs(ctx, 1)
+    ms = I(ms, 0, 0xFFFFFFFF)
+    await ctx.write(b"\r\nOK\r\n")
+    await ctx.emulator.wait_output_drained()
+    emu = ctx.emulator
+    emu.deaf_until = float("inf")
+    await emu.net.drop_all(silent=True)
+    await trio.sleep(ms / 1000.0)
+    emu.reset(noise=True)
+    await trio.sleep_forever()
+
+
+@handler("RESTORE")
+async def restore(ctx, req):
+    need_form(req, "execute", "set")
+    kind = 0
+    if req.form == "set":
+        (kind,) = nargs(ctx, 1)
+        kind = I(kind, 0, 1)
+    else:
+        kind = 1  # plain AT+RESTORE restores everything (ESP heritage); =0 only the MAC
+    await ctx.write(b"\r\nOK\r\n")
+    await ctx.emulator.wait_output_drained()
+    ctx.emulator.restore_factory(everything=bool(kind))
+    ctx.emulator.reset()
+    await trio.sleep_forever()
+
+
+@handler("UART_CUR", "UART_DEF", "UART")
+async def uart(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        v = get(ctx, req, "uart")
+        await ctx.send_line(b"+%s:%d,%d,%d,%d,%d" % (req.name.encode(), *v))
+        return "OK"
+    b, d, s, p, f = nargs(ctx, 5)
+    b = I(b)
+    if b not in BAUDS:
+        raise ValueError("baud rate")
+    v = [b, I(d, 5, 8), I(s, 1, 2), I(p, 0, 2), I(f, 0, 1)]
+    put(ctx, req, "uart", v)
+    await ctx.write(b"\r\nOK\r\n")
+    emu = ctx.emulator
+    await emu.wait_output_drained()
+    await trio.sleep(20 * 10.0 / emu.baud)  # the last bytes leave the shift register
+    emu.baud = b
+    emu.flow = bool(v[4])
+    return None
+
+
+@handler("SLEEP")
+async def sleep_cmd(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+SLEEP:%d" % ctx.state.cur["sleep"])
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 0, 2)
+    need_mode(ctx, 1)
+    ctx.state.cur["sleep"] = m
+    return "OK"
+
+
+def _pin(ctx, pin):
+    pin = I(pin)
+    if pin not in GPIO_PINS:
+        raise ValueError("no such pin")
+    io = ctx.state.cur["sysio"]
+    return io.setdefault(str(pin), {"mode": 0, "pull": 0, "dir": 0, "level": 0}), pin
+
+
+@handler("SYSIOSETCFG")
+async def sysiosetcfg(ctx, req):
+    need_form(req, "set")
+    pin, mode, pull = nargs(ctx, 3)
+    p, _ = _pin(ctx, pin)
+    p.update(mode=I(mode, 0, 1), pull=I(pull, 0, 1))
+    return "OK"
+
+
+@handler("SYSIOGETCFG")
+async def sysiogetcfg(ctx, req):
+    need_form(req, "set")
+    (pin,) = nargs(ctx, 1)
+    p, pin = _pin(ctx, pin)
+    await ctx.send_line(b"+SYSIOGETCFG:%d,%d,%d" % (pin, p["mode"], p["pull"]))
+    return "OK"
+
+
+@handler("SYSGPIODIR")
+async def sysgpiodir(ctx, req):
+    need_form(req, "set")
+    pin, d = nargs(ctx, 2)
+    p, _ = _pin(ctx, pin)
+    d = I(d, 0, 1)
+    if p["mode"] != 1:
+        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    p["dir"] = d
+    if d == 0:
+        p["pull"] = 1  # input: pull-up set automatically
+    return "OK"
+
+
+@handler("SYSGPIOWRITE")
+async def sysgpiowrite(ctx, req):
+    need_form(req, "set")
+    pin, level = nargs(ctx, 2)
+    p, _ = _pin(ctx, pin)
+    level = I(level, 0, 1)
+    if p["mode"] != 1:
+        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    if p["dir"] != 1:
+        raise CommandFailed("ERROR", [b"NOT OUTPUT MODE!"])
+    p["level"] = level
+    return "OK"
+
+
+@handler("SYSGPIOREAD")
+async def sysgpioread(ctx, req):
+    need_form(req, "set")
+    (pin,) = nargs(ctx, 1)
+    p, pin = _pin(ctx, pin)
+    if p["mode"] != 1:
+        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    if p["dir"] == 1:
+        level = p["level"]
+    else:
+        inputs = ctx.state.world.get("gpio", {})
+        level = int(inputs.get(str(pin), 1 if p["pull"] else 0))
+    await ctx.send_line(b"+SYSGPIOREAD:%d,%d,%d" % (pin, p["dir"], level))
+    return "OK"
+
+
+# --------------------------------------------------------------------- WiFi
+@handler("CWMODE_CUR", "CWMODE_DEF", "CWMODE")
+async def cwmode(ctx, req):
+    need_form(req, "query", "set", "test")
+    if req.form == "test":
+        await ctx.send_line(b"+%s:(1-3)" % req.name.encode())
+        return "OK"
+    if req.form == "query":
+        v = ctx.state.mode if not req.name.endswith("_DEF") else ctx.state.flash["cwmode"]
+        await ctx.send_line(b"+%s:%d" % (req.name.encode(), v))
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 1, 3)
+    put(ctx, req, "cwmode", m)
+    old = ctx.state.mode
+    ctx.state.mode = m
+    if old in (1, 3) and m == 2 and ctx.state.station is not None:
+        await leave_ap(ctx.emulator, urc=False, ctx=ctx)
+    return "OK"
+
+
+def find_aps(world, ssid=None, bssid=None, channel=None):
+    out = []
+    for ap in world.get("aps", []):
+        if ssid is not None and ssid != "" and ap.get("ssid") != ssid:
+            continue
+        if bssid and ap.get("mac", "").lower() != bssid.lower():
+            continue
+        if channel is not None and int(ap.get("channel", 1)) != channel:
+            continue
+        out.append(ap)
+    return out
+
+
+async def leave_ap(emu, urc=True, ctx=None):
+    st = emu.state
+    if st.station is None:
+        return
+    st.station = None
+    st.station_ip = None
+    await emu.net.drop_all(silent=False)
+    if urc or ctx is None:
+        emu.urc(b"WIFI DISCONNECT")
+    else:
+        await ctx.send_line(b"WIFI DISCONNECT")
+
+
+async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
+    """Join an AP of the world; returns None or the CWJAP error code (1-4)."""
+    st = emu.state
+
+    async def say(line):
+        if urcs or ctx is None:
+            emu.urc(line)
+        else:
+            await ctx.send_line(line)
+
+    if st.station is not None:
+        await leave_ap(emu, urc=urcs, ctx=ctx)
+    cands = find_aps(st.world, ssid, bssid)
+    if not cands:
+        await trio.sleep(min(0.2, st.world.get("scan_time", 0.05)))
+        return 3
+    ap = max(cands, key=lambda a: int(a.get("rssi", -70)))
+    await trio.sleep(float(ap.get("join_time", 0.05)))
+    fail = ap.get("fail")
+    if fail in (1, 4):
+        return int(fail)
+    if int(ap.get("ecn", 3)) != 0 and ap.get("password", "") != pwd:
+        return 2
+    await say(b"WIFI CONNECTED")
+    await trio.sleep(float(ap.get("dhcp_time", 0.01)))
+    st.station = ap
+    if st.cur["dhcp"] & 2:
+        st.station_ip = ap.get("ip", "192.168.10.%d" % (100 + emu.rng.randrange(100)))
+    else:
+        st.station_ip = st.cur["sta_ip"][0]
+    await say(b"WIFI GOT IP")
+    return None
+
+
+@handler("CWJAP_CUR", "CWJAP_DEF", "CWJAP")
+async def cwjap(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        ap = st.station
+        if ap is None:
+            await ctx.send_line(b"No AP")
+            return "OK"
+        await ctx.send_line(b"+%s:%s,%s,%d,%d" % (req.name.encode(), q(ap["ssid"]), q(ap.get("mac", "").lower()),
+                                                   int(ap.get("channel", 1)), int(ap.get("rssi", -70))))
+        return "OK"
+    a = nargs(ctx, 2, 3)
+    ssid = S(a[0], 1, 32)
+    pwd = S(a[1], 0, 64)
+    bssid = MAC(a[2]) if len(a) == 3 and a[2] else None
+    need_mode(ctx, 1, 3)
+    jap = [ssid, pwd, bssid]
+    st.cur["jap"] = jap
+    if is_def(req):
+        st.flash["jap"] = jap
+    code = await join_ap(ctx.emulator, ssid, pwd, bssid, ctx=ctx)
+    if code is not None:
+        raise CommandFailed("FAIL", [b"+%s:%d" % (req.name.encode(), code)])
+    return "OK"
+
+
+@handler("CWLAPOPT")
+async def cwlapopt(ctx, req):
+    need_form(req, "set")
+    a = nargs(ctx, 1, 2)
+    sort = I(a[0], 0, 1)
+    mask = I(a[1], 0, 0x7FF) if len(a) > 1 else 0x7FF
+    ctx.state.cur["lapopt"] = [sort, mask]
+    return "OK"
+
+
+@handler("CWLAP")
+async def cwlap(ctx, req):
+    need_form(req, "execute", "set")
+    need_mode(ctx, 1, 3)
+    ssid = bssid = channel = None
+    if req.form == "set":
+        a = nargs(ctx, 1, 2, 3)
+        ssid = S(a[0], 0, 32)
+        if len(a) > 1 and a[1]:
+            bssid = MAC(a[1])
+        if len(a) > 2:
+            channel = I(a[2], 1, 14)
+    await trio.sleep(float(ctx.state.world.get("scan_time", 0.05)))
+    aps = [ap for ap in find_aps(ctx.state.world, ssid, bssid, channel) if not ap.get("hidden")]
+    sort, mask = ctx.state.cur["lapopt"]
+    if sort:
+        aps.sort(key=lambda ap: -int(ap.get("rssi", -70)))
+    for ap in aps:
+        fields = []
+        if mask & 1:
+            fields.append(b"%d" % int(ap.get("ecn", 3)))
+        if mask & 2:
+            fields.append(q(ap["ssid"]))
+        if mask & 4:
+            fields.append(b"%d" % int(ap.get("rssi", -70)))
+        if mask & 8:
+            fields.append(q(ap.get("mac", "").lower()))
+        if mask & 16:
+            fields.append(b"%d" % int(ap.get("channel", 1)))
+        if mask & 1024:
+            fields.append(b"%d" % int(ap.get("wps", 0)))
+        await ctx.send_line(b"+CWLAP:(" + b",".join(fields) + b")")
+    return "OK"
+
+
+@handler("CWQAP")
+async def cwqap(ctx, req):
+    need_form(req, "execute")
+    await leave_ap(ctx.emulator, urc=False, ctx=ctx)
+    ctx.state.cur["jap"] = None  # no auto-rejoin of this session
+    return "OK"
+
+
+@handler("CWSAP_CUR", "CWSAP_DEF", "CWSAP")
+async def cwsap(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        s = get(ctx, req, "sap")
+        await ctx.send_line(b"+%s:%s,%s,%d,%d,%d,%d" % (req.name.encode(), q(s[0]), q(s[1]), *s[2:]))
+        return "OK"
+    a = nargs(ctx, 4, 5, 6)
+    ssid = S(a[0], 1, 32)
+    pwd = S(a[1], 0, 64)
+    chl = I(a[2], 0, 13)
+    ecn = I(a[3])
+    if ecn not in (0, 2, 3, 4):
+        raise ValueError("ecn")
+    if ecn != 0 and not 8 <= len(pwd) <= 64:
+        raise ValueError("pwd length")
+    maxconn = I(a[4], 1, 4) if len(a) > 4 else 4
+    hidden = I(a[5], 0, 1) if len(a) > 5 else 0
+    need_mode(ctx, 2, 3)
+    put(ctx, req, "sap", [ssid, "" if ecn == 0 else pwd, chl, ecn, maxconn, hidden])
+    return "OK"
+
+
+def _stations(st):
+    lo = ipaddress.IPv4Address(st.cur["dhcps"][1])
+    out = []
+    for i, sta in enumerate(st.world.get("stations", [])):
+        out.append((sta.get("ip") or str(lo + i), sta["mac"].lower()))
+    return out[: st.cur["sap"][4]]
+
+
+@handler("CWLIF")
+async def cwlif(ctx, req):
+    need_form(req, "execute")
+    st = ctx.state
+    if st.mode in (2, 3) and st.cur["dhcp"] & 1:
+        for ip, mac in _stations(st):
+            await ctx.send_line(q(ip) + b"," + q(mac))
+    return "OK"
+
+
+@handler("CWDHCP_CUR", "CWDHCP_DEF", "CWDHCP")
+async def cwdhcp(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+%s:%d" % (req.name.encode(), get(ctx, req, "dhcp")))
+        return "OK"
+    mode, en = nargs(ctx, 2)
+    mode = I(mode, 0, 2)
+    en = I(en, 0, 1)
+    bits = {0: 1, 1: 2, 2: 3}[mode]
+    v = get(ctx, req, "dhcp")
+    v = (v | bits) if en else (v & ~bits)
+    put(ctx, req, "dhcp", v)
+    st = ctx.state
+    if st.station is not None and mode in (1, 2):
+        st.station_ip = st.station.get("ip", st.station_ip) if en else st.cur["sta_ip"][0]
+    return "OK"
+
+
+@handler("CWDHCPS_CUR", "CWDHCPS_DEF", "CWDHCPS", "CWDHPCS_CUR", "CWDHPCS_DEF")
+async def cwdhcps(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        v = get(ctx, req, "dhcps")
+        await ctx.send_line(b"+%s:%d,%s,%s" % (req.name.encode(), v[0], q(v[1]), q(v[2])))
+        return "OK"
+    a = nargs(ctx, 1, 2, 4)
+    en = I(a[0], 0, 1)
+    need_mode(ctx, 2, 3)
+    if en == 0:
+        ap = ipaddress.IPv4Address(ctx.state.cur["ap_ip"][0])
+        net = int(ap) & 0xFFFFFF00
+        v = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
+    else:
+        if len(a) != 4:
+            raise ValueError("lease, start and end needed")
+        lease = I(a[1], 1, 2880)
+        start, end = IP(a[2]), IP(a[3])
+        ap = ctx.state.cur["ap_ip"][0]
+        for x in (start, end):
+            if x.rsplit(".", 1)[0] != ap.rsplit(".", 1)[0]:
+                raise ValueError("not in the SoftAP's segment")
+        if ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
+            raise ValueError("start after end")
+        v = [lease, start, end]
+    put(ctx, req, "dhcps", v)
+    return "OK"
+
+
+@handler("CWAUTOCONN")
+async def cwautoconn(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+CWAUTOCONN:%d" % ctx.state.flash["autoconn"])
+        return "OK"
+    (en,) = nargs(ctx, 1)
+    en = I(en, 0, 1)
+    ctx.state.cur["autoconn"] = en
+    ctx.state.flash["autoconn"] = en
+    return "OK"
+
+
+@handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
+async def cipstamac(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+%s:%s" % (req.name.encode(), q(get(ctx, req, "stamac"))))
+        return "OK"
+    (mac,) = nargs(ctx, 1)
+    mac = MAC(mac)
+    if int(mac[:2], 16) & 1:
+        raise ValueError("bit 0 of the MAC must be 0")
+    put(ctx, req, "stamac", mac)
+    return "OK"
+
+
+@handler("CIPAPMAC_CUR", "CIPAPMAC_DEF", "CIPAPMAC")
+async def cipapmac(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        mac = ctx.state.cur["apmac"] if not req.name.endswith("_DEF") else derive_ap_mac(ctx.state.flash["stamac"])
+        await ctx.send_line(b"+%s:%s" % (req.name.encode(), q(mac)))
+        return "OK"
+    (mac,) = nargs(ctx, 1)
+    mac = MAC(mac)
+    if int(mac[:2], 16) & 1:
+        raise ValueError("bit 0 of the MAC must be 0")
+    return "OK"  # accepted but not applied: the SoftAP MAC follows the Station MAC at boot
+
+
+def _ipconf(ctx, req, key, dhcp_bit, class_c=False):
+    a = nargs(ctx, 1, 3)
+    ip = IP(a[0])
+    if class_c and not 192 <= int(ip.split(".")[0]) <= 223:
+        raise ValueError("only class C addresses")
+    if len(a) == 3:
+        gw, mask = IP(a[1]), IP(a[2])
+    else:
+        gw = ip.rsplit(".", 1)[0] + ".1"
+        mask = "255.255.255.0"
+    put(ctx, req, key, [ip, gw, mask])
+    put(ctx, req, "dhcp", get(ctx, req, "dhcp") & ~dhcp_bit)
+
+
+@handler("CIPSTA_CUR", "CIPSTA_DEF", "CIPSTA")
+async def cipsta(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    name = req.name.encode()
+    if req.form == "query":
+        if req.name.endswith("_DEF"):
+            v = st.flash["sta_ip"]
+        elif st.station is None:
+            v = ["0.0.0.0", "0.0.0.0", "0.0.0.0"]
+        elif st.cur["dhcp"] & 2:
+            v = [st.station_ip, st.station.get("gateway", st.station_ip.rsplit(".", 1)[0] + ".1"),
+                 st.station.get("netmask", "255.255.255.0")]
+        else:
+            v = st.cur["sta_ip"]
+        for label, val in zip((b"ip", b"gateway", b"netmask"), v):
+            await ctx.send_line(b"+%s:%s:%s" % (name, label, q(val)))
+        return "OK"
+    _ipconf(ctx, req, "sta_ip", 2)
+    if st.station is not None:
+        st.station_ip = st.cur["sta_ip"][0]
+    return "OK"
+
+
+@handler("CIPAP_CUR", "CIPAP_DEF", "CIPAP")
+async def cipap(ctx, req):
+    need_form(req, "query", "set")
+    name = req.name.encode()
+    if req.form == "query":
+        v = get(ctx, req, "ap_ip")
+        for label, val in zip((b"ip", b"gateway", b"netmask"), v):
+            await ctx.send_line(b"+%s:%s:%s" % (name, label, q(val)))
+        return "OK"
+    _ipconf(ctx, req, "ap_ip", 1, class_c=True)
+    return "OK"
+
+
+@handler("CWHOSTNAME")
+async def cwhostname(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        if st.mode == 2:
+            await ctx.send_line(b"+CWHOSTNAME:<NULL>")
+        else:
+            await ctx.send_line(b"+CWHOSTNAME:" + st.cur["hostname"].encode())
+        return "OK"
+    (name,) = nargs(ctx, 1)
+    name = S(name, 1, 32)
+    need_mode(ctx, 1, 3)
+    st.cur["hostname"] = name
+    return "OK"
+
+
+@handler("CWCOUNTRY_CUR", "CWCOUNTRY_DEF", "CWCOUNTRY")
+async def cwcountry(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        p, code, ch = get(ctx, req, "country")
+        await ctx.send_line(b"+%s:%d,%s,%d" % (req.name.encode(), p, q(code[:2]), ch))
+        return "OK"
+    p, code, ch = nargs(ctx, 3)
+    put(ctx, req, "country", [I(p, 0, 1), S(code, 1, 3), I(ch, 0, 7)])
+    return "OK"
+
+
+@handler("CWSTARTSMART")
+async def cwstartsmart(ctx, req):
+    need_form(req, "execute", "set")
+    tries = None
+    if req.form == "set":
+        a = nargs(ctx, 1, 2)
+        tries = I(a[-1], 1, 255)
+    need_mode(ctx, 1)
+    st = ctx.state
+    st.cur["smart"] = True
+    emu = ctx.emulator
+    gen = emu.generation
+
+    async def run():
+        sc = st.world.get("smartconfig")
+        await trio.sleep(float((sc or {}).get("delay", 0.1)))
+        if not sc or not st.cur.get("smart") or emu.generation != gen:
+            return
+        emu.urc(b"smartconfig type:AIRKISS")
+        emu.urc(b"smart get wifi info")
+        emu.urc(b"ssid:" + sc["ssid"].encode())
+        emu.urc(b"password:" + sc.get("password", "").encode())
+        code = await join_ap(emu, sc["ssid"], sc.get("password", ""), urcs=True)
+        if code is None:
+            st.cur["jap"] = st.flash["jap"] = [sc["ssid"], sc.get("password", ""), None]
+            emu.urc(b"smartconfig connected wifi")
+
+    del tries
+    emu.life.start_soon(run)
+    return "OK"
+
+
+@handler("CWSTOPSMART")
+async def cwstopsmart(ctx, req):
+    need_form(req, "execute")
+    ctx.state.cur["smart"] = False
+    return "OK"
+
+
+@handler("WPS")
+async def wps(ctx, req):
+    need_form(req, "set")
+    (en,) = nargs(ctx, 1)
+    en = I(en, 0, 1)
+    need_mode(ctx, 1, 3)
+    st = ctx.state
+    if not en:
+        st.cur["wps"] = False
+        return "OK"
+    st.cur["wps"] = True
+    await ctx.send_line(b"wps started")
+    emu = ctx.emulator
+    gen = emu.generation
+
+    async def run():
+        await trio.sleep(float(st.world.get("wps_time", 0.1)))
+        if not st.cur.get("wps") or emu.generation != gen:
+            return
+        st.cur["wps"] = False
+        aps = [ap for ap in st.world.get("aps", []) if ap.get("wps") and int(ap.get("ecn", 3)) != 1]
+        if not aps:
+            emu.urc(b"wps fail")
+            return
+        ap = aps[0]
+        emu.urc(b"wps success,connecting ap ...")
+        code = await join_ap(emu, ap["ssid"], ap.get("password", ""), urcs=True)
+        if code is None:
+            st.cur["jap"] = st.flash["jap"] = [ap["ssid"], ap.get("password", ""), None]
+
+    emu.life.start_soon(run)
+    return "OK"

@@ -1,0 +1,620 @@
+"""The emulated WizFi360: UART model, command loop, URCs, boot, flash.
+
+Threading: `Emulator.start()` runs a trio loop in a daemon thread.  Transports
+feed host bytes in with `feed()` (any thread) and receive module bytes through a
+sink callable `sink(data, baud)` called on the emulator thread, paced at the
+current baud rate (8N1: 10 bits per byte).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+import socket
+import tempfile
+import threading
+import time
+from collections import deque
+from importlib import resources
+from typing import Callable, Optional
+
+import trio
+
+from wizsock.emulator import atparse
+from wizsock.emulator.faults import Faults
+from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
+
+log = logging.getLogger("wizsock.emulator")
+
+FIRMWARE = "1.1.1.7"
+GMR_LINES = [
+    b"AT version:1.1.1.7(May  9 2022 10:22:13)",
+    b"SDK version:3.0.0(a0ffff9f)",
+    b"compile time:May  9 2022 10:22:13",
+]
+BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
+OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
+BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
+         19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
+
+_registry = {}  # name -> Emulator (wizemu://<name>)
+_registry_lock = threading.Lock()
+
+
+def find(name: str) -> Optional["Emulator"]:
+    with _registry_lock:
+        return _registry.get(name)
+
+
+def load_world(world) -> dict:
+    if world is None:
+        text = resources.files("wizsock.emulator").joinpath("default_world.json").read_text()
+        return json.loads(text)
+    if isinstance(world, dict):
+        return copy.deepcopy(world)
+    with open(world, "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def factory_defaults(sta_mac: str, baud: int) -> dict:
+    tail = sta_mac.replace(":", "")[-6:].upper()
+    return {
+        "uart": [baud, 8, 1, 0, 0],
+        "cwmode": 2,
+        "dhcp": 3,                      # bit0 SoftAP DHCP, bit1 Station DHCP
+        "sap": ["WizFi360_" + tail, "", 1, 0, 4, 0],
+        "dhcps": [120, "192.168.36.2", "192.168.36.101"],
+        "autoconn": 1,
+        "stamac": sta_mac,
+        "sta_ip": ["192.168.1.1", "192.168.1.1", "255.255.255.0"],
+        "ap_ip": ["192.168.36.1", "192.168.36.1", "255.255.255.0"],
+        "country": [0, "CN", 1],
+        "jap": None,                    # [ssid, pwd, bssid] saved by CWJAP_DEF
+        "dns": [0, ["208.67.220.220"]],
+        "sslconf": 0,
+        "ca": None,
+        "translink": None,
+        "sleep": 2,
+    }
+
+
+class _Buffer:
+    """A byte buffer with a trio wake-up for waiters (emulator thread only)."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self._event = trio.Event()
+
+    def changed(self):
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self):
+        await self._event.wait()
+
+
+class Ctx(Context):
+    def __init__(self, emu: "Emulator", req, line: bytes):
+        self.emulator = emu
+        self.state = emu.state
+        self.req = req
+        self.line = line
+        self.args = atparse.args(_RawReq(line, req))
+
+    async def send_line(self, line: bytes) -> None:
+        await self.emulator.write_unit(bytes(line) + b"\r\n")
+
+    async def write(self, data: bytes) -> None:
+        await self.emulator.write_unit(bytes(data))
+
+    async def prompt(self) -> None:
+        await self.emulator.write_unit(b">")
+
+    async def read_data(self, n=None, until=None, timeout=None) -> bytes:
+        return await self.emulator.read_data(n, until, timeout)
+
+    def urc(self, line: bytes) -> None:
+        self.emulator.urc(line)
+
+    def resolve(self, name: str) -> str:
+        return self.emulator.resolve(name)
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+
+class _RawReq:
+    def __init__(self, line, req):
+        self.raw = line
+        self.params = getattr(req, "params", {})
+
+
+class Emulator:
+    """A software WizFi360.  See design.md §3."""
+
+    def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
+                 faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
+                 name: Optional[str] = None, log_traffic: bool = False, log_file=None):
+        self.world = load_world(world)
+        self.rtt = float(rtt)
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.faults = faults if isinstance(faults, Faults) else Faults(faults, seed)
+        self.boot_delay = boot_delay
+        self.bind_host = bind_host
+        self.factory_baud = int(baudrate)
+        self.log_traffic = log_traffic
+        self.log_file = log_file
+        self._tmp_flash = None
+        if flash is None:
+            fd, flash = tempfile.mkstemp(prefix="wizemu-flash-", suffix=".json")
+            os.close(fd)
+            os.unlink(flash)
+            self._tmp_flash = flash
+        self.flash_path = str(flash)
+        mac_rng = random.Random(seed if seed is not None else os.getpid() ^ id(self))
+        self._factory_mac = "00:08:dc:%02x:%02x:%02x" % tuple(mac_rng.randrange(256) for _ in range(3))
+        self.state = ModuleState()
+        self.state.world = self.world
+        self._load_flash()
+        self.baud = self.state.flash["uart"][0]
+        self.flow = bool(self.state.flash["uart"][4])
+        self.echo = True
+        self.rts = True                 # host's RTS (hardware flow control)
+        self._sink: Optional[Callable[[bytes, int], None]] = None
+        self._thread: Optional[threading.Thread] = None
+        self._token: Optional[trio.lowlevel.TrioToken] = None
+        self._started = threading.Event()
+        self._stopped = False
+        self._urcs: deque = deque()
+        self._urc_lock = threading.Lock()
+        self.name = name or f"emu{id(self):x}"
+        self.deaf_until = 0.0
+        self.busy: Optional[str] = None    # None, "p" or "s"
+        self.reading = False
+        self.net = None                    # wizsock.emulator.net.Net, set in _main
+        self.transports = []
+        self.transcript = []               # (direction, bytes) when log_traffic
+        self.generation = 0                # bumps at every reset
+        self.ready_count = 0
+
+    # ------------------------------------------------------------------ flash
+    def _load_flash(self):
+        data = {}
+        if os.path.exists(self.flash_path):
+            try:
+                with open(self.flash_path, "r", encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                data = {}
+        base = factory_defaults(self._factory_mac, self.factory_baud)
+        base.update(data)
+        self.state.flash = Settings(base, on_change=self._save_flash)
+        self._save_flash()
+
+    def _save_flash(self):
+        tmp = self.flash_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(dict(self.state.flash), f)
+        os.replace(tmp, self.flash_path)
+
+    def restore_factory(self, everything: bool):
+        base = factory_defaults(self._factory_mac, self.factory_baud)
+        if everything:
+            self.state.flash = Settings(base, on_change=self._save_flash)
+        else:
+            self.state.flash["stamac"] = base["stamac"]
+        self._save_flash()
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> "Emulator":
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name=f"wizemu-{self.name}", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+        with _registry_lock:
+            _registry[self.name] = self
+        return self
+
+    def _run(self):
+        try:
+            trio.run(self._main)
+        except BaseException:  # pragma: no cover - logged for diagnosis
+            log.exception("emulator loop died")
+            raise
+
+    async def _main(self):
+        from wizsock.emulator import net, commands  # noqa: F401  (registers handlers)
+        _import_plugins()
+        self._token = trio.lowlevel.current_trio_token()
+        self.inbuf = _Buffer()
+        self.outbuf = _Buffer()
+        self._out_space = _Buffer()
+        self._urc_wake = _Buffer()
+        self._rts_wake = _Buffer()
+        self._stop_event = trio.Event()
+        self.net = net.Net(self)
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            nursery.start_soon(self._pacer)
+            nursery.start_soon(self._urc_flusher)
+            self._started.set()
+            await self._module_life(nursery)
+
+    async def _module_life(self, nursery):
+        while not self._stopped:
+            self._reset_event = trio.Event()
+            async with trio.open_nursery() as life:
+                self.life = life
+                life.start_soon(self._booted_life, life)
+                life.start_soon(self._watch_reset, life)
+            if self._stopped:
+                return
+
+    async def _watch_reset(self, life):
+        await self._reset_event.wait()
+        life.cancel_scope.cancel()
+
+    def reset(self, noise: bool = True):
+        """Restart the module now (RST, RESTORE, fault): from the emulator thread."""
+        self._reset_noise = noise
+        self._reset_event.set()
+
+    async def _booted_life(self, life):
+        self.generation += 1
+        self.busy = None
+        self.reading = False
+        await self.net.drop_all(silent=True)
+        with self._urc_lock:
+            self._urcs.clear()
+        self.inbuf.data.clear()
+        st = self.state
+        st.cur = Settings(copy.deepcopy(dict(st.flash)))
+        st.cur.update(cipmux=0, cipmode=0, cipdinfo=0, cipsto=180, servermaxconn=4,
+                      lapopt=[0, 0x7FF], sslsize=2048, hostname="WizFi360_" +
+                      st.flash["stamac"].replace(":", "")[-6:].upper(),
+                      apmac=derive_ap_mac(st.flash["stamac"]), sysio={}, smart=False)
+        st.mux = 0
+        st.mode = st.cur["cwmode"]
+        st.station = None
+        st.station_ip = None
+        st.transparent = False
+        self.baud = st.cur["uart"][0]
+        self.flow = bool(st.cur["uart"][4])
+        self.echo = True
+        if getattr(self, "_reset_noise", False):
+            self._raw_out(BOOT_NOISE)
+        self.deaf_until = time.monotonic() + self.boot_delay
+        await trio.sleep(self.boot_delay)
+        await self.write_unit(b"\r\nready\r\n")
+        self.ready_count += 1
+        self.deaf_until = 0.0
+        self.inbuf.data.clear()
+        if st.cur["autoconn"] and st.mode in (1, 3) and st.cur.get("jap"):
+            life.start_soon(self._autoconnect)
+        tl = st.flash.get("translink")
+        if tl and tl[0] == 1:
+            life.start_soon(self.net.boot_translink, tl)
+        await self._command_loop(life)
+
+    async def _autoconnect(self):
+        from wizsock.emulator.commands import join_ap
+        ssid, pwd, bssid = self.state.cur["jap"]
+        await join_ap(self, ssid, pwd, bssid, urcs=True)
+
+    def stop(self):
+        if self._thread is None:
+            return
+        self._stopped = True
+
+        def _cancel():
+            self._stop_event.set()
+            self.nursery.cancel_scope.cancel()
+        try:
+            trio.from_thread.run_sync(_cancel, trio_token=self._token)
+        except (trio.RunFinishedError, RuntimeError):
+            pass
+        self._thread.join(10)
+        self._thread = None
+        for t in list(self.transports):
+            try:
+                t.close()
+            except Exception:
+                pass
+        with _registry_lock:
+            if _registry.get(self.name) is self:
+                del _registry[self.name]
+        if self._tmp_flash:
+            for p in (self._tmp_flash, self._tmp_flash + ".tmp"):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"wizemu://{self.name}"
+
+    def serve_pty(self) -> str:
+        from wizsock.emulator.transports import PtyTransport
+        t = PtyTransport(self)
+        self.transports.append(t)
+        return t.path
+
+    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0):
+        from wizsock.emulator.transports import TcpTransport
+        t = TcpTransport(self, host, port)
+        self.transports.append(t)
+        return t.address
+
+    # ------------------------------------------------------ thread interface
+    def call(self, fn, *args):
+        """Run fn(*args) on the emulator thread, return its result."""
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def call_soon(self, fn, *args):
+        self._token.run_sync_soon(fn, *args)
+
+    def attach(self, sink: Callable[[bytes, int], None]):
+        """Set where module output goes (sink(data, baud) on the emulator thread)."""
+        self._sink = sink
+
+    def detach(self, sink):
+        if self._sink is sink:
+            self._sink = None
+
+    def feed(self, data: bytes):
+        """Host -> module bytes, from any thread."""
+        if not data:
+            return
+        data = bytes(data)
+        try:
+            self._token.run_sync_soon(self._on_input, data)
+        except trio.RunFinishedError:
+            pass
+
+    def set_rts(self, value: bool):
+        self.rts = bool(value)
+        try:
+            self._token.run_sync_soon(self._rts_wake.changed)
+        except (trio.RunFinishedError, AttributeError):
+            pass
+
+    def _on_input(self, data: bytes):
+        if self.log_traffic:
+            self._log("<<", data)
+        if self.deaf_until and time.monotonic() < self.deaf_until:
+            return  # asleep or booting: the UART is not listening
+        self.inbuf.data += data
+        self.inbuf.changed()
+
+    def _log(self, direction, data):
+        self.transcript.append((direction, bytes(data)))
+        if self.log_file is not None:
+            for line in bytes(data).split(b"\n"):
+                if line.strip():
+                    shown = atparse.redact(line.rstrip(b"\r"))
+                    print(f"{direction} {shown!r}", file=self.log_file, flush=True)
+
+    # ------------------------------------------------------------- output
+    async def write_unit(self, data: bytes):
+        """Queue bytes for the UART as one unit (nothing interleaves inside)."""
+        while len(self.outbuf.data) > OUT_HIGH_WATER:
+            await self._out_space.wait()
+        self._raw_out(data)
+
+    def _raw_out(self, data: bytes):
+        f = self.faults
+        if f and f.hit("garbage"):
+            self.outbuf.data += bytes(self.faults.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
+        self.outbuf.data += data
+        self.outbuf.changed()
+        if f and f.enabled("urc"):
+            self._urc_wake.changed()
+
+    def urc(self, line: bytes):
+        """Unsolicited line at the next boundary; thread-safe."""
+        with self._urc_lock:
+            self._urcs.append(bytes(line))
+        try:
+            self._token.run_sync_soon(self._urc_wake.changed)
+        except (trio.RunFinishedError, AttributeError):
+            pass
+
+    async def _urc_flusher(self):
+        while True:
+            await self._urc_wake.wait()
+            await trio.sleep(0)
+            while True:
+                with self._urc_lock:
+                    line = self._urcs.popleft() if self._urcs else None
+                if line is None:
+                    break
+                await self.write_unit(line + b"\r\n")
+            if self.faults.enabled("urc") and self.faults.hit("urc"):
+                mac = "%02x:%02x:%02x:%02x:%02x:%02x" % (0x18, 0xcf, 0x5e, *[self.faults.rng.randrange(256) for _ in range(3)])
+                self._raw_out(b'+STA_CONNECTED:"%s"\r\n' % mac.encode())
+                self._raw_out(b'+STA_DISCONNECTED:"%s"\r\n' % mac.encode())
+
+    async def wait_output_drained(self):
+        while self.outbuf.data:
+            await self._out_space.wait()
+
+    async def _pacer(self):
+        t_next = time.monotonic()
+        while True:
+            while not self.outbuf.data:
+                await self.outbuf.wait()
+            while self.flow and not self.rts:
+                await self._rts_wake.wait()
+            f = self.faults
+            if f and f.hit("stall"):
+                await trio.sleep(f.rng.uniform(0.2, 1.0))
+            baud = self.baud
+            per_byte = 10.0 / baud
+            if f and f.enabled("chunk") and f.hit("chunk"):
+                size = f.rng.randint(1, 16)
+            else:
+                size = max(1, int(0.002 / per_byte))  # ~2 ms worth of bytes per slice
+            now = time.monotonic()
+            if t_next < now - 0.005:
+                t_next = now  # idle line: pacing restarts now
+            chunk = bytes(self.outbuf.data[:size])
+            del self.outbuf.data[:size]
+            t_next += len(chunk) * per_byte
+            self._out_space.changed()
+            if self.log_traffic:
+                self._log(">>", chunk)
+            sink = self._sink
+            if sink is not None:
+                try:
+                    sink(chunk, baud)
+                except Exception:  # a transport gone away must not kill the module
+                    log.debug("sink failed", exc_info=True)
+            if f and f.enabled("chunk"):
+                t_next += f.rng.uniform(0, 0.003)
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                await trio.sleep(delay)
+
+    # -------------------------------------------------------------- input
+    async def read_line(self) -> bytes:
+        while True:
+            i = self.inbuf.data.find(b"\n")
+            if i >= 0:
+                line = bytes(self.inbuf.data[:i + 1])
+                del self.inbuf.data[:i + 1]
+                return line
+            await self.inbuf.wait()
+
+    async def read_data(self, n=None, until=None, timeout=None) -> bytes:
+        self.reading = True
+        try:
+            with trio.fail_after(timeout) if timeout else _nullcm():
+                while True:
+                    buf = self.inbuf.data
+                    if until is not None:
+                        i = buf.find(until)
+                        if i >= 0 and (n is None or i + len(until) <= n):
+                            out = bytes(buf[:i + len(until)])
+                            del buf[:i + len(until)]
+                            return out
+                    if n is not None and len(buf) >= n:
+                        out = bytes(buf[:n])
+                        del buf[:n]
+                        return out
+                    await self.inbuf.wait()
+        finally:
+            self.reading = False
+
+    async def _busy_watcher(self):
+        while True:
+            await self.inbuf.wait()
+            await trio.sleep(0)
+            while self.busy and not self.reading:
+                i = self.inbuf.data.find(b"\n")
+                if i < 0:
+                    break
+                del self.inbuf.data[:i + 1]
+                await self.write_unit(b"busy %s...\r\n" % self.busy.encode())
+
+    async def _command_loop(self, life):
+        life.start_soon(self._busy_watcher)
+        while True:
+            if self.state.transparent:
+                await self.net.passthrough()
+                continue
+            raw = await self.read_line()
+            line = raw.rstrip(b"\r\n")
+            if self.echo:
+                await self.write_unit(raw if raw.endswith(b"\r\n") else line + b"\r\n")
+            if not line.strip():
+                continue
+            f = self.faults
+            if f and f.hit("reset"):
+                self.reset()
+                await trio.sleep_forever()
+            if f and f.hit("busy"):
+                for _ in range(f.rng.randint(1, 3)):
+                    await self.write_unit(b"busy p...\r\n")
+                continue
+            self.busy = "p"
+            try:
+                await self.execute(line)
+            finally:
+                self.busy = None
+
+    async def execute(self, line: bytes):
+        try:
+            req = atparse.parse(line)
+        except (atparse.RequestError, ValueError, UnicodeDecodeError):
+            await self.write_unit(b"\r\nERROR\r\n")
+            return
+        fn = lookup(getattr(req, "name", ""))
+        if fn is None:
+            await self.write_unit(b"\r\nERROR\r\n")
+            return
+        ctx = Ctx(self, req, line)
+        try:
+            result = await fn(ctx, req)
+        except CommandFailed as e:
+            for ln in e.lines:
+                await self.write_unit(ln + b"\r\n")
+            if e.result:
+                await self.write_unit(b"\r\n" + e.result.encode() + b"\r\n")
+            return
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            log.debug("handler %s rejected %r: %s", getattr(req, "name", "?"), line, e)
+            await self.write_unit(b"\r\nERROR\r\n")
+            return
+        if result:
+            await self.write_unit(b"\r\n" + result.encode() + b"\r\n")
+
+    # ----------------------------------------------------------------- DNS
+    def resolve(self, name: str) -> str:
+        name = str(name)
+        dns = self.world.get("dns", {})
+        if name in dns:
+            return dns[name]
+        try:
+            socket.inet_aton(name)
+            return name
+        except OSError:
+            pass
+        try:
+            return socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0]
+        except OSError:
+            raise CommandFailed("ERROR", [b"DNS Fail"])
+
+
+class _nullcm:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def derive_ap_mac(sta_mac: str) -> str:
+    b = [int(x, 16) for x in sta_mac.split(":")]
+    b[0] |= 0x02
+    return ":".join("%02x" % x for x in b)
+
+
+def _import_plugins():
+    import importlib
+    for mod in ("mqtt", "netconfig", "services"):
+        try:
+            importlib.import_module("wizsock.emulator." + mod)
+        except ImportError as e:
+            if e.name != "wizsock.emulator." + mod:
+                log.warning("emulator plug-in %s failed to import: %s", mod, e)

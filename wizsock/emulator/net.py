@@ -1,0 +1,817 @@
+"""TCP/IP commands of the emulated module (spec §3.3): real sockets behind the links."""
+from __future__ import annotations
+
+import socket as _socket
+import ssl
+import time
+from typing import Dict, Optional
+
+import trio
+
+from wizsock.emulator import atparse
+from wizsock.emulator.commands import I, IP, S, base, is_def, nargs, need_form, put, q
+from wizsock.emulator.registry import CommandFailed, handler
+
+MAX_LINKS = 5
+MAX_SEND = 2048
+SENDBUF_SIZE = 21900
+CONNECT_TIMEOUT = 10.0
+
+
+class Link:
+    def __init__(self, net, lid, kind, remote, local_port, tcp_type=0):
+        self.net = net
+        self.id = lid
+        self.kind = kind
+        self.remote = remote            # (ip, port)
+        self.local_port = local_port
+        self.tcp_type = tcp_type
+        self.stream = None              # trio stream (TCP/SSL)
+        self.sock = None                # trio UDP socket
+        self.udp_mode = 0
+        self.udp_changed = False
+        self.scope = trio.CancelScope()
+        self.closed = False
+        self.last_activity = time.monotonic()
+        self.send_lock = trio.Lock()
+        # CIPSENDBUF bookkeeping
+        self.next_seg = 1
+        self.sent_seg = 0
+        self.acked_seg = 0
+        self.pending = 0
+        self.seg_ok: Dict[int, bool] = {}
+        self.seg_queue = None
+
+    async def send(self, data: bytes, remote=None):
+        self.last_activity = time.monotonic()
+        if self.kind == "UDP":
+            await self.sock.sendto(data, remote or self.remote)
+        else:
+            await self.stream.send_all(data)
+
+    def close(self):
+        self.net.emu.call_soon(self.scope.cancel)
+
+
+class Net:
+    def __init__(self, emu):
+        self.emu = emu
+        self.state = emu.state
+        self.server = None              # (listeners, cancel scope, port)
+
+    # ----------------------------------------------------------- bookkeeping
+    @property
+    def links(self):
+        return self.state.links
+
+    def free_id(self) -> Optional[int]:
+        for i in range(MAX_LINKS):
+            if i not in self.links:
+                return i
+        return None
+
+    def closed_line(self, lid) -> bytes:
+        return b"%d,CLOSED" % lid if self.state.mux else b"CLOSED"
+
+    async def close_link(self, link, notify=True):
+        if link.closed:
+            return
+        link.closed = True
+        if self.links.get(link.id) is link:
+            del self.links[link.id]
+        self.state.cur["had_link"] = True
+        link.scope.cancel()
+        try:
+            if link.stream is not None:
+                with trio.move_on_after(1) as cs:
+                    cs.shield = True
+                    await link.stream.aclose()
+            if link.sock is not None:
+                link.sock.close()
+        except Exception:
+            pass
+        if notify:
+            self.emu.urc(self.closed_line(link.id))
+
+    async def drop_all(self, silent=True):
+        for link in list(self.links.values()):
+            await self.close_link(link, notify=not silent)
+        self.links.clear()
+        if self.server is not None:
+            self.server[1].cancel()
+            self.server = None
+
+    # --------------------------------------------------------------- opening
+    async def open_link(self, lid, kind, host, port, extra, nursery):
+        emu = self.emu
+        st = self.state
+        if st.station is None and st.mode == 1:
+            raise CommandFailed("ERROR")  # no network to reach anything on
+        if lid in self.links:
+            raise CommandFailed("ERROR", [b"ALREADY CONNECTED"])
+        f = emu.faults
+        if f and f.hit("limit"):
+            raise CommandFailed("ERROR")
+        if kind == "SSL" and any(ln.kind == "SSL" for ln in self.links.values()):
+            raise CommandFailed("ERROR")  # one SSL session at most
+        ip = emu.resolve(host)
+        if kind == "UDP":
+            local_port = extra[0] if extra else 0
+            mode = extra[1] if len(extra) > 1 else 0
+            sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+            bind = emu.bind_host if ip.startswith("127.") else "0.0.0.0"
+            try:
+                await sock.bind((bind, local_port))
+            except OSError:
+                sock.close()
+                raise CommandFailed("ERROR")
+            link = Link(self, lid, "UDP", (ip, port), sock.getsockname()[1])
+            link.sock = sock
+            link.udp_mode = mode
+        else:
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    stream = await trio.open_tcp_stream(ip, port)
+            except (OSError, trio.TooSlowError):
+                emu.urc(self.closed_line(lid))
+                raise CommandFailed("ERROR")
+            local_port = stream.socket.getsockname()[1]
+            if kind == "SSL":
+                stream = await self._tls(stream, host, ip, port)
+            link = Link(self, lid, kind, (ip, port), local_port)
+            link.stream = stream
+        self.links[lid] = link
+        nursery.start_soon(self._reader, link)
+        return link
+
+    def _tls_context(self, verify: bool):
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        ca = self.state.flash.get("ca")
+        # verification uses only the CA given with AT+CASEND, as the module does
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if ca:
+            try:
+                ctx.load_verify_locations(cadata=ca)
+            except ssl.SSLError:
+                pass
+        return ctx
+
+    async def _tls(self, tcp, host, ip, port):
+        mode = self.state.flash.get("sslconf", 0)
+        name = host if host != ip else ip
+        stream = trio.SSLStream(tcp, self._tls_context(mode != 0), server_hostname=name)
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                await stream.do_handshake()
+            return stream
+        except (trio.BrokenResourceError, ssl.SSLError, trio.TooSlowError, OSError):
+            await trio.aclose_forcefully(tcp)
+            if mode != 1:
+                raise CommandFailed("ERROR")
+        # mode 1: verification failed, connect anyway
+        tcp = await trio.open_tcp_stream(ip, port)
+        stream = trio.SSLStream(tcp, self._tls_context(False), server_hostname=name)
+        try:
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError, OSError):
+            await trio.aclose_forcefully(tcp)
+            raise CommandFailed("ERROR")
+        return stream
+
+    # --------------------------------------------------------------- reading
+    async def _reader(self, link):
+        emu = self.emu
+        st = self.state
+        notify = True
+        with link.scope:
+            try:
+                while True:
+                    if link.kind == "UDP":
+                        data, addr = await link.sock.recvfrom(65536)
+                        if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_changed):
+                            if addr[:2] != link.remote:
+                                link.udp_changed = True
+                                link.remote = addr[:2]
+                        src = addr[:2]
+                    else:
+                        data = await link.stream.receive_some(1460)
+                        if not data:
+                            break
+                        src = link.remote
+                    link.last_activity = time.monotonic()
+                    if st.transparent:
+                        await emu.write_unit(data)
+                    else:
+                        remote = src if st.cur.get("cipdinfo") else None
+                        await emu.write_unit(b"\r\n" + atparse.format_ipd(
+                            link.id if st.mux else None, data, remote=remote, mux=bool(st.mux)))
+                    f = emu.faults
+                    if f and link.kind != "UDP" and f.hit("early_close"):
+                        break
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
+                pass
+        if link.scope.cancelled_caught and link.closed:
+            return
+        if not link.closed:
+            await self.close_link(link, notify=notify)
+
+    # ------------------------------------------------------------ transparent
+    async def passthrough(self):
+        """UART-WiFi passthrough: packets end at a 20 ms gap or 2048 bytes; "+++" alone exits."""
+        emu = self.emu
+        buf = emu.inbuf
+        while not buf.data:
+            await buf.wait()
+        while True:
+            n = len(buf.data)
+            if n >= MAX_SEND:
+                break
+            with trio.move_on_after(0.02) as cs:
+                await buf.wait()
+            if cs.cancelled_caught:
+                break
+        pkt = bytes(buf.data[:MAX_SEND])
+        del buf.data[:len(pkt)]
+        if pkt == b"+++":
+            await trio.sleep(0.05)
+            self.state.transparent = False
+            return
+        link = self.links.get(0)
+        if link is not None and not link.closed:
+            try:
+                await link.send(pkt)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+    async def boot_translink(self, tl):
+        _, host, port, kind, extra = (tl + [None, None, None, None])[:5]
+        st = self.state
+        for _ in range(100):
+            if st.station is not None:
+                break
+            await trio.sleep(0.05)
+        try:
+            await self.open_link(0, kind or "TCP", host, port,
+                                 [extra] if kind == "UDP" and extra else [], self.emu.life)
+        except CommandFailed:
+            return
+        st.cur["cipmode"] = 1
+        st.transparent = True
+        self.emu.inbuf.changed()
+
+    # ---------------------------------------------------------------- server
+    async def start_server(self, port):
+        listeners = await trio.open_tcp_listeners(port, host=self.emu.bind_host)
+        scope = trio.CancelScope()
+        self.server = (listeners, scope, port)
+
+        async def serve():
+            with scope:
+                async with trio.open_nursery() as n:
+                    for lst in listeners:
+                        n.start_soon(self._accept_loop, lst)
+                    n.start_soon(self._idle_reaper)
+            for lst in listeners:
+                await trio.aclose_forcefully(lst)
+
+        self.emu.life.start_soon(serve)
+
+    async def _accept_loop(self, listener):
+        st = self.state
+        while True:
+            stream = await listener.accept()
+            lid = self.free_id()
+            nserv = sum(1 for ln in self.links.values() if ln.tcp_type == 1)
+            if lid is None or nserv >= st.cur["servermaxconn"]:
+                await trio.aclose_forcefully(stream)
+                continue
+            peer = stream.socket.getpeername()[:2]
+            link = Link(self, lid, "TCP", peer, stream.socket.getsockname()[1], tcp_type=1)
+            link.stream = stream
+            self.links[lid] = link
+            self.emu.urc(b"%d,CONNECT" % lid)
+            self.emu.life.start_soon(self._reader, link)
+
+    async def _idle_reaper(self):
+        while True:
+            await trio.sleep(0.5)
+            sto = self.state.cur["cipsto"]
+            if not sto:
+                continue
+            now = time.monotonic()
+            for link in list(self.links.values()):
+                if link.tcp_type == 1 and now - link.last_activity > sto:
+                    await self.close_link(link)
+
+
+# -------------------------------------------------------------------- helpers
+def _net(ctx) -> Net:
+    return ctx.emulator.net
+
+
+def _link_arg(ctx, a):
+    """Split a leading link id off the args in multi-connection mode."""
+    if ctx.state.mux:
+        if not a:
+            raise ValueError("link id missing")
+        return I(a[0], 0, MAX_LINKS - 1), a[1:]
+    return 0, a
+
+
+def _need_link(ctx, lid):
+    link = ctx.state.links.get(lid)
+    if link is None or link.closed:
+        if ctx.state.mux:
+            raise CommandFailed("ERROR", [b"link is not valid"])
+        raise CommandFailed("ERROR")
+    return link
+
+
+# ------------------------------------------------------------------ commands
+@handler("CIPSTATUS")
+async def cipstatus(ctx, req):
+    need_form(req, "execute")
+    st = ctx.state
+    if st.station is None:
+        stat = 5
+    elif st.links:
+        stat = 3
+    elif st.cur.get("had_link"):
+        stat = 4
+    else:
+        stat = 2
+    await ctx.send_line(b"STATUS:%d" % stat)
+    for lid, ln in sorted(st.links.items()):
+        await ctx.send_line(b"+CIPSTATUS:%d,%s,%s,%d,%d,%d" % (
+            lid, q(ln.kind), q(ln.remote[0]), ln.remote[1], ln.local_port, ln.tcp_type))
+    return "OK"
+
+
+@handler("CIPDOMAIN")
+async def cipdomain(ctx, req):
+    need_form(req, "set")
+    (name,) = nargs(ctx, 1)
+    name = S(name, 1, 63)
+    await trio.sleep(ctx.emulator.rtt)
+    ip = ctx.resolve(name)
+    await ctx.send_line(b"+CIPDOMAIN:" + q(ip))
+    return "OK"
+
+
+@handler("CIPDNS_CUR", "CIPDNS_DEF", "CIPDNS")
+async def cipdns(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        en, servers = (ctx.state.flash if req.name.endswith("_DEF") else ctx.state.cur)["dns"]
+        for s in servers:
+            await ctx.send_line(b"+%s:%s" % (req.name.encode(), s.encode()))
+        return "OK"
+    a = nargs(ctx, 1, 2, 3)
+    en = I(a[0], 0, 1)
+    servers = [IP(x) for x in a[1:]]
+    if len(servers) == 2 and servers[0] == servers[1]:
+        raise ValueError("DNS servers must differ")
+    if en == 0:
+        servers = ["208.67.220.220"]
+    elif not servers:
+        servers = ["208.67.222.222"]
+    put(ctx, req, "dns", [en, servers])
+    return "OK"
+
+
+@handler("CIPSTART")
+async def cipstart(ctx, req):
+    need_form(req, "set")
+    st = ctx.state
+    lid, a = _link_arg(ctx, list(ctx.args))
+    if len(a) < 3:
+        raise ValueError("type, remote and port needed")
+    kind = S(a[0]).upper()
+    if kind not in ("TCP", "UDP", "SSL"):
+        raise ValueError("type")
+    host = S(a[1], 1, 255) if isinstance(a[1], str) else str(a[1])
+    extra = []
+    if kind == "UDP":
+        port = I(a[2], 0, 65535)
+        if len(a) > 3:
+            extra.append(I(a[3], 1, 65535))
+        if len(a) > 4:
+            extra.append(I(a[4], 0, 2))
+        if len(a) > 5:
+            raise ValueError("too many parameters")
+        if st.cur["cipmode"] == 1 and len(extra) > 1 and extra[1] != 0:
+            raise ValueError("UDP mode must be 0 in passthrough")
+    else:
+        port = I(a[2], 1, 65535)
+        if len(a) > 3:
+            I(a[3], 0, 7200)
+        if len(a) > 4:
+            raise ValueError("too many parameters")
+        if kind == "SSL" and st.cur["cipmode"] == 1:
+            raise ValueError("SSL does not support passthrough")
+    await _net(ctx).open_link(lid, kind, host, port, extra, ctx.emulator.life)
+    await ctx.send_line(b"%d,CONNECT" % lid if st.mux else b"CONNECT")
+    return "OK"
+
+
+@handler("CIPSSLSIZE")
+async def cipsslsize(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+CIPSSLSIZE:%d" % ctx.state.cur["sslsize"])
+        return "OK"
+    (n,) = nargs(ctx, 1)
+    ctx.state.cur["sslsize"] = I(n, 2048, 4096)
+    return "OK"
+
+
+@handler("CIPSSLCONF", "SSLCCONF", "CIPSSLCCONF")
+async def cipsslconf(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+CIPSSLCONF:%d" % ctx.state.flash["sslconf"])
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 0, 2)
+    ctx.state.cur["sslconf"] = m
+    ctx.state.flash["sslconf"] = m
+    return "OK"
+
+
+@handler("CASEND")
+async def casend(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        ca = st.flash.get("ca")
+        if not ca:
+            raise CommandFailed("ERROR")
+        for line in ca.strip().splitlines():
+            await ctx.send_line(line.encode())
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 0, 1)
+    if m == 0:
+        st.flash["ca"] = None
+        return "OK"
+    await ctx.prompt()
+    data = await ctx.read_data(until=b"-----END CERTIFICATE-----", timeout=60)
+    text = data.decode("ascii", "replace")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise CommandFailed("ERROR")
+    pem = text[text.index("-----BEGIN CERTIFICATE-----"):].replace("\r\n", "\n")
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise CommandFailed("ERROR")
+    st.flash["ca"] = pem + "\n"
+    return "OK"
+
+
+async def _send_common(ctx, req, ex=False):
+    st = ctx.state
+    emu = ctx.emulator
+    if req.form == "execute" and req.name == "CIPSEND":
+        # passthrough
+        if st.cur["cipmode"] != 1 or st.mux:
+            raise CommandFailed("ERROR")
+        link = _need_link(ctx, 0)
+        if link.kind == "SSL":
+            raise CommandFailed("ERROR")
+        await ctx.write(b"\r\nOK\r\n")
+        await ctx.write(b">")
+        st.transparent = True
+        return None
+    need_form(req, "set")
+    lid, a = _link_arg(ctx, list(ctx.args))
+    if len(a) not in (1, 3):
+        raise ValueError("length [, ip, port]")
+    n = I(a[0], 1, MAX_SEND)
+    link = _need_link(ctx, lid)
+    remote = None
+    if len(a) == 3:
+        if link.kind != "UDP":
+            raise ValueError("remote only for UDP")
+        remote = (emu.resolve(S(a[1])), I(a[2], 1, 65535))
+    await ctx.write(b"\r\nOK\r\n")
+    await ctx.write(b"> ")
+    if ex:
+        data = await ctx.read_data(n=n, until=b"\\0")
+        if data.endswith(b"\\0"):
+            data = data[:-2]
+    else:
+        data = await ctx.read_data(n=n)
+    emu.busy = "s"
+    await ctx.write(b"\r\nRecv %d bytes\r\n" % len(data))
+    f = emu.faults
+    if f and f.hit("sendfail"):
+        await trio.sleep(emu.rtt)
+        return "SEND FAIL"
+    try:
+        async with link.send_lock:
+            await link.send(data, remote)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return "SEND FAIL"
+    await trio.sleep(emu.rtt)   # SEND OK means the peer acknowledged: one round trip
+    if f and f.hit("delay_sendok"):
+        await trio.sleep(f.rng.uniform(0.05, 0.5))
+    if link.closed:
+        return "SEND FAIL"
+    return "SEND OK"
+
+
+@handler("CIPSEND")
+async def cipsend(ctx, req):
+    return await _send_common(ctx, req)
+
+
+@handler("CIPSENDEX")
+async def cipsendex(ctx, req):
+    need_form(req, "set")
+    return await _send_common(ctx, req, ex=True)
+
+
+@handler("CIPSENDBUF", "CIPSENDERBUF")
+async def cipsendbuf(ctx, req):
+    need_form(req, "set")
+    st = ctx.state
+    emu = ctx.emulator
+    lid, a = _link_arg(ctx, list(ctx.args))
+    if len(a) != 1:
+        raise ValueError("length")
+    n = I(a[0], 1, MAX_SEND)
+    link = _need_link(ctx, lid)
+    if link.kind != "TCP" or link.pending + n > SENDBUF_SIZE:
+        raise CommandFailed("ERROR")
+    seg = link.next_seg
+    await ctx.send_line(b"%d,%d" % (seg, link.acked_seg))
+    await ctx.write(b"\r\nOK\r\n")
+    await ctx.write(b"> ")
+    data = await ctx.read_data(n=n)
+    link.next_seg += 1
+    link.pending += n
+    prefix = b"%d," % lid if st.mux else b""
+    gen = emu.generation
+
+    async def deliver():
+        try:
+            async with link.send_lock:
+                await link.send(data)
+                link.sent_seg = seg
+            await trio.sleep(emu.rtt)
+            ok = not link.closed
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            ok = False
+        link.pending -= n
+        link.seg_ok[seg] = ok
+        if emu.generation != gen:
+            return
+        if ok:
+            link.acked_seg = seg
+            emu.urc(prefix + b"%d,SEND OK" % seg)
+        else:
+            emu.urc(b"SEND FAIL")
+
+    emu.life.start_soon(deliver)
+    return None
+
+
+@handler("CIPBUFRESET")
+async def cipbufreset(ctx, req):
+    need_form(req, "execute", "set")
+    lid, _ = _link_arg(ctx, list(ctx.args))
+    link = _need_link(ctx, lid)
+    if link.pending or link.next_seg - link.sent_seg != 1:
+        raise CommandFailed("ERROR")
+    link.next_seg, link.sent_seg, link.acked_seg = 1, 0, 0
+    link.seg_ok.clear()
+    return "OK"
+
+
+@handler("CIPBUFSTATUS")
+async def cipbufstatus(ctx, req):
+    need_form(req, "execute", "set")
+    lid, _ = _link_arg(ctx, list(ctx.args))
+    link = _need_link(ctx, lid)
+    if link.kind != "TCP":
+        raise CommandFailed("ERROR")
+    queue = max(0, 7 - (link.next_seg - 1 - link.acked_seg))
+    await ctx.send_line(b"%d,%d,%d,%d,%d" % (link.next_seg, link.sent_seg, link.acked_seg,
+                                              SENDBUF_SIZE - link.pending, queue))
+    return "OK"
+
+
+@handler("CIPCHECKSEQ")
+async def cipcheckseq(ctx, req):
+    need_form(req, "set")
+    st = ctx.state
+    lid, a = _link_arg(ctx, list(ctx.args))
+    if len(a) != 1:
+        raise ValueError("segment id")
+    seg = I(a[0], 0, 0xFFFFFFFF)
+    link = _need_link(ctx, lid)
+    status = b"TRUE" if link.seg_ok.get(seg) else b"FALSE"
+    prefix = b"%d," % lid if st.mux else b""
+    await ctx.send_line(prefix + b"%d,%s" % (seg, status))
+    return "OK"
+
+
+@handler("CIPCLOSE")
+async def cipclose(ctx, req):
+    need_form(req, "execute", "set")
+    st = ctx.state
+    net = _net(ctx)
+    if req.form == "set":
+        if not st.mux:
+            raise ValueError("no link id in single mode")
+        (lid,) = nargs(ctx, 1)
+        lid = I(lid, 0, 5)
+    else:
+        if st.mux:
+            raise ValueError("link id needed")
+        lid = 0
+    if lid == 5:
+        for link in sorted(list(st.links.values()), key=lambda x: x.id):
+            await net.close_link(link, notify=False)
+            await ctx.send_line(net.closed_line(link.id))
+        return "OK"
+    link = _need_link(ctx, lid)
+    await net.close_link(link, notify=False)
+    await ctx.send_line(net.closed_line(lid))
+    return "OK"
+
+
+@handler("CIFSR")
+async def cifsr(ctx, req):
+    need_form(req, "execute")
+    st = ctx.state
+    if st.mode in (2, 3):
+        await ctx.send_line(b"+CIFSR:APIP," + q(st.cur["ap_ip"][0]))
+        await ctx.send_line(b"+CIFSR:APMAC," + q(st.cur["apmac"]))
+    if st.mode in (1, 3):
+        await ctx.send_line(b"+CIFSR:STAIP," + q(st.station_ip or "0.0.0.0"))
+        await ctx.send_line(b"+CIFSR:STAMAC," + q(st.cur["stamac"]))
+    return "OK"
+
+
+@handler("CIPMUX")
+async def cipmux(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        await ctx.send_line(b"+CIPMUX:%d" % st.mux)
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 0, 1)
+    if m == st.mux:
+        return "OK"
+    if st.links:
+        raise CommandFailed("ERROR", [b"link is builded"])
+    if m == 1 and st.cur["cipmode"] == 1:
+        raise CommandFailed("ERROR")
+    if m == 0 and _net(ctx).server is not None:
+        raise CommandFailed("ERROR")
+    st.mux = m
+    st.cur["cipmux"] = m
+    return "OK"
+
+
+@handler("CIPSERVER")
+async def cipserver(ctx, req):
+    need_form(req, "set")
+    st = ctx.state
+    net = _net(ctx)
+    a = nargs(ctx, 1, 2)
+    mode = I(a[0], 0, 1)
+    if mode == 0:
+        if net.server is not None:
+            net.server[1].cancel()
+            net.server = None
+        return "OK"
+    port = I(a[1], 1, 65535) if len(a) > 1 else 333
+    if not st.mux:
+        raise CommandFailed("ERROR")
+    if net.server is not None:
+        if net.server[2] == port:
+            return "OK"
+        raise CommandFailed("ERROR")
+    try:
+        await net.start_server(port)
+    except OSError:
+        raise CommandFailed("ERROR")
+    return "OK"
+
+
+@handler("CIPSERVERMAXCONN")
+async def cipservermaxconn(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+CIPSERVERMAXCONN:%d" % ctx.state.cur["servermaxconn"])
+        return "OK"
+    (n,) = nargs(ctx, 1)
+    ctx.state.cur["servermaxconn"] = I(n, 1, 4)
+    return "OK"
+
+
+@handler("CIPMODE")
+async def cipmode(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        await ctx.send_line(b"+CIPMODE:%d" % st.cur["cipmode"])
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    m = I(m, 0, 1)
+    if m == 1 and (st.mux or _net(ctx).server is not None):
+        raise CommandFailed("ERROR")
+    if m == 1 and any(ln.kind == "SSL" for ln in st.links.values()):
+        raise CommandFailed("ERROR")
+    st.cur["cipmode"] = m
+    return "OK"
+
+
+@handler("SAVETRANSLINK")
+async def savetranslink(ctx, req):
+    need_form(req, "set")
+    a = list(ctx.args)
+    mode = I(a[0], 0, 1)
+    if mode == 0:
+        ctx.state.flash["translink"] = None
+        return "OK"
+    if len(a) < 3 or len(a) > 5:
+        raise ValueError("mode, remote, port[, type, keepalive/local port]")
+    host = S(a[1], 1, 255)
+    port = I(a[2], 1, 65535)
+    kind = S(a[3]).upper() if len(a) > 3 else "TCP"
+    if kind not in ("TCP", "UDP"):
+        raise ValueError("type")
+    extra = I(a[4], 0, 65535) if len(a) > 4 else None
+    ctx.state.flash["translink"] = [1, host, port, kind, extra]
+    return "OK"
+
+
+@handler("CIPSTO")
+async def cipsto(ctx, req):
+    need_form(req, "query", "set")
+    if req.form == "query":
+        await ctx.send_line(b"+CIPSTO:%d" % ctx.state.cur["cipsto"])
+        return "OK"
+    (t,) = nargs(ctx, 1)
+    ctx.state.cur["cipsto"] = I(t, 0, 7200)
+    return "OK"
+
+
+@handler("PING")
+async def ping(ctx, req):
+    need_form(req, "set")
+    (host,) = nargs(ctx, 1)
+    host = S(host, 1, 255)
+    emu = ctx.emulator
+    if ctx.state.station is None:
+        raise CommandFailed("ERROR", [b"+timeout"])
+    try:
+        ip = ctx.resolve(host)
+    except CommandFailed:
+        raise CommandFailed("ERROR", [b"+timeout"])
+    t0 = time.monotonic()
+    reached = False
+    try:
+        with trio.move_on_after(2) as cs:
+            # ICMP needs privileges: a TCP connection attempt is answered by the
+            # host's stack (SYN-ACK or RST) one round trip later; either means alive
+            s = trio.socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            try:
+                await s.connect((ip, 7))
+            finally:
+                s.close()
+        reached = not cs.cancelled_caught
+    except ConnectionRefusedError:
+        reached = True
+    except OSError:
+        reached = False
+    if not reached or time.monotonic() - t0 >= 2:
+        raise CommandFailed("ERROR", [b"+timeout"])
+    await trio.sleep(emu.rtt)
+    ms = int(round((time.monotonic() - t0) * 1000))
+    await ctx.send_line(b"+%d" % ms)
+    return "OK"
+
+
+@handler("CIPDINFO")
+async def cipdinfo(ctx, req):
+    need_form(req, "query", "set", "execute")
+    if req.form == "query":
+        await ctx.send_line(b"+CIPDINFO:" + (b"TRUE" if ctx.state.cur["cipdinfo"] else b"FALSE"))
+        return "OK"
+    if req.form == "execute":
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    ctx.state.cur["cipdinfo"] = I(m, 0, 1)
+    return "OK"
+
+
+__all__ = ["Net", "Link", "base", "is_def"]

@@ -1,0 +1,178 @@
+"""Byte transports between a host and the emulated UART: pty and TCP.
+
+(The in-process transport is the pyserial URL handler in
+`wizsock/urlhandler/protocol_wizemu.py`.)
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import tty
+
+import trio
+
+
+def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
+    """What a UART receiver at the wrong rate makes of `data`: framing errors.
+
+    The byte count scales with the rate ratio and every byte comes out with the
+    high bit set, so nothing readable (no "OK") can survive the mismatch.
+    """
+    if not data:
+        return b""
+    n = max(1, int(round(len(data) * receiver_baud / sender_baud)))
+    out = bytearray(n)
+    for i in range(n):
+        b = data[min(len(data) - 1, i * len(data) // n)]
+        out[i] = ((b * 167 + i * 29 + 0x5B) & 0x7F) | 0x80
+    return bytes(out)
+
+
+class _Writer:
+    """Module output to an fd/socket that may push back (emulator thread only)."""
+
+    def __init__(self):
+        self.pending = bytearray()
+        self.wake = None
+
+    def sink(self, data: bytes, baud: int):
+        self.pending += data
+        if self.wake is not None:
+            self.wake.set()
+
+
+class PtyTransport:
+    """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0."""
+
+    def __init__(self, emu):
+        self.emu = emu
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self.slave)
+        self.writer = _Writer()
+        self.scope = None
+        emu.call(self._start)
+
+    def _start(self):
+        self.scope = trio.CancelScope()
+        self.writer.wake = trio.Event()
+        self.emu.attach(self.writer.sink)
+        self.emu.nursery.start_soon(self._run)
+
+    async def _run(self):
+        with self.scope:
+            async with trio.open_nursery() as n:
+                n.start_soon(self._reader)
+                n.start_soon(self._flusher)
+
+    async def _reader(self):
+        while True:
+            await trio.lowlevel.wait_readable(self.master)
+            try:
+                data = os.read(self.master, 65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                if e.errno == errno.EIO:  # no process has the slave open right now
+                    await trio.sleep(0.05)
+                    continue
+                raise
+            self.emu.feed(data)
+
+    async def _flusher(self):
+        w = self.writer
+        while True:
+            while not w.pending:
+                await w.wake.wait()
+                w.wake = trio.Event()
+            try:
+                n = os.write(self.master, w.pending)
+                del w.pending[:n]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.master)
+
+    def close(self):
+        try:
+            if self.scope is not None:
+                self.emu.call(self.scope.cancel)
+        except Exception:
+            pass
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class TcpTransport:
+    """A TCP listener; pyserial opens it as socket://HOST:PORT (one host at a time)."""
+
+    def __init__(self, emu, host="127.0.0.1", port=0):
+        self.emu = emu
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(1)
+        self.address = self.sock.getsockname()[:2]
+        self.writer = _Writer()
+        self.scope = None
+        emu.call(self._start)
+
+    def _start(self):
+        self.scope = trio.CancelScope()
+        self.writer.wake = trio.Event()
+        self.emu.attach(self.writer.sink)
+        self.emu.nursery.start_soon(self._run)
+
+    async def _run(self):
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))
+        with self.scope:
+            conn_scope = None
+            async with trio.open_nursery() as n:
+                while True:
+                    stream = await listener.accept()
+                    if conn_scope is not None:
+                        conn_scope.cancel()  # a new host replaces the old one
+                    conn_scope = trio.CancelScope()
+                    n.start_soon(self._serve, stream, conn_scope)
+
+    async def _serve(self, stream, scope):
+        w = self.writer
+        w.pending.clear()
+        with scope:
+            try:
+                async with trio.open_nursery() as n:
+                    n.start_soon(self._flush, stream)
+                    while True:
+                        data = await stream.receive_some(65536)
+                        if not data:
+                            break
+                        self.emu.feed(data)
+                    n.cancel_scope.cancel()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+        await trio.aclose_forcefully(stream)
+
+    async def _flush(self, stream):
+        w = self.writer
+        while True:
+            while not w.pending:
+                await w.wake.wait()
+                w.wake = trio.Event()
+            data = bytes(w.pending)
+            w.pending.clear()
+            await stream.send_all(data)
+
+    def close(self):
+        try:
+            if self.scope is not None:
+                self.emu.call(self.scope.cancel)
+        except Exception:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,1 @@
+"""pyserial URL handlers (pyserial looks up `<package>.protocol_<scheme>`); `import wizsock` registers this package."""
