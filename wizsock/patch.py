@@ -1,0 +1,183 @@
+"""Install the facade process-wide: ``wizsock.patch(port_or_module)``.
+
+Replaces ``socket.socket``, ``socket.SocketType``, ``socket.getaddrinfo``,
+``socket.gethostbyname`` and ``socket.create_connection`` with
+:mod:`wizsock.socket`'s, and sets ``ssl.SSLContext.sslsocket_class`` (the one
+hook in ``ssl``; SSLContext itself is never replaced).  Libraries that look
+these up at call time (urllib3/requests, http.client, smtplib, paho-mqtt,
+httpcore/httpx, websocket-client, asyncio, trio) then run over the module.
+Libraries imported before the patch that copied one of these names into their
+own namespace (``from socket import create_connection``) are fixed up too, and
+undone by :func:`unpatch`; a reference that cannot be reached is reported with
+a ``RuntimeWarning``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket as _stdsocket
+import sys
+import threading
+import types
+import warnings
+
+from wizsock import _orig
+from wizsock import socket as _wsocket
+from wizsock import ssl as _wssl
+
+log = logging.getLogger("wizsock.patch")
+
+__all__ = ["patch", "unpatch", "patched", "is_patched", "open_default_module"]
+
+DEFAULT_PORT = "wizemu://"
+
+_REPLACED = ("socket", "SocketType", "getaddrinfo", "gethostbyname", "create_connection")
+# libraries whose module namespaces are checked for copies taken before the patch
+_LIBRARIES = ("urllib3", "requests", "paho", "httpcore", "httpx", "websocket", "h11",
+              "anyio", "aiohttp", "smtplib", "http.client", "urllib.request", "ftplib",
+              "poplib", "imaplib", "telnetlib", "socketserver", "http.server", "xmlrpc")
+
+_lock = threading.RLock()
+_active = None   # dict: module, owned, fixups
+
+
+def open_default_module(port=None, **options):
+    """Open a blocking ``wizsock.Module`` (``port`` None: the in-process emulator)."""
+    from wizsock.engine import Module
+
+    with _orig.internal():
+        module = Module(port or DEFAULT_PORT, **options)
+        enter = getattr(module, "__enter__", None)
+        if enter is not None:
+            module = enter() or module
+    return module
+
+
+def _close_module(module):
+    with _orig.internal():
+        exit_ = getattr(module, "__exit__", None)
+        if exit_ is not None:
+            exit_(None, None, None)
+        else:
+            module.close()
+
+
+def _originals():
+    return {
+        "socket": _orig.socket, "SocketType": _orig.SocketType,
+        "getaddrinfo": _orig.getaddrinfo, "gethostbyname": _orig.gethostbyname,
+        "create_connection": _orig.create_connection,
+    }
+
+
+def _replacements():
+    return {
+        "socket": _wsocket.socket, "SocketType": _wsocket.SocketType,
+        "getaddrinfo": _wsocket.getaddrinfo, "gethostbyname": _wsocket.gethostbyname,
+        "create_connection": _wsocket.create_connection,
+    }
+
+
+def _fix_early_imports(originals, replacements):
+    """Replace copies of the originals in already-imported library modules."""
+    by_id = {id(v): k for k, v in originals.items()}
+    fixups = []
+    for modname, mod in list(sys.modules.items()):
+        if mod is None or not modname.startswith(_LIBRARIES):
+            continue
+        if not any(modname == p or modname.startswith(p + ".") for p in _LIBRARIES):
+            continue
+        try:
+            items = list(vars(mod).items())
+        except TypeError:
+            continue
+        for attr, value in items:
+            key = by_id.get(id(value))
+            if key is None:
+                continue
+            if attr == "SocketType" or (key == "SocketType" and attr != "SocketType"):
+                continue  # _socket.socket is also the C base type; leave aliases of it
+            setattr(mod, attr, replacements[key])
+            fixups.append((mod, attr, value))
+            log.info("patched %s.%s (imported before wizsock.patch)", modname, attr)
+        for attr, value in items:
+            if isinstance(value, type) and issubclass(value, _orig.socket) \
+                    and not issubclass(value, _wsocket.socket) and value.__module__ == modname:
+                warnings.warn(
+                    f"{modname}.{attr} subclasses socket.socket and was defined before "
+                    f"wizsock.patch(): its instances stay on the host's network. Patch "
+                    f"before importing {modname.split('.')[0]} (wizsock run does this).",
+                    RuntimeWarning, stacklevel=3)
+    return fixups
+
+
+def patch(port_or_module=None, *, route=None, **module_options):
+    """Run this process's networking over the module.
+
+    ``port_or_module``: a blocking ``wizsock.Module`` (kept open on unpatch), or a
+    port URL / None (a module is opened here, with ``module_options``, and closed by
+    :func:`unpatch`; None means the in-process emulator).  ``route(ip, port, type)
+    -> bool`` keeps destinations for which it returns False on the host's kernel.
+    Returns the module.
+    """
+    global _active
+    with _lock:
+        if _active is not None:
+            raise RuntimeError("wizsock is already patched; call wizsock.unpatch() first")
+        owned = port_or_module is None or isinstance(port_or_module, str)
+        module = open_default_module(port_or_module, **module_options) if owned else port_or_module
+        _wsocket.set_module(module)
+        _wsocket.set_routing_policy(route)
+        originals = _originals()
+        replacements = _replacements()
+        for name in _REPLACED:
+            setattr(_stdsocket, name, replacements[name])
+        _wssl.install_hook()
+        fixups = _fix_early_imports(originals, replacements)
+        _active = {"module": module, "owned": owned, "fixups": fixups}
+        log.debug("patched: socket functions now go over %r", module)
+        return module
+
+
+def unpatch():
+    """Undo :func:`patch` (closing the module if patch opened it)."""
+    global _active
+    with _lock:
+        if _active is None:
+            return
+        active, _active = _active, None
+        originals = _originals()
+        for name in _REPLACED:
+            setattr(_stdsocket, name, originals[name])
+        _wssl.remove_hook()
+        for mod, attr, value in active["fixups"]:
+            setattr(mod, attr, value)
+        _wsocket.set_module(None)
+        _wsocket.set_routing_policy(None)
+        if active["owned"]:
+            _close_module(active["module"])
+
+
+def is_patched():
+    return _active is not None
+
+
+@contextlib.contextmanager
+def patched(port_or_module=None, *, route=None, **module_options):
+    """``with wizsock.patched(port) as module:`` -- patch for the block only."""
+    module = patch(port_or_module, route=route, **module_options)
+    try:
+        yield module
+    finally:
+        unpatch()
+
+
+class _CallableModule(types.ModuleType):
+    """``wizsock.patch`` is this module (the package attribute of a submodule), and
+    calling it patches: ``wizsock.patch(port)`` is ``wizsock.patch.patch(port)``."""
+
+    def __call__(self, *args, **kwargs):
+        return patch(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

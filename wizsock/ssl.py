@@ -1,0 +1,115 @@
+"""TLS over the module.
+
+Default: host-side TLS.  The stdlib's ``ssl`` runs over the module's plain TCP
+link (the facade socket's descriptor is a real one), with full certificate and
+hostname verification, SNI, ALPN and any number of sessions.  The only hook is
+``ssl.SSLContext.sslsocket_class`` (installed by :func:`wizsock.patch`):
+:class:`SSLSocket` is ``ssl.SSLSocket`` mixed with the facade socket, so
+``ctx.wrap_socket(socket.socket()).connect(addr)`` (wrap before connect) is
+routed over the module too, and a wrapped connected socket keeps answering
+``getpeername()`` from the link.  Nothing else in ``ssl`` is replaced.
+
+Opt-in: :class:`ModuleSSLContext` uses the module's own TLS (AT+CIPSTART "SSL",
+AT+CIPSSLCONF, AT+CASEND / CLICASEND / AWSPKSEND) for hosts too small for
+``ssl``.  The module carries one SSL link at a time; a second raises
+:class:`wizsock.errors.LinkLimitError`.  Certificate verification is on unless
+``ModuleSSLContext(verify=False)`` says otherwise in so many words.
+"""
+from __future__ import annotations
+
+import errno
+import ssl as _stdssl
+
+from wizsock import socket as _wsocket
+
+__all__ = ["SSLSocket", "ModuleSSLContext", "install_hook", "remove_hook"]
+
+
+class SSLSocket(_stdssl.SSLSocket, _wsocket.socket):
+    """``ssl.SSLSocket`` whose connect goes through the facade socket."""
+
+    @classmethod
+    def _create(cls, sock, *args, **kwargs):
+        if isinstance(sock, _wsocket.socket) and sock._wiz_server is not None:
+            raise OSError(errno.EOPNOTSUPP, "TLS on a module server socket: wrap the accepted sockets")
+        # ssl.SSLSocket._create builds the new object from sock.fileno(); the facade's
+        # __init__ takes the routing state of ``sock`` over (same descriptor).
+        _wsocket._ADOPT.src = sock if isinstance(sock, _wsocket.socket) else None
+        try:
+            return super()._create(sock, *args, **kwargs)
+        finally:
+            _wsocket._ADOPT.src = None
+
+
+_saved_class = None
+
+
+def install_hook():
+    """Make every SSLContext create :class:`SSLSocket` (wrap-before-connect over the module)."""
+    global _saved_class
+    if _stdssl.SSLContext.sslsocket_class is not SSLSocket:
+        _saved_class = _stdssl.SSLContext.sslsocket_class
+        _stdssl.SSLContext.sslsocket_class = SSLSocket
+
+
+def remove_hook():
+    global _saved_class
+    if _stdssl.SSLContext.sslsocket_class is SSLSocket:
+        _stdssl.SSLContext.sslsocket_class = _saved_class or _stdssl.SSLSocket
+        _saved_class = None
+
+
+# --------------------------------------------------------------------------------------
+# The module's own TLS (opt-in)
+
+
+class ModuleSSLContext:
+    """TLS terminated on the module (AT+CIPSTART "SSL"), for hosts too small for ``ssl``.
+
+    ``cafile``/``cadata``: the CA the module verifies the server against (sent with
+    AT+CASEND).  ``certfile``/``keyfile``: a client certificate (CLICASEND / AWSPKSEND).
+    Verification is on; ``verify=False`` turns it off explicitly.  ``wrap_socket``
+    returns the facade socket itself, marked so that its ``connect`` opens an SSL link:
+    the bytes on the descriptor are then the plaintext.
+    """
+
+    def __init__(self, cafile=None, cadata=None, *, certfile=None, keyfile=None, verify=True):
+        if not isinstance(verify, bool):
+            raise TypeError("verify must be True or False")
+        self.verify = verify
+        self.ca_pem = self._read(cafile, cadata)
+        self.cert_pem = self._read(certfile, None)
+        self.key_pem = self._read(keyfile, None)
+        if verify and self.ca_pem is None:
+            raise ValueError("the module verifies the server against a CA you give it: pass "
+                             "cafile= or cadata=, or verify=False to connect without verification")
+
+    @staticmethod
+    def _read(path, data):
+        if data is not None:
+            return data.encode("ascii") if isinstance(data, str) else bytes(data)
+        if path is not None:
+            with open(path, "rb") as f:
+                return f.read()
+        return None
+
+    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True,
+                    suppress_ragged_eofs=True, server_hostname=None, session=None):
+        if server_side:
+            raise ValueError("the module's TLS is client-side only")
+        if not isinstance(sock, _wsocket.socket) or sock._wiz_kernel:
+            raise ValueError("ModuleSSLContext wraps a wizsock socket that is not yet connected")
+        if sock._wiz is not None:
+            raise ValueError("wrap the socket before connecting it: the module's TLS starts with the link")
+        sock._wiz_tls = self
+        sock._wiz_tls_hostname = server_hostname
+        return sock
+
+    async def _configure(self, aio):
+        """Send the CA/client credentials and the verification level before CIPSTART."""
+        net = aio.net
+        configure = getattr(net, "ssl_configure", None)
+        if configure is None:
+            raise OSError(errno.EOPNOTSUPP, "this engine has no module-TLS configuration API "
+                          "(docs/design.md §4b: open_ssl/ssl_configure)")
+        await configure(ca=self.ca_pem, cert=self.cert_pem, key=self.key_pem, verify=self.verify)
