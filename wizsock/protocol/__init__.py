@@ -1,0 +1,66 @@
+"""wizsock.protocol: the one grammar of the WizFi360 AT instruction set (sans-I/O).
+
+The host engine builds commands and parses responses with it, the emulator
+parses commands and formats responses with it; both read the same declarative
+command table (`commands.py`), so they cannot disagree about a format.
+
+    from wizsock import protocol as p
+
+    spec = p.COMMANDS["CWJAP_CUR"]        # name after "AT+"; "" is AT, "E0"/"E1" are ATE0/ATE1;
+                                          # spec spellings CWDHPCS_*, CIPSENDERBUF resolve too
+    req = spec.set(ssid="x", pwd='p"w')   # also .query(), .execute(**kw), .test(), .request(form, **kw)
+    req.encode()                          # b'AT+CWJAP_CUR="x","p\\"w"\\r\\n'
+    req.name, req.form, req.params        # 'CWJAP_CUR', 'set', {'ssid': 'x', 'pwd': 'p"w', 'bssid': None}
+    req.link                              # params['link'] (multi-connection commands), else None
+
+    p.parse_request(b'AT+CWJAP_CUR="x","y"\\r\\n')   # emulator side -> Request; RequestError if malformed
+                                                     # (UnknownCommand for a name not in the table)
+
+    spec.parse_response(form, events)     # host: framer Info/Text events (or str/bytes lines)
+                                          # before the final result -> record (records.py) or None
+    spec.format_response(form, record)    # emulator: record -> [bytes lines] printed before the result
+    # module-level equivalents: p.parse_response(name, form, events), p.format_response(name, form, record)
+    # CWLAP takes mask=<CWLAPOPT mask> on both sides and sort=True when formatting.
+
+    p.format_ipd(link, payload, remote=None, mux=True) -> bytes   # +IPD,<link>,<len>[,"ip",port]:data
+    p.redact(line) -> bytes                                        # secrets masked for logs
+    p.format_smartconfig(info) / p.parse_smartconfig(events)       # messages after CWSTARTSMART
+
+Multi-connection commands (CIPSTART, CIPSEND, CIPSENDEX, CIPSENDBUF, CIPBUFRESET,
+CIPBUFSTATUS, CIPCHECKSEQ, CIPCLOSE, MQTTCON) take `link=` (None in single
+mode); CIPCLOSE/CIPBUFRESET/CIPBUFSTATUS `.set(link=None)` give the plain
+execute form. Parameters are validated when a request is built: a bad value
+raises RequestError (a ValueError) naming the parameter. Strings are quoted
+with `\\`, `"` and `,` backslash-escaped; CR, LF, NUL and other control
+characters are refused, so nothing can end a command early.
+
+Meaning tables: CWJAP_ERRORS (join failure codes 1-4), ECN, CIPSTATUS_STATES,
+CIUPDATE_STAGES, CWLAP_MASK_BITS / CWLAP_MASK_ALL.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, List
+
+from . import records
+from .commands import ALIASES, COMMANDS, DOC_TYPOS
+from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
+from .messages import format_ipd, format_smartconfig, parse_request, parse_smartconfig, redact
+from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
+from .shapes import ResponseError, lines_of
+
+__all__ = [
+    "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
+    "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact",
+    "format_smartconfig", "parse_smartconfig", "quote", "tokenize", "lines_of", "records",
+    "CWJAP_ERRORS", "ECN", "CIPSTATUS_STATES", "CIUPDATE_STAGES", "CWLAP_MASK_BITS", "CWLAP_MASK_ALL",
+]
+
+
+def parse_response(name: str, form: str, events: Iterable[Any], **opts: Any) -> Any:
+    """`COMMANDS[name].parse_response(form, events, **opts)`."""
+    return COMMANDS[name].parse_response(form, events, **opts)
+
+
+def format_response(name: str, form: str, record: Any = None, **opts: Any) -> List[bytes]:
+    """`COMMANDS[name].format_response(form, record, **opts)`."""
+    return COMMANDS[name].format_response(form, record, **opts)

@@ -1,0 +1,182 @@
+"""What the module prints on its own (+IPD, SmartConfig messages), the request
+line parser, and `redact` for logs."""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, List, Optional, Tuple, Union
+
+from . import records as R
+from .commands import COMMANDS
+from .grammar import RequestError, Request, UnknownCommand, _CONTROL, tokenize
+from .shapes import Fields, lines_of
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+_REQUEST = re.compile(r"AT\+([A-Z][A-Z0-9_]*)(=\?|\?|=(.*))?", re.S)
+
+
+def parse_request(line: Union[BytesLike, str]) -> Request:
+    """One command line from the host (with or without its CR LF) -> Request.
+
+    Raises UnknownCommand (a RequestError) for a name not in the table and
+    RequestError (a ValueError) for anything malformed: what the module answers
+    with ERROR.
+    """
+    text = bytes(line).decode("utf-8", "surrogateescape") if not isinstance(line, str) else line
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n") or text.endswith("\r"):
+        text = text[:-1]
+    m = _CONTROL.search(text)
+    if m:
+        raise RequestError(f"control character {m.group()!r} in command line {text!r}")
+    if text == "AT":
+        return COMMANDS[""].execute()
+    if text in ("ATE0", "ATE1"):
+        return COMMANDS[text[2:]].execute()
+    mm = _REQUEST.fullmatch(text)
+    if not mm:
+        raise RequestError(f"not an AT command: {text!r}")
+    name, tail, args = mm.group(1), mm.group(2), mm.group(3)
+    spec = COMMANDS.get(name)
+    if spec is None or spec.bare:
+        raise UnknownCommand(f"unknown command AT+{name}")
+    form = "execute" if tail is None else "test" if tail == "=?" else "query" if tail == "?" else "set"
+    return spec.parse_args(form, args or "")
+
+
+def format_ipd(link: int, payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
+    """The bytes the module prints for received data (spec 3.3.24).
+
+    mux: multiple connections (`+IPD,<link>,<len>`); remote: (ip, port) when AT+CIPDINFO=1.
+    """
+    data = bytes(payload)
+    head = "+IPD,"
+    if mux:
+        if isinstance(link, bool) or not isinstance(link, int) or not 0 <= link <= 4:
+            raise ValueError(f"parameter 'link': {link!r} is not a link ID 0-4")
+        head += f"{link},"
+    head += str(len(data))
+    if remote is not None:
+        ip, port = remote
+        if not isinstance(ip, str) or _CONTROL.search(ip) or '"' in ip or "," in ip or ":" in ip:
+            raise ValueError(f"parameter 'remote': bad address {ip!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"parameter 'remote': bad port {port!r}")
+        head += f',"{ip}",{port}'
+    return head.encode("ascii") + b":" + data
+
+
+# ----------------------------------------------------------------------------
+# SmartConfig / WIZ_NETCONFIG messages (spec 3.2.24, 3.2.30)
+
+def format_smartconfig(info: R.SmartConfigInfo) -> List[bytes]:
+    """The lines printed after AT+CWSTARTSMART / AT+WIZ_NETCONFIG found an AP."""
+    out = []
+    if info.type is not None:
+        out.append(f"smartconfig type:{info.type}")
+    if info.ssid is not None:
+        out += ["Smart get wifi info", f"ssid:{info.ssid}", f"password:{info.password or ''}"]
+    if info.connected:
+        out.append("smartconfig connected wifi")
+    for line in out:
+        if _CONTROL.search(line):
+            raise ValueError(f"SmartConfig line {line!r} contains a control character")
+    return [l.encode("utf-8", "surrogateescape") for l in out]
+
+
+def parse_smartconfig(events: Iterable[Any]) -> R.SmartConfigInfo:
+    """The SmartConfig messages (framer Text events or lines) -> SmartConfigInfo.
+
+    Case-insensitive: the spec prints "Smartconfig type:", "smart get WiFi info" and
+    "Smart get wifi info" in different places.
+    """
+    kind = ssid = password = None
+    connected = False
+    for line in lines_of(events):
+        low = line.lower()
+        if low.startswith("smartconfig type:"):
+            kind = line.split(":", 1)[1].strip()
+        elif low.startswith("ssid:"):
+            ssid = line[5:]
+        elif low.startswith("password:"):
+            password = line[9:]
+        elif low.startswith("smartconfig connected"):
+            connected = True
+    return R.SmartConfigInfo(kind, ssid, password, connected)
+
+
+# ----------------------------------------------------------------------------
+# redaction for logs
+
+MASK = "***"
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{16,}")
+_RESPONSE = re.compile(r"(\+ ?)([A-Z][A-Z0-9_]*)( ?[:=])(.*)", re.S)
+_SET = re.compile(r"(AT\+)([A-Z][A-Z0-9_]*)(=)(.*)", re.S)
+
+
+def _secret_positions(spec: Any, args: str, fields: list, response: bool) -> List[int]:
+    """Indices of secret fields, taken from the table (request signatures or response shape)."""
+    if response:
+        shape = spec.forms.get("query")
+        shape = shape.response if shape else None
+        if isinstance(shape, Fields) and shape.head == "+":
+            return [i for i, p in enumerate(shape.sig.params) if p.secret]
+        return []
+    form = spec.forms.get("set")
+    if form is None:
+        return []
+    try:
+        sig = spec.parse_args("set", args).sig
+        sigs = [sig]
+    except RequestError:
+        sigs = list(form.sigs)
+    return sorted({i for s in sigs for i, p in enumerate(s.params) if p.secret})
+
+
+def redact(line: BytesLike) -> bytes:
+    """The same line with secrets masked, for logging.
+
+    Masks the secret parameters of the table (CWJAP/CWSAP passwords, MQTTSET
+    password, AZSET key) in command lines and `+NAME:` response lines, the
+    password of SmartConfig messages, and PEM body lines (keys, certificates).
+    """
+    raw = bytes(line)
+    eol = raw[len(raw.rstrip(b"\r\n")):]
+    text = raw[: len(raw) - len(eol)].decode("utf-8", "surrogateescape")
+    out = _redact_text(text)
+    return out.encode("utf-8", "surrogateescape") + eol
+
+
+def _redact_text(text: str) -> str:
+    if text.lower().startswith("password:"):
+        return text[:9] + MASK
+    if _PEM_BODY.fullmatch(text):
+        return MASK
+    for pattern, response in ((_SET, False), (_RESPONSE, True)):
+        m = pattern.fullmatch(text)
+        if not m:
+            continue
+        spec = COMMANDS.get(m.group(2))
+        if spec is None:
+            return text
+        args = m.group(4)
+        try:
+            fields = tokenize(args)
+        except RequestError:
+            positions = _secret_positions(spec, args, [], response)
+            # unparseable: mask everything after the first secret's position
+            return text if not positions else m.group(1) + m.group(2) + m.group(3) + MASK
+        positions = _secret_positions(spec, args, fields, response)
+        if not positions:
+            return text
+        pieces, last = [], 0
+        for i in positions:
+            if i < len(fields):
+                f = fields[i]
+                pieces.append(args[last:f.start])
+                pieces.append('"' + MASK + '"')
+                last = f.end
+        pieces.append(args[last:])
+        return m.group(1) + m.group(2) + m.group(3) + "".join(pieces)
+    return text

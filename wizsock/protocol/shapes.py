@@ -1,0 +1,385 @@
+"""Response shapes: how a record is printed by the module and parsed by the host.
+
+Each shape has `parse(lines, ctx) -> record | None` and `format(record, ctx) ->
+[str]`, both driven by the same parameter description (grammar.Param), so the
+emulator's output and the engine's parser cannot drift apart.
+
+`ctx` carries `name`/`names` (the command, its _CUR/_DEF twin and aliases: the
+spec itself prints `+CIPSTA_CUR:` for AT+CIPSTA_DEF? in 3.2.21, so a response
+head may name either twin) and caller options (`mask=`, `sort=` for CWLAP).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import fields as dc_fields
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .grammar import Param, RequestError, Sig, _CONTROL, tokenize
+
+
+class ResponseError(ValueError):
+    """The module's lines do not have the shape this command's response has."""
+
+
+def lines_of(events: Iterable[Any]) -> List[str]:
+    """Framer events (duck-typed) or str/bytes lines -> text lines.
+
+    `Info(name, value)` becomes `+name:value` again (a value-less Info is `+name`),
+    anything with `.text` (Text, Echo) its text; other events (Wifi, LinkEvent,
+    Result, ...) are not response lines and are dropped.
+    """
+    out: List[str] = []
+    for ev in events:
+        if isinstance(ev, (bytes, bytearray, memoryview)):
+            out.append(bytes(ev).decode("utf-8", "surrogateescape").rstrip("\r\n"))
+        elif isinstance(ev, str):
+            out.append(ev.rstrip("\r\n"))
+        elif hasattr(ev, "name") and hasattr(ev, "value"):
+            out.append("+" + ev.name + ("" if ev.value is None else ":" + ev.value))
+        elif isinstance(getattr(ev, "text", None), str):
+            out.append(ev.text)
+    return out
+
+
+def encode_lines(lines: Sequence[str]) -> List[bytes]:
+    out = []
+    for line in lines:
+        m = _CONTROL.search(line)
+        if m:
+            raise ValueError(f"response line {line!r} contains control character {m.group()!r}")
+        out.append(line.encode("utf-8", "surrogateescape"))
+    return out
+
+
+# `+NAME:rest`, tolerating the spec's typos: a leading "AT" (3.2.1 Example prints
+# "AT+CWMODE_CUR:1"), "=" for ":" (3.2.3, 3.2.28 print "+CWJAP_CUR=..." and
+# "+CWCOUNTRY_CUR=..."), and a space after "+" (3.3.5 "+ CIPSSLCONF:2").
+_HEAD = re.compile(r"^(?:AT)?\+ ?([A-Z][A-Z0-9_]*) ?[:=](.*)$", re.S)
+
+
+def _default_build(record: Any) -> Callable[[Dict[str, Any]], Any]:
+    def build(values: Dict[str, Any]) -> Any:
+        return record(**values)
+    return build
+
+
+def _default_split(record: Any) -> Callable[[Any], Dict[str, Any]]:
+    names = [f.name for f in dc_fields(record)]
+
+    def split(rec: Any) -> Dict[str, Any]:
+        return {n: getattr(rec, n) for n in names}
+    return split
+
+
+class Shape:
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Fields(Shape):
+    """One line of comma-separated fields.
+
+    head    "+": `+<command>:` (any of ctx names); a literal like "STATUS" for `STATUS:`;
+            None: a bare line (a `+<command>:` head is tolerated too)
+    params  the fields, as grammar params (optional ones at the tail)
+    record  a dataclass (fields = param names), or build/split functions
+    paren   fields wrapped in parentheses (`+CWLAP:(...)`)
+    fixed   extra record values not on the wire
+    optional  parse returns None when no line matches instead of raising
+    """
+
+    def __init__(self, params: Sequence[Param], record: Any = None, *, head: Optional[str] = "+",
+                 paren: bool = False, optional: bool = False, fixed: Optional[Dict[str, Any]] = None,
+                 build: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                 split: Optional[Callable[[Any], Dict[str, Any]]] = None):
+        self.sig = Sig(tuple(params))
+        self.head = head
+        self.paren = paren
+        self.optional = optional
+        self.fixed = dict(fixed or {})
+        self.record = record
+        if build is None:
+            build = _default_build(record) if record is not None else (lambda v: v[params[0].name])
+        if split is None:
+            split = _default_split(record) if record is not None else (lambda r: {params[0].name: r})
+        self.build, self.split = build, split
+
+    def params_for(self, ctx: Dict[str, Any]) -> Sig:
+        return self.sig
+
+    # -- matching a line's head
+    def body(self, line: str, ctx: Dict[str, Any]) -> Optional[str]:
+        if self.head == "+" or self.head is None:
+            m = _HEAD.match(line)
+            if m and m.group(1) in ctx["names"]:
+                return m.group(2)
+            return None if self.head == "+" else line
+        lead = self.head + ":"
+        return line[len(lead):] if line.startswith(lead) else None
+
+    def values(self, body: str, ctx: Dict[str, Any]) -> Dict[str, Any]:
+        sig = self.params_for(ctx)
+        text = body.strip(" ")
+        if self.paren:
+            if not (text.startswith("(") and text.endswith(")")):
+                raise ResponseError(f"expected (...), got {body!r}")
+            text = text[1:-1]
+        if len(sig.params) == 1 and sig.params[0].kind == "rest":
+            return {sig.params[0].name: sig.params[0].parse(_whole(body), strict=False)}
+        values = sig.parse(tokenize(text), strict=False)
+        values.update(self.fixed)
+        return values
+
+    def parse_line(self, line: str, ctx: Dict[str, Any]) -> Any:
+        """The record of one line, or raise ResponseError/ValueError if it does not fit."""
+        body = self.body(line, ctx)
+        if body is None:
+            raise ResponseError(f"not a {self.head or 'bare'} line: {line!r}")
+        return self.build(self.values(body, ctx))
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        for line in lines:
+            try:
+                return self.parse_line(line, ctx)
+            except ValueError:
+                continue
+        if self.optional:
+            return None
+        raise ResponseError(f"AT+{ctx['name']}: no response line of the expected shape in {lines!r}")
+
+    def format_line(self, record: Any, ctx: Dict[str, Any]) -> str:
+        values = self.split(record)
+        sig = self.params_for(ctx)
+        checked = {p.name: (None if values.get(p.name) is None else p.check(values[p.name])) for p in sig.params}
+        missing = [p.name for p in sig.params if not p.optional and checked[p.name] is None]
+        if missing:
+            raise ResponseError(f"AT+{ctx['name']}: record field {missing[0]!r} is missing")
+        text = sig.render(checked)
+        if self.paren:
+            text = "(" + text + ")"
+        if self.head == "+":
+            return "+" + ctx["name"] + ":" + text
+        if self.head is None:
+            return text
+        return self.head + ":" + text
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        if record is None:
+            if self.optional:
+                return []
+            raise ResponseError(f"AT+{ctx['name']}: a record is required")
+        return [self.format_line(record, ctx)]
+
+
+def _whole(text: str):
+    from .grammar import Field
+    return Field(text[1:] if text.startswith(" ") else text, False)
+
+
+class Repeat(Shape):
+    """Zero or more lines of one shape -> a tuple (or record(**{attr: tuple}))."""
+
+    def __init__(self, line: Fields, record: Any = None, attr: Optional[str] = None):
+        self.line, self.record, self.attr = line, record, attr
+
+    def items(self, lines: List[str], ctx: Dict[str, Any]) -> Tuple[Any, ...]:
+        out = []
+        for line in lines:
+            try:
+                out.append(self.line.parse_line(line, ctx))
+            except ValueError:
+                continue
+        return tuple(out)
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        items = self.items(lines, ctx)
+        return self.record(**{self.attr: items}) if self.record is not None else items
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        items = getattr(record, self.attr) if self.record is not None else record
+        return [self.line.format_line(item, ctx) for item in (items or ())]
+
+
+class ApList(Repeat):
+    """AT+CWLAP: `+CWLAP:(<ecn>,<ssid>,<rssi>,<mac>,<channel>,<wps>)` lines.
+
+    ctx `mask` (AT+CWLAPOPT, default all) selects the fields printed/expected;
+    ctx `sort=True` (AT+CWLAPOPT sort_enable) orders by RSSI, strongest first.
+    """
+
+    def __init__(self, line: Fields, bits: Dict[str, int], default_mask: int):
+        super().__init__(line)
+        self.bits, self.default_mask = bits, default_mask
+        self._sigs: Dict[int, Sig] = {}
+        line.params_for = self._sig_for  # type: ignore[method-assign]
+
+    def _sig_for(self, ctx: Dict[str, Any]) -> Sig:
+        mask = ctx.get("mask")
+        mask = self.default_mask if mask is None else mask
+        sig = self._sigs.get(mask)
+        if sig is None:
+            params = tuple(p for p in self.line.sig.params if mask >> self.bits[p.name] & 1)
+            sig = self._sigs[mask] = Sig(params)
+        return sig
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        items = list(record or ())
+        if ctx.get("sort"):
+            items.sort(key=lambda ap: -(ap.rssi if ap.rssi is not None else -1000))
+        return super().format(items, ctx)
+
+
+class Keyed(Shape):
+    """Lines `<head><key><sep><value>`, one per record field (CIPSTA, CIFSR, GMR)."""
+
+    def __init__(self, keys: Sequence[Tuple[str, Param]], record: Any, *, sep: str, head: Optional[str] = "+"):
+        self.keys = tuple(keys)
+        self.record, self.sep = record, sep
+        self.line = Fields((), head=head)
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        values: Dict[str, Any] = {}
+        for line in lines:
+            body = self.line.body(line, ctx)
+            if body is None:
+                continue
+            for key, p in self.keys:
+                lead = key + self.sep
+                if body.startswith(lead):
+                    rest = body[len(lead):]
+                    if p.kind == "rest":
+                        values[p.name] = rest
+                    else:
+                        fs = tokenize(rest)
+                        if len(fs) == 1:
+                            values[p.name] = p.parse(fs[0], strict=False)
+                    break
+        if not values:
+            return None
+        try:
+            return self.record(**values)
+        except TypeError as e:
+            raise ResponseError(f"AT+{ctx['name']}: incomplete response {lines!r}: {e}") from None
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        if record is None:
+            return []
+        out = []
+        for key, p in self.keys:
+            v = getattr(record, p.name)
+            if v is None:
+                continue
+            text = key + self.sep + p.render(p.check(v))
+            out.append(("+" + ctx["name"] + ":" + text) if self.line.head == "+" else text)
+        return out
+
+
+class Group(Shape):
+    """Several shapes over the same lines, each filling one record field (CIPSTATUS)."""
+
+    def __init__(self, record: Any, **parts: Shape):
+        self.record, self.parts = record, parts
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        return self.record(**{attr: shape.parse(lines, ctx) for attr, shape in self.parts.items()})
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        out: List[str] = []
+        for attr, shape in self.parts.items():
+            out += shape.format(getattr(record, attr), ctx)
+        return out
+
+
+class Alt(Shape):
+    """The first of several line shapes that fits (CIPCHECKSEQ single vs multiple)."""
+
+    def __init__(self, *shapes: Fields):
+        self.shapes = shapes
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        for line in lines:
+            for s in self.shapes:
+                try:
+                    return s.parse_line(line, ctx)
+                except ValueError:
+                    continue
+        raise ResponseError(f"AT+{ctx['name']}: no response line of the expected shape in {lines!r}")
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        err: Optional[Exception] = None
+        for s in self.shapes:
+            try:
+                if any(record_get(record, k) != v for k, v in s.fixed.items()):
+                    continue
+                return s.format(record, ctx)
+            except ValueError as e:
+                err = err or e
+        raise err or ResponseError(f"AT+{ctx['name']}: cannot format {record!r}")
+
+
+def record_get(record: Any, name: str) -> Any:
+    return getattr(record, name, None)
+
+
+class Lines(Shape):
+    """Free text lines joined by \\n into record(text) (PEM certificates and keys)."""
+
+    def __init__(self, record: Any):
+        self.record = record
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        return self.record("\n".join(lines)) if lines else None
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        return [] if record is None else [l for l in record.text.split("\n") if l]
+
+
+class Flag(Shape):
+    """A fixed line whose presence is a bool field (`wps started`)."""
+
+    def __init__(self, text: str, record: Any, attr: str):
+        self.text, self.record, self.attr = text, record, attr
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        return self.record(**{self.attr: any(l.strip().lower() == self.text for l in lines)})
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        return [self.text] if record is not None and getattr(record, self.attr) else []
+
+
+class Fixed(Shape):
+    """Fixed lines printed before the final result (`CONNECT` of MQTTCON); no record."""
+
+    def __init__(self, *lines: str):
+        self.lines = lines
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        return None
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        return list(self.lines)
+
+
+class Ping(Shape):
+    """AT+PING: `+<time>` then OK, or `+timeout` then ERROR."""
+
+    def __init__(self, record: Any):
+        self.record = record
+
+    def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Any:
+        for line in lines:
+            t = line.strip()
+            if t == "+timeout":
+                return self.record(None)
+            m = re.fullmatch(r"\+ ?([0-9]{1,9})", t)
+            if m:
+                return self.record(int(m.group(1)))
+        return None
+
+    def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
+        if record is None:
+            return []
+        return ["+timeout" if record.time_ms is None else f"+{int(record.time_ms)}"]
