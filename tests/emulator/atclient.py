@@ -65,6 +65,17 @@ class AT:
         assert r.endswith(b"OK\r\n"), r
         return r
 
+    def sync(self, tries=40):
+        """Send AT until the module answers OK (after boot, or when the banner was missed)."""
+        for _ in range(tries):
+            try:
+                self.cmd(b"AT", timeout=0.25)
+                self.buf = b""
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError("module never answered AT")
+
     def wait_ready(self, timeout=10.0):
         self.expect(b"ready\r\n", timeout)
 

@@ -1,0 +1,60 @@
+"""`wizsock emulator`: run the software WizFi360 on a pty or a TCP port."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (the default)")
+    where.add_argument("--listen", metavar="HOST:PORT",
+                       help="serve on a TCP port (pyserial: socket://HOST:PORT); HOST defaults to 127.0.0.1")
+    parser.add_argument("--baud", type=int, default=115200, help="factory UART baud rate (default 115200)")
+    parser.add_argument("--world", metavar="FILE", help="radio world JSON (aps, stations, dns)")
+    parser.add_argument("--flash", metavar="FILE", help="emulated flash file (_DEF settings); default: temporary")
+    parser.add_argument("--rtt", metavar="MS", type=float, default=0.0,
+                        help="network round-trip time in ms (SEND OK waits one)")
+    parser.add_argument("--faults", metavar="SPEC", help='fault injection, e.g. "chunk,urc:0.2,busy:0.1"')
+    parser.add_argument("--seed", type=int, help="seed for fault injection and generated identities")
+    parser.add_argument("--boot-delay", type=float, default=0.3, help="seconds from reset to 'ready'")
+    parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
+
+
+def _listen_addr(text: str):
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def run(args) -> int:
+    from wizsock.emulator.core import Emulator
+
+    try:
+        emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
+                       faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
+                       log_traffic=args.log, log_file=sys.stderr if args.log else None)
+    except (OSError, ValueError) as e:
+        print(f"wizsock emulator: {e}", file=sys.stderr)
+        return 2
+    emu.start()
+    try:
+        if args.listen:
+            host, port = _listen_addr(args.listen)
+            h, p = emu.serve_tcp(host, port)
+            print(f"WizFi360 emulator listening: socket://{h}:{p} at {args.baud} baud", flush=True)
+        else:
+            path = emu.serve_pty()
+            print(f"WizFi360 emulator on {path} at {args.baud} baud", flush=True)
+        print(f"flash: {emu.flash_path}", flush=True)
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *a: done.set())
+        done.wait()
+    finally:
+        emu.stop()
+    return 0
