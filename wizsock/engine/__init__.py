@@ -1,0 +1,47 @@
+"""The trio engine (docs/design.md section 4).
+
+``open_module`` (trio) and ``Module`` (blocking, engine in a thread) give the
+typed API over one WizFi360: ``system``, ``wifi``, ``net``, ``mqtt``, ``azure``,
+``aws``; links (``net.open_tcp``/``open_udp``/``open_ssl``/``listen``) carry data.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import trio
+
+from .api import AsyncModule, MqttMessage
+from .core import BAUD_RATES, Engine, Response
+from .links import Link, Server
+from .sync import Module
+
+__all__ = ["open_module", "Module", "AsyncModule", "Engine", "Link", "Server", "MqttMessage",
+           "Response", "BAUD_RATES"]
+
+
+@asynccontextmanager
+async def open_module(port, baudrate=115200, **options):
+    """Open a module on ``port`` (anything ``serial.serial_for_url`` opens).
+
+    Options (keyword): ``timeouts`` (command name -> seconds), ``hunt_baud``
+    (search the spec's rates if the module does not answer; default True),
+    ``flow_control`` (RTS/CTS, AT+UART_CUR ...,1), ``rx_limit`` (per-link
+    receive limit, default 1 MiB), ``rx_high``/``rx_low`` (RTS water marks),
+    ``use_sendbuf`` (AT+CIPSENDBUF for TCP, default True), ``probe_interval``
+    (idle AT probe period), ``serial_kwargs``.
+    """
+    engine = Engine(port, baudrate, **options)
+    module = AsyncModule(engine)
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                await engine.start(nursery)
+                yield module
+            finally:
+                await engine.aclose()
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(2):
+                        await engine._reader_done.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        engine.close_port()

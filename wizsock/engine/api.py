@@ -1,0 +1,891 @@
+"""The typed API, grouped as the spec groups the instruction set.
+
+``module.system`` (3.1), ``module.wifi`` (3.2), ``module.net`` (3.3 TCP/IP),
+``module.mqtt`` (3.3.29-33), ``module.azure`` (3.3.34-35), ``module.aws``
+(3.3.36-38).  Every method builds its command through
+``wizsock.protocol.COMMANDS`` and returns the codec's typed record (or None
+for commands that only answer OK); failures raise ``wizsock.errors``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+import trio
+
+from .. import errors as E
+from .. import protocol as P
+from .core import Engine, Response, req
+from .links import Link, Server
+
+log = logging.getLogger("wizsock.engine")
+
+
+def _cd(name, default):
+    return name + ("_DEF" if default else "_CUR")
+
+
+def _meaning(code):
+    table = getattr(P, "CWJAP_ERRORS", None)
+    if table is None:
+        from ..protocol.records import CWJAP_ERRORS as table
+    return table.get(code, f"unknown error {code}")
+
+
+class _Group:
+    def __init__(self, module: "AsyncModule"):
+        self._m = module
+        self._e: Engine = module.engine
+
+    async def _cmd(self, name, form="execute", *, timeout=None, payload=None, **params):
+        r = req(name, form, **params) if form in ("set", "execute") else req(name, form)
+        return await self._e.command(r, timeout=timeout, payload=payload)
+
+    async def _get(self, name, form="query", **params):
+        return (await self._cmd(name, form, **params)).record
+
+
+# ============================================================================ system
+class System(_Group):
+    """System control commands (spec 3.1)."""
+
+    async def at(self) -> None:
+        """AT: is the module there?"""
+        await self._cmd("")
+
+    async def restart(self, timeout=10.0) -> None:
+        """AT+RST; returns once the module is initialised again (links fail: ModuleReset)."""
+        await self._expect_reset(req("RST", "execute"), timeout)
+
+    async def restore(self, full=False, timeout=10.0) -> None:
+        """AT+RESTORE[=1]: factory settings (the module restarts)."""
+        r = req("RESTORE", "set", type=1) if full else req("RESTORE", "execute")
+        await self._expect_reset(r, timeout)
+
+    async def deep_sleep(self, ms: int, wait=True) -> None:
+        """AT+GSLP=<ms>; with ``wait``, returns once the module woke up and was re-initialised."""
+        await self._expect_reset(req("GSLP", "set", time=ms), ms / 1000 + 10.0, wait=wait)
+
+    async def _expect_reset(self, r, timeout, wait=True):
+        e = self._e
+        before = e.reset_count
+        await e.command(r)
+        if not wait:
+            return
+        with trio.move_on_after(timeout) as cs:
+            while e.reset_count == before:
+                await trio.sleep(0.01)
+            await e._usable.wait()
+            while not e._usable.is_set():
+                await trio.sleep(0.01)
+        if cs.cancelled_caught:
+            if e.reset_count == before:
+                # no "ready" seen: the module may restart silently; probe until it answers
+                e._declare_reset(f"{r.name} (no ready seen)")
+            with trio.fail_after(timeout):
+                while not e._usable.is_set():
+                    await trio.sleep(0.01)
+
+    async def version(self):
+        """AT+GMR -> records.VersionInfo."""
+        return await self._get("GMR", "execute")
+
+    async def echo(self, on: bool) -> None:
+        """ATE1 / ATE0 (the engine ignores echoed lines either way)."""
+        await self._cmd("E1" if on else "E0")
+
+    async def uart(self, default=False):
+        """AT+UART_CUR? / AT+UART_DEF? -> records.UartConfig."""
+        return await self._get(_cd("UART", default))
+
+    async def set_uart(self, baudrate: int, databits=8, stopbits=1, parity=0, flow_control=0,
+                       default=False) -> None:
+        """AT+UART_CUR=... (the host port follows at once) / AT+UART_DEF=... (next boot)."""
+        e = self._e
+        r = req(_cd("UART", default), "set", baudrate=baudrate, databits=databits,
+                stopbits=stopbits, parity=parity, flow_control=flow_control)
+        if default:
+            await e.command(r)
+            return
+        resp = await e.command(r)
+        port = e._port
+        await trio.sleep(0.01)
+        async with e._cmd_lock:
+            port.baudrate = baudrate
+            e.baudrate = baudrate
+            e.flow_control = bool(flow_control)
+            e._framer.reset()
+            if not e.flow_control:
+                e._rts = True
+                try:
+                    port.rts = True
+                except Exception:
+                    pass
+        e._update_rts()
+        return resp.record
+
+    async def uart_cur(self):
+        return await self.uart(False)
+
+    async def uart_def(self):
+        return await self.uart(True)
+
+    async def sleep_mode(self):
+        """AT+SLEEP? -> records.SleepMode."""
+        return await self._get("SLEEP")
+
+    async def set_sleep_mode(self, mode: int) -> None:
+        await self._cmd("SLEEP", "set", mode=mode)
+
+    # -- GPIO
+    async def io_config(self, pin: int, mode: int, pull_up: int = 0) -> None:
+        """AT+SYSIOSETCFG=<pin>,<mode>,<pull-up>."""
+        await self._cmd("SYSIOSETCFG", "set", pin=pin, mode=mode, pull_up=pull_up)
+
+    async def io_get(self, pin: int):
+        """AT+SYSIOGETCFG=<pin> -> records.IoConfig."""
+        return await self._get("SYSIOGETCFG", "set", pin=pin)
+
+    async def gpio_direction(self, pin: int, output: Any) -> None:
+        """AT+SYSGPIODIR (raises NotGpioMode)."""
+        await self._cmd("SYSGPIODIR", "set", pin=pin, dir=int(output))
+
+    async def gpio_write(self, pin: int, level: Any) -> None:
+        """AT+SYSGPIOWRITE (raises NotGpioMode/NotOutputMode)."""
+        await self._cmd("SYSGPIOWRITE", "set", pin=pin, level=int(level))
+
+    async def gpio_read(self, pin: int):
+        """AT+SYSGPIOREAD -> records.GpioState."""
+        return await self._get("SYSGPIOREAD", "set", pin=pin)
+
+
+# ============================================================================ WiFi
+class Wifi(_Group):
+    """WiFi commands (spec 3.2)."""
+
+    async def mode(self, default=False):
+        """AT+CWMODE_CUR? -> records.WifiMode."""
+        return await self._get(_cd("CWMODE", default))
+
+    async def set_mode(self, mode: int, default=False) -> None:
+        r = req(_cd("CWMODE", default), "set", mode=mode)
+        await self._e.command(r)
+        if not default:
+            self._e.remember(r)
+
+    async def join(self, ssid: str, password: str = "", bssid: Optional[str] = None,
+                   default=False, timeout=None):
+        """AT+CWJAP_CUR/_DEF; raises JoinError(code, meaning) on failure."""
+        name = _cd("CWJAP", default)
+        r = req(name, "set", ssid=ssid, pwd=password, bssid=bssid)
+        resp = await self._e.command(r, timeout=timeout, check=False, parse=False)
+        if resp.result == "OK":
+            self._e.station_ip = None
+            if not default:
+                self._e.remember(r)
+            return None
+        code = None
+        try:
+            rec = P.COMMANDS[name].parse_response("set", resp.events)
+            code = getattr(rec, "code", None)
+        except Exception:
+            rec = None
+        if code is None:
+            for ev in resp.events:
+                v = getattr(ev, "value", None)
+                if getattr(ev, "name", None) in (name, "CWJAP_CUR", "CWJAP_DEF") and v:
+                    try:
+                        code = int(v.strip())
+                    except ValueError:
+                        pass
+        meaning = (getattr(rec, "meaning", None) or _meaning(code)) if code is not None \
+            else "no error code given"
+        raise E.JoinError(f"joining {ssid!r} failed: {meaning}" +
+                          (f" (code {code})" if code is not None else ""),
+                          code=code, meaning=meaning, command=name, result=resp.result,
+                          lines=resp.lines())
+
+    async def joined(self, default=False):
+        """AT+CWJAP_CUR? -> records.JoinedAp (None if not joined)."""
+        try:
+            return await self._get(_cd("CWJAP", default))
+        except E.CommandError:
+            return None
+
+    async def quit(self) -> None:
+        """AT+CWQAP."""
+        await self._cmd("CWQAP")
+        self._e.station_ip = None
+        self._e.forget("CWJAP_CUR")
+
+    async def scan(self, ssid: Optional[str] = None, mac: Optional[str] = None,
+                   channel: Optional[int] = None, timeout=None):
+        """AT+CWLAP[=<ssid>[,<mac>][,<channel>]] -> list of records.AccessPoint."""
+        if ssid is None and mac is None and channel is None:
+            resp = await self._e.command(req("CWLAP", "execute"), timeout=timeout)
+        else:
+            resp = await self._e.command(req("CWLAP", "set", ssid=ssid or "", mac=mac,
+                                             channel=channel), timeout=timeout)
+        rec = resp.record
+        return list(rec) if rec is not None else []
+
+    async def scan_options(self, sort_by_rssi: bool = False, mask: int = 0b10000011111) -> None:
+        """AT+CWLAPOPT=<sort>,<mask> (records.CWLAP_MASK_BITS)."""
+        await self._cmd("CWLAPOPT", "set", sort_enable=int(bool(sort_by_rssi)), mask=mask)
+
+    async def softap(self, default=False):
+        """AT+CWSAP_CUR? -> records.SoftApConfig."""
+        return await self._get(_cd("CWSAP", default))
+
+    async def configure_softap(self, ssid, password, channel, ecn, max_conn=None,
+                               ssid_hidden=None, default=False) -> None:
+        await self._cmd(_cd("CWSAP", default), "set", ssid=ssid, pwd=password, channel=channel,
+                        ecn=ecn, max_conn=max_conn, ssid_hidden=ssid_hidden)
+
+    async def stations(self):
+        """AT+CWLIF -> list of records.Station."""
+        rec = await self._get("CWLIF", "execute")
+        return list(rec) if rec is not None else []
+
+    async def dhcp(self, default=False):
+        """AT+CWDHCP_CUR? -> records.DhcpStatus."""
+        return await self._get(_cd("CWDHCP", default))
+
+    async def set_dhcp(self, mode: int, enable: bool, default=False) -> None:
+        """mode 0 SoftAP, 1 station, 2 both."""
+        await self._cmd(_cd("CWDHCP", default), "set", mode=mode, en=int(bool(enable)))
+
+    async def dhcps(self, default=False):
+        """AT+CWDHCPS_CUR? -> records.DhcpRange."""
+        return await self._get(_cd("CWDHCPS", default))
+
+    async def set_dhcps(self, enable: bool, lease_time=None, start_ip=None, end_ip=None,
+                        default=False) -> None:
+        await self._cmd(_cd("CWDHCPS", default), "set", enable=int(bool(enable)),
+                        lease_time=lease_time, start_ip=start_ip, end_ip=end_ip)
+
+    async def autoconnect(self):
+        """AT+CWAUTOCONN? -> records.AutoConnect."""
+        return await self._get("CWAUTOCONN")
+
+    async def set_autoconnect(self, enable: bool) -> None:
+        await self._cmd("CWAUTOCONN", "set", enable=int(bool(enable)))
+
+    async def sta_mac(self, default=False):
+        return await self._get(_cd("CIPSTAMAC", default))
+
+    async def set_sta_mac(self, mac: str, default=False) -> None:
+        await self._cmd(_cd("CIPSTAMAC", default), "set", mac=mac)
+
+    async def ap_mac(self, default=False):
+        return await self._get(_cd("CIPAPMAC", default))
+
+    async def set_ap_mac(self, mac: str, default=False) -> None:
+        await self._cmd(_cd("CIPAPMAC", default), "set", mac=mac)
+
+    async def sta_ip(self, default=False):
+        """AT+CIPSTA_CUR? -> records.IpConfig."""
+        return await self._get(_cd("CIPSTA", default))
+
+    async def set_sta_ip(self, ip, gateway=None, netmask=None, default=False) -> None:
+        await self._cmd(_cd("CIPSTA", default), "set", ip=ip, gateway=gateway, netmask=netmask)
+        self._e.station_ip = None
+
+    async def ap_ip(self, default=False):
+        return await self._get(_cd("CIPAP", default))
+
+    async def set_ap_ip(self, ip, gateway=None, netmask=None, default=False) -> None:
+        await self._cmd(_cd("CIPAP", default), "set", ip=ip, gateway=gateway, netmask=netmask)
+
+    async def start_smartconfig(self, try_count: Optional[int] = None,
+                                type: Optional[int] = None) -> None:
+        """AT+CWSTARTSMART[=[<type>,]<try count>] (messages arrive later; see ``on_event``)."""
+        if try_count is None and type is None:
+            await self._cmd("CWSTARTSMART")
+        else:
+            await self._cmd("CWSTARTSMART", "set", try_count=try_count, type=type)
+
+    async def stop_smartconfig(self) -> None:
+        await self._cmd("CWSTOPSMART")
+
+    async def wps(self, enable: bool = True):
+        """AT+WPS=<enable> -> records.WpsState."""
+        return await self._get("WPS", "set", enable=int(bool(enable)))
+
+    async def hostname(self):
+        """AT+CWHOSTNAME? -> records.Hostname."""
+        return await self._get("CWHOSTNAME")
+
+    async def set_hostname(self, hostname: str) -> None:
+        await self._cmd("CWHOSTNAME", "set", hostname=hostname)
+
+    async def country(self, default=False):
+        return await self._get(_cd("CWCOUNTRY", default))
+
+    async def set_country(self, policy: int, country_code: str, channel_option: int,
+                          default=False) -> None:
+        await self._cmd(_cd("CWCOUNTRY", default), "set", policy=policy,
+                        country_code=country_code, channel_option=channel_option)
+
+    async def netconfig(self) -> None:
+        """AT+WIZ_NETCONFIG: start the module's setup web server."""
+        await self._cmd("WIZ_NETCONFIG")
+
+    def on_event(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for WiFi/SoftAP URCs; returns an unsubscribe function."""
+        self._e._urc_callbacks.append(callback)
+        return lambda: self._e._urc_callbacks.remove(callback)
+
+
+# ============================================================================ TCP/IP
+class Net(_Group):
+    """TCP/IP commands (spec 3.3.1-3.3.28) and links."""
+
+    @property
+    def links(self):
+        """Read-only view: link id -> Link currently held by the engine."""
+        from types import MappingProxyType
+        return MappingProxyType(self._e._links)
+
+    async def status(self):
+        """AT+CIPSTATUS -> records.ConnectionStatus."""
+        return await self._get("CIPSTATUS", "execute")
+
+    async def resolve(self, name: str, timeout=None) -> str:
+        """AT+CIPDOMAIN -> IP text; raises ResolveError."""
+        try:
+            resp = await self._e.command(req("CIPDOMAIN", "set", domain=name), timeout=timeout)
+        except E.CommandError as exc:
+            raise E.ResolveError(f"cannot resolve {name!r}: "
+                                 f"{'; '.join(exc.lines) or exc.result}") from None
+        rec = resp.record
+        ip = getattr(rec, "ip", None)
+        if not ip:
+            raise E.ResolveError(f"cannot resolve {name!r}: no address in {resp.lines()}")
+        return ip
+
+    async def _open(self, kind, host, port, timeout=None, **extra) -> Link:
+        e = self._e
+        await e.wait_usable(6.0)
+        lid = e._alloc_id(kind)
+        gen = e._new_generation(lid)
+        link = Link(e, lid, gen, kind, remote=(str(host), int(port)))
+        e._links[lid] = link
+        sent = False
+        try:
+            r = req("CIPSTART", "set", link=lid if e.mux else None, type=kind, remote=str(host),
+                    port=int(port), **extra)
+            sent = True
+            resp = await e.command(r, timeout=timeout, check=False, parse=False)
+            if link._error is not None:
+                raise link._error
+            if resp.result != "OK":
+                lines = resp.lines()
+                if "ALREADY CONNECTED" in resp.notes and e._server is not None:
+                    # the id went to a connection accepted by our server meanwhile
+                    e._links.pop(lid, None)
+                    e._server._make(lid)
+                    return await self._open(kind, host, port, timeout=timeout, **extra)
+                if "DNS Fail" in resp.notes:
+                    raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
+                raise E.ConnectError(f"{kind} connect to {host}:{port} failed: "
+                                     f"{'; '.join(lines) or resp.result}", lines=lines)
+            link._opening = False
+            link._connected = True
+            if link._module_closed:       # CLOSED already (early close): keep data, free id
+                e._free(link)
+            sent = False
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                if kind != "SSL" and not link._module_closed:
+                    await self._fill_addresses(link)
+            except E.WizError:
+                pass
+            return link
+        except BaseException:
+            link._opening = False
+            if not link._module_closed and e._links.get(lid) is link:
+                if not sent and link._connected:
+                    with trio.CancelScope(shield=True):
+                        try:
+                            await link._module_close()
+                        except E.WizError:
+                            pass
+                e._free(link)
+            link._closed = True
+            raise
+
+    async def _fill_addresses(self, link):
+        e = self._e
+        if e.station_ip is None:
+            try:
+                addrs = await self.addresses()
+                e.station_ip = getattr(addrs, "sta_ip", None) or getattr(addrs, "ap_ip", None)
+            except E.WizError:
+                pass
+        st = await self.status()
+        for ls in getattr(st, "links", ()) or ():
+            if ls.link == link.id:
+                link.local = (e.station_ip or "0.0.0.0", ls.local_port)
+                if link.remote is None or link.accepted:
+                    link.remote = (ls.remote_ip, ls.remote_port)
+
+    async def open_tcp(self, host: str, port: int, keepalive: Optional[int] = None,
+                       timeout=None) -> Link:
+        """AT+CIPSTART=<id>,"TCP",... -> Link (raises ConnectError, LinkLimitError)."""
+        return await self._open("TCP", host, port, timeout=timeout, keepalive=keepalive)
+
+    async def open_ssl(self, host: str, port: int, keepalive: Optional[int] = None,
+                       timeout=None) -> Link:
+        """AT+CIPSTART=<id>,"SSL",... (one SSL link at most: LinkLimitError)."""
+        return await self._open("SSL", host, port, timeout=timeout or 25.0,
+                                keepalive=keepalive)
+
+    async def open_udp(self, host: str, port: int, local_port: Optional[int] = None,
+                       mode: int = 0, timeout=None) -> Link:
+        """AT+CIPSTART=<id>,"UDP",<host>,<port>[,<local port>,<mode>]."""
+        return await self._open("UDP", host, port, timeout=timeout, local_port=local_port,
+                                mode=mode if local_port is not None else None)
+
+    async def close(self, link) -> None:
+        """Close a Link (or, given an int, whatever link id that is; 5 closes all)."""
+        if isinstance(link, Link):
+            await link.aclose()
+            return
+        lid = int(link)
+        e = self._e
+        await e.command(req("CIPCLOSE", "set", link=lid), check=False)
+        targets = list(e._links.values()) if lid == 5 else [e._links.get(lid)]
+        for l in targets:
+            if l is not None:
+                l._on_closed()
+                e._free(l)
+
+    async def ssl_size(self):
+        return await self._get("CIPSSLSIZE")
+
+    async def set_ssl_size(self, size: int) -> None:
+        await self._cmd("CIPSSLSIZE", "set", size=size)
+
+    async def ssl_conf(self):
+        """AT+CIPSSLCONF? -> records.SslConfig."""
+        return await self._get("CIPSSLCONF")
+
+    async def set_ssl_conf(self, mode: int) -> None:
+        await self._cmd("CIPSSLCONF", "set", mode=mode)
+
+    async def _send_pem(self, name, pem):
+        text = pem.decode("ascii") if isinstance(pem, (bytes, bytearray)) else str(pem)
+        data = text.replace("\r\n", "\n").strip().encode("ascii").replace(b"\n", b"\r\n") + b"\r\n"
+        await self._e.command(req(name, "set", mode=1), payload=data)
+
+    async def set_ca(self, pem) -> None:
+        """AT+CASEND=1 and the CA certificate (PEM)."""
+        await self._send_pem("CASEND", pem)
+
+    async def delete_ca(self) -> None:
+        await self._cmd("CASEND", "set", mode=0)
+
+    async def ca(self):
+        """AT+CASEND? -> records.Pem (None if none stored)."""
+        try:
+            return await self._get("CASEND")
+        except E.CommandError:
+            return None
+
+    async def addresses(self):
+        """AT+CIFSR -> records.LocalAddresses."""
+        rec = await self._get("CIFSR", "execute")
+        ip = getattr(rec, "sta_ip", None)
+        if ip and ip != "0.0.0.0":
+            self._e.station_ip = ip
+        return rec
+
+    async def local_ip(self) -> str:
+        """The station IP (SoftAP IP if no station), for getsockname()."""
+        if self._e.station_ip:
+            return self._e.station_ip
+        rec = await self.addresses()
+        return getattr(rec, "sta_ip", None) or getattr(rec, "ap_ip", None) or "0.0.0.0"
+
+    async def mux(self):
+        """AT+CIPMUX? -> records.MuxMode (the engine runs with 1)."""
+        return await self._get("CIPMUX")
+
+    async def set_mux(self, mode: int) -> None:
+        """AT+CIPMUX=<mode> (only with no link open; the engine's links need 1)."""
+        if mode == 0 and self._e._links:
+            raise E.CommandError("CIPMUX=0 needs every link closed", command="CIPMUX")
+        await self._cmd("CIPMUX", "set", mode=mode)
+        self._e.mux = bool(mode)
+
+    async def listen(self, port: int, backlog: int = 4) -> Server:
+        """AT+CIPSERVERMAXCONN and AT+CIPSERVER=1,<port> -> Server (one per module)."""
+        e = self._e
+        if e._server is not None:
+            raise E.LinkLimitError(f"the module runs one server (port {e._server.port})")
+        n = max(1, min(4, int(backlog or 4)))
+        await self._cmd("CIPSERVERMAXCONN", "set", num=n)
+        server = Server(e, int(port), n)
+        e._server = server
+        try:
+            await self._cmd("CIPSERVER", "set", mode=1, port=int(port))
+        except BaseException:
+            e._server = None
+            raise
+        return server
+
+    async def server_maxconn(self):
+        return await self._get("CIPSERVERMAXCONN")
+
+    async def set_server_maxconn(self, num: int) -> None:
+        await self._cmd("CIPSERVERMAXCONN", "set", num=num)
+
+    async def transfer_mode(self):
+        """AT+CIPMODE? -> records.TransferMode."""
+        return await self._get("CIPMODE")
+
+    async def set_transfer_mode(self, mode: int) -> None:
+        """AT+CIPMODE=<mode>: passthrough (1) needs single-connection mode."""
+        await self._cmd("CIPMODE", "set", mode=mode)
+
+    async def save_translink(self, mode: int, remote: Optional[str] = None,
+                             port: Optional[int] = None, type: Optional[str] = None,
+                             **extra) -> None:
+        """AT+SAVETRANSLINK=<mode>,<remote>,<port>[,<type>,...]."""
+        await self._cmd("SAVETRANSLINK", "set", mode=mode, remote=remote, port=port, type=type,
+                        **extra)
+
+    async def server_timeout(self):
+        return await self._get("CIPSTO")
+
+    async def set_server_timeout(self, seconds: int) -> None:
+        await self._cmd("CIPSTO", "set", time=seconds)
+
+    async def update(self, url: Optional[str] = None):
+        """AT+CIUPDATE[=<url>] -> records.UpdateProgress."""
+        if url is None:
+            return await self._get("CIUPDATE", "execute")
+        return await self._get("CIUPDATE", "set", url=url)
+
+    async def ping(self, host: str, timeout=None):
+        """AT+PING -> records.PingResult (``time_ms`` None on timeout)."""
+        resp = await self._e.command(req("PING", "set", host=host), timeout=timeout, check=False)
+        if resp.result == "OK":
+            return resp.record
+        spec = P.COMMANDS["PING"]
+        try:
+            rec = spec.parse_response("set", resp.events)
+        except Exception:
+            rec = None
+        if rec is not None:
+            return rec
+        from ..errors import CommandError
+        raise CommandError(f"ping {host!r} failed: {resp.result} ({'; '.join(resp.lines())})",
+                           command="PING", result=resp.result, lines=resp.lines())
+
+    async def dinfo(self):
+        """AT+CIPDINFO? -> records.IpdInfo."""
+        return await self._get("CIPDINFO")
+
+    async def set_dinfo(self, enable: bool) -> None:
+        """The engine needs 1 for UDP senders; 0 is allowed but loses receive_from addresses."""
+        await self._cmd("CIPDINFO", "set", mode=int(bool(enable)))
+
+    async def sntp_config(self):
+        return await self._get("CIPSNTPCFG")
+
+    async def set_sntp(self, enable: bool, timezone: Optional[int] = None, *servers) -> None:
+        names = [n for n in P.COMMANDS["CIPSNTPCFG"].forms["set"].names
+                 if n not in ("enable", "timezone")]
+        kw = dict(zip(names, servers))
+        await self._cmd("CIPSNTPCFG", "set", enable=int(bool(enable)), timezone=timezone, **kw)
+
+    async def sntp_time(self):
+        """AT+CIPSNTPTIME? -> records.SntpTime."""
+        return await self._get("CIPSNTPTIME")
+
+    async def dns(self, default=False):
+        """AT+CIPDNS_CUR? -> records.DnsServers."""
+        return await self._get(_cd("CIPDNS", default))
+
+    async def set_dns(self, enable: bool, *servers, default=False) -> None:
+        name = _cd("CIPDNS", default)
+        names = [n for n in P.COMMANDS[name].forms["set"].names if n != "enable"]
+        await self._cmd(name, "set", enable=int(bool(enable)), **dict(zip(names, servers)))
+
+    # -- the send buffer (the engine drives these itself; exposed for completeness)
+    async def buffer_status(self, link):
+        """AT+CIPBUFSTATUS=<id> -> records.BufferStatus."""
+        lid = link.id if isinstance(link, Link) else int(link)
+        return await self._get("CIPBUFSTATUS", "set", link=lid)
+
+    async def check_segment(self, link, segment: int):
+        """AT+CIPCHECKSEQ=<id>,<segment> -> records.SegmentCheck."""
+        lid = link.id if isinstance(link, Link) else int(link)
+        return await self._get("CIPCHECKSEQ", "set", link=lid, segment=segment)
+
+    async def reset_segments(self, link) -> None:
+        """AT+CIPBUFRESET=<id>."""
+        lid = link.id if isinstance(link, Link) else int(link)
+        await self._cmd("CIPBUFRESET", "set", link=lid)
+
+
+# ============================================================================ MQTT
+@dataclass(frozen=True)
+class MqttMessage:
+    """One subscription message (``<topic> -> <data>``)."""
+    topic: str
+    payload: bytes
+
+
+class Mqtt(_Group):
+    """The module's own MQTT client (AT+MQTT*), with a receive path.
+
+    ``async for msg in module.mqtt.messages(): ...`` or ``module.mqtt.on_message = fn``.
+    Messages are queued (up to ``max_queue``, the oldest are kept and the
+    overflow is counted in ``dropped`` and logged) until someone iterates.
+    """
+
+    max_queue = 1000
+
+    def __init__(self, module):
+        super().__init__(module)
+        self._e._mqtt = self
+        self.on_message: Optional[Callable[[MqttMessage], Any]] = None
+        self._subscribers = []
+        self._backlog = []
+        self.dropped = 0
+        self.connected = False
+        self._link = None
+        self.on_disconnect: Optional[Callable[[Optional[BaseException]], Any]] = None
+
+    # -- engine hooks
+    def _on_message(self, ev):
+        msg = MqttMessage(ev.topic, bytes(ev.data))
+        if self.on_message is not None:
+            try:
+                self.on_message(msg)
+            except Exception:
+                log.exception("mqtt on_message callback failed")
+        delivered = False
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(msg)
+                delivered = True
+            except trio.WouldBlock:
+                self.dropped += 1
+                log.error("mqtt: subscriber queue full; message on %r dropped", msg.topic)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(send)
+        if not delivered and self.on_message is None:
+            if len(self._backlog) < self.max_queue:
+                self._backlog.append(msg)
+            else:
+                self.dropped += 1
+                log.error("mqtt: %d messages waiting with no reader; dropping", len(self._backlog))
+
+    def _on_link_event(self, ev):
+        if ev.state == "CLOSED" and self.connected:
+            self._gone(None)
+
+    def _on_reset(self, err):
+        if self.connected:
+            self._gone(err)
+
+    def _gone(self, err):
+        self.connected = False
+        self._link = None
+        if self.on_disconnect is not None:
+            try:
+                self.on_disconnect(err)
+            except Exception:
+                log.exception("mqtt on_disconnect callback failed")
+
+    def _shutdown(self):
+        for send in self._subscribers:
+            send.close()
+        self._subscribers.clear()
+
+    # -- commands
+    async def configure(self, username: str = "", password: str = "", client_id: str = "",
+                        alive_time: int = 60) -> None:
+        """AT+MQTTSET (30-300 s keep-alive)."""
+        await self._cmd("MQTTSET", "set", username=username, password=password,
+                        client_id=client_id, alive_time=alive_time)
+
+    async def settings(self):
+        """AT+MQTTSET? -> records.MqttSettings."""
+        return await self._get("MQTTSET")
+
+    async def set_topics(self, publish: str, *subscribe: str) -> None:
+        """AT+MQTTTOPIC=<publish>,<subscribe1>[,<2>][,<3>]."""
+        if not 1 <= len(subscribe) <= 3:
+            raise ValueError("one to three subscribe topics")
+        names = [n for n in P.COMMANDS["MQTTTOPIC"].forms["set"].names if n != "publish"]
+        await self._cmd("MQTTTOPIC", "set", publish=publish, **dict(zip(names, subscribe)))
+
+    topics = set_topics
+
+    async def get_topics(self):
+        """AT+MQTTTOPIC? -> records.MqttTopics."""
+        return await self._get("MQTTTOPIC")
+
+    async def connect(self, host: str, port: int = 1883, auth: bool = False, timeout=None) -> None:
+        """AT+MQTTCON=[<id>,]<auth>,<host>,<port> (takes one link id in mux mode)."""
+        e = self._e
+        lid = None
+        placeholder = None
+        if e.mux:
+            lid = e._alloc_id("MQTT")
+            placeholder = Link(e, lid, e._new_generation(lid), "MQTT", remote=(host, port))
+            e._links[lid] = placeholder
+        try:
+            resp = await e.command(req("MQTTCON", "set", link=lid, enable=int(bool(auth)),
+                                       broker=host, port=port), timeout=timeout, check=False)
+        except BaseException:
+            if placeholder is not None:
+                e._free(placeholder)
+            raise
+        if resp.result != "OK":
+            if placeholder is not None:
+                e._free(placeholder)
+            raise E.ConnectError(f"MQTT connect to {host}:{port} failed: "
+                                 f"{'; '.join(resp.lines()) or resp.result}", lines=resp.lines())
+        placeholder and setattr(placeholder, "_opening", False)
+        self._link = placeholder
+        self.connected = True
+
+    async def publish(self, message) -> None:
+        """AT+MQTTPUB=<message> (to the publish topic of set_topics)."""
+        if isinstance(message, (bytes, bytearray)):
+            message = bytes(message).decode("utf-8")
+        await self._cmd("MQTTPUB", "set", message=message)
+
+    async def disconnect(self) -> None:
+        """AT+MQTTDIS."""
+        e = self._e
+        try:
+            await e.command(req("MQTTDIS", "execute"), check=False)
+        finally:
+            if self._link is not None:
+                e._free(self._link)
+            self.connected = False
+            self._link = None
+            if self._m._aws_single:
+                await self._m.aws._restore_mux()
+
+    def messages(self, max_buffer: int = 1000):
+        """An async iterator of MqttMessage (use as ``async for``; close it to stop)."""
+        send, recv = trio.open_memory_channel(max_buffer)
+        for msg in self._backlog:
+            send.send_nowait(msg)
+        self._backlog.clear()
+        self._subscribers.append(send)
+        return recv
+
+
+class Azure(_Group):
+    """Azure IoT Hub (spec 3.3.34-35); messages arrive through ``module.mqtt``."""
+
+    async def configure(self, hub_id: str, device_id: str, key: str) -> None:
+        """AT+AZSET=<hub>,<device>,<key>."""
+        await self._cmd("AZSET", "set", hub_id=hub_id, device_id=device_id, key=key)
+
+    async def connect(self, timeout=None) -> None:
+        """AT+AZCON."""
+        resp = await self._e.command(req("AZCON", "execute"), timeout=timeout, check=False)
+        if resp.result != "OK":
+            raise E.ConnectError(f"Azure connect failed: {'; '.join(resp.lines()) or resp.result}",
+                                 lines=resp.lines())
+        self._m.mqtt.connected = True
+
+
+class Aws(_Group):
+    """AWS IoT Core (spec 3.3.36-38); messages arrive through ``module.mqtt``."""
+
+    async def set_private_key(self, pem) -> None:
+        """AT+AWSPKSEND=1 and the key (redacted in logs)."""
+        await self._m.net._send_pem("AWSPKSEND", pem)
+
+    async def delete_private_key(self) -> None:
+        await self._cmd("AWSPKSEND", "set", mode=0)
+
+    async def private_key(self):
+        try:
+            return await self._get("AWSPKSEND")
+        except E.CommandError:
+            return None
+
+    async def set_client_cert(self, pem) -> None:
+        """AT+CLICASEND=1 and the client certificate."""
+        await self._m.net._send_pem("CLICASEND", pem)
+
+    async def delete_client_cert(self) -> None:
+        await self._cmd("CLICASEND", "set", mode=0)
+
+    async def client_cert(self):
+        try:
+            return await self._get("CLICASEND")
+        except E.CommandError:
+            return None
+
+    async def connect(self, timeout=None) -> None:
+        """AT+AWSCON.  The spec forbids it with CIPMUX=1: with no link open the engine
+        switches to single-connection mode until ``mqtt.disconnect()``."""
+        e = self._e
+        if e.mux:
+            if e._links:
+                raise E.LinkLimitError("AT+AWSCON needs CIPMUX=0: close every link first")
+            await self._cmd("CIPMUX", "set", mode=0)
+            e.mux = False
+            self._m._aws_single = True
+        resp = await e.command(req("AWSCON", "execute"), timeout=timeout, check=False)
+        if resp.result != "OK":
+            await self._restore_mux()
+            raise E.ConnectError(f"AWS connect failed: {'; '.join(resp.lines()) or resp.result}",
+                                 lines=resp.lines())
+        self._m.mqtt.connected = True
+
+    async def _restore_mux(self):
+        e = self._e
+        if self._m._aws_single:
+            self._m._aws_single = False
+            await self._cmd("CIPMUX", "set", mode=1)
+            e.mux = True
+
+
+class AsyncModule:
+    """What ``open_module`` yields: the engine plus the API groups."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        engine.api = self
+        self._aws_single = False
+        self.system = System(self)
+        self.wifi = Wifi(self)
+        self.net = Net(self)
+        self.mqtt = Mqtt(self)
+        self.azure = Azure(self)
+        self.aws = Aws(self)
+
+    @property
+    def aio(self):
+        return self
+
+    @property
+    def firmware(self):
+        return self.engine.firmware
+
+    @property
+    def version(self):
+        return self.engine.version
+
+    async def command(self, request, **kw) -> Response:
+        """Run any codec Request (escape hatch); returns the engine's Response."""
+        return await self.engine.command(request, **kw)
+
+    def __repr__(self):
+        return f"<wizsock module {self.engine.name} firmware={self.engine.firmware}>"

@@ -1,0 +1,907 @@
+"""The engine: one owner of the UART, one command in flight, links, recovery.
+
+Structure (all on one trio loop):
+
+* the **reader** task loops ``trio.to_thread.run_sync(read_some)`` (pyserial is
+  blocking) and feeds every byte to ONE framer; nothing else reads or flushes
+  the port.  Events are dispatched synchronously, in order, by ``_dispatch``:
+  URCs (``+IPD``, ``<id>,CLOSED``, ``ready``, MQTT messages, ...) go to their
+  owner whatever command is running; the rest belongs to the command in flight.
+* **commands** go through ``Engine.command``: a FIFO lock keeps one in flight;
+  once written, a command runs to its final result or its own timeout under a
+  cancel shield, so a cancelled caller never leaves the module half way
+  through an exchange (the caller sees its cancellation right after).
+* the **sender** task drains the links' send queues round-robin, 2048 bytes per
+  command, with AT+CIPSENDBUF (pipelined, acknowledged by segment id) for TCP
+  and AT+CIPSEND (stop and wait) for SSL and UDP.
+* the **supervisor** task re-initialises the module after a reset (``ready``,
+  boot noise, a module that stopped answering): links fail with
+  :class:`~wizsock.errors.ModuleReset`, the baud rate is found again, echo,
+  CIPMUX and CIPDINFO are set again.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from typing import Any, Dict, Iterable, List, Optional
+
+import trio
+
+from .. import errors as E
+from .. import protocol as P
+from ..framer import (Busy, Data, Echo, Framer, Garbage, Info, LinkEvent, Prompt, Ready,
+                      Recv, Result, SendBufAck, Subscription, Text, Wifi)
+
+log = logging.getLogger("wizsock.engine")
+wire_log = logging.getLogger("wizsock.engine.at")
+
+#: the module's UART rates (spec 3.1.7), in the order tried after the configured one
+BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 38400,
+              19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
+MAX_LINKS = 5
+MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
+SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
+
+FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
+PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
+                             "AWSPKSEND"})
+SEND_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF"})
+
+#: per-command timeouts (seconds); everything else gets DEFAULT_TIMEOUT
+DEFAULT_TIMEOUT = 3.0
+TIMEOUTS: Dict[str, float] = {
+    "": 1.0, "E0": 1.0, "E1": 1.0, "RST": 6.0, "RESTORE": 6.0, "GSLP": 2.0,
+    "CWJAP_CUR": 25.0, "CWJAP_DEF": 25.0, "CWLAP": 15.0, "CWQAP": 5.0,
+    "CIPSTART": 15.0, "CIPDOMAIN": 12.0, "PING": 12.0, "CIPCLOSE": 6.0,
+    "CIPSEND": 10.0, "CIPSENDEX": 10.0, "CIPSENDBUF": 10.0,
+    "CASEND": 10.0, "CLICASEND": 10.0, "AWSPKSEND": 10.0,
+    "MQTTCON": 20.0, "MQTTDIS": 6.0, "MQTTPUB": 8.0, "AZCON": 25.0, "AWSCON": 25.0,
+    "CIUPDATE": 300.0, "WPS": 6.0, "CWSTARTSMART": 6.0, "CWSTOPSMART": 6.0,
+    "WIZ_NETCONFIG": 6.0, "CIPSNTPTIME": 4.0, "CWDHCP_CUR": 6.0, "CWDHCP_DEF": 6.0,
+    "CWSAP_CUR": 6.0, "CWSAP_DEF": 6.0, "UART_CUR": 2.0, "UART_DEF": 2.0,
+}
+#: a busy answer is retried after these pauses (then the command fails with errors.Busy)
+BUSY_BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.8, 1.0, 1.0)
+#: a "busy" may be stale (the tail of an earlier burst): wait this long for a late
+#: result before repeating the command
+BUSY_GRACE = 0.12
+
+_SEG_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
+_URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
+
+
+class Response:
+    """What a finished command produced."""
+
+    __slots__ = ("name", "form", "result", "events", "notes", "recv", "record")
+
+    def __init__(self, name, form):
+        self.name = name
+        self.form = form
+        self.result: Optional[str] = None
+        self.events: List[Any] = []
+        self.notes: List[str] = []
+        self.recv: Optional[int] = None
+        self.record = None
+
+    @property
+    def ok(self):
+        return self.result in ("OK", "SEND OK")
+
+    def lines(self):
+        out = []
+        for ev in self.events:
+            if isinstance(ev, Info):
+                out.append(f"+{ev.name}" + ("" if ev.value is None else ":" + ev.value))
+            elif isinstance(ev, Text):
+                out.append(ev.text)
+            elif isinstance(ev, LinkEvent):
+                out.append(ev.state if ev.link is None else f"{ev.link},{ev.state}")
+        return out + list(self.notes)
+
+    def __repr__(self):
+        return f"Response({self.name!r}, {self.result!r}, lines={self.lines()!r})"
+
+
+class _Cmd:
+    """The command in flight (seen by the dispatcher)."""
+
+    def __init__(self, req, wants_prompt):
+        self.req = req
+        self.name = req.name
+        self.resp = Response(req.name, req.form)
+        self.wants_prompt = wants_prompt
+        self.prompted = False
+        self.data_written = False
+        self.busy_at: Optional[float] = None
+        self.final = False
+        self.error: Optional[BaseException] = None
+        self._changed = trio.Event()
+
+    def kick(self):
+        self._changed.set()
+
+    async def wait_change(self):
+        await self._changed.wait()
+        self._changed = trio.Event()
+
+    def finish(self, code):
+        self.resp.result = code
+        self.final = True
+        self.kick()
+
+
+def req(name: str, form: str, **params):
+    """Build a request through the codec (the only place AT text is made)."""
+    spec = P.COMMANDS[name]
+    return getattr(spec, form)(**params)
+
+
+class Engine:
+    """One module.  Use :func:`wizsock.open_module` rather than this class directly."""
+
+    def __init__(self, port, baudrate=115200, *, timeouts: Optional[Dict[str, float]] = None,
+                 hunt_baud=True, flow_control=False, rx_limit=1 << 20, rx_high=None,
+                 rx_low=None, use_sendbuf=True, read_timeout=0.02, serial_kwargs=None,
+                 probe_interval: Optional[float] = None, name=None):
+        self.port_url = port
+        self.baudrate = int(baudrate)
+        self.timeouts = dict(TIMEOUTS)
+        if timeouts:
+            self.timeouts.update(timeouts)
+        self.hunt_baud = hunt_baud
+        #: hardware flow control (AT+UART_CUR ...,1): RTS is driven by buffered data
+        self.flow_control = bool(flow_control)
+        #: per-link receive limit without flow control (BufferOverflow beyond it);
+        #: with flow control, the hard limit past which a link still fails
+        self.rx_limit = int(rx_limit)
+        self.rx_high = int(rx_high if rx_high is not None else max(4096, self.rx_limit // 4))
+        self.rx_low = int(rx_low if rx_low is not None else self.rx_high // 2)
+        self.use_sendbuf = use_sendbuf
+        self.read_timeout = read_timeout
+        self.serial_kwargs = dict(serial_kwargs or {})
+        self.probe_interval = probe_interval
+        self.name = name or str(port)
+
+        self.firmware: Optional[str] = None
+        self.version = None           # the codec's record for AT+GMR
+        self.mux = True
+        self.wifi_state: Optional[str] = None
+        self.station_ip: Optional[str] = None
+        self.reset_count = 0
+        self.resets: List[float] = []
+        self.last_reset_reason: Optional[str] = None
+
+        self._port = None
+        self._framer = Framer(max_ipd=8192, max_line=4096)
+        self._cmd: Optional[_Cmd] = None
+        self._cmd_lock = trio.Lock()
+        self._write_lock = trio.Lock()
+        self._usable = trio.Event()       # set when initialised and not recovering
+        self._need_init = trio.Event()
+        self._closing = False
+        self._nursery: Optional[trio.Nursery] = None
+        self._garbage_times: deque = deque(maxlen=8)
+        self._rts = True
+        self._reader_done = trio.Event()
+        self._initialising = False
+        self._init_ready_seen = False
+        self._session: Dict[str, Any] = {}
+        self.api = None
+
+        # links
+        from .links import Link, Server  # noqa: F401  (cycle-free import)
+        self._links: Dict[int, Any] = {}
+        self._generations = [0] * MAX_LINKS
+        self._server = None
+        self._tx_wakeup = trio.Event()
+        self._rr = 0
+        self._mqtt = None  # set by api.Mqtt
+        self._urc_callbacks: List[Any] = []
+        self.token: Optional[trio.lowlevel.TrioToken] = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, nursery: trio.Nursery):
+        import serial
+        from .. import _orig
+        kw = dict(baudrate=self.baudrate, timeout=self.read_timeout, write_timeout=30)
+        kw.update(self.serial_kwargs)
+        with _orig.internal():
+            self._port = await trio.to_thread.run_sync(
+                lambda: serial.serial_for_url(self.port_url, **kw))
+        try:
+            self._port.rts = True
+        except Exception:  # pragma: no cover - ports without modem lines
+            pass
+        self.token = trio.lowlevel.current_trio_token()
+        self._nursery = nursery
+        nursery.start_soon(self._reader)
+        async with self._cmd_lock:
+            await self._initialise(first=True)
+        self._usable.set()
+        nursery.start_soon(self._supervisor)
+        nursery.start_soon(self._sender)
+        if self.probe_interval:
+            nursery.start_soon(self._watchdog)
+
+    async def aclose(self):
+        if self._closing:
+            return
+        with trio.CancelScope(shield=True):
+            # close links politely while the module still answers
+            with trio.move_on_after(3):
+                for link in list(self._links.values()):
+                    if hasattr(link, "aclose"):
+                        with trio.move_on_after(1.5):
+                            try:
+                                await link.aclose()
+                            except Exception:
+                                pass
+            self._closing = True
+            err = E.LinkClosed("module closed")
+            for link in list(self._links.values()):
+                link._fail(err)
+            self._links.clear()
+            if self._cmd is not None and not self._cmd.final:
+                self._cmd.error = E.LinkClosed("module closed")
+                self._cmd.kick()
+            if self._mqtt is not None:
+                self._mqtt._shutdown()
+            port = self._port
+            if port is not None:
+                try:
+                    port.cancel_read()
+                except Exception:
+                    pass
+
+    def close_port(self):
+        if self._port is not None:
+            try:
+                self._port.close()
+            except Exception:  # pragma: no cover
+                pass
+
+    # ------------------------------------------------------------------ reading
+    def _read_some(self):
+        port = self._port
+        data = port.read(1)
+        if data:
+            n = port.in_waiting
+            if n:
+                data += port.read(min(n, 1 << 16))
+        return data
+
+    async def _reader(self):
+        try:
+            await self._read_loop()
+        finally:
+            self._reader_done.set()
+
+    async def _read_loop(self):
+        while not self._closing:
+            try:
+                data = await trio.to_thread.run_sync(self._read_some, abandon_on_cancel=True)
+            except Exception as exc:
+                if self._closing:
+                    return
+                log.error("%s: serial read failed: %r", self.name, exc)
+                self._fail_everything(E.WizError(f"serial port failed: {exc!r}"))
+                return
+            if not data:
+                continue
+            try:
+                events = self._framer.feed(data)
+            except Exception:  # never fatal: log and resynchronise
+                log.exception("%s: framer failed on %d bytes; resetting it", self.name, len(data))
+                self._framer.reset()
+                continue
+            for ev in events:
+                try:
+                    self._dispatch(ev)
+                except Exception:
+                    log.exception("%s: dispatching %r failed", self.name, ev)
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, ev):
+        cls = type(ev)
+        cmd = self._cmd
+        if cls is Data:
+            self._on_data(ev)
+            return
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s <- %s", self.name, _redact_event(ev))
+        if cls is LinkEvent:
+            if ev.link is None or not self.mux:
+                if cmd is not None and not cmd.final:
+                    cmd.resp.events.append(ev)
+                elif self._mqtt is not None:
+                    self._mqtt._on_link_event(ev)
+                return
+            self._on_link_event(ev)
+            return
+        if cls is SendBufAck:
+            self._on_sendbuf_ack(ev)
+            return
+        if cls is Ready:
+            self._on_ready()
+            return
+        if cls is Subscription:
+            if self._mqtt is not None:
+                self._mqtt._on_message(ev)
+            else:
+                log.info("%s: subscription message with no MQTT client: %r", self.name, ev.topic)
+            return
+        if cls is Wifi:
+            self.wifi_state = ev.state
+            if ev.state == "DISCONNECT":
+                self.station_ip = None
+            for cb in list(self._urc_callbacks):
+                cb(ev)
+            return
+        if cls is Garbage:
+            log.debug("%s: garbage from module (%s): %r", self.name, ev.reason, bytes(ev.data)[:80])
+            self._on_garbage()
+            return
+        if cls is Echo:
+            return
+        if cls is Info and ev.name in _URC_INFO:
+            for cb in list(self._urc_callbacks):
+                cb(ev)
+            return
+        if cls is Text:
+            m = _SEG_FAIL.match(ev.text)
+            if m:
+                self._on_async_send_fail(int(m.group(1)) if m.group(1) else None, int(m.group(2)))
+                return
+        if cmd is None or cmd.final:
+            if cls is Result and ev.code == "SEND FAIL":
+                self._on_async_send_fail(None, None)
+            elif cls is Busy:
+                log.debug("%s: busy with no command in flight (tail of a burst)", self.name)
+            else:
+                log.debug("%s: unsolicited %r", self.name, ev)
+            return
+        # ---- belongs to the command in flight
+        if cls is Result:
+            code = ev.code
+            if code in ("SEND OK", "SEND FAIL"):
+                if cmd.name in ("CIPSEND", "CIPSENDEX") and cmd.data_written:
+                    cmd.finish(code)
+                elif code == "SEND FAIL":
+                    self._on_async_send_fail(None, None)
+                return
+            if code == "OK" and cmd.wants_prompt and not cmd.prompted:
+                cmd.resp.notes.append(code)      # CIPSEND prints OK before ">"
+                return
+            if code in FINAL:
+                cmd.finish(code)
+            elif code == "CLOSE" and cmd.name == "MQTTDIS":
+                cmd.finish(code)
+            else:
+                cmd.resp.notes.append(code)
+                if code in ("ALREADY CONNECTED", "link is not valid") and cmd.wants_prompt:
+                    cmd.finish("ERROR")
+            return
+        if cls is Prompt:
+            if cmd.wants_prompt and not cmd.prompted:
+                cmd.prompted = True
+                cmd.busy_at = None
+                cmd.kick()
+            else:
+                log.debug("%s: stray prompt during %s", self.name, cmd.name)
+            return
+        if cls is Busy:
+            if cmd.data_written:
+                # data went out and the module says busy: whether it was taken is
+                # unknown, so the send fails (it is never repeated)
+                cmd.resp.notes.append("busy " + ev.kind)
+                cmd.finish("BUSY")
+            elif not cmd.prompted:
+                cmd.busy_at = time.monotonic()
+                cmd.kick()
+            return
+        if cls is Recv:
+            cmd.resp.recv = ev.n
+            if cmd.name == "CIPSENDBUF" and cmd.data_written:
+                cmd.finish("OK")
+            return
+        cmd.resp.events.append(ev)
+
+    # ------------------------------------------------------------------ commands
+    def timeout_for(self, name, override=None):
+        if override is not None:
+            return override
+        return self.timeouts.get(name, DEFAULT_TIMEOUT)
+
+    async def wait_usable(self, timeout):
+        if self._closing:
+            raise E.LinkClosed("module closed")
+        if not self._usable.is_set():
+            with trio.move_on_after(timeout) as cs:
+                await self._usable.wait()
+            if cs.cancelled_caught:
+                raise E.ModuleUnresponsive(f"{self.name}: module not usable (recovering)",
+                                           timeout=timeout)
+        if self._closing:
+            raise E.LinkClosed("module closed")
+
+    async def command(self, request, *, timeout=None, payload=None, retry_busy=True,
+                      check=True, parse=True):
+        """Run one command; returns a :class:`Response` (``.record`` parsed by the codec).
+
+        With ``check`` (default) ERROR/FAIL raise :class:`~wizsock.errors.CommandError`.
+        ``payload`` is written after the ``>`` prompt.  Cancel-safe: once the
+        command is on the wire it runs to completion under a shield.
+        """
+        tmo = self.timeout_for(request.name, timeout)
+        await self.wait_usable(max(tmo, 6.0))
+        async with self._cmd_lock:
+            if not self._usable.is_set():
+                raise E.ModuleReset(f"{self.name}: module reset before the command was sent")
+            with trio.CancelScope(shield=True):
+                resp = await self._exec(request, tmo, payload=payload, retry_busy=retry_busy)
+        if parse:
+            self._parse(request, resp)
+        if check:
+            _check(resp)
+        return resp
+
+    def _parse(self, request, resp):
+        spec = P.COMMANDS.get(request.name) if hasattr(P.COMMANDS, "get") else None
+        if spec is None or resp.result not in ("OK", "SEND OK"):
+            return
+        try:
+            resp.record = spec.parse_response(request.form, resp.events)
+        except Exception as exc:
+            log.warning("%s: could not parse the %s response %r: %r", self.name,
+                        request.name, resp.lines(), exc)
+
+    async def _exec(self, request, timeout, *, payload=None, retry_busy=True, internal=False):
+        """Send one command and wait for its final result.  Caller holds the lock."""
+        wire = request.encode()
+        wants_prompt = payload is not None
+        attempt = 0
+        while True:
+            cmd = _Cmd(request, wants_prompt)
+            self._cmd = cmd
+            try:
+                await self._write(wire, redacted=True)
+                outcome = await self._wait(cmd, timeout, payload)
+            finally:
+                if self._cmd is cmd:
+                    self._cmd = None
+            if outcome == "busy":
+                if not retry_busy or attempt >= len(BUSY_BACKOFF):
+                    raise E.Busy(f"{self.name}: module busy, {request.name} not run",
+                                 command=request.name, result="busy")
+                pause = BUSY_BACKOFF[attempt]
+                attempt += 1
+                log.debug("%s: busy answer to %s; retry %d in %.2fs", self.name,
+                          request.name, attempt, pause)
+                await trio.sleep(pause)
+                continue
+            if outcome == "timeout":
+                if internal:
+                    raise E.CommandTimeout(f"{self.name}: no answer to {request.name}",
+                                           command=request.name, timeout=timeout)
+                await self._after_timeout(request, timeout)
+            return cmd.resp
+
+    async def _wait(self, cmd, timeout, payload):
+        deadline = trio.current_time() + timeout
+        while True:
+            if cmd.error is not None:
+                raise cmd.error
+            if cmd.final:
+                return "final"
+            if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
+                await self._write(payload, redacted=None)
+                cmd.data_written = True
+                if cmd.name == "CIPSENDBUF" and not cmd.final:
+                    # the module answers nothing after CIPSENDBUF data (spec 3.3.9):
+                    # the segment is in its buffer; "<link>,<seg>,SEND OK" comes later
+                    cmd.finish("OK")
+                continue
+            wait_until = deadline
+            if cmd.busy_at is not None:
+                grace_end = trio.current_time() + max(
+                    0.0, BUSY_GRACE - (time.monotonic() - cmd.busy_at))
+                wait_until = min(deadline, grace_end)
+            with trio.move_on_at(wait_until):
+                await cmd.wait_change()
+                continue
+            if cmd.final or cmd.error is not None or (cmd.prompted and not cmd.data_written):
+                continue
+            if cmd.busy_at is not None and time.monotonic() - cmd.busy_at >= BUSY_GRACE - 1e-3:
+                return "busy"
+            if trio.current_time() >= deadline:
+                return "timeout"
+
+    async def _after_timeout(self, request, timeout):
+        """A command got no answer: probe; an unresponsive module is recovered."""
+        log.warning("%s: no answer to %s within %.1fs; probing", self.name, request.name, timeout)
+        if await self._probe(tries=3, wait=0.5):
+            raise E.CommandTimeout(f"{self.name}: no answer to {request.name} within {timeout}s "
+                                   f"(the module answers AT)", command=request.name,
+                                   timeout=timeout)
+        self._declare_reset(f"module stopped answering (after {request.name})")
+        raise E.ModuleUnresponsive(f"{self.name}: module stopped answering ({request.name}); "
+                                   f"recovering", command=request.name, timeout=timeout)
+
+    async def _write(self, data, redacted=True):
+        if wire_log.isEnabledFor(logging.DEBUG):
+            if redacted:
+                wire_log.debug("%s -> %r", self.name, P.redact(bytes(data).rstrip(b"\r\n")))
+            else:
+                wire_log.debug("%s -> <%d bytes of data>", self.name, len(data))
+        port = self._port
+        async with self._write_lock:
+            await trio.to_thread.run_sync(port.write, bytes(data))
+
+    async def _probe(self, tries=3, wait=0.3):
+        """``AT`` until ``OK``; returns True if the module answered."""
+        for _ in range(tries):
+            try:
+                resp = await self._exec(req("", "execute"), wait, internal=True, retry_busy=False)
+            except E.Busy:
+                return True          # busy is an answer: the module is alive
+            except E.CommandTimeout:
+                continue
+            if resp.result in ("OK", "ERROR"):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ initialisation
+    async def _initialise(self, first=False):
+        """Find the module, sync, set echo off, CIPMUX=1, CIPDINFO=1, learn the version.
+
+        Caller holds the command lock.  A ``ready`` seen meanwhile (the module
+        was still booting) starts the sequence again."""
+        self._initialising = True
+        try:
+            for _ in range(5):
+                self._init_ready_seen = False
+                await self._initialise_once()
+                if not self._init_ready_seen:
+                    break
+                log.info("%s: module restarted during initialisation; again", self.name)
+            await self._restore_session()
+        finally:
+            self._initialising = False
+
+    async def _restore_session(self):
+        """After a reset: the WiFi mode and the AP joined through this engine (CUR settings)."""
+        for name in ("CWMODE_CUR", "CWJAP_CUR"):
+            r = self._session.get(name)
+            if r is None:
+                continue
+            try:
+                resp = await self._exec(r, self.timeout_for(r.name), internal=True)
+                if resp.result != "OK":
+                    log.warning("%s: restoring %s after reset: %s", self.name, name, resp.result)
+            except E.WizError as exc:
+                log.warning("%s: restoring %s after reset: %s", self.name, name, exc)
+
+    def remember(self, request):
+        """Keep a CUR setting to replay after a module reset (mode, join)."""
+        self._session[request.name] = request
+
+    def forget(self, name):
+        self._session.pop(name, None)
+
+    async def _initialise_once(self):
+        self._framer.reset()
+        found = await self._find_module()
+        if not found:
+            raise E.ModuleUnresponsive(f"{self.name}: no answer to AT at any baud rate")
+        for r in (req("E0", "execute"), req("CIPMUX", "set", mode=1),
+                  req("CIPDINFO", "set", mode=1)):
+            resp = await self._exec(r, self.timeout_for(r.name), internal=True)
+            if r.name == "CIPMUX" and resp.result != "OK":
+                # a server or link survived (no reset after all): close all and retry
+                await self._exec(req("CIPSERVER", "set", mode=0), 2.0, internal=True)
+                await self._exec(req("CIPCLOSE", "set", link=5), 3.0, internal=True)
+                resp = await self._exec(r, 2.0, internal=True)
+            if resp.result != "OK":
+                raise E.CommandError(f"{self.name}: start-up {r.name} failed: {resp.result}",
+                                     command=r.name, result=resp.result, lines=resp.lines())
+        self.mux = True
+        gmr = req("GMR", "execute")
+        resp = await self._exec(gmr, 2.0, internal=True)
+        self._parse(gmr, resp)
+        self.version = resp.record
+        self.firmware = _firmware_of(resp)
+        log.info("%s: module ready at %d baud, firmware %s", self.name, self._port.baudrate,
+                 self.firmware)
+
+    async def _find_module(self):
+        port = self._port
+        rates = [self.baudrate] + [r for r in BAUD_RATES if r != self.baudrate]
+        if not self.hunt_baud:
+            rates = rates[:1]
+        for rate in rates:
+            if port.baudrate != rate:
+                port.baudrate = rate
+                self._framer.reset()
+            # a fresh module may still be booting: a few tries at the configured rate
+            tries = 6 if rate == self.baudrate else 2
+            if await self._probe(tries=tries, wait=0.25):
+                # discard whatever was pending before the probe's OK
+                if rate != self.baudrate:
+                    await self._switch_baud(rate)
+                return True
+        return False
+
+    async def _switch_baud(self, found_rate):
+        """Found at another rate: bring the module to the configured one (AT+UART_CUR)."""
+        r = req("UART_CUR", "set", baudrate=self.baudrate, databits=8, stopbits=1, parity=0,
+                flow_control=1 if self.flow_control else 0)
+        resp = await self._exec(r, 2.0, internal=True)
+        if resp.result == "OK":
+            await trio.sleep(0.02)
+            self._port.baudrate = self.baudrate
+            self._framer.reset()
+            if await self._probe(tries=4, wait=0.25):
+                log.info("%s: module found at %d baud, switched to %d", self.name, found_rate,
+                         self.baudrate)
+                return
+            self._port.baudrate = found_rate
+            self._framer.reset()
+        log.warning("%s: module stays at %d baud", self.name, found_rate)
+        await self._probe(tries=2, wait=0.25)
+
+    # ------------------------------------------------------------------ recovery
+    def _on_ready(self):
+        if self._initialising:
+            self._init_ready_seen = True
+            return
+        self._declare_reset("module reset (ready)")
+
+    def _on_garbage(self):
+        now = time.monotonic()
+        self._garbage_times.append(now)
+        # a burst of unreadable lines with nothing valid between: boot noise or a
+        # baud-rate change; probe (handled by the supervisor)
+        if len(self._garbage_times) >= 4 and now - self._garbage_times[-4] < 1.0:
+            self._garbage_times.clear()
+            if self._usable.is_set() and self._nursery is not None and not self._closing:
+                self._nursery.start_soon(self._check_alive)
+
+    async def _check_alive(self):
+        async with self._cmd_lock:
+            if not self._usable.is_set() or self._closing:
+                return
+            if not await self._probe(tries=3, wait=0.4):
+                self._declare_reset("module unreadable (boot noise or baud change)")
+
+    async def _watchdog(self):
+        while not self._closing:
+            await trio.sleep(self.probe_interval)
+            if self._cmd_lock.locked() or not self._usable.is_set():
+                continue
+            await self._check_alive()
+
+    def _declare_reset(self, reason):
+        if self._closing:
+            return
+        self.reset_count += 1
+        self.resets.append(time.monotonic())
+        self.last_reset_reason = reason
+        log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
+                    len(self._links))
+        self._usable = trio.Event() if self._usable.is_set() else self._usable
+        self._framer.reset()
+        err = E.ModuleReset(f"{self.name}: {reason}")
+        for link in list(self._links.values()):
+            link._fail(err)
+        self._links.clear()
+        if self._server is not None:
+            self._server._fail(err)
+            self._server = None
+        if self._mqtt is not None:
+            self._mqtt._on_reset(err)
+        cmd = self._cmd
+        if cmd is not None and not cmd.final:
+            cmd.error = err
+            cmd.kick()
+        self._need_init.set()
+
+    def _fail_everything(self, err):
+        self._closing = True
+        for link in list(self._links.values()):
+            link._fail(err)
+        self._links.clear()
+        cmd = self._cmd
+        if cmd is not None and not cmd.final:
+            cmd.error = err
+            cmd.kick()
+
+    async def _supervisor(self):
+        while not self._closing:
+            await self._need_init.wait()
+            self._need_init = trio.Event()
+            if self._closing:
+                return
+            delay = 0.0
+            while not self._closing:
+                await trio.sleep(delay)
+                async with self._cmd_lock:
+                    self._need_init = trio.Event()
+                    try:
+                        await self._initialise()
+                    except (E.WizError, trio.TooSlowError) as exc:
+                        log.error("%s: re-initialisation failed: %s", self.name, exc)
+                        delay = min(2.0, delay * 2 or 0.2)
+                        continue
+                if self._need_init.is_set():     # reset again while initialising
+                    self._need_init = trio.Event()
+                    continue
+                self._usable.set()
+                log.info("%s: recovered", self.name)
+                break
+
+    # ------------------------------------------------------------------ links: incoming
+    def _on_data(self, ev):
+        lid = ev.link if self.mux else 0
+        link = self._links.get(lid)
+        if link is None:
+            if self._server is not None and lid is not None:
+                link = self._server._implicit_accept(lid, ev.remote)
+            if link is None:
+                log.warning("%s: %d bytes for link %s which nobody holds; dropped", self.name,
+                            len(ev.payload), lid)
+                return
+        link._on_data(ev.payload, ev.remote)
+        self._update_rts()
+
+    def _on_link_event(self, ev):
+        link = self._links.get(ev.link)
+        if ev.state == "CONNECT":
+            if link is not None:
+                link._on_connect()
+            elif self._server is not None:
+                self._server._on_connect(ev.link)
+            else:
+                log.debug("%s: CONNECT on link %d which nobody opened", self.name, ev.link)
+        elif ev.state == "CLOSED":
+            if link is not None:
+                link._on_closed()
+                if not link._opening:
+                    self._free(link)
+            self._update_rts()
+        elif ev.state == "CONNECT FAIL":
+            if link is not None:
+                link._on_closed()
+
+    def _free(self, link):
+        if self._links.get(link.id) is link:
+            del self._links[link.id]
+
+    def _on_sendbuf_ack(self, ev):
+        lid = ev.link if self.mux else 0
+        link = self._links.get(lid)
+        if link is not None:
+            link._on_ack(ev.segment)
+        self._wake_sender()
+
+    def _on_async_send_fail(self, lid, segment):
+        """SEND FAIL for CIPSENDBUF data (possibly without a link id)."""
+        if lid is not None:
+            cands = [self._links.get(lid)] if self._links.get(lid) is not None else []
+        else:
+            cands = [l for l in self._links.values() if l._segs]
+        if not cands:
+            log.warning("%s: SEND FAIL with no send outstanding", self.name)
+            return
+        for link in cands:
+            link._fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
+                                    f"stream has a hole and is abandoned", link=link.id))
+            if self._nursery is not None:
+                self._nursery.start_soon(self._close_quietly, link)
+        self._wake_sender()
+
+    async def _close_quietly(self, link):
+        try:
+            await link._module_close()
+        except Exception as exc:
+            log.debug("%s: closing failed link %d: %r", self.name, link.id, exc)
+
+    # ------------------------------------------------------------------ flow control
+    def buffered(self):
+        return sum(l._rx_bytes for l in self._links.values())
+
+    def _update_rts(self):
+        if not self.flow_control or self._port is None:
+            return
+        total = self.buffered()
+        want = self._rts
+        if self._rts and total >= self.rx_high:
+            want = False
+        elif not self._rts and total <= self.rx_low:
+            want = True
+        if want != self._rts:
+            self._rts = want
+            log.debug("%s: RTS %s (%d bytes buffered)", self.name,
+                      "asserted" if want else "de-asserted", total)
+            try:
+                self._port.rts = want
+            except Exception as exc:  # pragma: no cover
+                log.warning("%s: could not set RTS: %r", self.name, exc)
+
+    # ------------------------------------------------------------------ links: allocation
+    def _alloc_id(self, kind):
+        if kind == "SSL" and any(l.kind == "SSL" for l in self._links.values()):
+            raise E.LinkLimitError(f"{self.name}: the module carries one SSL link at most "
+                                   f"(link {next(l.id for l in self._links.values() if l.kind == 'SSL')} is SSL)")
+        # from the top: the module numbers server connections from 0
+        for lid in range(MAX_LINKS - 1, -1, -1):
+            if lid not in self._links:
+                return lid
+        raise E.LinkLimitError(f"{self.name}: all {MAX_LINKS} links are in use "
+                               f"({sorted(self._links)})")
+
+    def _new_generation(self, lid):
+        self._generations[lid] += 1
+        return self._generations[lid]
+
+    # ------------------------------------------------------------------ sending
+    def _wake_sender(self):
+        self._tx_wakeup.set()
+
+    async def _sender(self):
+        while not self._closing:
+            await self._tx_wakeup.wait()
+            self._tx_wakeup = trio.Event()
+            while not self._closing:
+                ready = [l for l in self._links.values() if l._tx_ready()]
+                if not ready:
+                    break
+                ready.sort(key=lambda l: (l.id - self._rr) % MAX_LINKS)
+                link = ready[0]
+                self._rr = (link.id + 1) % MAX_LINKS
+                try:
+                    await link._send_some()
+                except E.WizError as exc:
+                    log.debug("%s: send on link %d: %r", self.name, link.id, exc)
+                except Exception:
+                    log.exception("%s: sender failed on link %d", self.name, link.id)
+                    link._fail(E.SendFailed("internal error while sending", link=link.id))
+
+
+def _check(resp: Response):
+    if resp.result in ("OK", "SEND OK", "CLOSE"):
+        return
+    lines = resp.lines()
+    if "NOT OUTPUT MODE!" in resp.notes:
+        raise E.NotOutputMode(f"{resp.name}: NOT OUTPUT MODE!", command=resp.name,
+                              result=resp.result, lines=lines)
+    if "NOT GPIO MODE!" in resp.notes:
+        raise E.NotGpioMode(f"{resp.name}: NOT GPIO MODE!", command=resp.name,
+                            result=resp.result, lines=lines)
+    if resp.result == "BUSY":
+        raise E.Busy(f"{resp.name}: busy after the data was written", command=resp.name,
+                     result="busy", lines=lines)
+    detail = "; ".join(lines)
+    raise E.CommandError(f"{resp.name} failed: {resp.result}" + (f" ({detail})" if detail else ""),
+                         command=resp.name, result=resp.result, lines=lines)
+
+
+def _firmware_of(resp):
+    for line in resp.lines():
+        if line.startswith("AT version:"):
+            return line[len("AT version:"):].split("(")[0].strip()
+    return None
+
+
+def _redact_event(ev):
+    if isinstance(ev, (Info, Text)):
+        try:
+            line = (f"+{ev.name}:{ev.value}" if isinstance(ev, Info) else ev.text)
+            return P.redact(line.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
+        except Exception:
+            return "<line>"
+    if isinstance(ev, Subscription):
+        return f"Subscription(topic={ev.topic!r}, {len(ev.data)} bytes)"
+    return repr(ev)

@@ -1,0 +1,524 @@
+"""Links (the module's connections 0-4) and the TCP server.
+
+A :class:`Link` is the handle for one generation of one link id: when the
+connection ends, the id is freed and the next connection on it is a new
+``Link`` object with the next generation number, so a stale handle can only
+ever see its own (closed) connection.
+
+Receiving: every ``+IPD`` payload is appended to the link's buffer until the
+owner reads it; nothing is dropped.  Without hardware flow control the buffer
+of one link is bounded by ``Engine.rx_limit`` (default 1 MiB): past it the link
+fails with :class:`~wizsock.errors.BufferOverflow` (after the data already
+buffered has been read) and the connection is closed.  With flow control on,
+the engine de-asserts RTS when the data buffered over all links passes
+``rx_high`` and asserts it again below ``rx_low``; ``rx_limit`` stays the
+per-link hard limit.
+
+Sending: ``send`` queues the bytes and returns when the module has taken them
+(``Recv N bytes`` checked).  The engine's sender drains queues 2048 bytes per
+command; small writes queued while a command is on the wire go out together.
+TCP links use AT+CIPSENDBUF (the UART keeps going while earlier segments await
+their ``<link>,<segment>,SEND OK``; at most 21,900 bytes unacknowledged); SSL
+and UDP links use AT+CIPSEND.  A ``SEND FAIL`` fails the link for good.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from typing import Optional, Tuple
+
+import trio
+
+from .. import errors as E
+from .core import MAX_SEND, SENDBUF_SIZE, req
+
+log = logging.getLogger("wizsock.engine")
+
+_INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
+
+
+class Link:
+    """One connection on the module (TCP, UDP or SSL)."""
+
+    def __init__(self, engine, lid, generation, kind, remote=None, local=None, accepted=False):
+        self._engine = engine
+        self.id = lid
+        self.generation = generation
+        self.kind = kind
+        self.remote: Optional[Tuple[str, int]] = remote
+        self.local: Optional[Tuple[str, int]] = local
+        self.accepted = accepted
+        self._opening = not accepted
+        self._connected = accepted
+        # receive side
+        self._rx = bytearray()
+        self._rx_bytes = 0
+        self._dgrams: deque = deque()
+        self._rx_event = trio.Event()
+        self._eof = False
+        self._error: Optional[BaseException] = None
+        self._closed = False          # closed by the owner
+        self._module_closed = False   # the module reported CLOSED (id free)
+        # send side
+        self._tx = bytearray()
+        self._tx_queued = 0      # bytes ever queued
+        self._tx_taken = 0       # bytes the module has taken
+        self._tx_event = trio.Event()
+        self._segs: deque = deque()   # (segment id, length) not yet acknowledged
+        self._inflight = 0
+        self._acked_seg = 0
+        self._ack_wait_since: Optional[float] = None
+        self._send_lock = trio.Lock()
+
+    def __repr__(self):
+        state = ("closed" if self._closed else "failed" if self._error else
+                 "eof" if self._eof else "open")
+        return (f"<Link {self.id}.{self.generation} {self.kind} {self.remote} {state}>")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def closed(self):
+        return self._closed or self._module_closed or self._error is not None
+
+    @property
+    def error(self):
+        return self._error
+
+    def _check_usable(self):
+        if self._closed:
+            raise E.LinkClosed(f"link {self.id}.{self.generation} is closed")
+
+    def _wake_rx(self):
+        self._rx_event.set()
+        self._rx_event = trio.Event()
+
+    def _wake_tx(self):
+        self._tx_event.set()
+        self._tx_event = trio.Event()
+
+    def _fail(self, err):
+        if self._error is None and not self._closed:
+            self._error = err
+        self._segs.clear()
+        self._inflight = 0
+        self._wake_rx()
+        self._wake_tx()
+
+    # ------------------------------------------------------------------ events from the engine
+    def _on_connect(self):
+        self._connected = True
+
+    def _on_closed(self):
+        self._module_closed = True
+        self._eof = True
+        if self._tx_taken < self._tx_queued or self._segs:
+            if self._error is None:
+                self._error = E.SendFailed(
+                    f"link {self.id}: connection closed by the remote end with "
+                    f"{self._tx_queued - self._tx_taken + self._inflight} bytes not delivered",
+                    link=self.id)
+        self._segs.clear()
+        self._inflight = 0
+        self._wake_rx()
+        self._wake_tx()
+
+    def _on_data(self, payload, remote):
+        if self._closed:
+            log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
+            return
+        n = len(payload)
+        if self.kind == "UDP":
+            self._dgrams.append((bytes(payload), remote or self.remote))
+        else:
+            self._rx += payload
+        self._rx_bytes += n
+        if self._rx_bytes > self._engine.rx_limit and self._error is None:
+            self._error = E.BufferOverflow(
+                f"link {self.id}: {self._rx_bytes} bytes unread, over the limit of "
+                f"{self._engine.rx_limit} (read faster, raise rx_limit, or enable flow control)")
+            log.error("link %d: receive buffer overflow; closing the link", self.id)
+            eng = self._engine
+            if eng._nursery is not None:
+                eng._nursery.start_soon(eng._close_quietly, self)
+        self._wake_rx()
+
+    def _on_ack(self, segment):
+        self._acked_seg = max(self._acked_seg, segment)
+        while self._segs and self._segs[0][0] <= segment:
+            _, n = self._segs.popleft()
+            self._inflight -= n
+        self._ack_wait_since = None
+        self._wake_tx()
+
+    # ------------------------------------------------------------------ receiving
+    async def receive(self, max_bytes=65536) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` once the remote closed and all was read.
+
+        For UDP links one datagram (truncated to ``max_bytes``).  Raises the
+        link's error (ModuleReset, SendFailed, BufferOverflow) once the data
+        received before it has been read."""
+        if self.kind == "UDP":
+            data, _ = await self.receive_from(max_bytes)
+            return data
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        while True:
+            out = self.receive_nowait(max_bytes)
+            if out is not None:
+                return out
+            await self._rx_event.wait()
+
+    async def receive_from(self, max_bytes=65536):
+        """One datagram and its sender ``(ip, port)`` (UDP links)."""
+        while True:
+            self._check_usable()
+            if self._dgrams:
+                data, remote = self._dgrams.popleft()
+                self._rx_bytes -= len(data)
+                self._engine._update_rts()
+                return data[:max_bytes], remote
+            if self.kind != "UDP" and self._rx:
+                data = await self.receive(max_bytes)
+                return data, self.remote
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return b"", self.remote
+            await self._rx_event.wait()
+
+    def receive_nowait(self, max_bytes=65536) -> Optional[bytes]:
+        """Buffered bytes without waiting (None if nothing is buffered yet)."""
+        self._check_usable()
+        if self._rx:
+            out = bytes(self._rx[:max_bytes])
+            del self._rx[:max_bytes]
+            self._rx_bytes -= len(out)
+            self._engine._update_rts()
+            return out
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            return b""
+        return None
+
+    @property
+    def buffered(self):
+        return self._rx_bytes
+
+    # ------------------------------------------------------------------ sending
+    async def send(self, data):
+        """Send all of ``data``; returns when the module has taken it.
+
+        UDP: one datagram (at most 2048 bytes) to the link's remote."""
+        if self.kind == "UDP":
+            await self.send_to(data, None)
+            return
+        data = bytes(data)
+        self._check_usable()
+        if self._error is not None:
+            raise self._error
+        if self._module_closed:
+            raise E.SendFailed(f"link {self.id}: connection closed by the remote end",
+                               link=self.id)
+        if not data:
+            return
+        self._tx += data
+        self._tx_queued += len(data)
+        target = self._tx_queued
+        self._engine._wake_sender()
+        while self._tx_taken < target:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise E.LinkClosed(f"link {self.id} closed while sending")
+            await self._tx_event.wait()
+
+    async def send_to(self, data, addr):
+        """One UDP datagram; ``addr`` ``(ip, port)`` or None for the link's remote."""
+        data = bytes(data)
+        self._check_usable()
+        if self._error is not None:
+            raise self._error
+        if len(data) > MAX_SEND:
+            raise E.WizError(90, f"datagram of {len(data)} bytes: the module sends at most "
+                                 f"{MAX_SEND}")  # EMSGSIZE
+        if not data:
+            return
+        params = dict(link=self._engine_link_param(), length=len(data))
+        if addr is not None:
+            params.update(remote=str(addr[0]), port=int(addr[1]))
+        async with self._send_lock:
+            resp = await self._engine.command(req("CIPSEND", "set", **params), payload=data,
+                                              check=False, parse=False)
+        self._check_send(resp, len(data), fail_link=False)
+
+    def _engine_link_param(self):
+        return self.id if self._engine.mux else None
+
+    def _check_send(self, resp, n, fail_link=True):
+        if resp.recv is not None and resp.recv != n:
+            err = E.SendFailed(f"link {self.id}: module took {resp.recv} of {n} bytes",
+                               link=self.id)
+        elif resp.result in ("SEND OK", "OK"):
+            return
+        elif resp.result == "SEND FAIL":
+            err = E.SendFailed(f"link {self.id}: SEND FAIL", link=self.id)
+        elif resp.result == "BUSY":
+            err = E.SendFailed(f"link {self.id}: module busy after the data was written; "
+                               f"whether it was sent is unknown", link=self.id)
+        else:
+            err = E.SendFailed(f"link {self.id}: send refused ({resp.result}; "
+                               f"{'; '.join(resp.lines())})", link=self.id)
+        if fail_link:
+            self._fail(err)
+            eng = self._engine
+            if eng._nursery is not None and not self._module_closed:
+                eng._nursery.start_soon(eng._close_quietly, self)
+        raise err
+
+    # called by the engine's sender task
+    def _uses_sendbuf(self):
+        return self.kind == "TCP" and self._engine.use_sendbuf
+
+    def _tx_ready(self):
+        if not self._tx or self._error is not None or self._module_closed:
+            if self._tx and (self._error is not None or self._module_closed):
+                # nothing more will go out: wake the senders so they raise
+                self._wake_tx()
+            return False
+        if self._uses_sendbuf():
+            room = SENDBUF_SIZE - self._inflight
+            if room < min(len(self._tx), 1024):
+                if self._ack_wait_since is None:
+                    self._ack_wait_since = time.monotonic()
+                eng = self._engine
+                if eng._nursery is not None and time.monotonic() - self._ack_wait_since > 10.0:
+                    self._ack_wait_since = time.monotonic()
+                    eng._nursery.start_soon(self._resync_buffer)
+                return False
+        return True
+
+    async def _send_some(self):
+        """Send one chunk (<= 2048 bytes) from the queue; run by the sender task."""
+        eng = self._engine
+        n = min(len(self._tx), MAX_SEND)
+        sendbuf = self._uses_sendbuf()
+        if sendbuf:
+            n = min(n, SENDBUF_SIZE - self._inflight)
+        chunk = bytes(self._tx[:n])
+        name = "CIPSENDBUF" if sendbuf else "CIPSEND"
+        try:
+            resp = await eng.command(req(name, "set", link=self._engine_link_param(), length=n),
+                                     payload=chunk, check=False, parse=False)
+        except (E.CommandTimeout, E.Busy) as exc:
+            err = E.SendFailed(f"link {self.id}: {exc}", link=self.id)
+            self._fail(err)
+            if eng._nursery is not None:
+                eng._nursery.start_soon(eng._close_quietly, self)
+            raise err
+        except E.WizError as exc:
+            self._fail(exc)
+            raise
+        if self._error is not None:
+            raise self._error
+        self._check_send(resp, n)
+        if sendbuf:
+            seg = _segment_of(resp, self.id if eng.mux else None)
+            if seg is not None:
+                if seg > self._acked_seg:
+                    self._segs.append((seg, n))
+                    self._inflight += n
+            else:
+                log.debug("link %d: no segment id in %r", self.id, resp.lines())
+        del self._tx[:n]
+        self._tx_taken += n
+        self._wake_tx()
+
+    async def _resync_buffer(self):
+        """Acks stopped coming: ask AT+CIPBUFSTATUS what the module really holds."""
+        try:
+            resp = await self._engine.command(
+                req("CIPBUFSTATUS", "set", link=self._engine_link_param()), check=False)
+        except E.WizError:
+            return
+        rec = resp.record
+        acked = getattr(rec, "acked", None) or getattr(rec, "segment_acked", None)
+        if acked is None:
+            m = None
+            for line in resp.lines():
+                parts = [p.strip() for p in line.split(",")]
+                if len(parts) >= 5 and all(p.isdigit() for p in parts[:5]):
+                    m = [int(p) for p in parts]
+            if m is not None:
+                acked = m[2]
+        if resp.result != "OK":
+            self._fail(E.SendFailed(f"link {self.id}: send buffer status unavailable "
+                                    f"({resp.result}); link abandoned", link=self.id))
+            return
+        if acked is not None:
+            self._on_ack(int(acked))
+
+    async def flush(self, timeout=30.0):
+        """Wait until everything sent has been acknowledged by the remote's TCP."""
+        with trio.move_on_after(timeout) as cs:
+            while (self._tx or self._segs) and self._error is None and not self._module_closed:
+                await self._tx_event.wait()
+        if self._error is not None:
+            raise self._error
+        if cs.cancelled_caught:
+            raise E.SendFailed(f"link {self.id}: data not acknowledged within {timeout}s",
+                               link=self.id)
+
+    # ------------------------------------------------------------------ closing
+    async def _module_close(self):
+        eng = self._engine
+        if self._module_closed or eng._links.get(self.id) is not self:
+            return
+        resp = await eng.command(req("CIPCLOSE", "set", link=self._engine_link_param()),
+                                 check=False, parse=False)
+        self._module_closed = True
+        eng._free(self)
+        if resp.result != "OK":
+            log.debug("link %d: CIPCLOSE answered %s %s", self.id, resp.result, resp.lines())
+
+    async def aclose(self, flush_timeout=10.0):
+        """Flush what was sent (bounded), close the connection, free the id."""
+        if self._closed:
+            return
+        try:
+            if self.kind != "UDP" and self._error is None and not self._module_closed:
+                with trio.move_on_after(flush_timeout):
+                    try:
+                        await self.flush(flush_timeout)
+                    except E.WizError:
+                        pass
+        finally:
+            self._closed = True
+            self._rx.clear()
+            self._dgrams.clear()
+            self._rx_bytes = 0
+            self._wake_rx()
+            self._wake_tx()
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._module_close()
+                except E.WizError as exc:
+                    log.debug("link %d: close: %r", self.id, exc)
+                finally:
+                    self._engine._free(self)
+                    self._engine._update_rts()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+
+def _segment_of(resp, lid):
+    """Segment id from the CIPSENDBUF header answer ``[<link>,]<segment>,<acked>``."""
+    for line in resp.lines():
+        m = _INTS.match(line)
+        if not m:
+            continue
+        nums = [int(g) for g in m.groups() if g is not None]
+        if len(nums) == 3:
+            return nums[1]
+        if len(nums) == 2:
+            return nums[0]
+        if len(nums) == 1:
+            return nums[0]
+    rec = resp.record
+    for attr in ("segment", "current", "segment_id"):
+        v = getattr(rec, attr, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+class Server:
+    """The module's TCP server (AT+CIPSERVER); ``accept()`` gives accepted links."""
+
+    def __init__(self, engine, port, backlog):
+        self._engine = engine
+        self.port = port
+        self.backlog = backlog
+        self._queue: deque = deque()
+        self._event = trio.Event()
+        self._error: Optional[BaseException] = None
+        self._closed = False
+
+    def __repr__(self):
+        return f"<Server port={self.port} queued={len(self._queue)}>"
+
+    @property
+    def closed(self):
+        return self._closed or self._error is not None
+
+    def _fail(self, err):
+        self._error = err
+        self._event.set()
+        self._event = trio.Event()
+
+    def _make(self, lid, remote=None):
+        eng = self._engine
+        link = Link(eng, lid, eng._new_generation(lid), "TCP", remote=remote,
+                    local=(eng.station_ip or "0.0.0.0", self.port), accepted=True)
+        eng._links[lid] = link
+        self._queue.append(link)
+        self._event.set()
+        self._event = trio.Event()
+        return link
+
+    def _on_connect(self, lid):
+        if self._closed:
+            return
+        self._make(lid)
+
+    def _implicit_accept(self, lid, remote):
+        if self._closed:
+            return None
+        log.debug("data on link %d before its CONNECT; taking it as accepted", lid)
+        return self._make(lid, remote)
+
+    async def accept(self) -> Link:
+        """The next accepted connection (its remote filled in from AT+CIPSTATUS)."""
+        while True:
+            if self._closed:
+                raise E.LinkClosed("server closed")
+            if self._queue:
+                link = self._queue.popleft()
+                if link.remote is None:
+                    try:
+                        await self._engine.api.net._fill_addresses(link)
+                    except E.WizError:
+                        pass
+                return link
+            if self._error is not None:
+                raise self._error
+            await self._event.wait()
+
+    async def aclose(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._event.set()
+        eng = self._engine
+        with trio.CancelScope(shield=True):
+            try:
+                await eng.command(req("CIPSERVER", "set", mode=0), check=False)
+            except E.WizError:
+                pass
+            if eng._server is self:
+                eng._server = None
+            for link in list(self._queue):
+                await link.aclose()
+            self._queue.clear()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()

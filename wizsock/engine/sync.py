@@ -1,0 +1,245 @@
+"""``wizsock.Module``: the engine on its own trio loop in a background thread.
+
+Blocking calls go to that loop through ``trio.from_thread``.  The API is the
+async one with every coroutine method made blocking; ``run``/``start_soon``
+let other layers (the socket facade's pumps) run async code on the engine's
+loop, where ``module.aio`` is the async module object.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from typing import Any
+
+import trio
+
+from .api import AsyncModule
+from .links import Link, Server
+
+log = logging.getLogger("wizsock.engine")
+
+
+class _SyncProxy:
+    """Blocking view of an async object living on the engine's loop."""
+
+    __slots__ = ("_obj", "_module")
+
+    def __init__(self, obj, module):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_module", module)
+
+    def __getattr__(self, name):
+        value = getattr(self._obj, name)
+        if inspect.iscoroutinefunction(value):
+            module = self._module
+
+            @functools.wraps(value)
+            def blocking(*args, **kw):
+                return module._wrap(module.run(value, *args, **kw))
+            return blocking
+        if name == "messages" and callable(value):
+            module = self._module
+
+            def messages(*args, **kw):
+                recv = module._call_sync(value, *args, **kw)
+                return _SyncIterator(recv, module)
+            return messages
+        if isinstance(value, (Link, Server)) or isinstance(value, _GROUP_TYPES):
+            return _SyncProxy(value, self._module)
+        return value
+
+    def __setattr__(self, name, value):
+        setattr(self._obj, name, value)
+
+    def __repr__(self):
+        return f"<blocking {self._obj!r}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        close = getattr(self._obj, "aclose", None)
+        if close is not None:
+            self._module.run(close)
+
+
+class _SyncIterator:
+    def __init__(self, recv, module):
+        self._recv = recv
+        self._module = module
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self._module.run(self._recv.receive)
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopIteration from None
+
+    def receive(self, timeout=None):
+        async def get():
+            with trio.fail_after(timeout) if timeout else _null():
+                return await self._recv.receive()
+        return self._module.run(get)
+
+    def close(self):
+        self._module._call_sync(self._recv.close)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+from .api import Aws, Azure, Mqtt, Net, System, Wifi  # noqa: E402
+
+_GROUP_TYPES = (System, Wifi, Net, Mqtt, Azure, Aws)
+
+
+class Module:
+    """A module driven from blocking code::
+
+        with wizsock.Module("wizemu://") as m:
+            m.wifi.join("ssid", "pw")
+            m.run(async_fn, *args)        # on the engine's loop
+            m.start_soon(async_fn, *args) # a task there (socket pumps)
+    """
+
+    def __init__(self, port, baudrate=115200, **options):
+        self.port = port
+        self._options = dict(options)
+        self._baudrate = baudrate
+        self._token = None
+        self._tasks = None
+        self._stop = None
+        self._error: Any = None
+        self._closed = False
+        self.aio: AsyncModule = None  # type: ignore[assignment]
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"wizsock-engine {port}",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            err, self._error = self._error, None
+            self._thread.join(5)
+            raise err
+
+    def _main(self):
+        from .. import _orig
+        _orig.mark_internal()
+        try:
+            trio.run(self._amain)
+        except BaseException as exc:  # pragma: no cover - reported through _ready
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+            else:
+                log.exception("wizsock engine thread ended with an error")
+
+    async def _amain(self):
+        from .core import Engine  # noqa: F401
+        from . import open_module
+        try:
+            async with open_module(self.port, self._baudrate, **self._options) as m:
+                self.aio = m
+                self._token = trio.lowlevel.current_trio_token()
+                self._stop = trio.Event()
+                async with trio.open_nursery() as tasks:
+                    self._tasks = tasks
+                    self._ready.set()
+                    await self._stop.wait()
+                    tasks.cancel_scope.cancel()
+        except BaseException as exc:
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+                return
+            raise
+
+    # -- bridging
+    def run(self, async_fn, *args, **kw):
+        """Run ``async_fn(*args, **kw)`` on the engine's loop and return its result."""
+        if self._closed:
+            raise RuntimeError("module is closed")
+        if kw:
+            async_fn = functools.partial(async_fn, **kw)
+        return trio.from_thread.run(async_fn, *args, trio_token=self._token)
+
+    def _call_sync(self, fn, *args, **kw):
+        if kw:
+            fn = functools.partial(fn, **kw)
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def start_soon(self, async_fn, *args, name=None):
+        """Spawn ``async_fn(*args)`` as a task on the engine's loop (lives until close)."""
+        if self._closed:
+            raise RuntimeError("module is closed")
+        self._call_sync(self._tasks.start_soon, async_fn, *args, name)
+
+    def _wrap(self, value):
+        if isinstance(value, (Link, Server)):
+            return _SyncProxy(value, self)
+        return value
+
+    # -- API groups
+    @property
+    def system(self):
+        return _SyncProxy(self.aio.system, self)
+
+    @property
+    def wifi(self):
+        return _SyncProxy(self.aio.wifi, self)
+
+    @property
+    def net(self):
+        return _SyncProxy(self.aio.net, self)
+
+    @property
+    def mqtt(self):
+        return _SyncProxy(self.aio.mqtt, self)
+
+    @property
+    def azure(self):
+        return _SyncProxy(self.aio.azure, self)
+
+    @property
+    def aws(self):
+        return _SyncProxy(self.aio.aws, self)
+
+    @property
+    def engine(self):
+        return self.aio.engine
+
+    @property
+    def firmware(self):
+        return self.aio.engine.firmware
+
+    def command(self, request, **kw):
+        return self.run(self.aio.command, request, **kw)
+
+    # -- lifetime
+    def close(self):
+        if self._closed:
+            return
+        try:
+            self._call_sync(self._stop.set)
+        except (trio.RunFinishedError, RuntimeError):
+            pass
+        self._closed = True
+        self._thread.join(15)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<wizsock.Module {self.port!r}{' closed' if self._closed else ''}>"
