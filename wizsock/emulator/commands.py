@@ -6,8 +6,10 @@ import re
 
 import trio
 
-from wizsock.emulator.core import BAUDS, GMR_LINES, derive_ap_mac
+from wizsock import protocol as P
+from wizsock.emulator.core import BAUDS, FIRMWARE_INFO, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.protocol import records as R
 
 MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "GPIOPB_18",
@@ -51,10 +53,19 @@ def MAC(v) -> str:
     return v.lower()
 
 
+async def reply(ctx, req, record, form=None, **opts):
+    """Print a response record in the codec's format for this command and form."""
+    for line in P.format_response(req.name, form or req.form, record, **opts):
+        await ctx.send_line(line)
+
+
+def fail(req, record, result="FAIL"):
+    return CommandFailed(result, P.format_response(req.name, req.form, record))
+
+
 def q(s) -> bytes:
-    """A quoted string field as the module prints it (escaping " , \\)."""
-    s = str(s).replace("\\", "\\\\").replace('"', '\\"').replace(",", "\\,")
-    return b'"' + s.encode("utf-8", "surrogateescape") + b'"'
+    """A quoted string field (the codec's quoting: \\ " , escaped), as bytes."""
+    return P.quote(str(s)).encode("utf-8", "surrogateescape")
 
 
 def nargs(ctx, *allowed):
@@ -64,8 +75,7 @@ def nargs(ctx, *allowed):
 
 
 def is_def(req) -> bool:
-    n = req.name
-    return n.endswith("_DEF") or "_" not in n  # bare names (AT+CWMODE) act as _DEF, as in the firmware
+    return req.name.endswith("_DEF")
 
 
 def base(req) -> str:
@@ -116,8 +126,7 @@ async def rst(ctx, req):
 @handler("GMR")
 async def gmr(ctx, req):
     need_form(req, "execute")
-    for ln in GMR_LINES:
-        await ctx.send_line(ln)
+    await reply(ctx, req, R.VersionInfo(*FIRMWARE_INFO))
     return "OK"
 
 
@@ -152,12 +161,11 @@ async def restore(ctx, req):
     await trio.sleep_forever()
 
 
-@handler("UART_CUR", "UART_DEF", "UART")
+@handler("UART_CUR", "UART_DEF")
 async def uart(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        v = get(ctx, req, "uart")
-        await ctx.send_line(b"+%s:%d,%d,%d,%d,%d" % (req.name.encode(), *v))
+        await reply(ctx, req, R.UartConfig(*get(ctx, req, "uart")))
         return "OK"
     b, d, s, p, f = nargs(ctx, 5)
     b = I(b)
@@ -178,7 +186,7 @@ async def uart(ctx, req):
 async def sleep_cmd(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+SLEEP:%d" % ctx.state.cur["sleep"])
+        await reply(ctx, req, R.SleepMode(ctx.state.cur["sleep"]))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 0, 2)
@@ -209,7 +217,7 @@ async def sysiogetcfg(ctx, req):
     need_form(req, "set")
     (pin,) = nargs(ctx, 1)
     p, pin = _pin(ctx, pin)
-    await ctx.send_line(b"+SYSIOGETCFG:%d,%d,%d" % (pin, p["mode"], p["pull"]))
+    await reply(ctx, req, R.IoConfig(pin, p["mode"], p["pull"]))
     return "OK"
 
 
@@ -253,20 +261,19 @@ async def sysgpioread(ctx, req):
     else:
         inputs = ctx.state.world.get("gpio", {})
         level = int(inputs.get(str(pin), 1 if p["pull"] else 0))
-    await ctx.send_line(b"+SYSGPIOREAD:%d,%d,%d" % (pin, p["dir"], level))
+    await reply(ctx, req, R.GpioState(pin, p["dir"], level))
     return "OK"
 
 
 # --------------------------------------------------------------------- WiFi
-@handler("CWMODE_CUR", "CWMODE_DEF", "CWMODE")
+@handler("CWMODE_CUR", "CWMODE_DEF")
 async def cwmode(ctx, req):
     need_form(req, "query", "set", "test")
     if req.form == "test":
-        await ctx.send_line(b"+%s:(1-3)" % req.name.encode())
         return "OK"
     if req.form == "query":
         v = ctx.state.mode if not req.name.endswith("_DEF") else ctx.state.flash["cwmode"]
-        await ctx.send_line(b"+%s:%d" % (req.name.encode(), v))
+        await reply(ctx, req, R.WifiMode(v))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 1, 3)
@@ -338,17 +345,14 @@ async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
     return None
 
 
-@handler("CWJAP_CUR", "CWJAP_DEF", "CWJAP")
+@handler("CWJAP_CUR", "CWJAP_DEF")
 async def cwjap(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
         ap = st.station
-        if ap is None:
-            await ctx.send_line(b"No AP")
-            return "OK"
-        await ctx.send_line(b"+%s:%s,%s,%d,%d" % (req.name.encode(), q(ap["ssid"]), q(ap.get("mac", "").lower()),
-                                                   int(ap.get("channel", 1)), int(ap.get("rssi", -70))))
+        await reply(ctx, req, None if ap is None else R.JoinedAp(
+            ap["ssid"], ap.get("mac", "").lower(), int(ap.get("channel", 1)), int(ap.get("rssi", -70))))
         return "OK"
     a = nargs(ctx, 2, 3)
     ssid = S(a[0], 1, 32)
@@ -361,7 +365,7 @@ async def cwjap(ctx, req):
         st.flash["jap"] = jap
     code = await join_ap(ctx.emulator, ssid, pwd, bssid, ctx=ctx)
     if code is not None:
-        raise CommandFailed("FAIL", [b"+%s:%d" % (req.name.encode(), code)])
+        raise fail(req, R.JoinFailure(code))
     return "OK"
 
 
@@ -392,21 +396,10 @@ async def cwlap(ctx, req):
     sort, mask = ctx.state.cur["lapopt"]
     if sort:
         aps.sort(key=lambda ap: -int(ap.get("rssi", -70)))
-    for ap in aps:
-        fields = []
-        if mask & 1:
-            fields.append(b"%d" % int(ap.get("ecn", 3)))
-        if mask & 2:
-            fields.append(q(ap["ssid"]))
-        if mask & 4:
-            fields.append(b"%d" % int(ap.get("rssi", -70)))
-        if mask & 8:
-            fields.append(q(ap.get("mac", "").lower()))
-        if mask & 16:
-            fields.append(b"%d" % int(ap.get("channel", 1)))
-        if mask & 1024:
-            fields.append(b"%d" % int(ap.get("wps", 0)))
-        await ctx.send_line(b"+CWLAP:(" + b",".join(fields) + b")")
+    recs = [R.AccessPoint(int(ap.get("ecn", 3)), ap["ssid"], int(ap.get("rssi", -70)),
+                          ap.get("mac", "").lower(), int(ap.get("channel", 1)), int(ap.get("wps", 0)))
+            for ap in aps]
+    await reply(ctx, req, recs, mask=mask, sort=bool(sort))
     return "OK"
 
 
@@ -418,12 +411,11 @@ async def cwqap(ctx, req):
     return "OK"
 
 
-@handler("CWSAP_CUR", "CWSAP_DEF", "CWSAP")
+@handler("CWSAP_CUR", "CWSAP_DEF")
 async def cwsap(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        s = get(ctx, req, "sap")
-        await ctx.send_line(b"+%s:%s,%s,%d,%d,%d,%d" % (req.name.encode(), q(s[0]), q(s[1]), *s[2:]))
+        await reply(ctx, req, R.SoftApConfig(*get(ctx, req, "sap")))
         return "OK"
     a = nargs(ctx, 4, 5, 6)
     ssid = S(a[0], 1, 32)
@@ -454,16 +446,15 @@ async def cwlif(ctx, req):
     need_form(req, "execute")
     st = ctx.state
     if st.mode in (2, 3) and st.cur["dhcp"] & 1:
-        for ip, mac in _stations(st):
-            await ctx.send_line(q(ip) + b"," + q(mac))
+        await reply(ctx, req, [R.Station(ip, mac) for ip, mac in _stations(st)])
     return "OK"
 
 
-@handler("CWDHCP_CUR", "CWDHCP_DEF", "CWDHCP")
+@handler("CWDHCP_CUR", "CWDHCP_DEF")
 async def cwdhcp(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+%s:%d" % (req.name.encode(), get(ctx, req, "dhcp")))
+        await reply(ctx, req, R.DhcpStatus(get(ctx, req, "dhcp")))
         return "OK"
     mode, en = nargs(ctx, 2)
     mode = I(mode, 0, 2)
@@ -478,12 +469,11 @@ async def cwdhcp(ctx, req):
     return "OK"
 
 
-@handler("CWDHCPS_CUR", "CWDHCPS_DEF", "CWDHCPS", "CWDHPCS_CUR", "CWDHPCS_DEF")
+@handler("CWDHCPS_CUR", "CWDHCPS_DEF", "CWDHPCS_CUR", "CWDHPCS_DEF")
 async def cwdhcps(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        v = get(ctx, req, "dhcps")
-        await ctx.send_line(b"+%s:%d,%s,%s" % (req.name.encode(), v[0], q(v[1]), q(v[2])))
+        await reply(ctx, req, R.DhcpRange(*get(ctx, req, "dhcps")))
         return "OK"
     a = nargs(ctx, 1, 2, 4)
     en = I(a[0], 0, 1)
@@ -512,7 +502,7 @@ async def cwdhcps(ctx, req):
 async def cwautoconn(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+CWAUTOCONN:%d" % ctx.state.flash["autoconn"])
+        await reply(ctx, req, R.AutoConnect(ctx.state.flash["autoconn"]))
         return "OK"
     (en,) = nargs(ctx, 1)
     en = I(en, 0, 1)
@@ -521,11 +511,11 @@ async def cwautoconn(ctx, req):
     return "OK"
 
 
-@handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
+@handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF")
 async def cipstamac(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+%s:%s" % (req.name.encode(), q(get(ctx, req, "stamac"))))
+        await reply(ctx, req, R.MacAddress(get(ctx, req, "stamac")))
         return "OK"
     (mac,) = nargs(ctx, 1)
     mac = MAC(mac)
@@ -535,12 +525,12 @@ async def cipstamac(ctx, req):
     return "OK"
 
 
-@handler("CIPAPMAC_CUR", "CIPAPMAC_DEF", "CIPAPMAC")
+@handler("CIPAPMAC_CUR", "CIPAPMAC_DEF")
 async def cipapmac(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
         mac = ctx.state.cur["apmac"] if not req.name.endswith("_DEF") else derive_ap_mac(ctx.state.flash["stamac"])
-        await ctx.send_line(b"+%s:%s" % (req.name.encode(), q(mac)))
+        await reply(ctx, req, R.MacAddress(mac))
         return "OK"
     (mac,) = nargs(ctx, 1)
     mac = MAC(mac)
@@ -563,11 +553,10 @@ def _ipconf(ctx, req, key, dhcp_bit, class_c=False):
     put(ctx, req, "dhcp", get(ctx, req, "dhcp") & ~dhcp_bit)
 
 
-@handler("CIPSTA_CUR", "CIPSTA_DEF", "CIPSTA")
+@handler("CIPSTA_CUR", "CIPSTA_DEF")
 async def cipsta(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
-    name = req.name.encode()
     if req.form == "query":
         if req.name.endswith("_DEF"):
             v = st.flash["sta_ip"]
@@ -578,8 +567,7 @@ async def cipsta(ctx, req):
                  st.station.get("netmask", "255.255.255.0")]
         else:
             v = st.cur["sta_ip"]
-        for label, val in zip((b"ip", b"gateway", b"netmask"), v):
-            await ctx.send_line(b"+%s:%s:%s" % (name, label, q(val)))
+        await reply(ctx, req, R.IpConfig(*v))
         return "OK"
     _ipconf(ctx, req, "sta_ip", 2)
     if st.station is not None:
@@ -587,14 +575,11 @@ async def cipsta(ctx, req):
     return "OK"
 
 
-@handler("CIPAP_CUR", "CIPAP_DEF", "CIPAP")
+@handler("CIPAP_CUR", "CIPAP_DEF")
 async def cipap(ctx, req):
     need_form(req, "query", "set")
-    name = req.name.encode()
     if req.form == "query":
-        v = get(ctx, req, "ap_ip")
-        for label, val in zip((b"ip", b"gateway", b"netmask"), v):
-            await ctx.send_line(b"+%s:%s:%s" % (name, label, q(val)))
+        await reply(ctx, req, R.IpConfig(*get(ctx, req, "ap_ip")))
         return "OK"
     _ipconf(ctx, req, "ap_ip", 1, class_c=True)
     return "OK"
@@ -605,10 +590,7 @@ async def cwhostname(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
-        if st.mode == 2:
-            await ctx.send_line(b"+CWHOSTNAME:<NULL>")
-        else:
-            await ctx.send_line(b"+CWHOSTNAME:" + st.cur["hostname"].encode())
+        await reply(ctx, req, R.Hostname(None if st.mode == 2 else st.cur["hostname"]))
         return "OK"
     (name,) = nargs(ctx, 1)
     name = S(name, 1, 32)
@@ -617,12 +599,12 @@ async def cwhostname(ctx, req):
     return "OK"
 
 
-@handler("CWCOUNTRY_CUR", "CWCOUNTRY_DEF", "CWCOUNTRY")
+@handler("CWCOUNTRY_CUR", "CWCOUNTRY_DEF")
 async def cwcountry(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
         p, code, ch = get(ctx, req, "country")
-        await ctx.send_line(b"+%s:%d,%s,%d" % (req.name.encode(), p, q(code[:2]), ch))
+        await reply(ctx, req, R.CountryCode(p, code[:2], ch))
         return "OK"
     p, code, ch = nargs(ctx, 3)
     put(ctx, req, "country", [I(p, 0, 1), S(code, 1, 3), I(ch, 0, 7)])
@@ -647,14 +629,14 @@ async def cwstartsmart(ctx, req):
         await trio.sleep(float((sc or {}).get("delay", 0.1)))
         if not sc or not st.cur.get("smart") or emu.generation != gen:
             return
-        emu.urc(b"smartconfig type:AIRKISS")
-        emu.urc(b"smart get wifi info")
-        emu.urc(b"ssid:" + sc["ssid"].encode())
-        emu.urc(b"password:" + sc.get("password", "").encode())
+        info = R.SmartConfigInfo("AIRKISS", sc["ssid"], sc.get("password", ""))
+        for line in P.format_smartconfig(info):
+            emu.urc(line)
         code = await join_ap(emu, sc["ssid"], sc.get("password", ""), urcs=True)
         if code is None:
             st.cur["jap"] = st.flash["jap"] = [sc["ssid"], sc.get("password", ""), None]
-            emu.urc(b"smartconfig connected wifi")
+            for line in P.format_smartconfig(R.SmartConfigInfo(connected=True)):
+                emu.urc(line)
 
     del tries
     emu.life.start_soon(run)
@@ -679,7 +661,7 @@ async def wps(ctx, req):
         st.cur["wps"] = False
         return "OK"
     st.cur["wps"] = True
-    await ctx.send_line(b"wps started")
+    await reply(ctx, req, R.WpsState(True))
     emu = ctx.emulator
     gen = emu.generation
 

@@ -29,11 +29,7 @@ from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Setti
 log = logging.getLogger("wizsock.emulator")
 
 FIRMWARE = "1.1.1.7"
-GMR_LINES = [
-    b"AT version:1.1.1.7(May  9 2022 10:22:13)",
-    b"SDK version:3.0.0(a0ffff9f)",
-    b"compile time:May  9 2022 10:22:13",
-]
+FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
 BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
 OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
@@ -101,7 +97,7 @@ class Ctx(Context):
         self.state = emu.state
         self.req = req
         self.line = line
-        self.args = atparse.args(_RawReq(line, req))
+        self.args = atparse.args(line)
 
     async def send_line(self, line: bytes) -> None:
         await self.emulator.write_unit(bytes(line) + b"\r\n")
@@ -123,12 +119,6 @@ class Ctx(Context):
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
-
-
-class _RawReq:
-    def __init__(self, line, req):
-        self.raw = line
-        self.params = getattr(req, "params", {})
 
 
 class Emulator:

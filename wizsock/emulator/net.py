@@ -8,9 +8,11 @@ from typing import Dict, Optional
 
 import trio
 
+from wizsock import protocol as P
 from wizsock.emulator import atparse
-from wizsock.emulator.commands import I, IP, S, base, is_def, nargs, need_form, put, q
+from wizsock.emulator.commands import I, IP, S, nargs, need_form, put, reply
 from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.protocol import records as R
 
 MAX_LINKS = 5
 MAX_SEND = 2048
@@ -344,10 +346,9 @@ async def cipstatus(ctx, req):
         stat = 4
     else:
         stat = 2
-    await ctx.send_line(b"STATUS:%d" % stat)
-    for lid, ln in sorted(st.links.items()):
-        await ctx.send_line(b"+CIPSTATUS:%d,%s,%s,%d,%d,%d" % (
-            lid, q(ln.kind), q(ln.remote[0]), ln.remote[1], ln.local_port, ln.tcp_type))
+    links = tuple(R.LinkStatus(lid, ln.kind, ln.remote[0], ln.remote[1], ln.local_port, ln.tcp_type)
+                  for lid, ln in sorted(st.links.items()))
+    await reply(ctx, req, R.ConnectionStatus(stat, links))
     return "OK"
 
 
@@ -358,7 +359,7 @@ async def cipdomain(ctx, req):
     name = S(name, 1, 63)
     await trio.sleep(ctx.emulator.rtt)
     ip = ctx.resolve(name)
-    await ctx.send_line(b"+CIPDOMAIN:" + q(ip))
+    await reply(ctx, req, R.DomainAddress(ip))
     return "OK"
 
 
@@ -367,8 +368,7 @@ async def cipdns(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
         en, servers = (ctx.state.flash if req.name.endswith("_DEF") else ctx.state.cur)["dns"]
-        for s in servers:
-            await ctx.send_line(b"+%s:%s" % (req.name.encode(), s.encode()))
+        await reply(ctx, req, R.DnsServers(tuple(servers)))
         return "OK"
     a = nargs(ctx, 1, 2, 3)
     en = I(a[0], 0, 1)
@@ -422,7 +422,7 @@ async def cipstart(ctx, req):
 async def cipsslsize(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+CIPSSLSIZE:%d" % ctx.state.cur["sslsize"])
+        await reply(ctx, req, R.SslBufferSize(ctx.state.cur["sslsize"]))
         return "OK"
     (n,) = nargs(ctx, 1)
     ctx.state.cur["sslsize"] = I(n, 2048, 4096)
@@ -433,7 +433,7 @@ async def cipsslsize(ctx, req):
 async def cipsslconf(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+CIPSSLCONF:%d" % ctx.state.flash["sslconf"])
+        await reply(ctx, req, R.SslConfig(ctx.state.flash["sslconf"]))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 0, 2)
@@ -450,8 +450,7 @@ async def casend(ctx, req):
         ca = st.flash.get("ca")
         if not ca:
             raise CommandFailed("ERROR")
-        for line in ca.strip().splitlines():
-            await ctx.send_line(line.encode())
+        await reply(ctx, req, R.Pem(ca))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 0, 1)
@@ -548,7 +547,7 @@ async def cipsendbuf(ctx, req):
     if link.kind != "TCP" or link.pending + n > SENDBUF_SIZE:
         raise CommandFailed("ERROR")
     seg = link.next_seg
-    await ctx.send_line(b"%d,%d" % (seg, link.acked_seg))
+    await reply(ctx, req, R.BufferSegment(seg, link.acked_seg))
     await ctx.write(b"\r\nOK\r\n")
     await ctx.write(b"> ")
     data = await ctx.read_data(n=n)
@@ -600,8 +599,8 @@ async def cipbufstatus(ctx, req):
     if link.kind != "TCP":
         raise CommandFailed("ERROR")
     queue = max(0, 7 - (link.next_seg - 1 - link.acked_seg))
-    await ctx.send_line(b"%d,%d,%d,%d,%d" % (link.next_seg, link.sent_seg, link.acked_seg,
-                                              SENDBUF_SIZE - link.pending, queue))
+    await reply(ctx, req, R.BufferStatus(link.next_seg, link.sent_seg, link.acked_seg,
+                                         SENDBUF_SIZE - link.pending, queue))
     return "OK"
 
 
@@ -614,9 +613,7 @@ async def cipcheckseq(ctx, req):
         raise ValueError("segment id")
     seg = I(a[0], 0, 0xFFFFFFFF)
     link = _need_link(ctx, lid)
-    status = b"TRUE" if link.seg_ok.get(seg) else b"FALSE"
-    prefix = b"%d," % lid if st.mux else b""
-    await ctx.send_line(prefix + b"%d,%s" % (seg, status))
+    await reply(ctx, req, R.SegmentCheck(lid if st.mux else None, seg, bool(link.seg_ok.get(seg))))
     return "OK"
 
 
@@ -649,12 +646,11 @@ async def cipclose(ctx, req):
 async def cifsr(ctx, req):
     need_form(req, "execute")
     st = ctx.state
-    if st.mode in (2, 3):
-        await ctx.send_line(b"+CIFSR:APIP," + q(st.cur["ap_ip"][0]))
-        await ctx.send_line(b"+CIFSR:APMAC," + q(st.cur["apmac"]))
-    if st.mode in (1, 3):
-        await ctx.send_line(b"+CIFSR:STAIP," + q(st.station_ip or "0.0.0.0"))
-        await ctx.send_line(b"+CIFSR:STAMAC," + q(st.cur["stamac"]))
+    ap = st.mode in (2, 3)
+    sta = st.mode in (1, 3)
+    await reply(ctx, req, R.LocalAddresses(
+        st.cur["ap_ip"][0] if ap else None, st.cur["apmac"] if ap else None,
+        (st.station_ip or "0.0.0.0") if sta else None, st.cur["stamac"] if sta else None))
     return "OK"
 
 
@@ -663,7 +659,7 @@ async def cipmux(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
-        await ctx.send_line(b"+CIPMUX:%d" % st.mux)
+        await reply(ctx, req, R.MuxMode(st.mux))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 0, 1)
@@ -710,7 +706,7 @@ async def cipserver(ctx, req):
 async def cipservermaxconn(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+CIPSERVERMAXCONN:%d" % ctx.state.cur["servermaxconn"])
+        await reply(ctx, req, R.ServerMaxConn(ctx.state.cur["servermaxconn"]))
         return "OK"
     (n,) = nargs(ctx, 1)
     ctx.state.cur["servermaxconn"] = I(n, 1, 4)
@@ -722,7 +718,7 @@ async def cipmode(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
-        await ctx.send_line(b"+CIPMODE:%d" % st.cur["cipmode"])
+        await reply(ctx, req, R.TransferMode(st.cur["cipmode"]))
         return "OK"
     (m,) = nargs(ctx, 1)
     m = I(m, 0, 1)
@@ -758,7 +754,7 @@ async def savetranslink(ctx, req):
 async def cipsto(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        await ctx.send_line(b"+CIPSTO:%d" % ctx.state.cur["cipsto"])
+        await reply(ctx, req, R.ServerTimeout(ctx.state.cur["cipsto"]))
         return "OK"
     (t,) = nargs(ctx, 1)
     ctx.state.cur["cipsto"] = I(t, 0, 7200)
@@ -772,11 +768,11 @@ async def ping(ctx, req):
     host = S(host, 1, 255)
     emu = ctx.emulator
     if ctx.state.station is None:
-        raise CommandFailed("ERROR", [b"+timeout"])
+        raise CommandFailed("ERROR", P.format_response("PING", "set", R.PingResult(None)))
     try:
         ip = ctx.resolve(host)
     except CommandFailed:
-        raise CommandFailed("ERROR", [b"+timeout"])
+        raise CommandFailed("ERROR", P.format_response("PING", "set", R.PingResult(None)))
     t0 = time.monotonic()
     reached = False
     try:
@@ -794,10 +790,10 @@ async def ping(ctx, req):
     except OSError:
         reached = False
     if not reached or time.monotonic() - t0 >= 2:
-        raise CommandFailed("ERROR", [b"+timeout"])
+        raise CommandFailed("ERROR", P.format_response("PING", "set", R.PingResult(None)))
     await trio.sleep(emu.rtt)
     ms = int(round((time.monotonic() - t0) * 1000))
-    await ctx.send_line(b"+%d" % ms)
+    await reply(ctx, req, R.PingResult(ms))
     return "OK"
 
 
@@ -805,7 +801,7 @@ async def ping(ctx, req):
 async def cipdinfo(ctx, req):
     need_form(req, "query", "set", "execute")
     if req.form == "query":
-        await ctx.send_line(b"+CIPDINFO:" + (b"TRUE" if ctx.state.cur["cipdinfo"] else b"FALSE"))
+        await reply(ctx, req, R.IpdInfo(bool(ctx.state.cur["cipdinfo"])))
         return "OK"
     if req.form == "execute":
         return "OK"
@@ -814,4 +810,3 @@ async def cipdinfo(ctx, req):
     return "OK"
 
 
-__all__ = ["Net", "Link", "base", "is_def"]
