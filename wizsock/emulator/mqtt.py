@@ -1,0 +1,547 @@
+"""MQTT, Azure IoT Hub and AWS IoT Core commands of the emulated module (spec §3.3.29-3.3.38).
+
+A real MQTT client (paho-mqtt 2.x) runs inside the emulator against a real
+broker.  Messages on the subscribed topics reach the host as the URC
+``<topic> -> <data>``.
+
+- AT+MQTTSET=<user>,<password>,<client id>,<alive 30..300>; query/test print
+  ``"user","password","client",alive``.
+- AT+MQTTTOPIC=<publish>,<sub1>[,<sub2>[,<sub3>]]; query/test print them quoted.
+- AT+MQTTCON=[<link>,]<auth 0/1>,<broker>,<port>: ``CONNECT`` ``OK`` or
+  ``CONNECT FAIL`` ``ERROR``.  The connection holds a link id (link 0 in single
+  mode), shows in AT+CIPSTATUS, and closes with AT+CIPCLOSE, AT+CWQAP or a reset.
+  A broker that goes away gives ``CLOSED`` (``<id>,CLOSED`` in multi mode).
+- AT+MQTTPUB=<message> (QoS 0 to the publish topic), AT+MQTTDIS -> ``CLOSE``.
+- AT+AZSET=<hub>,<device>,<key>; AT+AZCON: MQTT over TLS to
+  ``<hub>.azure-devices.net:8883``, client id <device>, user name
+  ``<hub>.azure-devices.net/<device>/?api-version=2018-06-30``, password a SAS
+  token (`sas_token`) valid for ``world["cloud"]["sas_ttl"]`` seconds (3600) or
+  until ``world["cloud"]["sas_expiry"]`` (a fixed epoch, for tests).  The server
+  certificate is checked per AT+CIPSSLCONF (0 none, 1 check but connect anyway,
+  2 strict) against the AT+CASEND CA, or the host's trust store when none is set.
+- AT+AWSPKSEND=<0|1>, AT+CLICASEND=<0|1>: ``>``, then the PEM up to its END
+  line, stored in flash; the query prints it back (ERROR when none).
+- AT+AWSCON (or AT+AWSCON="<endpoint>", the firmware's form): MQTT over TLS
+  with the client certificate and key, verified against the AT+CASEND CA; needs
+  AT+CIPSSLCONF=2 and AT+CIPMUX=0.  Port 8883.
+
+The real endpoint of AZCON/AWSCON comes from the world file's ``endpoints`` map
+(see `wizsock.emulator.services`): ``{"azure": "127.0.0.1:8883", "aws":
+"127.0.0.1:8884"}`` or keyed by host name.  The TLS server name stays the
+cloud's host name (``<hub>.azure-devices.net`` / the AWS endpoint), so a local
+broker needs a certificate for that name; for AT+AWSCON with no endpoint
+argument the name is the host part of ``endpoints["aws"]``.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import socket as _socket
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import List, Optional, Tuple
+
+import trio
+
+from wizsock.emulator.commands import I, S, nargs, need_form, q
+from wizsock.emulator.net import MAX_LINKS, Link
+from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.services import endpoint, format_lines
+
+try:
+    from wizsock.protocol import records as _R
+except ImportError:  # pragma: no cover
+    _R = None
+
+try:
+    from wizsock import _orig
+except ImportError:  # pragma: no cover
+    _orig = None
+
+log = logging.getLogger("wizsock.emulator.mqtt")
+
+MQTT_STR = 50
+MQTT_TOPIC = 128
+MQTT_MESSAGE = 2048
+CONNECT_TIMEOUT = 10.0
+AZURE_API = "2018-06-30"
+AZURE_SUFFIX = ".azure-devices.net"
+CLOUD_PORT = 8883
+SAS_TTL = 3600
+
+
+# ------------------------------------------------------------------ Azure SAS
+def sas_token(resource_uri: str, key: str, expiry: int, policy: Optional[str] = None) -> str:
+    """An Azure IoT Hub shared access signature, as the service expects.
+
+    HMAC-SHA256 keyed with base64-decoded `key` over
+    ``quote_plus(resource_uri) + "\\n" + str(expiry)``; the signature is base64
+    and URL-encoded into ``SharedAccessSignature sr=...&sig=...&se=...[&skn=...]``.
+    """
+    sr = urllib.parse.quote_plus(resource_uri)
+    to_sign = f"{sr}\n{int(expiry)}".encode()
+    sig = base64.b64encode(hmac.new(base64.b64decode(key, validate=True), to_sign, hashlib.sha256).digest())
+    token = f"SharedAccessSignature sr={sr}&sig={urllib.parse.quote_plus(sig.decode())}&se={int(expiry)}"
+    if policy:
+        token += f"&skn={policy}"
+    return token
+
+
+# ------------------------------------------------------------------ paho session
+def _paho():
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:  # pragma: no cover - declared in the emulator extra
+        log.error("paho-mqtt is not installed (pip install 'wizsock[emulator]')")
+        raise CommandFailed("ERROR", [b"CONNECT FAIL"])
+    return mqtt
+
+
+def _client_class():
+    mqtt = _paho()
+
+    class EmuClient(mqtt.Client):
+        """paho's client, connecting to the endpoint's address while TLS checks the cloud's name."""
+
+        wiz_addr: Tuple[str, int] = ("127.0.0.1", 1883)
+
+        def _create_socket_connection(self):
+            create = _orig.create_connection if _orig is not None else _socket.create_connection
+            return create(self.wiz_addr, timeout=self._connect_timeout)
+
+    return EmuClient
+
+
+class MqttLink(Link):
+    """The link an MQTT session holds (so CIPSTATUS, CIPCLOSE and resets see it)."""
+
+    def __init__(self, net, lid, kind, remote, local_port, session):
+        super().__init__(net, lid, kind, remote, local_port)
+        self.session = session
+
+    async def send(self, data, remote=None):
+        raise trio.ClosedResourceError("an MQTT link carries AT+MQTTPUB only")
+
+
+class Session:
+    def __init__(self, emu):
+        self.emu = emu
+        self.generation = emu.generation
+        self.client = None
+        self.link: Optional[MqttLink] = None
+        self.connack = threading.Event()
+        self.suback = threading.Event()
+        self.reason = None
+        self.closing = False
+        self.died = trio.Event()
+
+    # paho's thread -------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        self.reason = reason_code
+        self.connack.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):
+        self.suback.set()
+
+    def _on_message(self, client, userdata, msg):
+        if self.closing or self.emu.generation != self.generation:
+            return
+        self.emu.urc(msg.topic.encode("utf-8", "surrogateescape") + b" -> " + bytes(msg.payload))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+        self.connack.set()
+        if not self.closing:
+            try:
+                self.emu.call_soon(self.died.set)
+            except Exception:  # the emulator is gone
+                pass
+
+    # emulator thread ----------------------------------------------------
+    async def connect(self, host, addr, client_id, keepalive, username=None, password=None,
+                      tls: Optional[ssl.SSLContext] = None, subscribe=()) -> bool:
+        mqtt = _paho()
+        c = _client_class()(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                            protocol=mqtt.MQTTv311, clean_session=True, reconnect_on_failure=False)
+        c.wiz_addr = addr
+        c.connect_timeout = CONNECT_TIMEOUT
+        c.on_connect, c.on_subscribe = self._on_connect, self._on_subscribe
+        c.on_message, c.on_disconnect = self._on_message, self._on_disconnect
+        if username is not None:
+            c.username_pw_set(username, password)
+        if tls is not None:
+            c.tls_set_context(tls)
+        self.client = c
+        try:
+            await trio.to_thread.run_sync(lambda: c.connect(host, addr[1], keepalive),
+                                          abandon_on_cancel=True)
+        except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as e:
+            log.info("MQTT connect to %s (%s:%d) failed: %s", host, addr[0], addr[1], type(e).__name__)
+            self.client = None
+            return False
+        c.loop_start()
+        ok = await trio.to_thread.run_sync(self.connack.wait, CONNECT_TIMEOUT, abandon_on_cancel=True)
+        if not ok or self.reason is None or self.reason.is_failure:
+            log.info("MQTT broker refused the connection: %s", self.reason)
+            await self.close(graceful=False)
+            return False
+        topics = [(t, 0) for t in subscribe if t]
+        if topics:
+            self.suback.clear()
+            rc, _ = c.subscribe(topics)
+            if rc != mqtt.MQTT_ERR_SUCCESS or not await trio.to_thread.run_sync(
+                    self.suback.wait, CONNECT_TIMEOUT, abandon_on_cancel=True):
+                await self.close(graceful=False)
+                return False
+        return True
+
+    async def publish(self, topic: str, payload: bytes) -> bool:
+        c = self.client
+        if c is None or not c.is_connected():
+            return False
+        info = c.publish(topic, payload, qos=0)
+        if info.rc != 0:
+            return False
+        with trio.move_on_after(CONNECT_TIMEOUT):
+            while not info.is_published():
+                await trio.sleep(0.002)
+            return True
+        return False
+
+    async def close(self, graceful: bool = True):
+        """Stop paho (sending DISCONNECT when `graceful`); safe to call twice."""
+        self.closing = True
+        c, self.client = self.client, None
+        if c is None:
+            return
+
+        def stop():
+            if graceful:
+                c.disconnect()              # DISCONNECT, then paho's loop ends by itself
+            else:
+                sock = c.socket()           # drop the connection: the loop sees it lost
+                if sock is not None:
+                    try:
+                        sock.shutdown(_socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            c.loop_stop()
+
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(5):
+                await trio.to_thread.run_sync(stop, abandon_on_cancel=True)
+
+    async def guard(self, net):
+        """Runs in the module's life: ends the session when its link closes or the broker goes."""
+        link = self.link
+        try:
+            with link.scope:
+                await self.died.wait()
+        finally:
+            await self.close(graceful=False)
+            if _sessions_get(self.emu) is self:
+                _sessions_set(self.emu, None)
+        if not link.closed:
+            await net.close_link(link, notify=True)   # the broker went away: CLOSED
+
+
+def _sessions_get(emu) -> Optional[Session]:
+    s = getattr(emu, "_wiz_mqtt", None)
+    if s is not None and s.generation != emu.generation:
+        return None
+    return s
+
+
+def _sessions_set(emu, s):
+    emu._wiz_mqtt = s
+
+
+# ------------------------------------------------------------------ helpers
+def _cfg(ctx):
+    return ctx.state.cur.get("mqtt.set") or ["", "", "", 60]
+
+
+def _topics(ctx):
+    return ctx.state.cur.get("mqtt.topic")
+
+
+def _need_network(ctx):
+    st = ctx.state
+    if st.station is None and st.mode == 1:
+        raise CommandFailed("ERROR")
+
+
+def _free_link(ctx, lid: Optional[int]) -> int:
+    st = ctx.state
+    if _sessions_get(ctx.emulator) is not None:
+        raise CommandFailed("ERROR", [b"ALREADY CONNECTED"])
+    if lid is None:
+        if not st.mux:
+            lid = 0
+        else:
+            free = [i for i in range(MAX_LINKS) if i not in st.links]
+            if not free:
+                raise CommandFailed("ERROR")
+            lid = free[0]
+    if lid in st.links:
+        raise CommandFailed("ERROR", [b"ALREADY CONNECTED"])
+    return lid
+
+
+def _tls_context(ctx, *, ca_required: bool, client_cert: Optional[Tuple[str, str]] = None,
+                 verify: Optional[bool] = None) -> ssl.SSLContext:
+    """A client context per AT+CIPSSLCONF and the AT+CASEND CA (optionally with a client cert)."""
+    mode = ctx.state.flash.get("sslconf", 0)
+    if verify is None:
+        verify = mode != 0
+    ca = ctx.state.flash.get("ca")
+    if verify:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)       # verifies certificate and host name
+        if ca:
+            try:
+                tls.load_verify_locations(cadata=ca)
+            except ssl.SSLError:
+                pass
+        elif not ca_required:
+            tls.load_default_certs()
+    else:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        cert_pem, key_pem = client_cert
+        with tempfile.TemporaryDirectory(prefix="wizemu-tls-") as d:
+            cp, kp = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+            for path, text in ((cp, cert_pem), (kp, key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+            tls.load_cert_chain(cp, kp)
+    return tls
+
+
+async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None, password=None,
+                tls=None, verify_fallback=None):
+    """Connect a session on link `lid`; prints CONNECT or raises CONNECT FAIL / ERROR."""
+    emu = ctx.emulator
+    st = ctx.state
+    try:
+        ip = ctx.resolve(addr[0])
+    except CommandFailed:
+        raise CommandFailed("ERROR", [b"CONNECT FAIL"])
+    sub = list((_topics(ctx) or [None])[1:])
+    sess = Session(emu)
+    ok = await sess.connect(host, (ip, addr[1]), client_id, keepalive, username, password, tls, sub)
+    if not ok and verify_fallback is not None:      # CIPSSLCONF=1: verification failed, connect anyway
+        sess = Session(emu)
+        ok = await sess.connect(host, (ip, addr[1]), client_id, keepalive, username, password,
+                                verify_fallback(), sub)
+    if not ok:
+        raise CommandFailed("ERROR", [b"CONNECT FAIL"])
+    sock = sess.client.socket()
+    try:
+        local_port = sock.getsockname()[1]
+    except (OSError, AttributeError):
+        local_port = 0
+    net = emu.net
+    link = MqttLink(net, lid, kind, (ip, addr[1]), local_port, sess)
+    sess.link = link
+    st.links[lid] = link
+    _sessions_set(emu, sess)
+    emu.life.start_soon(sess.guard, net)
+    await ctx.send_line(b"CONNECT")
+    return "OK"
+
+
+# ------------------------------------------------------------------ MQTT commands
+@handler("MQTTSET")
+async def mqttset(ctx, req):
+    need_form(req, "query", "test", "set")
+    if req.form in ("query", "test"):
+        user, pwd, cid, alive = _cfg(ctx)
+        rec = _R.MqttSettings(user, pwd, cid, alive) if _R else None
+        for line in format_lines("MQTTSET", "query", rec,
+                                 lambda: [b"%s,%s,%s,%d" % (q(user), q(pwd), q(cid), alive)]):
+            await ctx.send_line(line)
+        return "OK"
+    user, pwd, cid, alive = nargs(ctx, 4)
+    ctx.state.cur["mqtt.set"] = [S(user, 0, MQTT_STR), S(pwd, 0, MQTT_STR), S(cid, 0, MQTT_STR),
+                                 I(alive, 30, 300)]
+    return "OK"
+
+
+@handler("MQTTTOPIC")
+async def mqtttopic(ctx, req):
+    need_form(req, "query", "test", "set")
+    if req.form in ("query", "test"):
+        topics = _topics(ctx)
+        if not topics:
+            raise CommandFailed("ERROR")
+        rec = _R.MqttTopics(topics[0], tuple(topics[1:])) if _R else None
+        for line in format_lines("MQTTTOPIC", "query", rec, lambda: [b",".join(q(t) for t in topics)]):
+            await ctx.send_line(line)
+        return "OK"
+    a = nargs(ctx, 2, 3, 4)
+    ctx.state.cur["mqtt.topic"] = [S(t, 1, MQTT_TOPIC) for t in a]
+    return "OK"
+
+
+@handler("MQTTCON")
+async def mqttcon(ctx, req):
+    need_form(req, "set")
+    a = list(ctx.args)
+    if len(a) == 4:
+        lid = I(a[0], 0, MAX_LINKS - 1)
+        a = a[1:]
+    elif len(a) == 3 and not ctx.state.mux:
+        lid = None
+    else:
+        raise ValueError("MQTTCON: [<link>,]<enable>,<broker>,<port>")
+    auth = I(a[0], 0, 1)
+    broker = S(a[1], 1, 255) if isinstance(a[1], str) else str(a[1])
+    port = I(a[2], 1, 65535)
+    _need_network(ctx)
+    lid = _free_link(ctx, lid)
+    user, pwd, cid, alive = _cfg(ctx)
+    return await _open(ctx, lid, "TCP", broker, (broker, port), cid, alive,
+                       *((user, pwd) if auth else (None, None)))
+
+
+@handler("MQTTPUB")
+async def mqttpub(ctx, req):
+    need_form(req, "set")
+    (msg,) = nargs(ctx, 1)
+    msg = S(msg if isinstance(msg, str) else str(msg), 0, MQTT_MESSAGE)
+    sess = _sessions_get(ctx.emulator)
+    topics = _topics(ctx)
+    if sess is None or not topics:
+        raise CommandFailed("ERROR")
+    if not await sess.publish(topics[0], msg.encode("utf-8", "surrogateescape")):
+        raise CommandFailed("ERROR")
+    return "OK"
+
+
+@handler("MQTTDIS")
+async def mqttdis(ctx, req):
+    need_form(req, "execute")
+    emu = ctx.emulator
+    sess = _sessions_get(emu)
+    if sess is None:
+        raise CommandFailed("ERROR")
+    await sess.close(graceful=True)
+    _sessions_set(emu, None)
+    if sess.link is not None:
+        await emu.net.close_link(sess.link, notify=False)
+    return "CLOSE"
+
+
+# ------------------------------------------------------------------ Azure
+@handler("AZSET")
+async def azset(ctx, req):
+    need_form(req, "set")
+    hub, dev, key = nargs(ctx, 3)
+    ctx.state.cur["az.set"] = [S(hub, 1, 128), S(dev, 1, 128), S(key, 1, 256)]
+    return "OK"
+
+
+def _cloud(ctx) -> dict:
+    return (ctx.state.world or {}).get("cloud") or {}
+
+
+@handler("AZCON")
+async def azcon(ctx, req):
+    need_form(req, "execute")
+    st = ctx.state
+    az = st.cur.get("az.set")
+    if not az or not _topics(ctx):
+        raise CommandFailed("ERROR")
+    hub, dev, key = (x.strip() for x in az)
+    _need_network(ctx)
+    lid = _free_link(ctx, None)
+    host = hub + AZURE_SUFFIX
+    cloud = _cloud(ctx)
+    expiry = int(cloud.get("sas_expiry") or time.time() + int(cloud.get("sas_ttl", SAS_TTL)))
+    try:
+        password = sas_token(f"{host}/devices/{dev}", key, expiry)
+    except (ValueError, TypeError):        # the key is not base64: the hub would refuse it
+        raise CommandFailed("ERROR", [b"CONNECT FAIL"])
+    username = f"{host}/{dev}/?api-version={AZURE_API}"
+    mode = st.flash.get("sslconf", 0)
+    tls = _tls_context(ctx, ca_required=False)
+    fallback = (lambda: _tls_context(ctx, ca_required=False, verify=False)) if mode == 1 else None
+    _, keepalive = _cfg(ctx)[2:]
+    return await _open(ctx, lid, "SSL", host, endpoint(st.world, host, CLOUD_PORT, "azure"), dev,
+                       keepalive, username, password, tls, fallback)
+
+
+# ------------------------------------------------------------------ AWS
+async def _pem_command(ctx, req, key: str, what: str):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        pem = st.flash.get(key)
+        if not pem:
+            raise CommandFailed("ERROR")
+        lines = [ln.encode() for ln in pem.strip().splitlines()]
+        rec = _R.Pem(pem) if _R and hasattr(_R, "Pem") else None
+        for line in format_lines(req.name, "query", rec, lambda: lines):
+            await ctx.send_line(line)
+        return "OK"
+    (m,) = nargs(ctx, 1)
+    if I(m, 0, 1) == 0:
+        st.flash[key] = None
+        return "OK"
+    await ctx.prompt()
+    data = await ctx.read_data(until=b"-----END ", timeout=60)
+    data += await ctx.read_data(until=b"-----", timeout=10)
+    text = data.decode("ascii", "replace").replace("\r\n", "\n")
+    begin = text.find("-----BEGIN ")
+    if begin < 0 or what not in text[begin:text.index("\n", begin) if "\n" in text[begin:] else None]:
+        raise CommandFailed("ERROR")
+    st.flash[key] = text[begin:] + "\n"
+    return "OK"
+
+
+@handler("AWSPKSEND")
+async def awspksend(ctx, req):
+    return await _pem_command(ctx, req, "aws.key", "PRIVATE KEY")
+
+
+@handler("CLICASEND")
+async def clicasend(ctx, req):
+    return await _pem_command(ctx, req, "aws.cert", "CERTIFICATE")
+
+
+@handler("AWSCON")
+async def awscon(ctx, req):
+    need_form(req, "execute", "set")
+    st = ctx.state
+    eps = (st.world or {}).get("endpoints") or {}
+    if req.form == "set":
+        (host,) = nargs(ctx, 1)
+        host = S(host, 1, 255)
+        addr = endpoint(st.world, host, CLOUD_PORT, "aws")
+    else:
+        if "aws" not in eps:
+            raise CommandFailed("ERROR")
+        addr = endpoint(st.world, "aws", CLOUD_PORT)
+        host = addr[0]
+    cfg = st.cur.get("mqtt.set")
+    if st.mux or st.flash.get("sslconf", 0) != 2 or not cfg or not _topics(ctx):
+        raise CommandFailed("ERROR")
+    cert, key = st.flash.get("aws.cert"), st.flash.get("aws.key")
+    if not cert or not key:
+        raise CommandFailed("ERROR")
+    _need_network(ctx)
+    lid = _free_link(ctx, None)
+    try:
+        tls = _tls_context(ctx, ca_required=True, client_cert=(cert, key), verify=True)
+    except (ssl.SSLError, OSError, ValueError):
+        raise CommandFailed("ERROR", [b"CONNECT FAIL"])
+    return await _open(ctx, lid, "SSL", host, addr, cfg[2], cfg[3], None, None, tls)

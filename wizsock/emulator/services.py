@@ -1,0 +1,312 @@
+"""Network services of the emulated module: AT+CIUPDATE, AT+CIPSNTPCFG, AT+CIPSNTPTIME.
+
+Also the endpoint helpers the cloud plug-ins share (`endpoint`, `split_hostport`).
+
+Where the module talks to a fixed or named host
+------------------------------------------------
+The firmware has public defaults (the OTA server of AT+CIUPDATE, the SNTP
+servers "cn.ntp.org.cn", "ntp.sjtu.edu.cn", "us.pool.ntp.org", Azure's
+``<hub>.azure-devices.net:8883``).  The emulator lets the world file redirect
+any of them, so tests stay on loopback::
+
+    {"endpoints": {"ciupdate": "http://127.0.0.1:8080/fw.img",   # AT+CIUPDATE with no URL
+                   "cn.ntp.org.cn": "127.0.0.1:12300",          # any host name -> host:port
+                   "azure": "127.0.0.1:8883", "aws": "127.0.0.1:8884"}}
+
+Lookup order for a host name: ``endpoints[<name>]``, then ``endpoints[<service>]``
+(``"azure"``, ``"aws"``, ``"sntp"``), then the name itself through the module's DNS
+(world ``dns`` first, then the host resolver).  An SNTP server given to
+AT+CIPSNTPCFG may also be written ``"host:port"`` (an emulator extension for
+tests; the real module always uses port 123).  AT+CIUPDATE with no URL and no
+``endpoints["ciupdate"]`` fails with ERROR rather than contacting the public
+OTA server.
+
+AT+CIPSNTPCFG=1 starts a synchronisation in the background (UDP, RFC 4330
+client request, 1 s per server, servers in order); AT+CIPSNTPTIME? waits up to
+3 s for a synchronisation in flight and then prints the synchronised clock in
+the configured time zone (``Thu Jan 01 00:00:00 1970`` plus the elapsed time
+until the first success, as the firmware does).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket as _socket
+import struct
+import time
+import urllib.parse
+from typing import Optional, Tuple
+
+import trio
+
+from wizsock.emulator.commands import I, S, nargs, need_form
+from wizsock.emulator.registry import CommandFailed, handler
+
+try:
+    from wizsock import protocol as _P
+    from wizsock.protocol import records as _R
+except ImportError:  # pragma: no cover - the codec is always there in a release
+    _P = _R = None
+
+log = logging.getLogger("wizsock.emulator.services")
+
+SNTP_DEFAULT_SERVERS = ("cn.ntp.org.cn", "ntp.sjtu.edu.cn", "us.pool.ntp.org")
+NTP_PORT = 123
+NTP_EPOCH_OFFSET = 2208988800
+SNTP_TIMEOUT = 1.0
+SNTP_WAIT = 3.0
+HTTP_TIMEOUT = 10.0
+
+
+# ------------------------------------------------------------------ helpers
+def split_hostport(text: str, default_port: int) -> Tuple[str, int]:
+    """'host', 'host:port', '[v6]:port' -> (host, port)."""
+    text = str(text).strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, default_port
+
+
+def endpoint(world: dict, name: str, default_port: int, service: Optional[str] = None) -> Tuple[str, int]:
+    """Where the module really connects for `name`: (host, port) per the module docstring."""
+    eps = (world or {}).get("endpoints") or {}
+    for key in (name, service):
+        if key and key in eps:
+            val = eps[key]
+            if isinstance(val, (list, tuple)):
+                return str(val[0]), int(val[1])
+            return split_hostport(val, default_port)
+    return split_hostport(name, default_port) if service == "sntp" else (name, default_port)
+
+
+def format_lines(cmd: str, form: str, record, fallback) -> list:
+    """Response lines through the codec (design §2); `fallback()` if it cannot express them."""
+    if _P is not None:
+        try:
+            return list(_P.COMMANDS[cmd].format_response(form, record))
+        except (KeyError, ValueError, AttributeError):
+            pass
+    return fallback()
+
+
+# ------------------------------------------------------------------ CIUPDATE
+@handler("CIUPDATE")
+async def ciupdate(ctx, req):
+    need_form(req, "execute", "set")
+    st = ctx.state
+    if req.form == "set":
+        (url,) = nargs(ctx, 1)
+        url = S(url, 1, 256)
+    else:
+        url = ((st.world or {}).get("endpoints") or {}).get("ciupdate")
+        if not url:
+            log.info("AT+CIUPDATE: no endpoints['ciupdate'] in the world file; not contacting the public OTA server")
+            raise CommandFailed("ERROR")
+    if st.station is None and st.mode == 1:
+        raise CommandFailed("ERROR")
+    u = urllib.parse.urlsplit(url)
+    if u.scheme.lower() != "http" or not u.hostname:
+        raise CommandFailed("ERROR")
+    port = u.port or 80
+    host, port = endpoint(st.world, u.hostname, port)
+    ip = ctx.resolve(host)                               # DNS Fail + ERROR when unknown
+    await ctx.send_line(b"+CIUPDATE:<1>")                # found the server
+    try:
+        with trio.fail_after(HTTP_TIMEOUT):
+            stream = await trio.open_tcp_stream(ip, port)
+    except (OSError, trio.TooSlowError):
+        raise CommandFailed("ERROR")
+    try:
+        await ctx.send_line(b"+CIUPDATE:<2>")            # connected
+        path = (u.path or "/") + ("?" + u.query if u.query else "")
+        hostport = u.hostname if u.port in (None, 80) else f"{u.hostname}:{u.port}"
+        head = (f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: WizFi360/1.1.1.7\r\n"
+                f"Connection: close\r\n\r\n").encode()
+        with trio.fail_after(HTTP_TIMEOUT):
+            await stream.send_all(head)
+            buf = bytearray()
+            while b"\r\n\r\n" not in buf:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    raise CommandFailed("ERROR")
+                buf += chunk
+                if len(buf) > 65536:
+                    raise CommandFailed("ERROR")
+            header, _, body = bytes(buf).partition(b"\r\n\r\n")
+            lines = header.decode("latin-1").split("\r\n")
+            parts = lines[0].split()
+            if len(parts) < 2 or parts[1] != "200":
+                raise CommandFailed("ERROR")
+            fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+            await ctx.send_line(b"+CIUPDATE:<3>")        # got the software version (the image header)
+            length = int(fields["content-length"]) if "content-length" in fields else None
+            if fields.get("transfer-encoding", "").lower() == "chunked":
+                raise CommandFailed("ERROR")             # the firmware's OTA client wants a length
+            image = bytearray(body)
+            while length is None or len(image) < length:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                image += chunk
+            if length is not None and len(image) != length or not image:
+                raise CommandFailed("ERROR")
+    except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError):
+        raise CommandFailed("ERROR")
+    finally:
+        await trio.aclose_forcefully(stream)
+    await ctx.send_line(b"+CIUPDATE:<4>")                # start updating
+    st.cur["ciupdate.last"] = {"url": url, "size": len(image), "sha256": hashlib.sha256(image).hexdigest()}
+    return "OK"
+
+
+# ------------------------------------------------------------------ SNTP
+class _Sntp:
+    """Per-module SNTP state (kept on the emulator; gone at reset with `cur`)."""
+
+    def __init__(self):
+        self.offset: Optional[float] = None   # server clock - time.time()
+        self.boot = time.time()
+        self.done = trio.Event()
+        self.generation = None
+
+
+def _sntp(ctx) -> _Sntp:
+    emu = ctx.emulator
+    s = getattr(emu, "_wiz_sntp", None)
+    if s is None or s.generation != emu.generation:
+        s = _Sntp()
+        s.generation = emu.generation
+        s.done.set()
+        emu._wiz_sntp = s
+    return s
+
+
+def _ntp_request(now: float) -> bytes:
+    t = now + NTP_EPOCH_OFFSET
+    sec = int(t)
+    frac = int((t - sec) * (1 << 32)) & 0xFFFFFFFF
+    return bytes([0x23]) + bytes(39) + struct.pack("!II", sec & 0xFFFFFFFF, frac)
+
+
+def _ntp_time(data: bytes, sent: bytes) -> Optional[float]:
+    if len(data) < 48 or (data[0] & 0x07) not in (4, 5) or data[1] == 0 or data[24:32] != sent[40:48]:
+        return None
+    sec, frac = struct.unpack("!II", data[40:48])
+    if sec == 0:
+        return None
+    return sec - NTP_EPOCH_OFFSET + frac / (1 << 32)
+
+
+async def sntp_query(ctx, server: str) -> Optional[float]:
+    """One SNTP exchange with `server`; -> offset (server - local clock) or None."""
+    host, port = endpoint(ctx.state.world, server, NTP_PORT, service="sntp")
+    try:
+        ip = ctx.resolve(host)
+    except CommandFailed:
+        return None
+    sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        t0 = time.time()
+        req = _ntp_request(t0)
+        await sock.sendto(req, (ip, port))
+        with trio.move_on_after(SNTP_TIMEOUT):
+            while True:
+                data, addr = await sock.recvfrom(512)
+                if addr[0] != ip:
+                    continue
+                t = _ntp_time(data, req)
+                if t is not None:
+                    t1 = time.time()
+                    return t - (t0 + t1) / 2
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    return None
+
+
+async def _sync(ctx, s: _Sntp, servers):
+    try:
+        for server in servers:
+            off = await sntp_query(ctx, server)
+            if off is not None:
+                s.offset = off
+                return
+    finally:
+        s.done.set()
+
+
+def _start_sync(ctx):
+    s = _sntp(ctx)
+    cfg = ctx.state.cur.get("sntp.cfg") or [0, None, []]
+    if not cfg[0]:
+        return
+    s.done = trio.Event()
+    servers = cfg[2] or list(SNTP_DEFAULT_SERVERS)
+    emu = ctx.emulator
+    nursery = getattr(emu, "life", None) or getattr(emu, "nursery")
+    nursery.start_soon(_sync, ctx, s, servers)
+
+
+@handler("CIPSNTPCFG")
+async def cipsntpcfg(ctx, req):
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        en, tz, servers = st.cur.get("sntp.cfg") or [0, None, []]
+        if en:
+            servers = servers or list(SNTP_DEFAULT_SERVERS)
+
+            def manual():
+                return [b"+CIPSNTPCFG:%d,%d," % (en, tz) + b",".join(b'"%s"' % s.encode() for s in servers)]
+            rec = _R.SntpConfig(en, tz, tuple(servers)) if _R else None
+            lines = format_lines("CIPSNTPCFG", "query", rec, manual)
+        else:
+            lines = [b"+CIPSNTPCFG:0"]
+        for line in lines:
+            await ctx.send_line(line)
+        return "OK"
+    a = nargs(ctx, 1, 2, 3, 4, 5)
+    en = I(a[0], 0, 1)
+    tz = I(a[1], -11, 13) if len(a) > 1 and a[1] is not None else None
+    if en and tz is None:
+        raise ValueError("timezone must be set when SNTP is enabled")
+    servers = []
+    for s in a[2:]:
+        if s is None:
+            continue
+        s = S(s, 1, 64)
+        host, port = split_hostport(s, NTP_PORT)
+        if not host or not 0 < port < 65536:
+            raise ValueError("bad SNTP server")
+        servers.append(s)
+    st.cur["sntp.cfg"] = [en, tz if tz is not None else 0, servers]
+    _sntp(ctx).offset = None
+    _start_sync(ctx)
+    return "OK"
+
+
+@handler("CIPSNTPTIME")
+async def cipsntptime(ctx, req):
+    need_form(req, "query")
+    st = ctx.state
+    en, tz, _ = st.cur.get("sntp.cfg") or [0, 0, []]
+    s = _sntp(ctx)
+    if en and s.offset is None:
+        if s.done.is_set():
+            _start_sync(ctx)          # retry, as the firmware keeps polling
+        with trio.move_on_after(SNTP_WAIT):
+            await s.done.wait()
+    if en and s.offset is not None:
+        now = time.time() + s.offset
+    else:
+        now = time.time() - s.boot    # the firmware's clock starts at the epoch
+    text = time.asctime(time.gmtime(now + (tz or 0) * 3600))
+    rec = _R.SntpTime(text) if _R else None
+    for line in format_lines("CIPSNTPTIME", "query", rec, lambda: [b"+CIPSNTPTIME:" + text.encode()]):
+        await ctx.send_line(line)
+    return "OK"
