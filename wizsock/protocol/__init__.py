@@ -25,6 +25,10 @@ command table (`commands.py`), so they cannot disagree about a format.
     p.format_ipd(link, payload, remote=None, mux=True) -> bytes   # +IPD,<link>,<len>[,"ip",port]:data
     p.redact(line) -> bytes                                        # secrets masked for logs
     p.format_smartconfig(info) / p.parse_smartconfig(events)       # messages after CWSTARTSMART
+    p.format_subscription(topic, data) -> bytes                    # `<topic> -> <data>` (MQTT/Azure/AWS)
+
+    p.parse_request(line, mux=False)      # with the CIPMUX state known: `link=` forms only when mux
+    req.args                              # values in wire order (what positional handlers want)
 
 Multi-connection commands (CIPSTART, CIPSEND, CIPSENDEX, CIPSENDBUF, CIPBUFRESET,
 CIPBUFSTATUS, CIPCHECKSEQ, CIPCLOSE, MQTTCON) take `link=` (None in single
@@ -44,14 +48,14 @@ from typing import Any, Iterable, List
 from . import records
 from .commands import ALIASES, COMMANDS, DOC_TYPOS
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
-from .messages import format_ipd, format_smartconfig, parse_request, parse_smartconfig, redact
+from .messages import format_ipd, format_smartconfig, format_subscription, parse_request, parse_smartconfig, redact
 from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
 from .shapes import ResponseError, lines_of
 
 __all__ = [
     "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact",
-    "format_smartconfig", "parse_smartconfig", "quote", "tokenize", "lines_of", "records",
+    "format_smartconfig", "parse_smartconfig", "format_subscription", "quote", "tokenize", "lines_of", "records",
     "CWJAP_ERRORS", "ECN", "CIPSTATUS_STATES", "CIUPDATE_STAGES", "CWLAP_MASK_BITS", "CWLAP_MASK_ALL",
 ]
 

@@ -487,13 +487,21 @@ class CommandSpec:
         return self._build(form, kw)
 
     # -- emulator side: the parameter text after "=" -> Request
-    def parse_args(self, form: str, text: str) -> "Request":
+    def parse_args(self, form: str, text: str, mux: Optional[bool] = None) -> "Request":
+        """`text` (the parameters after "=") -> Request.
+
+        mux: the module's AT+CIPMUX state, if known: True keeps only the `link=`
+        signatures of a multi-connection command, False only the others.
+        """
         f = self._form(form)
         fields = tokenize(text) if form == "set" else []
         if form != "set" or not f.sigs:
             return Request(self.name, form, {}, self)
+        sigs = f.sigs
+        if mux is not None and any("link" in s.names for s in sigs):
+            sigs = tuple(s for s in sigs if ("link" in s.names) == bool(mux))
         first_error: Optional[RequestError] = None
-        for s in f.sigs:
+        for s in sigs:
             try:
                 values = s.parse(fields)
                 if f.check:
@@ -504,7 +512,8 @@ class CommandSpec:
             params = dict.fromkeys(f.names)
             params.update(values)
             return Request(self.name, form, params, self, s)
-        assert first_error is not None
+        if first_error is None:
+            first_error = RequestError("no signature for this connection mode")
         raise RequestError(f"AT+{self.name}={text}: {first_error}")
 
     # -- responses (shapes.py)
@@ -552,6 +561,16 @@ class Request:
     @property
     def link(self) -> Optional[int]:
         return self.params.get("link")
+
+    @property
+    def args(self) -> Tuple[Any, ...]:
+        """The parameter values in wire order of the signature used (trailing omitted ones dropped)."""
+        if self.sig is None:
+            return ()
+        values = [self.params.get(n) for n in self.sig.names]
+        while values and values[-1] is None:
+            values.pop()
+        return tuple(values)
 
     def text(self) -> str:
         prefix = self.spec.prefix if self.spec else "AT+" + self.name

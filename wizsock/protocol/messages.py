@@ -15,8 +15,11 @@ BytesLike = Union[bytes, bytearray, memoryview]
 _REQUEST = re.compile(r"AT\+([A-Z][A-Z0-9_]*)(=\?|\?|=(.*))?", re.S)
 
 
-def parse_request(line: Union[BytesLike, str]) -> Request:
+def parse_request(line: Union[BytesLike, str], mux: Optional[bool] = None) -> Request:
     """One command line from the host (with or without its CR LF) -> Request.
+
+    mux: the module's AT+CIPMUX state if known; then a multi-connection command
+    is read only as its `link=` form (mux=True) or only without it (mux=False).
 
     Raises UnknownCommand (a RequestError) for a name not in the table and
     RequestError (a ValueError) for anything malformed: what the module answers
@@ -42,7 +45,7 @@ def parse_request(line: Union[BytesLike, str]) -> Request:
     if spec is None or spec.bare:
         raise UnknownCommand(f"unknown command AT+{name}")
     form = "execute" if tail is None else "test" if tail == "=?" else "query" if tail == "?" else "set"
-    return spec.parse_args(form, args or "")
+    return spec.parse_args(form, args or "", mux)
 
 
 def format_ipd(link: int, payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
@@ -65,6 +68,13 @@ def format_ipd(link: int, payload: BytesLike, remote: Optional[Tuple[str, int]] 
             raise ValueError(f"parameter 'remote': bad port {port!r}")
         head += f',"{ip}",{port}'
     return head.encode("ascii") + b":" + data
+
+
+def format_subscription(topic: str, data: BytesLike) -> bytes:
+    """The message printed for a received MQTT/Azure/AWS publication: `<topic> -> <data>`."""
+    if not isinstance(topic, str) or _CONTROL.search(topic) or " -> " in topic:
+        raise ValueError(f"parameter 'topic': {topic!r} cannot be printed")
+    return topic.encode("utf-8", "surrogateescape") + b" -> " + bytes(data)
 
 
 # ----------------------------------------------------------------------------
