@@ -15,9 +15,10 @@ any of them, so tests stay on loopback::
 
 Lookup order for a host name: ``endpoints[<name>]``, then ``endpoints[<service>]``
 (``"azure"``, ``"aws"``, ``"sntp"``), then the name itself through the module's DNS
-(world ``dns`` first, then the host resolver).  An SNTP server given to
-AT+CIPSNTPCFG may also be written ``"host:port"`` (an emulator extension for
-tests; the real module always uses port 123).  AT+CIUPDATE with no URL and no
+(world ``dns`` first, then the host resolver).  The SNTP handler also takes a
+server written ``"host:port"`` (an emulator extension; the real module always
+uses port 123), but the codec validates AT+CIPSNTPCFG's servers as host names,
+so through the UART use the ``endpoints`` map.  AT+CIUPDATE with no URL and no
 ``endpoints["ciupdate"]`` fails with ERROR rather than contacting the public
 OTA server.
 

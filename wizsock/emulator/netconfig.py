@@ -1,0 +1,198 @@
+"""AT+WIZ_NETCONFIG (spec §3.2.30): a real configuration web page on loopback.
+
+AT+WIZ_NETCONFIG (SoftAP or SoftAP+Station mode only, else ERROR) answers OK,
+prints ``smartconfig type:Web`` and serves a small page where a browser enters
+an SSID and a password (``GET /`` is the form, ``POST /`` with
+``application/x-www-form-urlencoded`` fields ``ssid`` and ``password`` submits
+it).  The module then prints::
+
+    Smart get wifi info
+    ssid:<ssid>
+    password:<password>
+
+switches to Station mode, joins that AP of the world file (``WIFI CONNECTED``,
+``WIFI GOT IP``), saves it like AT+CWJAP_DEF, prints ``smartconfig connected wifi``
+and stops the page.  A failed join leaves the page up for another try.
+AT+CWSTOPSMART (and a reset) stops the page.
+
+Where the page listens: ``world["netconfig"] = {"host": "127.0.0.1", "port": 0}``
+(defaults: the emulator's bind host, a free port).  The address is logged
+(logger ``wizsock.emulator.netconfig``) and exposed as
+``emulator.netconfig_address`` -> ``(host, port)`` (None when not serving).
+"""
+from __future__ import annotations
+
+import html
+import http.server
+import logging
+import threading
+import urllib.parse
+from typing import Optional
+
+import trio
+
+from wizsock.emulator import commands as _core
+from wizsock.emulator.commands import need_form
+from wizsock.emulator.registry import CommandFailed, handler
+
+try:
+    from wizsock import _orig
+except ImportError:  # pragma: no cover
+    _orig = None
+
+log = logging.getLogger("wizsock.emulator.netconfig")
+
+MAX_FIELD = 64
+
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>WizFi360 network setup</title></head>
+<body><h1>WizFi360 network setup</h1>{msg}
+<form method="post" action="/">
+<label>SSID <input name="ssid" maxlength="32"></label><br>
+<label>Password <input name="password" type="password" maxlength="64"></label><br>
+<button type="submit">Connect</button>
+</form></body></html>
+"""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "WizFi360-WebServer"
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format, *args):   # never log form contents (passwords)
+        pass
+
+    def _page(self, status: int, msg: str = ""):
+        body = PAGE.format(msg=msg).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.split("?", 1)[0] not in ("/", "/index.html"):
+            return self._page(404, "<p>Not found</p>")
+        self._page(200)
+
+    def do_POST(self):
+        try:
+            n = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            n = 0
+        if not 0 < n <= 1024:
+            return self._page(400, "<p>Bad request</p>")
+        fields = urllib.parse.parse_qs(self.rfile.read(n).decode("utf-8", "replace"), keep_blank_values=True)
+        ssid = (fields.get("ssid") or [""])[0]
+        pwd = (fields.get("password") or [""])[0]
+        if not ssid or len(ssid.encode()) > 32 or len(pwd.encode()) > MAX_FIELD:
+            return self._page(400, "<p>Enter an SSID (at most 32 bytes) and a password.</p>")
+        self.server.submit(ssid, pwd)
+        self._page(200, f"<p>Connecting to {html.escape(ssid)} ...</p>")
+
+
+class _Server(http.server.HTTPServer):
+    allow_reuse_address = True
+
+    def __init__(self, addr, on_submit):
+        self.submit = on_submit
+        super().__init__(addr, _Handler)
+
+
+class NetConfig:
+    """One running configuration page (per emulator)."""
+
+    def __init__(self, emu, host: str, port: int):
+        self.emu = emu
+        self.generation = emu.generation
+        self.scope = trio.CancelScope()
+        self.requests = None  # trio memory channel (send side used from the HTTP thread)
+        self.httpd = _Server((host, port), self._submit)
+        self.address = self.httpd.server_address[:2]
+        self.thread: Optional[threading.Thread] = None
+
+    def _submit(self, ssid: str, pwd: str):       # HTTP thread
+        try:
+            self.emu.call_soon(self._send.send_nowait, (ssid, pwd))
+        except Exception:   # the module went away
+            pass
+
+    def _serve(self):
+        if _orig is not None:
+            _orig.mark_internal()
+        self.httpd.serve_forever(poll_interval=0.05)
+
+    async def run(self):
+        emu = self.emu
+        st = emu.state
+        self._send, receive = trio.open_memory_channel(16)
+        self.thread = threading.Thread(target=self._serve, name="wizemu-netconfig", daemon=True)
+        self.thread.start()
+        try:
+            with self.scope:
+                async for ssid, pwd in receive:
+                    emu.urc(b"Smart get wifi info")
+                    emu.urc(b"ssid:" + ssid.encode("utf-8", "surrogateescape"))
+                    emu.urc(b"password:" + pwd.encode("utf-8", "surrogateescape"))
+                    st.mode = 1
+                    st.cur["cwmode"] = 1
+                    code = await _core.join_ap(emu, ssid, pwd, urcs=True)
+                    if code is None:
+                        st.cur["jap"] = [ssid, pwd, None]
+                        st.flash["jap"] = [ssid, pwd, None]
+                        emu.urc(b"smartconfig connected wifi")
+                        break
+                    st.mode = 3                     # back to SoftAP+Station: the page stays reachable
+                    st.cur["cwmode"] = 3
+        finally:
+            self.stop()
+            if getattr(emu, "_wiz_netconfig", None) is self:
+                emu._wiz_netconfig = None
+                emu.netconfig_address = None
+
+    def stop(self):
+        self.scope.cancel()
+        httpd, self.httpd = self.httpd, None
+        if httpd is not None:
+            if self.thread is not None:
+                httpd.shutdown()
+                self.thread.join(5)
+            httpd.server_close()
+
+
+def _running(emu) -> Optional[NetConfig]:
+    nc = getattr(emu, "_wiz_netconfig", None)
+    if nc is not None and (nc.generation != emu.generation or nc.httpd is None):
+        return None
+    return nc
+
+
+@handler("WIZ_NETCONFIG")
+async def wiz_netconfig(ctx, req):
+    need_form(req, "execute")
+    emu = ctx.emulator
+    st = ctx.state
+    if st.mode not in (2, 3) or _running(emu) is not None:
+        raise CommandFailed("ERROR")
+    cfg = (st.world or {}).get("netconfig") or {}
+    host = cfg.get("host") or getattr(emu, "bind_host", "127.0.0.1")
+    try:
+        nc = NetConfig(emu, host, int(cfg.get("port", 0)))
+    except OSError as e:
+        log.warning("netconfig page could not listen on %s:%s: %s", host, cfg.get("port", 0), e)
+        raise CommandFailed("ERROR")
+    emu._wiz_netconfig = nc
+    emu.netconfig_address = nc.address
+    log.info("netconfig page at http://%s:%d/", *nc.address)
+    emu.life.start_soon(nc.run)
+    emu.urc(b"smartconfig type:Web")
+    return "OK"
+
+
+@handler("CWSTOPSMART")
+async def cwstopsmart(ctx, req):
+    """Stops the netconfig page, then does what the core's CWSTOPSMART does."""
+    nc = _running(ctx.emulator)
+    if nc is not None:
+        nc.stop()
+    return await _core.cwstopsmart(ctx, req)
