@@ -175,8 +175,7 @@ async def uart(ctx, req):
     put(ctx, req, "uart", v)
     await ctx.write(b"\r\nOK\r\n")
     emu = ctx.emulator
-    await emu.wait_output_drained()
-    await trio.sleep(20 * 10.0 / emu.baud)  # the last bytes leave the shift register
+    await emu.wait_output_drained()  # the OK leaves at the old rate, then the UART switches
     emu.baud = b
     emu.flow = bool(v[4])
     return None

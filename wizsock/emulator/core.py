@@ -32,6 +32,7 @@ FIRMWARE = "1.1.1.7"
 FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
 BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
 OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
+CATCH_UP = 0.05         # seconds of late output the pacer may catch up on
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
@@ -440,15 +441,25 @@ class Emulator:
             await self._out_space.wait()
 
     async def _pacer(self):
+        """Release output at the line rate: 10 bits per byte at the current baud.
+
+        Deadlines accumulate (t_next), so scheduler jitter is caught up within
+        CATCH_UP seconds and the long-run rate is exact; an idle line restarts
+        the clock.
+        """
         t_next = time.monotonic()
         while True:
-            while not self.outbuf.data:
-                await self.outbuf.wait()
+            if not self.outbuf.data:
+                while not self.outbuf.data:
+                    await self.outbuf.wait()
+                t_next = max(t_next, time.monotonic())
             while self.flow and not self.rts:
                 await self._rts_wake.wait()
+                t_next = max(t_next, time.monotonic())
             f = self.faults
             if f and f.hit("stall"):
                 await trio.sleep(f.rng.uniform(0.2, 1.0))
+                t_next = max(t_next, time.monotonic())
             baud = self.baud
             per_byte = 10.0 / baud
             if f and f.enabled("chunk") and f.hit("chunk"):
@@ -456,8 +467,8 @@ class Emulator:
             else:
                 size = max(1, int(0.002 / per_byte))  # ~2 ms worth of bytes per slice
             now = time.monotonic()
-            if t_next < now - 0.005:
-                t_next = now  # idle line: pacing restarts now
+            if t_next < now - CATCH_UP:
+                t_next = now - CATCH_UP
             chunk = bytes(self.outbuf.data[:size])
             del self.outbuf.data[:size]
             t_next += len(chunk) * per_byte

@@ -18,6 +18,20 @@ MAX_LINKS = 5
 MAX_SEND = 2048
 SENDBUF_SIZE = 21900
 CONNECT_TIMEOUT = 10.0
+TCP_WINDOW = 8192      # the module's TCP receive buffer
+
+
+async def tcp_connect(ip, port):
+    """A TCP connection with the module's small receive window, so that a host
+    that stops reading (flow control) pushes back on the remote peer soon."""
+    sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, TCP_WINDOW)
+        await sock.connect((ip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 class Link:
@@ -133,7 +147,7 @@ class Net:
         else:
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
-                    stream = await trio.open_tcp_stream(ip, port)
+                    stream = await tcp_connect(ip, port)
             except (OSError, trio.TooSlowError):
                 emu.urc(self.closed_line(lid))
                 raise CommandFailed("ERROR")
@@ -175,7 +189,7 @@ class Net:
             if mode != 1:
                 raise CommandFailed("ERROR")
         # mode 1: verification failed, connect anyway
-        tcp = await trio.open_tcp_stream(ip, port)
+        tcp = await tcp_connect(ip, port)
         stream = trio.SSLStream(tcp, self._tls_context(False), server_hostname=name)
         try:
             await stream.do_handshake()
