@@ -26,12 +26,14 @@ API
     ``.paths(leaf) -> (cert_path, key_path)`` for any leaf.
 
 ``mosquitto_broker(tls=None, port=0, tls_port=0, username=None, password=None,
-                   require_certificate=False, ca=None) -> Broker``
+                   require_certificate=False, ca=None, server_names=None, users=None) -> Broker``
     Runs the real ``mosquitto`` binary (skips locally / fails under CI=true when it
     is missing).  ``tls``: None/False = plain listener only; True = also a TLS
     listener with certificates from ``ca`` (a TestCA; a fresh one is made if None).
     ``require_certificate=True`` makes the TLS listener demand a client certificate
-    signed by the CA (AWS-style).  ``username``/``password`` turn off anonymous access.
+    signed by the CA (AWS-style).  ``server_names`` (e.g. ``["hub.azure-devices.net"]``)
+    gives the TLS listener a certificate for those names (implies TLS).
+    ``username``/``password`` (or ``users={name: password}``) turn off anonymous access.
     Broker: ``.host`` ("127.0.0.1"), ``.port``, ``.tls_port`` (None without TLS),
     ``.ca``, ``.restart(down=0.0)`` (same ports; ``down`` seconds offline),
     ``.stop()``, ``.start()``, ``.running``, ``.log()`` (the broker's log text).
@@ -258,19 +260,25 @@ class Broker:
 
     def __init__(self, binary: str, tls=None, port: int = 0, tls_port: int = 0,
                  username: Optional[str] = None, password: Optional[str] = None,
-                 require_certificate: bool = False, ca: Optional[TestCA] = None):
+                 require_certificate: bool = False, ca: Optional[TestCA] = None,
+                 server_names: Optional[Iterable[str]] = None, users: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.dir = tempfile.mkdtemp(prefix="wizsock-mosq-")
         self.port = port or free_port()
         self._own_ca = False
         self.ca: Optional[TestCA] = None
         self.tls_port: Optional[int] = None
-        if tls or require_certificate:
+        if tls or require_certificate or server_names:
             if ca is None:
                 ca = TestCA()
                 self._own_ca = True
             self.ca = ca
             self.tls_port = tls_port or free_port()
+        cert_path = key_path = None
+        if server_names:
+            cert_path, key_path = ca.paths(ca.issue_cert(*server_names))
+        elif self.ca is not None:
+            cert_path, key_path = self.ca.server_cert_path, self.ca.server_key_path
         self.username = username
         self.require_certificate = require_certificate
         self.conf_path = os.path.join(self.dir, "mosquitto.conf")
@@ -286,10 +294,16 @@ class Broker:
         if os.geteuid() == 0:
             import pwd
             lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+        users = dict(users or {})
         if username is not None:
+            users[username] = password or ""
+        if users:
             pw_path = os.path.join(self.dir, "passwd")
             with open(pw_path, "w") as f:
-                f.write(f"{username}:{_mosquitto_hash(password or '')}\n")
+                for user, pw in users.items():
+                    if ":" in user or "\n" in user:
+                        raise ValueError("mosquitto user names cannot hold ':' or newlines")
+                    f.write(f"{user}:{_mosquitto_hash(pw)}\n")
             os.chmod(pw_path, 0o600)
             lines += ["allow_anonymous false", f"password_file {pw_path}"]
         else:
@@ -300,8 +314,8 @@ class Broker:
             lines += [
                 f"listener {self.tls_port} {LOOPBACK}",
                 f"cafile {self.ca.ca_pem_path}",
-                f"certfile {self.ca.server_cert_path}",
-                f"keyfile {self.ca.server_key_path}",
+                f"certfile {cert_path}",
+                f"keyfile {key_path}",
                 "tls_version tlsv1.2",
                 f"require_certificate {'true' if require_certificate else 'false'}",
             ]
@@ -374,7 +388,8 @@ class Broker:
 @contextlib.contextmanager
 def mosquitto_broker(tls=None, port: int = 0, tls_port: int = 0, username: Optional[str] = None,
                      password: Optional[str] = None, require_certificate: bool = False,
-                     ca: Optional[TestCA] = None):
+                     ca: Optional[TestCA] = None, server_names: Optional[Iterable[str]] = None,
+                     users: Optional[Dict[str, str]] = None):
     """Run a real mosquitto on 127.0.0.1 (see module docstring); yields a Broker."""
     binary = mosquitto_available()
     if binary is None:
@@ -383,7 +398,8 @@ def mosquitto_broker(tls=None, port: int = 0, tls_port: int = 0, username: Optio
     if isinstance(tls, TestCA) and ca is None:
         ca = tls
     broker = Broker(binary, tls=tls, port=port, tls_port=tls_port, username=username,
-                    password=password, require_certificate=require_certificate, ca=ca)
+                    password=password, require_certificate=require_certificate, ca=ca,
+                    server_names=server_names, users=users)
     try:
         broker.start()
         yield broker
