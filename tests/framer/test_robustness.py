@@ -177,20 +177,26 @@ def test_facade_exports_the_contract():
     assert fr.Framer is impl.Framer and fr.Data is impl.Data
 
 
-def _compiled_flag(env_value):
+def _compiled_flag(env_value, prelude=""):
     env = dict(os.environ)
     env.pop("WIZSOCK_NO_EXTENSIONS", None)
     if env_value is not None:
         env["WIZSOCK_NO_EXTENSIONS"] = env_value
-    out = subprocess.run(
-        [sys.executable, "-c", "import wizsock.framer as f; print(f.COMPILED, f.Framer.__module__)"],
-        env=env, capture_output=True, text=True, check=True)
+    code = prelude + "import wizsock.framer as f; print(f.COMPILED, f.Framer.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
     return out.stdout.split()
 
 
 def test_env_switch_selects_the_twin(both):
     assert _compiled_flag("1") == ["False", "wizsock._framer_py"]
     assert _compiled_flag(None) == ["True", "wizsock._framer"]
+
+
+def test_an_unbuilt_extension_falls_back_to_the_twin():
+    # sys.modules[name] = None makes the import fail as if the .so were absent.
+    blocked = "import sys; sys.modules['wizsock._framer'] = None; "
+    assert _compiled_flag(None, blocked) == ["False", "wizsock._framer_py"]
 
 
 def test_compiled_flag_matches_this_process():
