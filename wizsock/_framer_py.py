@@ -25,6 +25,7 @@ payload split over chunks keeps zero-copy ``memoryview`` pieces of the
 ``bytes`` are turned into ``bytes`` first (one extra copy that only this twin
 pays; the compiled framer reads any buffer in place).
 """
+import operator
 import re
 
 __all__ = [
@@ -237,16 +238,22 @@ def parse_ipd_header(hdr):
 class Framer:
     """Sans-I/O framer for the WizFi360's UART output. See module docstring."""
 
-    __slots__ = ("max_ipd", "max_line", "_raw", "_state", "_buf", "_need",
+    __slots__ = ("_max_ipd", "_max_line", "_raw", "_state", "_buf", "_need",
                  "_pieces", "_link", "_remote")
 
     def __init__(self, max_ipd=8192, max_line=4096):
+        max_ipd = operator.index(max_ipd)
+        max_line = operator.index(max_line)
         if max_ipd < 1 or max_line < 1:
             raise ValueError("max_ipd and max_line must be positive")
-        self.max_ipd = int(max_ipd)
-        self.max_line = int(max_line)
+        self._max_ipd = max_ipd
+        self._max_line = max_line
         self._raw = False
         self.reset()
+
+    # Fixed at construction, as in the compiled framer (its line buffer is sized by them).
+    max_ipd = property(lambda self: self._max_ipd)
+    max_line = property(lambda self: self._max_line)
 
     def reset(self):
         """Forget any partial frame (after a module reset)."""
@@ -271,7 +278,8 @@ class Framer:
     def feed(self, data):
         """Consume one chunk (any bytes-like, any size); return the events it completed."""
         if type(data) is not bytes:
-            data = bytes(data)
+            # memoryview first: bytes(5) would be five NULs, not a TypeError.
+            data = memoryview(data).tobytes()
         n = len(data)
         if self._raw:
             return [Data(0, data, None)] if n else []
@@ -332,7 +340,7 @@ class Framer:
             if _IPD.startswith(cand):
                 self._buf = cand
                 return n
-        room = self.max_line - len(buf)
+        room = self._max_line - len(buf)
         j = data.find(b"\n", pos, pos + room + 1)
         if j >= 0:
             self._buf = b""
@@ -364,7 +372,7 @@ class Framer:
             if parsed is None:
                 out.append(Garbage(_IPD + hdr + b":", R_BAD_IPD))
                 self._state = _SKIP
-            elif parsed[1] > self.max_ipd:
+            elif parsed[1] > self._max_ipd:
                 out.append(Garbage(_IPD + hdr + b":", R_BIG_IPD))
                 self._state = _SKIP
             elif parsed[1] == 0:

@@ -163,8 +163,18 @@ def test_bad_bounds_are_refused(impl):
         impl.Framer(max_line=0)
     with pytest.raises(ValueError):
         impl.Framer(max_ipd=0)
+    with pytest.raises(TypeError):
+        impl.Framer(max_line=10.5)
     f = impl.Framer(max_ipd=100, max_line=200)
     assert (f.max_ipd, f.max_line) == (100, 200)
+    with pytest.raises(AttributeError):
+        f.max_line = 10**9      # the compiled line buffer is sized by it
+
+
+@pytest.mark.parametrize("bad", ["OK\r\n", 5, None, [79, 75]])
+def test_non_bytes_input_is_a_type_error(impl, bad):
+    with pytest.raises(TypeError):
+        impl.Framer().feed(bad)
 
 
 def test_facade_exports_the_contract():
