@@ -495,13 +495,18 @@ class _ThreadingHTTPServer(http.server.ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self._conns: set = set()
         self._conns_lock = threading.Lock()
+        self._workers: List[threading.Thread] = []
         super().__init__(addr, handler)
 
     def process_request(self, request, client_address):
         self.info.connections += 1
         with self._conns_lock:
             self._conns.add(request)
-        super().process_request(request, client_address)
+            self._workers = [t for t in self._workers if t.is_alive()]
+            t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                 name=f"test-http-conn-{client_address[1]}", daemon=True)
+            self._workers.append(t)
+        t.start()
 
     def finish_request(self, request, client_address):
         conn = request
@@ -566,9 +571,8 @@ class HTTPServerInfo(_Stoppable):
         self.server.close_all()
         self._thread.join(5)
         self._thread = None
-        # wait for the per-connection threads (their sockets are now closed)
-        for t in list(getattr(self.server, "_threads", None) or []):
-            t.join(2)
+        for t in list(self.server._workers):   # their sockets are closed now: they end
+            t.join(5)
 
 
 @contextlib.contextmanager

@@ -217,9 +217,10 @@ def test_http_plain_chunked_upload_and_stop_with_open_keepalive():
         assert doc["length"] == 5
         conn.request("GET", "/status/418")
         assert conn.getresponse().status == 418
-        # leave the keep-alive connection open: stop() must still return promptly
+        # leave the keep-alive connection open: stop() must still return promptly, its thread joined
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-http")]
     conn.close()
 
 
