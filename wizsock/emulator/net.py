@@ -567,30 +567,54 @@ async def cipsendbuf(ctx, req):
     data = await ctx.read_data(n=n)
     link.next_seg += 1
     link.pending += n
-    prefix = b"%d," % lid if st.mux else b""
-    gen = emu.generation
-
-    async def deliver():
-        try:
-            async with link.send_lock:
-                await link.send(data)
-                link.sent_seg = seg
-            await trio.sleep(emu.rtt)
-            ok = not link.closed
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            ok = False
-        link.pending -= n
-        link.seg_ok[seg] = ok
-        if emu.generation != gen:
-            return
-        if ok:
-            link.acked_seg = seg
-            emu.urc(prefix + b"%d,SEND OK" % seg)
-        else:
-            emu.urc(b"SEND FAIL")
-
-    emu.life.start_soon(deliver)
+    if link.seg_queue is None:
+        link.seg_queue = _SegmentPipe(emu, link, lid if st.mux else None)
+    link.seg_queue.put(seg, data)
     return None
+
+
+class _SegmentPipe:
+    """CIPSENDBUF: segments leave in order; each is acknowledged one RTT after it left."""
+
+    def __init__(self, emu, link, prefix_link):
+        self.emu = emu
+        self.link = link
+        self.prefix = b"" if prefix_link is None else b"%d," % prefix_link
+        self.gen = emu.generation
+        self.tx_send, tx_recv = trio.open_memory_channel(float("inf"))
+        self.ack_send, ack_recv = trio.open_memory_channel(float("inf"))
+        emu.life.start_soon(self._sender, tx_recv)
+        emu.life.start_soon(self._acker, ack_recv)
+
+    def put(self, seg, data):
+        self.tx_send.send_nowait((seg, data))
+
+    async def _sender(self, rx):
+        link = self.link
+        async for seg, data in rx:
+            try:
+                async with link.send_lock:
+                    await link.send(data)
+                ok = True
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                ok = False
+            link.sent_seg = seg
+            self.ack_send.send_nowait((seg, len(data), ok, trio.current_time() + self.emu.rtt))
+
+    async def _acker(self, rx):
+        link, emu = self.link, self.emu
+        async for seg, n, ok, when in rx:
+            await trio.sleep_until(when)
+            ok = ok and not link.closed
+            link.pending -= n
+            link.seg_ok[seg] = ok
+            if emu.generation != self.gen:
+                return
+            if ok:
+                link.acked_seg = seg
+                emu.urc(self.prefix + b"%d,SEND OK" % seg)
+            else:
+                emu.urc(b"SEND FAIL")
 
 
 @handler("CIPBUFRESET")
