@@ -134,16 +134,20 @@ class NetConfig:
                     emu.urc(b"Smart get wifi info")
                     emu.urc(b"ssid:" + ssid.encode("utf-8", "surrogateescape"))
                     emu.urc(b"password:" + pwd.encode("utf-8", "surrogateescape"))
+                    joined = False
                     st.mode = 1
                     st.cur["cwmode"] = 1
-                    code = await _core.join_ap(emu, ssid, pwd, urcs=True)
-                    if code is None:
+                    try:
+                        joined = await _core.join_ap(emu, ssid, pwd, urcs=True) is None
+                    finally:
+                        if not joined:      # SoftAP+Station: the page stays reachable for another try
+                            st.mode = 3
+                            st.cur["cwmode"] = 3
+                    if joined:
                         st.cur["jap"] = [ssid, pwd, None]
                         st.flash["jap"] = [ssid, pwd, None]
                         emu.urc(b"smartconfig connected wifi")
                         break
-                    st.mode = 3                     # back to SoftAP+Station: the page stays reachable
-                    st.cur["cwmode"] = 3
         finally:
             self.stop()
             if getattr(emu, "_wiz_netconfig", None) is self:
