@@ -9,8 +9,6 @@ from hypothesis import strategies as st
 
 from wizsock.framer import astuple
 
-from .conftest import feed
-
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -119,11 +117,11 @@ sizes = st.lists(st.integers(1, 80), min_size=1, max_size=8)
 
 @SETTINGS
 @given(stream=model_streams(), split=sizes)
-def test_every_item_gives_its_event_under_any_split(impl, stream, split):
+def test_every_item_gives_its_event_under_any_split(impl, run, stream, split):
     data, expected = stream
-    assert feed(impl.Framer(), data) == expected
-    assert feed(impl.Framer(), data, split) == expected
-    assert feed(impl.Framer(), data, [1]) == expected
+    assert run(impl, data) == expected
+    assert run(impl, data, split) == expected
+    assert run(impl, data, [1]) == expected
 
 
 # Random bytes, with the fragments that change the framer's state mixed in
@@ -136,25 +134,23 @@ bounds = st.sampled_from([{}, {"max_line": 8, "max_ipd": 8}, {"max_line": 33, "m
 
 @SETTINGS
 @given(data=noise, split=sizes, kw=bounds)
-def test_compiled_and_pure_agree_on_anything(both, data, split, kw):
+def test_compiled_and_pure_agree_on_anything(both, run, data, split, kw):
     compiled, pure = both
-    expected = feed(pure.Framer(**kw), data)
-    assert feed(compiled.Framer(**kw), data) == expected
-    assert feed(compiled.Framer(**kw), data, split) == expected
-    assert feed(pure.Framer(**kw), data, split) == expected
-    assert feed(compiled.Framer(**kw), data, [1]) == expected
-    assert feed(pure.Framer(**kw), data, [1]) == expected
+    expected = run(pure, data, **kw)
+    for sizes in (None, split, [1]):
+        assert run(compiled, data, sizes, **kw) == expected
+        assert run(pure, data, sizes, **kw) == expected
 
 
 @SETTINGS
 @example(junk=b"\x00\r\r", stream=(b"OK\n", [("Result", "OK")]), split=[1])
 @given(junk=st.binary(max_size=400).map(lambda b: b"\x00" + b.replace(b"\n", b"")),
        stream=model_streams(), split=sizes)
-def test_garbage_resyncs_at_the_next_lf(impl, junk, stream, split):
+def test_garbage_resyncs_at_the_next_lf(impl, run, junk, stream, split):
     # max_line 128: longer than any model line, shorter than some junk, so both
     # the control-byte and the over-long-line path lead into the resync.
     data, expected = stream
-    got = feed(impl.Framer(max_line=128), junk + b"\n" + data, split)
+    got = run(impl, junk + b"\n" + data, split, max_line=128)
     if len(junk) > 128:
         assert got[0] == ("Garbage", junk[:128], "line too long")
     else:
