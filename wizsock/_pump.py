@@ -142,9 +142,25 @@ class _Pair:
         self.sock.close()
 
 
+def _guarded(fn):
+    """Pumps run in the engine's nursery: an escaping exception would end the module."""
+    import functools
+
+    @functools.wraps(fn)
+    async def wrapper(*args):
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("wizsock pump %s failed", fn.__name__)
+    return wrapper
+
+
 async def _close_link(link):
     if link is None:
         return
+    if trio.current_effective_deadline() == float("-inf"):
+        return  # the engine itself is shutting down (our task was cancelled): it closes links
+    log.debug("closing link %r", link)
     with trio.CancelScope(shield=True):
         with trio.move_on_after(10):
             try:
@@ -185,6 +201,7 @@ async def _drain(tsock, n):
     return True
 
 
+@_guarded
 async def pump_stream(conn, pair_end, open_fn=None, junk=0):
     """TCP (and module-SSL) pump.  With open_fn, the connect happens here (non-blocking connect)."""
     tsock = _Pair(pair_end)
@@ -227,6 +244,7 @@ async def _run_stream(conn, link, tsock):
             except OSError:
                 data = b""
             if not data:
+                log.debug("link %s: the user closed its end", getattr(link, "id", "?"))
                 if conn.shut_wr and not conn.remote_closed:
                     await _wait_user_gone(tsock)
                 cancel.cancel()
@@ -275,6 +293,7 @@ async def _run_stream(conn, link, tsock):
     return outcome["reset"]
 
 
+@_guarded
 async def pump_dgram(conn, pair_end):
     """UDP pump: each datagram on the pair is framed with the peer's address."""
     tsock = _Pair(pair_end)
@@ -333,6 +352,7 @@ async def pump_dgram(conn, pair_end):
         conn.finished.set()
 
 
+@_guarded
 async def pump_listener(conn, pair_end, server, queue):
     """Accept loop for a module server: each accepted link is queued and one byte signals it."""
     tsock = _Pair(pair_end)
@@ -369,7 +389,7 @@ async def pump_listener(conn, pair_end, server, queue):
     finally:
         conn.state = "closed"
         with trio.CancelScope(shield=True):
-            with trio.move_on_after(10):
+            with trio.move_on_after(0 if trio.current_effective_deadline() == float("-inf") else 10):
                 try:
                     await server.aclose()
                 except Exception as e:

@@ -41,25 +41,41 @@ _lock = threading.RLock()
 _active = None   # dict: module, owned, fixups
 
 
-def open_default_module(port=None, **options):
-    """Open a blocking ``wizsock.Module`` (``port`` None: the in-process emulator)."""
+# the AP of the emulator's default world (wizsock/emulator/default_world.json)
+EMULATOR_AP = ("wizsock-lab", "wizsock123")
+EMULATOR_BAUD = 921600
+
+
+def open_default_module(port=None, *, ssid=None, password="", baudrate=None, **options):
+    """Open a blocking ``wizsock.Module`` ready to carry sockets.
+
+    ``port`` None: the in-process emulator (``wizemu://``) at ``EMULATOR_BAUD``, joined
+    to its default world's access point.  With ``ssid`` the module joins that network
+    (station mode) before it is returned.
+    """
     from wizsock.engine import Module
 
+    if port is None:
+        baudrate = baudrate or EMULATOR_BAUD
+        port = f"wizemu://?baud={baudrate}"
+        if ssid is None:
+            ssid, password = EMULATOR_AP
+    baudrate = baudrate or 115200
     with _orig.internal():
-        module = Module(port or DEFAULT_PORT, **options)
-        enter = getattr(module, "__enter__", None)
-        if enter is not None:
-            module = enter() or module
+        module = Module(port, baudrate=baudrate, **options)
+        try:
+            if ssid is not None:
+                module.wifi.set_mode(1)
+                module.wifi.join(ssid, password or "")
+        except BaseException:
+            module.close()
+            raise
     return module
 
 
 def _close_module(module):
     with _orig.internal():
-        exit_ = getattr(module, "__exit__", None)
-        if exit_ is not None:
-            exit_(None, None, None)
-        else:
-            module.close()
+        module.close()
 
 
 def _originals():
@@ -115,7 +131,8 @@ def patch(port_or_module=None, *, route=None, **module_options):
     """Run this process's networking over the module.
 
     ``port_or_module``: a blocking ``wizsock.Module`` (kept open on unpatch), or a
-    port URL / None (a module is opened here, with ``module_options``, and closed by
+    port URL / None (a module is opened here by :func:`open_default_module` with
+    ``module_options`` such as ``ssid=``/``password=``/``baudrate=``, and closed by
     :func:`unpatch`; None means the in-process emulator).  ``route(ip, port, type)
     -> bool`` keeps destinations for which it returns False on the host's kernel.
     Returns the module.
@@ -126,6 +143,8 @@ def patch(port_or_module=None, *, route=None, **module_options):
             raise RuntimeError("wizsock is already patched; call wizsock.unpatch() first")
         owned = port_or_module is None or isinstance(port_or_module, str)
         module = open_default_module(port_or_module, **module_options) if owned else port_or_module
+        if not owned and module_options:
+            raise TypeError("module options are for a port; this module is already open")
         _wsocket.set_module(module)
         _wsocket.set_routing_policy(route)
         originals = _originals()

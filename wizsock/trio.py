@@ -1,0 +1,139 @@
+"""trio over the module without patching the ``socket`` module.
+
+Inside ``trio.run``::
+
+    wizsock.trio.install(module)          # a wizsock.Module, or the AsyncModule of open_module
+    stream = await trio.open_tcp_stream("example.com", 80)
+    tls = await trio.open_ssl_over_tcp_stream("example.com", 443)
+
+:func:`install` sets trio's custom socket factory and hostname resolver for the
+current run (``trio.socket.set_custom_socket_factory`` /
+``set_custom_hostname_resolver``): every trio socket of the families the module
+carries is a :class:`wizsock.socket.socket`, and names are resolved by the
+module (AT+CIPDOMAIN).  trio's own ``SSLStream`` then runs over it.
+
+With the blocking ``wizsock.Module`` (engine in its own thread) everything
+works; with the ``AsyncModule`` of ``open_module`` on this same loop, TCP
+client connections and name lookups work (UDP and servers need the blocking
+Module, because opening them is a blocking call into the engine).
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import socket as _stdsocket
+
+import trio as _trio
+
+from wizsock import _orig
+from wizsock import socket as _ws
+
+__all__ = ["install", "uninstall", "SocketFactory", "HostnameResolver"]
+
+
+class _TrioSocket(_trio._socket._SocketType):
+    """trio's socket wrapper around a facade socket.
+
+    trio's constructor insists on exactly ``socket.socket`` (to refuse SSLSocket);
+    the facade is a plain subclass of it, so skip that one check.
+    """
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._sock.setblocking(False)
+        self._did_shutdown_SHUT_WR = False
+
+
+class _AsyncHandle(_ws._Handle):
+    """The facade driving an AsyncModule on the caller's own trio loop."""
+
+    @property
+    def aio(self):
+        return self.module
+
+    def call(self, async_fn, *args):
+        raise OSError(errno.EWOULDBLOCK,
+                      "this needs a blocking call into the engine, which runs on this very "
+                      "trio loop: use wizsock.Module (engine in a thread) for UDP and servers")
+
+    def spawn(self, async_fn, *args):
+        _trio.lowlevel.spawn_system_task(async_fn, *args)
+
+
+def _handle_for(module):
+    if module is None:
+        module = _ws.get_module()
+        if module is None:
+            raise RuntimeError("wizsock.trio.install() needs a module (or an active wizsock.patch)")
+    if hasattr(module, "run") and hasattr(module, "start_soon"):
+        return _ws._Handle(module)
+    return _AsyncHandle(module)
+
+
+class SocketFactory(_trio.abc.SocketFactory):
+    """trio socket factory: AF_INET stream/datagram sockets over the module."""
+
+    def __init__(self, module=None):
+        self._handle = _handle_for(module)
+
+    def socket(self, family=None, type=None, proto=None):
+        family = _stdsocket.AF_INET if family is None else family
+        type = _stdsocket.SOCK_STREAM if type is None else type
+        proto = 0 if proto is None else proto
+        sock = _ws.socket(family, type, proto)
+        if not sock._wiz_kernel:
+            sock._wiz_handle = self._handle
+        return _TrioSocket(sock)
+
+
+class HostnameResolver(_trio.abc.HostnameResolver):
+    """trio resolver: names through the module's DNS, literals locally."""
+
+    def __init__(self, module=None):
+        self._handle = _handle_for(module)
+
+    async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        if _orig.is_internal():
+            return await _trio.to_thread.run_sync(
+                _orig.getaddrinfo, host, port, family, type, proto, flags)
+        handle = self._handle
+        if isinstance(handle, _AsyncHandle):
+            name = _ws._host_str(host) if host is not None else None
+            ip = None
+            if name and _ws._ipv4_literal(name) is None and not _ws._is_ipv6_literal(name) \
+                    and not flags & _stdsocket.AI_NUMERICHOST:
+                ip = await self._resolve_async(name)
+            return _ws._getaddrinfo(host, port, family, type, proto, flags,
+                                    lambda _name: ip)
+        return await _trio.to_thread.run_sync(
+            functools.partial(_ws._getaddrinfo, host, port, family, type, proto, flags,
+                              functools.partial(_ws._resolve_name, handle=handle)),
+            abandon_on_cancel=True)
+
+    async def _resolve_async(self, name):
+        local = _ws._LOCAL_NAMES.get(name.lower().rstrip("."))
+        if local:
+            return local
+        try:
+            return str(await self._handle.aio.net.resolve(name))
+        except _stdsocket.gaierror:
+            raise
+        except TimeoutError as e:
+            raise _stdsocket.gaierror(_stdsocket.EAI_AGAIN, "Temporary failure in name resolution") from e
+
+    async def getnameinfo(self, sockaddr, flags):
+        # the module has no reverse lookup: numeric answers, as with NI_NUMERICHOST
+        return await _trio.to_thread.run_sync(
+            _stdsocket.getnameinfo, sockaddr,
+            flags | _stdsocket.NI_NUMERICHOST | _stdsocket.NI_NUMERICSERV)
+
+
+def install(module=None):
+    """Route this trio run's sockets and name lookups through ``module``."""
+    _trio.socket.set_custom_socket_factory(SocketFactory(module))
+    _trio.socket.set_custom_hostname_resolver(HostnameResolver(module))
+
+
+def uninstall():
+    _trio.socket.set_custom_socket_factory(None)
+    _trio.socket.set_custom_hostname_resolver(None)
