@@ -532,9 +532,7 @@ async def _send_common(ctx, req, ex=False):
     await trio.sleep(emu.rtt)   # SEND OK means the peer acknowledged: one round trip
     if f and f.hit("delay_sendok"):
         await trio.sleep(f.rng.uniform(0.05, 0.5))
-    if link.closed:
-        return "SEND FAIL"
-    return "SEND OK"
+    return "SEND OK"  # the data left before any close: the peer's stack acknowledged it
 
 
 @handler("CIPSEND")
