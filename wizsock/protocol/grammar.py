@@ -369,21 +369,31 @@ class Sig:
 
     def parse(self, fields: Sequence[Field], strict: bool = True) -> Dict[str, Any]:
         if len(fields) > len(self.params):
-            raise RequestError(f"too many parameters ({len(fields)} > {len(self.params)})")
+            e = RequestError(f"too many parameters ({len(fields)} > {len(self.params)})")
+            e.depth = -1  # type: ignore[attr-defined]
+            raise e
         values: Dict[str, Any] = {}
-        for p, f in zip(self.params, fields):
-            if p.blank is not None and f.quoted == p.blank.startswith('"') and f.text == p.blank.strip('"'):
+        depth = 0   # how far the fields fitted, to report the error of the closest signature
+        try:
+            for p, f in zip(self.params, fields):
+                if p.blank is not None and f.quoted == p.blank.startswith('"') and f.text == p.blank.strip('"'):
+                    values[p.name] = None
+                else:
+                    values[p.name] = p.parse(f, strict)
+                depth += 1
+            for p in self.params[len(fields):]:
+                if not p.optional:
+                    raise p.err("missing")
                 values[p.name] = None
-                continue
-            values[p.name] = p.parse(f, strict)
-        for p in self.params[len(fields):]:
-            if not p.optional:
-                raise p.err("missing")
-            values[p.name] = None
-        if strict:
-            values = self.validate(values)
-            if not self.applies(values):
-                raise RequestError(f"parameters do not match {self.when}")
+            depth += 1
+            if strict:
+                if not self.applies(values):
+                    depth = -1   # another signature's selector (CIPSTART "UDP" vs "TCP")
+                    raise RequestError(f"parameters do not match {dict(self.when)}")
+                values = self.validate(values)
+        except RequestError as e:
+            e.depth = depth  # type: ignore[attr-defined]
+            raise
         return values
 
 
@@ -507,7 +517,8 @@ class CommandSpec:
                 if f.check:
                     f.check(values)
             except RequestError as e:
-                first_error = first_error or e
+                if first_error is None or getattr(e, "depth", 99) > getattr(first_error, "depth", 99):
+                    first_error = e
                 continue
             params = dict.fromkeys(f.names)
             params.update(values)
