@@ -19,6 +19,20 @@ Grammar (docs/design.md section 1):
   the next LF.  A line longer than ``max_line`` bytes and a header longer than
   ``IPD_HEADER_MAX`` bytes are cut there, so memory stays bounded.
 
+Decisions the contract leaves open (both framers, tested):
+
+* Numbers (link, length, segment, Recv count, port) are 1-9 ASCII digits, so
+  they fit a C long; a port is at most 65535; the +IPD ip is 1-15 of
+  ``0-9 .``, quoted or not.  A length of 0 gives an empty ``Data``.
+* Control bytes are 0x00-0x1F except TAB, and DEL; a CR that is not trailing
+  counts.  They make the whole line ``Garbage``, also a ``topic -> data`` line.
+* Order of the tests: control bytes, result code, ``ready``, bare
+  ``CONNECT``/``CLOSED``, ``busy``, ``<n>,...`` (link events, CIPSENDBUF
+  acks), ``Recv``, ``WIFI``, ``+name``, echo, ``topic -> data``, text.  So an
+  echoed ``AT+MQTTPUB`` containing `` -> `` stays an ``Echo``.
+* Setting ``raw`` (either way) forgets any partial frame, like ``reset()``;
+  ``reset()`` leaves ``raw`` as it is.
+
 Copies: a payload that lies inside one chunk is one slice (one copy).  A
 payload split over chunks keeps zero-copy ``memoryview`` pieces of the
 (immutable) chunks and joins them once at the end.  Inputs that are not
