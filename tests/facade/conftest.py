@@ -34,6 +34,8 @@ def patched(module):
     left = wait_links_free(module, 3.0)
     if left:
         # keep the next test's slate clean, and say so
+        import warnings
+        warnings.warn(f"links left open after the test: {left}")
         for link in left.values():
             try:
                 module.run(link.aclose)
