@@ -559,13 +559,13 @@ async def cipsta(ctx, req):
     if req.form == "query":
         if req.name.endswith("_DEF"):
             v = st.flash["sta_ip"]
+        elif not st.cur["dhcp"] & 2:
+            v = st.cur["sta_ip"]
         elif st.station is None:
             v = ["0.0.0.0", "0.0.0.0", "0.0.0.0"]
-        elif st.cur["dhcp"] & 2:
+        else:
             v = [st.station_ip, st.station.get("gateway", st.station_ip.rsplit(".", 1)[0] + ".1"),
                  st.station.get("netmask", "255.255.255.0")]
-        else:
-            v = st.cur["sta_ip"]
         await reply(ctx, req, R.IpConfig(*v))
         return "OK"
     _ipconf(ctx, req, "sta_ip", 2)

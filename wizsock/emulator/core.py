@@ -581,6 +581,19 @@ class Emulator:
             await self.write_unit(b"\r\n" + result.encode() + b"\r\n")
 
     # ----------------------------------------------------------------- DNS
+    def route(self, ip: str, port: int):
+        """Where a connection to (ip, port) really goes: the world's `nat` map
+        ("ip:port" or "ip" -> "host[:port]") lets tests give remote-looking
+        addresses to loopback servers; anything else goes where it says."""
+        nat = self.world.get("nat", {})
+        target = nat.get(f"{ip}:{port}") or nat.get(ip)
+        if not target:
+            return ip, port
+        host, sep, p = str(target).rpartition(":")
+        if not sep:
+            return str(target), port
+        return host, int(p)
+
     def resolve(self, name: str) -> str:
         name = str(name)
         dns = self.world.get("dns", {})

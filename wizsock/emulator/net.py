@@ -46,6 +46,7 @@ class Link:
         self.sock = None                # trio UDP socket
         self.udp_mode = 0
         self.udp_changed = False
+        self.real = remote              # where the socket really goes (world `nat`)
         self.scope = trio.CancelScope()
         self.closed = False
         self.last_activity = time.monotonic()
@@ -61,7 +62,8 @@ class Link:
     async def send(self, data: bytes, remote=None):
         self.last_activity = time.monotonic()
         if self.kind == "UDP":
-            await self.sock.sendto(data, remote or self.remote)
+            dest = remote or self.remote
+            await self.sock.sendto(data, self.net.emu.route(*dest))
         else:
             await self.stream.send_all(data)
 
@@ -131,11 +133,12 @@ class Net:
         if kind == "SSL" and any(ln.kind == "SSL" for ln in self.links.values()):
             raise CommandFailed("ERROR")  # one SSL session at most
         ip = emu.resolve(host)
+        real = emu.route(ip, port)
         if kind == "UDP":
             local_port = extra[0] if extra else 0
             mode = extra[1] if len(extra) > 1 else 0
             sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
-            bind = emu.bind_host if ip.startswith("127.") else "0.0.0.0"
+            bind = emu.bind_host if real[0].startswith("127.") else "0.0.0.0"
             try:
                 await sock.bind((bind, local_port))
             except OSError:
@@ -144,17 +147,19 @@ class Net:
             link = Link(self, lid, "UDP", (ip, port), sock.getsockname()[1])
             link.sock = sock
             link.udp_mode = mode
+            link.real = real
         else:
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
-                    stream = await tcp_connect(ip, port)
+                    stream = await tcp_connect(*real)
             except (OSError, trio.TooSlowError):
                 emu.urc(self.closed_line(lid))
                 raise CommandFailed("ERROR")
             local_port = stream.socket.getsockname()[1]
             if kind == "SSL":
-                stream = await self._tls(stream, host, ip, port)
+                stream = await self._tls(stream, host, ip, real)
             link = Link(self, lid, kind, (ip, port), local_port)
+            link.real = real
             link.stream = stream
         self.links[lid] = link
         nursery.start_soon(self._reader, link)
@@ -176,7 +181,7 @@ class Net:
                 pass
         return ctx
 
-    async def _tls(self, tcp, host, ip, port):
+    async def _tls(self, tcp, host, ip, real):
         mode = self.state.flash.get("sslconf", 0)
         name = host if host != ip else ip
         stream = trio.SSLStream(tcp, self._tls_context(mode != 0), server_hostname=name)
@@ -189,7 +194,7 @@ class Net:
             if mode != 1:
                 raise CommandFailed("ERROR")
         # mode 1: verification failed, connect anyway
-        tcp = await tcp_connect(ip, port)
+        tcp = await tcp_connect(*real)
         stream = trio.SSLStream(tcp, self._tls_context(False), server_hostname=name)
         try:
             await stream.do_handshake()
@@ -208,6 +213,7 @@ class Net:
                 while True:
                     if link.kind == "UDP":
                         data, addr = await link.sock.recvfrom(65536)
+                        addr = self.unroute(addr[:2], link)
                         if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_changed):
                             if addr[:2] != link.remote:
                                 link.udp_changed = True
@@ -234,6 +240,17 @@ class Net:
             return
         if not link.closed:
             await self.close_link(link, notify=notify)
+
+    def unroute(self, addr, link):
+        """The module-visible address of a datagram's real source (inverse of `nat`)."""
+        if tuple(addr) == tuple(getattr(link, "real", ())):
+            return link.remote
+        for key, target in self.emu.world.get("nat", {}).items():
+            host, sep, p = str(target).rpartition(":")
+            if sep and (host, int(p)) == tuple(addr):
+                kh, ksep, kp = key.rpartition(":")
+                return (kh, int(kp)) if ksep else (key, addr[1])
+        return addr
 
     # ------------------------------------------------------------ transparent
     async def passthrough(self):
