@@ -22,6 +22,14 @@ def join(at):
     assert b"WIFI GOT IP" in at.ok('AT+CWJAP_CUR="wizsock-lab","wizsock123"')
 
 
+def connected(at, broker, prefix, client_id=""):
+    """Join, set `<prefix>/out` to publish and `<prefix>/in` to subscribe, MQTTCON to `broker`."""
+    join(at)
+    at.ok(f'AT+MQTTSET="","","{client_id}",60')
+    at.ok(f'AT+MQTTTOPIC="{prefix}/out","{prefix}/in"')
+    assert at.ok(f'AT+MQTTCON=0,"127.0.0.1",{broker.port}') == [b"CONNECT"]
+
+
 class Peer:
     """A paho client on the broker: the other side of the module's MQTT session."""
 
@@ -175,9 +183,7 @@ def test_multi_connection_form_holds_its_link(make_emu, broker):
 def test_broker_restart_closes_the_link(make_emu, broker):
     emu = make_emu()
     with at_port(emu) as at:
-        join(at)
-        at.ok('AT+MQTTTOPIC="r/out","r/in"')
-        at.ok(f'AT+MQTTCON=0,"127.0.0.1",{broker.port}')
+        connected(at, broker, "r")
         broker.restart()
         at.wait_line(rb"CLOSED", timeout=10)
         assert at.ok("AT+CIPSTATUS") == [b"STATUS:4"]
@@ -190,10 +196,7 @@ def test_broker_restart_closes_the_link(make_emu, broker):
 def test_reset_ends_the_session_and_its_threads(make_emu, broker):
     emu = make_emu()
     with at_port(emu) as at:
-        join(at)
-        at.ok('AT+MQTTSET="","","reset-me",60')
-        at.ok('AT+MQTTTOPIC="z/out","z/in"')
-        at.ok(f'AT+MQTTCON=0,"127.0.0.1",{broker.port}')
+        connected(at, broker, "z", client_id="reset-me")
         at.write(b"AT+RST\r\n")
         at.wait_line(rb"ready", timeout=10)
         at.sync()

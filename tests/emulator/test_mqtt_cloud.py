@@ -84,17 +84,22 @@ def send_pem(at, cmd, pem: bytes):
     assert result == "OK", (lines, result)
 
 
+def azure_setup(at, ca_pem):
+    """Join, verify strictly against `ca_pem`, set the device and its topics (AZCON not sent)."""
+    join(at)
+    at.ok("AT+CIPSSLCONF=2")
+    send_pem(at, "AT+CASEND=1", ca_pem)
+    at.ok(f'AT+AZSET="{HUB}","{DEVICE}","{KEY}"')
+    at.ok(f'AT+MQTTTOPIC="devices/{DEVICE}/messages/events/","devices/{DEVICE}/messages/devicebound/#"')
+
+
 def test_azure_iot_hub_flow(make_emu, azure_hub, cloud_ca):
     emu = make_emu(world=azure_world(azure_hub))
     backend = Peer(azure_hub.tls_port, topics=[f"devices/{DEVICE}/messages/events/#"], username="backend",
                    password="b", tls=cloud_ca.client_context())
     try:
         with at_port(emu) as at:
-            join(at)
-            at.ok("AT+CIPSSLCONF=2")
-            send_pem(at, "AT+CASEND=1", cloud_ca.ca_pem)
-            at.ok(f'AT+AZSET="{HUB}","{DEVICE}","{KEY}"')
-            at.ok(f'AT+MQTTTOPIC="devices/{DEVICE}/messages/events/","devices/{DEVICE}/messages/devicebound/#"')
+            azure_setup(at, cloud_ca.ca_pem)
             assert at.ok("AT+AZCON") == [b"CONNECT"]
             assert any(ln.startswith(b'+CIPSTATUS:0,"SSL","127.0.0.1"') for ln in at.ok("AT+CIPSTATUS"))
             # cloud -> device (C2D), with Azure's property bag in the topic
@@ -142,11 +147,7 @@ def test_azure_checks_the_hub_name(make_emu, cloud_ca):
         b.expiry = expiry
         emu = make_emu(world=azure_world(b))
         with at_port(emu) as at:
-            join(at)
-            at.ok("AT+CIPSSLCONF=2")
-            send_pem(at, "AT+CASEND=1", cloud_ca.ca_pem)
-            at.ok(f'AT+AZSET="{HUB}","{DEVICE}","{KEY}"')
-            at.ok(f'AT+MQTTTOPIC="devices/{DEVICE}/messages/events/","devices/{DEVICE}/messages/devicebound/#"')
+            azure_setup(at, cloud_ca.ca_pem)
             assert at.command("AT+AZCON") == ([b"CONNECT FAIL"], "ERROR")
             at.ok("AT+CIPSSLCONF=0")                               # no checking at all
             assert at.ok("AT+AZCON") == [b"CONNECT"]

@@ -105,6 +105,15 @@ def test_ca_is_not_collected_as_a_test():
 
 # ------------------------------------------------------------------ mosquitto
 
+def test_missing_mosquitto_skips_locally_and_fails_under_ci(monkeypatch):
+    from conftest import IN_CI
+    monkeypatch.setattr(servers, "mosquitto_available", lambda: None)
+    expected = pytest.fail.Exception if IN_CI else pytest.skip.Exception
+    with pytest.raises(expected, match="mosquitto"):
+        with mosquitto_broker():
+            pass
+
+
 def test_mosquitto_plain_roundtrip_and_restart():
     with mosquitto_broker() as b:
         assert b.host == "127.0.0.1" and b.tls_port is None

@@ -52,7 +52,7 @@ import trio
 from wizsock.emulator.commands import I, S, nargs, need_form, q
 from wizsock.emulator.net import MAX_LINKS, Link
 from wizsock.emulator.registry import CommandFailed, handler
-from wizsock.emulator.services import endpoint, format_lines
+from wizsock.emulator.services import endpoint, format_lines, internal
 
 try:
     from wizsock.protocol import records as _R
@@ -165,6 +165,7 @@ class Session:
     # emulator thread ----------------------------------------------------
     async def connect(self, host, addr, client_id, keepalive, username=None, password=None,
                       tls: Optional[ssl.SSLContext] = None, subscribe=()) -> bool:
+        internal()
         mqtt = _paho()
         c = _client_class()(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                             protocol=mqtt.MQTTv311, clean_session=True, reconnect_on_failure=False)

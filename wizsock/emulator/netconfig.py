@@ -34,11 +34,7 @@ import trio
 from wizsock.emulator import commands as _core
 from wizsock.emulator.commands import need_form
 from wizsock.emulator.registry import CommandFailed, handler
-
-try:
-    from wizsock import _orig
-except ImportError:  # pragma: no cover
-    _orig = None
+from wizsock.emulator.services import internal
 
 log = logging.getLogger("wizsock.emulator.netconfig")
 
@@ -118,8 +114,7 @@ class NetConfig:
             pass
 
     def _serve(self):
-        if _orig is not None:
-            _orig.mark_internal()
+        internal()
         self.httpd.serve_forever(poll_interval=0.05)
 
     async def run(self):
@@ -178,6 +173,7 @@ async def wiz_netconfig(ctx, req):
     st = ctx.state
     if st.mode not in (2, 3) or _running(emu) is not None:
         raise CommandFailed("ERROR")
+    internal()
     cfg = (st.world or {}).get("netconfig") or {}
     host = cfg.get("host") or getattr(emu, "bind_host", "127.0.0.1")
     try:

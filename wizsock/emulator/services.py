@@ -44,6 +44,11 @@ from wizsock.emulator.commands import I, S, nargs, need_form
 from wizsock.emulator.registry import CommandFailed, handler
 
 try:
+    from wizsock import _orig
+except ImportError:  # pragma: no cover
+    _orig = None
+
+try:
     from wizsock import protocol as _P
     from wizsock.protocol import records as _R
 except ImportError:  # pragma: no cover - the codec is always there in a release
@@ -84,6 +89,13 @@ def endpoint(world: dict, name: str, default_port: int, service: Optional[str] =
     return split_hostport(name, default_port) if service == "sntp" else (name, default_port)
 
 
+def internal() -> None:
+    """Mark this task as the emulator's network side: while `wizsock.patch()` is active,
+    its sockets (trio's, paho's, in `trio.to_thread` workers too) stay real kernel sockets."""
+    if _orig is not None:
+        _orig.mark_internal()
+
+
 def format_lines(cmd: str, form: str, record, fallback) -> list:
     """Response lines through the codec (design §2); `fallback()` if it cannot express them."""
     if _P is not None:
@@ -109,6 +121,7 @@ async def ciupdate(ctx, req):
             raise CommandFailed("ERROR")
     if st.station is None and st.mode == 1:
         raise CommandFailed("ERROR")
+    internal()
     u = urllib.parse.urlsplit(url)
     if u.scheme.lower() != "http" or not u.hostname:
         raise CommandFailed("ERROR")
@@ -204,6 +217,7 @@ def _ntp_time(data: bytes, sent: bytes) -> Optional[float]:
 
 async def sntp_query(ctx, server: str) -> Optional[float]:
     """One SNTP exchange with `server`; -> offset (server - local clock) or None."""
+    internal()
     host, port = endpoint(ctx.state.world, server, NTP_PORT, service="sntp")
     try:
         ip = ctx.resolve(host)
