@@ -23,7 +23,7 @@ command table (`commands.py`), so they cannot disagree about a format.
     # CWLAP takes mask=<CWLAPOPT mask> on both sides and sort=True when formatting.
 
     p.format_ipd(link, payload, remote=None, mux=True) -> bytes   # +IPD,<link>,<len>[,"ip",port]:data
-    p.redact(line) -> bytes                                        # secrets masked for logs
+    p.redact(line, command=None) -> bytes                          # secrets masked for logs
     p.format_smartconfig(info) / p.parse_smartconfig(events)       # messages after CWSTARTSMART
     p.format_subscription(topic, data) -> bytes                    # `<topic> -> <data>` (MQTT/Azure/AWS)
 

@@ -125,12 +125,12 @@ _RESPONSE = re.compile(r"(\+ ?)([A-Z][A-Z0-9_]*)( ?[:=])(.*)", re.S)
 _SET = re.compile(r"(AT\+)([A-Z][A-Z0-9_]*)(=)(.*)", re.S)
 
 
-def _secret_positions(spec: Any, args: str, fields: list, response: bool) -> List[int]:
+def _secret_positions(spec: Any, args: str, fields: list, response: bool, head: Optional[str] = "+") -> List[int]:
     """Indices of secret fields, taken from the table (request signatures or response shape)."""
     if response:
         shape = spec.forms.get("query")
         shape = shape.response if shape else None
-        if isinstance(shape, Fields) and shape.head == "+":
+        if isinstance(shape, Fields) and shape.head == head:
             return [i for i, p in enumerate(shape.sig.params) if p.secret]
         return []
     form = spec.forms.get("set")
@@ -144,21 +144,35 @@ def _secret_positions(spec: Any, args: str, fields: list, response: bool) -> Lis
     return sorted({i for s in sigs for i, p in enumerate(s.params) if p.secret})
 
 
-def redact(line: BytesLike) -> bytes:
+def redact(line: BytesLike, command: Optional[str] = None) -> bytes:
     """The same line with secrets masked, for logging.
 
     Masks the secret parameters of the table (CWJAP/CWSAP passwords, MQTTSET
     password, AZSET key) in command lines and `+NAME:` response lines, the
     password of SmartConfig messages, and PEM body lines (keys, certificates).
+    `command`: the name of the command whose response this line may be; then
+    its bare response lines are masked too (AT+MQTTSET? prints no `+MQTTSET:`).
     """
     raw = bytes(line)
     eol = raw[len(raw.rstrip(b"\r\n")):]
     text = raw[: len(raw) - len(eol)].decode("utf-8", "surrogateescape")
-    out = _redact_text(text)
+    out = _redact_text(text, command)
     return out.encode("utf-8", "surrogateescape") + eol
 
 
-def _redact_text(text: str) -> str:
+def _mask_fields(args: str, fields: list, positions: List[int]) -> str:
+    pieces, last = [], 0
+    for i in positions:
+        if i < len(fields):
+            f = fields[i]
+            pieces.append(args[last:f.start])
+            pieces.append('"' + MASK + '"')
+            last = f.end
+    pieces.append(args[last:])
+    return "".join(pieces)
+
+
+def _redact_text(text: str, command: Optional[str] = None) -> str:
     if text.lower().startswith("password:"):
         return text[:9] + MASK
     if _PEM_BODY.fullmatch(text):
@@ -180,13 +194,13 @@ def _redact_text(text: str) -> str:
         positions = _secret_positions(spec, args, fields, response)
         if not positions:
             return text
-        pieces, last = [], 0
-        for i in positions:
-            if i < len(fields):
-                f = fields[i]
-                pieces.append(args[last:f.start])
-                pieces.append('"' + MASK + '"')
-                last = f.end
-        pieces.append(args[last:])
-        return m.group(1) + m.group(2) + m.group(3) + "".join(pieces)
+        return m.group(1) + m.group(2) + m.group(3) + _mask_fields(args, fields, positions)
+    spec = COMMANDS.get(command) if command is not None else None
+    if spec is not None:
+        positions = _secret_positions(spec, text, [], True, head=None)
+        if positions:
+            try:
+                return _mask_fields(text, tokenize(text), positions)
+            except RequestError:
+                return MASK
     return text
