@@ -3,7 +3,7 @@ the generic tests cover every parameter of every command."""
 from hypothesis import strategies as st
 
 from wizsock import protocol as p
-from wizsock.protocol.grammar import Bool, Host, Int, Ip, Mac, Rest, Str
+from wizsock.protocol.grammar import Bool, Host, Int, Ip, Mac, Rest
 
 
 def all_sigs(form=None):

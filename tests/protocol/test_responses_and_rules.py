@@ -95,6 +95,9 @@ def test_cwjap_failure_codes():
         rec = C["CWJAP_DEF"].parse_response("set", lines)
         assert rec.code == code and rec.meaning == meaning
     assert C["CWJAP_CUR"].format_response("set", None) == []
+    # ESP-derived firmware prints the base name for both twins; accepted, never written
+    assert C["CWJAP_CUR"].parse_response("set", ["+CWJAP:3"]) == R.JoinFailure(3)
+    assert C["CWMODE_DEF"].parse_response("query", ["+CWMODE:2"]) == R.WifiMode(2)
     assert set(p.CWJAP_ERRORS) == {1, 2, 3, 4}
     assert R.JoinFailure(9).meaning == "unknown error 9"
 

@@ -9,12 +9,12 @@ one table.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from . import records as R
 from .grammar import (Bool, CommandSpec, Form, Host, Int, Ip, Mac, Param, RequestError, Rest, Sig,
                       Str)
-from .shapes import Alt, ApList, Fields, Fixed, Flag, Group, Keyed, Lines, Ping, Repeat
+from .shapes import Alt, ApList, Fields, Fixed, Flag, Group, Keyed, Lines, MaskedFields, Ping, Repeat
 
 
 class CommandTable(dict):
@@ -168,8 +168,8 @@ twins("CWJAP", ("3.2.3", "3.2.4"), "Connects to an AP",
 
 add("CWLAPOPT", "3.2.5", "Sets the configuration for AT+CWLAP",
     set=Form((S(Int("sort_enable", 0, 1), Int("mask", 0, 0x7FF)),)))
-_APS = ApList(Fields((Int("ecn", 0, 4), Str("ssid"), Int("rssi"), Mac("mac"), Int("channel"), Int("wps", 0, 1)),
-                     R.AccessPoint, paren=True), R.CWLAP_MASK_BITS, R.CWLAP_MASK_ALL)
+_APS = ApList(MaskedFields((Int("ecn", 0, 4), Str("ssid"), Int("rssi"), Mac("mac"), Int("channel"), Int("wps", 0, 1)),
+                           R.AccessPoint, paren=True, bits=R.CWLAP_MASK_BITS, default_mask=R.CWLAP_MASK_ALL))
 add("CWLAP", "3.2.6", "Lists available APs", execute=Form(response=_APS),
     set=Form((S(_SSID, opt(Mac("mac", blank='""')), opt(Int("channel", 1, 14))),), response=_APS))
 add("CWQAP", "3.2.7", "Disconnects from the AP", execute=Form())

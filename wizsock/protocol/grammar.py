@@ -8,7 +8,6 @@ back from the wire (emulator side: `parse_request`); response shapes
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -548,7 +547,8 @@ class CommandSpec:
 
     def _ctx(self, opts: Dict[str, Any]) -> Dict[str, Any]:
         ctx = dict(opts)
-        ctx["names"] = tuple(n for n in (self.name, self.twin, *self.aliases) if n)
+        base = self.name[:-4] if self.twin else None   # "+CWJAP:" for either twin, as ESP firmware prints
+        ctx["names"] = tuple(n for n in (self.name, self.twin, base, *self.aliases) if n)
         ctx["name"] = self.name
         return ctx
 

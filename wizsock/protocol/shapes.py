@@ -4,9 +4,10 @@ Each shape has `parse(lines, ctx) -> record | None` and `format(record, ctx) ->
 [str]`, both driven by the same parameter description (grammar.Param), so the
 emulator's output and the engine's parser cannot drift apart.
 
-`ctx` carries `name`/`names` (the command, its _CUR/_DEF twin and aliases: the
-spec itself prints `+CIPSTA_CUR:` for AT+CIPSTA_DEF? in 3.2.21, so a response
-head may name either twin) and caller options (`mask=`, `sort=` for CWLAP).
+`ctx` carries `name`/`names` (the command, its _CUR/_DEF twin, their base name
+and aliases: the spec itself prints `+CIPSTA_CUR:` for AT+CIPSTA_DEF? in 3.2.21,
+ESP-derived firmware prints `+CWJAP:<code>`, so a response head may name any of
+them; formatting always writes the command's own name) and caller options (`mask=`, `sort=` for CWLAP).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import re
 from dataclasses import fields as dc_fields
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .grammar import Param, RequestError, Sig, _CONTROL, tokenize
+from .grammar import Param, Sig, _CONTROL, tokenize
 
 
 class ResponseError(ValueError):
@@ -203,27 +204,28 @@ class Repeat(Shape):
         return [self.line.format_line(item, ctx) for item in (items or ())]
 
 
-class ApList(Repeat):
-    """AT+CWLAP: `+CWLAP:(<ecn>,<ssid>,<rssi>,<mac>,<channel>,<wps>)` lines.
+class MaskedFields(Fields):
+    """A line whose fields are chosen by a bit mask in ctx `mask` (AT+CWLAPOPT):
+    hidden fields are neither printed nor expected, and are None in the record."""
 
-    ctx `mask` (AT+CWLAPOPT, default all) selects the fields printed/expected;
-    ctx `sort=True` (AT+CWLAPOPT sort_enable) orders by RSSI, strongest first.
-    """
-
-    def __init__(self, line: Fields, bits: Dict[str, int], default_mask: int):
-        super().__init__(line)
+    def __init__(self, params: Sequence[Param], record: Any, *, bits: Dict[str, int], default_mask: int, **kw: Any):
+        super().__init__(params, record, **kw)
         self.bits, self.default_mask = bits, default_mask
         self._sigs: Dict[int, Sig] = {}
-        line.params_for = self._sig_for  # type: ignore[method-assign]
 
-    def _sig_for(self, ctx: Dict[str, Any]) -> Sig:
+    def params_for(self, ctx: Dict[str, Any]) -> Sig:
         mask = ctx.get("mask")
         mask = self.default_mask if mask is None else mask
         sig = self._sigs.get(mask)
         if sig is None:
-            params = tuple(p for p in self.line.sig.params if mask >> self.bits[p.name] & 1)
+            params = tuple(p for p in self.sig.params if mask >> self.bits[p.name] & 1)
             sig = self._sigs[mask] = Sig(params)
         return sig
+
+
+class ApList(Repeat):
+    """AT+CWLAP: `+CWLAP:(<ecn>,<ssid>,<rssi>,<mac>,<channel>,<wps>)` lines;
+    ctx `sort=True` (AT+CWLAPOPT sort_enable) orders them by RSSI, strongest first."""
 
     def format(self, record: Any, ctx: Dict[str, Any]) -> List[str]:
         items = list(record or ())
