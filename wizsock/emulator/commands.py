@@ -458,10 +458,7 @@ async def cwdhcp(ctx, req):
     mode, en = nargs(ctx, 2)
     mode = I(mode, 0, 2)
     en = I(en, 0, 1)
-    bits = {0: 1, 1: 2, 2: 3}[mode]
-    v = get(ctx, req, "dhcp")
-    v = (v | bits) if en else (v & ~bits)
-    put(ctx, req, "dhcp", v)
+    _dhcp_bits(ctx, req, {0: 1, 1: 2, 2: 3}[mode], bool(en))
     st = ctx.state
     if st.station is not None and mode in (1, 2):
         st.station_ip = st.station.get("ip", st.station_ip) if en else st.cur["sta_ip"][0]
@@ -549,7 +546,12 @@ def _ipconf(ctx, req, key, dhcp_bit, class_c=False):
         gw = ip.rsplit(".", 1)[0] + ".1"
         mask = "255.255.255.0"
     put(ctx, req, key, [ip, gw, mask])
-    put(ctx, req, "dhcp", get(ctx, req, "dhcp") & ~dhcp_bit)
+    _dhcp_bits(ctx, req, dhcp_bit, False)  # static IP turns that DHCP off
+
+
+def _dhcp_bits(ctx, req, bits, on):
+    for store in ((ctx.state.cur, ctx.state.flash) if is_def(req) else (ctx.state.cur,)):
+        store["dhcp"] = (store["dhcp"] | bits) if on else (store["dhcp"] & ~bits)
 
 
 @handler("CIPSTA_CUR", "CIPSTA_DEF")
