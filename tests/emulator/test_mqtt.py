@@ -216,3 +216,19 @@ def test_reset_ends_the_session_and_its_threads(make_emu, broker):
     while ours() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ours() == []
+
+
+@pytest.mark.parametrize("key", ["endpoints", "nat"])
+def test_the_spec_example_reaches_a_local_broker(make_emu, broker, key):
+    """AT+MQTTCON=0,0,"192.168.1.20",1883 (spec 3.3.31) with the world pointing that address here."""
+    from wizsock.emulator.core import load_world
+    w = load_world(None)
+    w[key] = {"192.168.1.20:1883": f"127.0.0.1:{broker.port}"}
+    emu = make_emu(world=w)
+    with at_port(emu) as at:
+        join(at)
+        at.ok('AT+MQTTTOPIC="pubTopic","subTopic"')
+        assert at.ok('AT+MQTTCON=0,0,"192.168.1.20",1883') == [b"CONNECT"]
+        assert at.ok("AT+CIPSTATUS")[1].startswith(b'+CIPSTATUS:0,"TCP","192.168.1.20",1883,')
+        at.ok('AT+MQTTPUB="publish data"')
+        assert at.command("AT+MQTTDIS")[1] == "CLOSE"

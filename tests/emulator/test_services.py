@@ -39,6 +39,24 @@ def test_ciupdate_fetches_the_image_and_reports_each_stage(make_emu, web):
     assert web.requests == [("GET", "/bytes/262144"), ("GET", "/bytes/1000")]
 
 
+def test_the_spec_example_with_the_upgrade_tool_address(make_emu):
+    """AT+CIUPDATE="http://192.168.0.2:8080/WizFi360_SDK.img" (spec 3.3.21), served here."""
+    from support.servers import DefaultHandler
+
+    class Firmware(DefaultHandler):
+        def do_GET(self):
+            if self.path == "/WizFi360_SDK.img":
+                self.path = "/bytes/4096"
+            super().do_GET()
+
+    with http_server(Firmware) as srv:
+        emu = make_emu(world=world(**{"192.168.0.2:8080": f"127.0.0.1:{srv.port}"}))
+        with at_port(emu) as at:
+            join(at)
+            assert at.ok('AT+CIUPDATE="http://192.168.0.2:8080/WizFi360_SDK.img"') == STAGES
+        assert emu.state.cur["ciupdate.last"]["size"] == 4096
+
+
 def test_ciupdate_failures(make_emu, web):
     emu = make_emu(world=world())
     with at_port(emu) as at:

@@ -52,7 +52,7 @@ import trio
 from wizsock.emulator.commands import I, S, nargs, need_form, q
 from wizsock.emulator.net import MAX_LINKS, Link
 from wizsock.emulator.registry import CommandFailed, handler
-from wizsock.emulator.services import endpoint, format_lines, internal
+from wizsock.emulator.services import endpoint, format_lines, internal, target
 
 try:
     from wizsock.protocol import records as _R
@@ -333,15 +333,15 @@ async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None,
     emu = ctx.emulator
     st = ctx.state
     try:
-        ip = ctx.resolve(addr[0])
+        ip, real = target(ctx, addr[0], addr[1])
     except CommandFailed:
         raise CommandFailed("ERROR", [b"CONNECT FAIL"])
     sub = list((_topics(ctx) or [None])[1:])
     sess = Session(emu)
-    ok = await sess.connect(host, (ip, addr[1]), client_id, keepalive, username, password, tls, sub)
+    ok = await sess.connect(host, real, client_id, keepalive, username, password, tls, sub)
     if not ok and verify_fallback is not None:      # CIPSSLCONF=1: verification failed, connect anyway
         sess = Session(emu)
-        ok = await sess.connect(host, (ip, addr[1]), client_id, keepalive, username, password,
+        ok = await sess.connect(host, real, client_id, keepalive, username, password,
                                 verify_fallback(), sub)
     if not ok:
         raise CommandFailed("ERROR", [b"CONNECT FAIL"])

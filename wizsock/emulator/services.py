@@ -13,9 +13,12 @@ any of them, so tests stay on loopback::
                    "cn.ntp.org.cn": "127.0.0.1:12300",          # any host name -> host:port
                    "azure": "127.0.0.1:8883", "aws": "127.0.0.1:8884"}}
 
-Lookup order for a host name: ``endpoints[<name>]``, then ``endpoints[<service>]``
-(``"azure"``, ``"aws"``, ``"sntp"``), then the name itself through the module's DNS
-(world ``dns`` first, then the host resolver).  The SNTP handler also takes a
+Lookup order for a host name: ``endpoints["<name>:<port>"]``, ``endpoints[<name>]``,
+then ``endpoints[<service>]`` (``"azure"``, ``"aws"``, ``"sntp"``), then the name
+itself through the module's DNS (world ``dns`` first, then the host resolver), and
+last the core's ``nat`` map (``Emulator.route``) on the resulting address.  The
+same applies to AT+MQTTCON's broker, so the spec's ``"192.168.1.20",1883`` can be
+pointed at a local broker.  The SNTP handler also takes a
 server written ``"host:port"`` (an emulator extension; the real module always
 uses port 123), but the codec validates AT+CIPSNTPCFG's servers as host names,
 so through the UART use the ``endpoints`` map.  AT+CIUPDATE with no URL and no
@@ -31,6 +34,7 @@ until the first success, as the firmware does).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import socket as _socket
 import struct
@@ -80,13 +84,28 @@ def split_hostport(text: str, default_port: int) -> Tuple[str, int]:
 def endpoint(world: dict, name: str, default_port: int, service: Optional[str] = None) -> Tuple[str, int]:
     """Where the module really connects for `name`: (host, port) per the module docstring."""
     eps = (world or {}).get("endpoints") or {}
-    for key in (name, service):
+    for key in (f"{name}:{default_port}", name, service):
         if key and key in eps:
             val = eps[key]
             if isinstance(val, (list, tuple)):
                 return str(val[0]), int(val[1])
             return split_hostport(val, default_port)
     return split_hostport(name, default_port) if service == "sntp" else (name, default_port)
+
+
+def target(ctx, name: str, port: int, service: Optional[str] = None) -> Tuple[str, Tuple[str, int]]:
+    """-> (the IP the module sees, the (host, port) really contacted).
+
+    `endpoints` first, then the module's DNS (`ctx.resolve`, raising DNS Fail),
+    then the core's ``nat`` map (`Emulator.route`)."""
+    host, port = endpoint(ctx.state.world, name, port, service)
+    ip = ctx.resolve(host)
+    try:
+        seen = str(ipaddress.IPv4Address(name))     # an address the host typed stays what it sees
+    except ValueError:
+        seen = ip
+    route = getattr(ctx.emulator, "route", None)
+    return seen, (route(ip, port) if route is not None else (ip, port))
 
 
 def internal() -> None:
@@ -126,12 +145,11 @@ async def ciupdate(ctx, req):
     if u.scheme.lower() != "http" or not u.hostname:
         raise CommandFailed("ERROR")
     port = u.port or 80
-    host, port = endpoint(st.world, u.hostname, port)
-    ip = ctx.resolve(host)                               # DNS Fail + ERROR when unknown
+    _, addr = target(ctx, u.hostname, port)              # DNS Fail + ERROR when unknown
     await ctx.send_line(b"+CIUPDATE:<1>")                # found the server
     try:
         with trio.fail_after(HTTP_TIMEOUT):
-            stream = await trio.open_tcp_stream(ip, port)
+            stream = await trio.open_tcp_stream(*addr)
     except (OSError, trio.TooSlowError):
         raise CommandFailed("ERROR")
     try:
@@ -218,9 +236,8 @@ def _ntp_time(data: bytes, sent: bytes) -> Optional[float]:
 async def sntp_query(ctx, server: str) -> Optional[float]:
     """One SNTP exchange with `server`; -> offset (server - local clock) or None."""
     internal()
-    host, port = endpoint(ctx.state.world, server, NTP_PORT, service="sntp")
     try:
-        ip = ctx.resolve(host)
+        _, (ip, port) = target(ctx, server, NTP_PORT, service="sntp")
     except CommandFailed:
         return None
     sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
