@@ -1,11 +1,15 @@
 """Response records beyond the spec's examples, the spec's cross-parameter
 rules, and the codec fed by the real framer."""
+from collections import namedtuple
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wizsock import protocol as p
 from wizsock.protocol import records as R
+
+Info = namedtuple("Info", "name value")   # stand-in for the framer's event
 
 C = p.COMMANDS
 
@@ -247,3 +251,35 @@ def test_codec_reads_what_the_framer_makes():
     assert C["CWLAP"].parse_response("execute", groups[2])[0].ssid == "a:b"
     assert C["PING"].parse_response("set", groups[3]) == R.PingResult(52)
     assert C["CWMODE_CUR"].parse_response("query", groups[4]) == R.WifiMode(1)   # 3.2.1's typo, as an Echo
+
+
+# ---------------------------------------------------------------- messages and uploads
+
+def test_station_messages():
+    # spec 2.3: "+STA_CONNECTED: <mac>", "+DIST_STA_IP: <mac>, <ip addr>", "+STA_DISCONNECTED: <smac>"
+    recs = [R.StationConnected("18:fe:34:00:00:01"), R.StationIp("18:fe:34:00:00:01", "192.168.4.2"),
+            R.StationDisconnected("18:fe:34:00:00:01")]
+    for rec in recs:
+        line = p.format_message(rec)
+        assert p.parse_message(line) == rec
+        name, _, value = line[1:].decode().partition(":")
+        assert p.parse_message(Info(name, value)) == rec
+    assert p.parse_message("+DIST_STA_IP: 18:fe:34:00:00:01, 192.168.4.2") == recs[1]
+    assert p.parse_message("+STA_CONNECTED: 18:fe:34:00:00:01") == recs[0]
+    assert p.parse_message("+CWMODE_CUR:1") is None
+    assert p.parse_message("+STA_CONNECTED:") is None
+
+
+def test_pem_upload():
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+    assert p.pem_upload("CASEND", pem) == (b"-----BEGIN CERTIFICATE-----\r\nMIIBszCCAVmgAwIBAgIU\r\n"
+                                           b"-----END CERTIFICATE-----\r\n")
+    assert p.pem_upload("CLICASEND", pem.encode()) == p.pem_upload("CASEND", pem)
+    key = "-----BEGIN RSA PRIVATE KEY-----\r\nMIIE\r\n-----END RSA PRIVATE KEY-----"
+    assert p.pem_upload("AWSPKSEND", key).endswith(b"-----END RSA PRIVATE KEY-----\r\n")
+    for bad in ("", "MIIB", pem + pem, pem.replace("MIIB", "-----END CERTIFICATE-----\nAT+RST\nMIIB"),
+                key, "-----BEGIN CERTIFICATE-----\n\x00\n-----END CERTIFICATE-----", pem.replace("MIIB", "é")):
+        with pytest.raises(ValueError):
+            p.pem_upload("CASEND", bad)
+    assert p.PEM_MARKERS["AWSPKSEND"][1] == "-----END RSA PRIVATE KEY-----"
+    assert p.TRANSPARENT_ESCAPE == b"+++"

@@ -7,8 +7,8 @@ from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import records as R
 from .commands import COMMANDS
-from .grammar import RequestError, Request, UnknownCommand, _CONTROL, tokenize
-from .shapes import Fields, lines_of
+from .grammar import Ip, Mac, RequestError, Request, UnknownCommand, _CONTROL, tokenize
+from .shapes import Fields, encode_lines, lines_of
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -75,6 +75,70 @@ def format_subscription(topic: str, data: BytesLike) -> bytes:
     if not isinstance(topic, str) or _CONTROL.search(topic) or " -> " in topic:
         raise ValueError(f"parameter 'topic': {topic!r} cannot be printed")
     return topic.encode("utf-8", "surrogateescape") + b" -> " + bytes(data)
+
+
+#: what the host types to leave UART-WiFi passthrough (spec 2.4, 3.3.7): alone in a
+#: packet, with at least 1 s of silence after it
+TRANSPARENT_ESCAPE = b"+++"
+
+#: the markers of the PEM text the host writes after the `>` of AT+CASEND=1,
+#: AT+CLICASEND=1 and AT+AWSPKSEND=1 (spec 3.3.6, 3.3.37, 3.3.36); the module reads
+#: up to and including the end marker
+PEM_MARKERS = {
+    "CASEND": ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"),
+    "CLICASEND": ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"),
+    "AWSPKSEND": ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"),
+}
+
+
+def pem_upload(name: str, pem: Union[str, BytesLike]) -> bytes:
+    """The bytes to write after the prompt of AT+<name>=1: the PEM's lines, CR LF ended.
+
+    Raises ValueError unless the text is exactly one block between the command's
+    markers (a second end marker would end the upload early; anything after the
+    first would be read as commands).
+    """
+    begin, end = PEM_MARKERS[name]
+    text = pem if isinstance(pem, str) else bytes(pem).decode("ascii", "strict")
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    if not lines or lines[0] != begin or lines[-1] != end:
+        raise ValueError(f"parameter 'pem': AT+{name} takes one {begin} ... {end} block")
+    body = lines[1:-1]
+    for l in body:
+        if l.startswith("-----") or _CONTROL.search(l) or not l.isascii():
+            raise ValueError(f"parameter 'pem': unexpected line {l!r} inside the block")
+    return "".join(l + "\r\n" for l in lines).encode("ascii")
+
+
+# ----------------------------------------------------------------------------
+# unsolicited messages about SoftAP stations (spec 2.3)
+
+MESSAGES = {
+    "STA_CONNECTED": Fields((Mac("mac"),), R.StationConnected),
+    "DIST_STA_IP": Fields((Mac("mac"), Ip("ip")), R.StationIp),
+    "STA_DISCONNECTED": Fields((Mac("mac"),), R.StationDisconnected),
+}
+_MESSAGE_OF = {shape.record: name for name, shape in MESSAGES.items()}
+
+
+def format_message(record: Any) -> bytes:
+    """A station message record -> its line (no CR LF), e.g. `+STA_CONNECTED:"aa:bb:..."`."""
+    name = _MESSAGE_OF[type(record)]
+    return encode_lines([MESSAGES[name].format_line(record, {"name": name, "names": (name,)})])[0]
+
+
+def parse_message(event: Any) -> Any:
+    """A framer Info event (or line) of a station message -> its record; None if it is not one.
+
+    Tolerates the spec's spaces (`+DIST_STA_IP: <mac>, <ip addr>`) and unquoted values.
+    """
+    for line in lines_of([event]):
+        for name, shape in MESSAGES.items():
+            try:
+                return shape.parse_line(line, {"name": name, "names": (name,)})
+            except ValueError:
+                continue
+    return None
 
 
 # ----------------------------------------------------------------------------

@@ -369,3 +369,24 @@ class MqttTopics:
     """AT+MQTTTOPIC?"""
     publish: str
     subscribe: Tuple[str, ...]
+
+
+# --- unsolicited messages (spec 2.3) -----------------------------------------
+
+@dataclass(frozen=True)
+class StationConnected:
+    """`+STA_CONNECTED:<mac>`: a station joined the SoftAP."""
+    mac: str
+
+
+@dataclass(frozen=True)
+class StationIp:
+    """`+DIST_STA_IP:<mac>,<ip>`: the SoftAP gave a station an address."""
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class StationDisconnected:
+    """`+STA_DISCONNECTED:<mac>`: a station left the SoftAP."""
+    mac: str
