@@ -50,6 +50,15 @@ def at(emu):
     a.port.close()
 
 
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port nobody listens on right now."""
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
 def join(at, mux=False):
     at.ok(b"AT+CWMODE_CUR=1")
     r = at.ok(b'AT+CWJAP_CUR="wizsock-lab","wizsock123"')

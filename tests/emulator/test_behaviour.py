@@ -7,7 +7,7 @@ import time
 import serial
 
 from emulator.atclient import AT
-from emulator.conftest import EchoServer, join, open_at
+from emulator.conftest import EchoServer, free_port, join, open_at
 
 WORLD = {
     "aps": [{"ssid": "wizsock-lab", "password": "wizsock123", "ecn": 3, "rssi": -45,
@@ -173,7 +173,7 @@ def test_udp_modes_and_cipdinfo(make_emu):
     at.ok(b"AT+CIPDINFO=1")
     assert b"+CIPDINFO:TRUE" in at.ok(b"AT+CIPDINFO?")
     at.ok(b"AT+CIPMUX=1")
-    at.ok(b'AT+CIPSTART=3,"UDP","127.0.0.1",%d,%d,2' % (peer.getsockname()[1], _free_port()))
+    at.ok(b'AT+CIPSTART=3,"UDP","127.0.0.1",%d,%d,2' % (peer.getsockname()[1], free_port()))
     at.send(3, b"dgram-1")
     d, addr = peer.recvfrom(100)
     assert d == b"dgram-1"
@@ -206,10 +206,7 @@ def test_server_connect_data_close_and_maxconn(make_emu):
     join(at, mux=True)
     at.ok(b"AT+CIPSERVERMAXCONN=1")
     assert b"+CIPSERVERMAXCONN:1" in at.ok(b"AT+CIPSERVERMAXCONN?")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     at.ok(b"AT+CIPSERVER=1,%d" % port)
     c = socket.create_connection(("127.0.0.1", port))
     at.expect(b"0,CONNECT\r\n")
@@ -236,20 +233,12 @@ def test_cipsto_closes_idle_server_links(make_emu):
     join(at, mux=True)
     at.ok(b"AT+CIPSTO=1")
     assert b"+CIPSTO:1" in at.ok(b"AT+CIPSTO?")
-    at.ok(b"AT+CIPSERVER=1,0" if False else b"AT+CIPSERVER=1,%d" % _free_port())
+    at.ok(b"AT+CIPSERVER=1,%d" % free_port())
     port = emu.net.server[2]
     c = socket.create_connection(("127.0.0.1", port))
     at.expect(b"0,CONNECT\r\n")
     at.expect(b"0,CLOSED\r\n", timeout=5)
     c.close()
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def test_cipsendbuf_segments_and_acks(make_emu):
@@ -304,7 +293,7 @@ def test_link_errors(make_emu, echo_server):
     assert b"ALREADY CONNECTED" in r and r.endswith(b"ERROR\r\n")
     assert at.cmd(b"AT+CIPSEND=2,2049").endswith(b"ERROR\r\n")
     assert at.cmd(b'AT+CIPSTART=5,"TCP","127.0.0.1",1').endswith(b"ERROR\r\n")
-    assert at.cmd(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d' % _free_port()).endswith(b"ERROR\r\n")
+    assert at.cmd(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d' % free_port()).endswith(b"ERROR\r\n")
     r = at.cmd(b'AT+CIPSTART=1,"TCP","no.such.name.invalid",80')
     assert b"DNS Fail" in r
     for i in (0, 1, 3, 4):

@@ -488,8 +488,11 @@ class Emulator:
                 await trio.sleep(delay)
 
     # -------------------------------------------------------------- input
-    async def read_line(self) -> bytes:
+    async def read_line(self) -> Optional[bytes]:
+        """The next command line, or None when passthrough began (SAVETRANSLINK at boot)."""
         while True:
+            if self.state.transparent:
+                return None
             i = self.inbuf.data.find(b"\n")
             if i >= 0:
                 line = bytes(self.inbuf.data[:i + 1])
@@ -535,6 +538,8 @@ class Emulator:
                 await self.net.passthrough()
                 continue
             raw = await self.read_line()
+            if raw is None:
+                continue
             line = raw.rstrip(b"\r\n")
             if self.echo:
                 await self.write_unit(raw if raw.endswith(b"\r\n") else line + b"\r\n")
