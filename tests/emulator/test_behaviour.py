@@ -113,7 +113,14 @@ def test_def_settings_persist_in_flash_cur_do_not(make_emu, tmp_path):
     at2.expect(b"WIFI GOT IP\r\n")
     assert b'+CWJAP_CUR:"wizsock-lab"' in at2.ok(b"AT+CWJAP_CUR?")
     at2.ok(b"AT+CWAUTOCONN=0")
-    at2.port.write(b"AT+RESTORE\r\n")
+    factory_mac = emu2.state.flash["stamac"]
+    at2.ok(b'AT+CIPSTAMAC_DEF="00:08:dc:01:02:03"')
+    at2.port.write(b"AT+RESTORE\r\n")  # type 0: only the Station MAC
+    at2.expect(b"OK\r\n")
+    at2.wait_ready()
+    assert b'+CIPSTAMAC_DEF:"%s"' % factory_mac.encode() in at2.ok(b"AT+CIPSTAMAC_DEF?")
+    assert b"+CWMODE_DEF:1" in at2.ok(b"AT+CWMODE_DEF?")
+    at2.port.write(b"AT+RESTORE=1\r\n")  # everything
     at2.expect(b"OK\r\n")
     at2.wait_ready()
     assert b"+CWMODE_DEF:2" in at2.ok(b"AT+CWMODE_DEF?")

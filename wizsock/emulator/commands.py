@@ -148,12 +148,10 @@ async def gslp(ctx, req):
 @handler("RESTORE")
 async def restore(ctx, req):
     need_form(req, "execute", "set")
-    kind = 0
+    kind = 0  # spec: type 0 (default) restores only the Station MAC; 1 restores everything
     if req.form == "set":
         (kind,) = nargs(ctx, 1)
         kind = I(kind, 0, 1)
-    else:
-        kind = 1  # plain AT+RESTORE restores everything (ESP heritage); =0 only the MAC
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
     ctx.emulator.restore_factory(everything=bool(kind))

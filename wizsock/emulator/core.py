@@ -180,8 +180,11 @@ class Emulator:
                     data = json.load(f)
             except (OSError, ValueError):
                 data = {}
+        # the factory MAC belongs to the device: a flash file keeps it (like OTP)
+        self._factory_mac = data.get("factory_mac", self._factory_mac)
         base = factory_defaults(self._factory_mac, self.factory_baud)
         base.update(data)
+        base["factory_mac"] = self._factory_mac
         self.state.flash = Settings(base, on_change=self._save_flash)
         self._save_flash()
 
@@ -193,6 +196,7 @@ class Emulator:
 
     def restore_factory(self, everything: bool):
         base = factory_defaults(self._factory_mac, self.factory_baud)
+        base["factory_mac"] = self._factory_mac
         if everything:
             self.state.flash = Settings(base, on_change=self._save_flash)
         else:
