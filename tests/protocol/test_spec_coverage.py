@@ -137,3 +137,27 @@ def test_excerpts_match_the_spec_file():
     toc = "\n".join(lines[:start])
     found = [(a, b.rstrip(":")) for a, b in re.findall(r"^(3\.\d+\.\d+)\s+(AT\S*|ATE|\+IPD)", toc, re.M)]
     assert tuple(found) == CONTENTS
+
+
+# 4 Command History, row by row (the first row lists every 1.0.1.0 command).
+HISTORY_ROWS = {
+    (1, 0, 2, 4): "AT+MQTTSET, AT+MQTTTOPIC, AT+MQTTCON, AT+MQTTPUB, AT+MQTTDIS",
+    (1, 0, 4, 1): "AT+AZSET, AT+AZCON",
+    (1, 0, 5, 1): "AT+CIPSSLCCONF, AT+CASEND",
+    (1, 0, 7, 2): "AT+WIZ_NETCONFIG",
+    (1, 1, 1, 2): "AT+AWSCON, AT+AWSPKSEND, AT+CLICASEND",
+}
+
+
+def test_command_history_versions():
+    later = {}
+    for version, row in HISTORY_ROWS.items():
+        for name in re.findall(NAME, row):
+            later[p.COMMANDS[table_name(name)].name] = version
+    for name, spec in p.COMMANDS.items():
+        assert spec.since == later.get(name, (1, 0, 1, 0)), name
+    gmr = p.records.VersionInfo("1.0.5.1(Oct 16 2019)", "3.0.0", "Oct 16 2019")
+    assert gmr.version == (1, 0, 5, 1)
+    assert p.COMMANDS["CASEND"].available(gmr.version) and not p.COMMANDS["AWSCON"].available(gmr.version)
+    assert p.COMMANDS["AWSCON"].available(None)
+    assert p.records.VersionInfo("unknown", "", "").version is None

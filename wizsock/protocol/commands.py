@@ -337,3 +337,16 @@ pem_command("CLICASEND", "3.3.37", "Sets the client certificate")
 add("AWSCON", "3.3.38", "Connects to AWS IoT Core", execute=Form(response=Fixed("CONNECT")))
 
 COMMANDS.aliases.update(ALIASES)
+
+#: spec 4 "Command History": the firmware version from which a command exists
+#: (every command not listed here: 1.0.1.0)
+SINCE = {
+    (1, 0, 2, 4): ("MQTTSET", "MQTTTOPIC", "MQTTCON", "MQTTPUB", "MQTTDIS"),
+    (1, 0, 4, 1): ("AZSET", "AZCON"),
+    (1, 0, 5, 1): ("CIPSSLCONF", "CASEND"),
+    (1, 0, 7, 2): ("WIZ_NETCONFIG",),
+    (1, 1, 1, 2): ("AWSCON", "AWSPKSEND", "CLICASEND"),
+}
+for _version, _names in SINCE.items():
+    for _name in _names:
+        COMMANDS[_name].since = _version

@@ -433,6 +433,11 @@ class CommandSpec:
         self.aliases = tuple(aliases)
         self.twin = twin      # the _CUR/_DEF sibling
         self.bare = bare      # ATE0 / ATE1 / AT: no "+"
+        self.since: Tuple[int, ...] = (1, 0, 1, 0)   # first firmware with it (spec 4)
+
+    def available(self, version: Optional[Sequence[int]]) -> bool:
+        """Whether firmware `version` (e.g. VersionInfo.version) has this command; unknown: True."""
+        return version is None or tuple(version) >= self.since
 
     def __repr__(self) -> str:
         return f"<CommandSpec AT{'' if self.bare else '+'}{self.name} {sorted(self.forms)}>"

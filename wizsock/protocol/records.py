@@ -47,6 +47,13 @@ class VersionInfo:
     sdk_version: str
     compile_time: str
 
+    @property
+    def version(self) -> Optional[Tuple[int, ...]]:
+        """The AT firmware version as numbers, e.g. (1, 0, 1, 0) for "1.0.1.0(Jun 6 2019 ...)"."""
+        import re
+        m = re.match(r"\s*v?(\d+(?:\.\d+)*)", self.at_version)
+        return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
 
 @dataclass(frozen=True)
 class UartConfig:
