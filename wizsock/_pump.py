@@ -143,15 +143,24 @@ class _Pair:
 
 
 def _guarded(fn):
-    """Pumps run in the engine's nursery: an escaping exception would end the module."""
+    """Pumps run in the engine's nursery: an escaping exception would end the module.
+    A pump that fails anyway fails its connection and closes its end of the pair, so
+    the user's socket sees the error instead of waiting forever."""
     import functools
 
     @functools.wraps(fn)
-    async def wrapper(*args):
+    async def wrapper(conn, pair_end, *args):
         try:
-            await fn(*args)
-        except Exception:
+            await fn(conn, pair_end, *args)
+        except Exception as exc:
             log.exception("wizsock pump %s failed", fn.__name__)
+            if conn.error is None:
+                conn.fail(exc)
+            try:
+                pair_end.close()
+            except OSError:
+                pass
+            conn.finished.set()
     return wrapper
 
 

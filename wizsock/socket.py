@@ -68,10 +68,34 @@ class _Handle:
 
     def call(self, async_fn, *args):
         """Run async_fn on the engine loop and wait for it (from a user thread)."""
-        return self.module.run(async_fn, *args)
+        if not trio.lowlevel.in_trio_task():
+            return self.module.run(async_fn, *args)
+        # a blocking socket call made inside some other trio loop (trio code using the
+        # patched socket module): trio.from_thread refuses to be called from there, so
+        # wait from a helper thread; the caller blocks, as the stdlib call would.
+        box = {}
+
+        def helper():
+            try:
+                box["value"] = self.module.run(async_fn, *args)
+            except BaseException as exc:  # handed to the caller below
+                box["error"] = exc
+        t = threading.Thread(target=helper, name="wizsock-call", daemon=True)
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box.pop("error")
+        return box["value"]
 
     def spawn(self, async_fn, *args):
-        self.module.start_soon(async_fn, *args)
+        async def task(*_name):   # Module.start_soon may hand its task name on positionally
+            await async_fn(*args)
+        if not trio.lowlevel.in_trio_task():
+            self.module.start_soon(task)
+            return
+        # from inside another trio loop (non-blocking connect from trio/anyio code):
+        # TrioToken.run_sync_soon is the one thread-safe entry that never blocks
+        self.module._token.run_sync_soon(self.module._tasks.start_soon, task)
 
 
 _state_lock = threading.Lock()
@@ -218,6 +242,11 @@ def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
     without IPv6 (IPv6 literals still parse, creating an AF_INET6 socket then fails)."""
     if _orig.is_internal():
         return _orig.getaddrinfo(host, port, family, type, proto, flags)
+    return _getaddrinfo(host, port, family, type, proto, flags, _resolve_name)
+
+
+def _getaddrinfo(host, port, family, type, proto, flags, resolve):
+    """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it)."""
     if host is None or host == "" or host == b"":
         fam = AF_INET if family in (0, AF_INET) else family
         return _orig.getaddrinfo(host, port, fam, type, proto, flags)
@@ -236,7 +265,7 @@ def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
         # the service part first, so a bad port fails without AT traffic
         template = _orig.getaddrinfo("0.0.0.0", port, AF_INET, type, proto,
                                      (flags & ~_stdsocket.AI_CANONNAME) | _stdsocket.AI_NUMERICHOST)
-        ip = _resolve_name(name)
+        ip = resolve(name)
     else:
         if family == AF_INET6:
             raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")

@@ -1,0 +1,117 @@
+"""asyncio and trio over the module: patched, and trio through wizsock.trio without a patch."""
+import asyncio
+import socket
+
+import pytest
+import trio
+
+import wizsock
+import wizsock.trio
+from facade.peers import WebSocketEchoServer  # noqa: F401  (kept for symmetry)
+
+REQUEST = b"GET /bytes/30000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def _body(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    return body
+
+
+async def _asyncio_fetch(host, port, ssl_ctx=None):
+    reader, writer = await asyncio.open_connection(host, port, ssl=ssl_ctx,
+                                                   server_hostname="localhost" if ssl_ctx else None)
+    writer.write(REQUEST)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 20)
+    peer = writer.get_extra_info("peername")
+    writer.close()
+    await writer.wait_closed()
+    return raw, peer
+
+
+def test_asyncio_open_connection_plain(http_srv, patched, at_log):
+    raw, peer = asyncio.run(_asyncio_fetch("127.0.0.1", http_srv.port))
+    assert len(_body(raw)) == 30000
+    assert peer == ("127.0.0.1", http_srv.port)
+    assert at_log.count("CIPSTART") == 1
+
+
+def test_asyncio_open_connection_tls(https_srv, patched, at_log):
+    raw, _ = asyncio.run(_asyncio_fetch("localhost", https_srv.port, https_srv.ca.client_context()))
+    assert len(_body(raw)) == 30000
+    assert at_log.count("CIPSTART") == 1
+
+
+def test_asyncio_sock_connect(http_srv, patched, at_log):
+    async def main():
+        loop = asyncio.get_running_loop()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", http_srv.port))
+        await loop.sock_sendall(s, REQUEST)
+        raw = b""
+        while True:
+            chunk = await loop.sock_recv(s, 65536)
+            if not chunk:
+                break
+            raw += chunk
+        s.close()
+        return raw
+
+    assert len(_body(asyncio.run(main()))) == 30000
+    assert at_log.count("CIPSTART") == 1
+
+
+def test_asyncio_sock_connect_refused(patched):
+    from support.servers import free_port
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as s:
+            s.setblocking(False)
+            await loop.sock_connect(s, ("127.0.0.1", free_port()))
+
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(main())
+
+
+async def _trio_fetch(port, tls_ctx=None):
+    if tls_ctx is None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+    else:
+        stream = await trio.open_ssl_over_tcp_stream("localhost", port, ssl_context=tls_ctx,
+                                                         https_compatible=True)
+    async with stream:
+        await stream.send_all(REQUEST)
+        raw = b""
+        while True:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            raw += chunk
+    return raw
+
+
+def test_trio_patched_plain_and_tls(http_srv, https_srv, patched, at_log):
+    assert len(_body(trio.run(_trio_fetch, http_srv.port))) == 30000
+    assert len(_body(trio.run(_trio_fetch, https_srv.port, https_srv.ca.client_context()))) == 30000
+    assert at_log.count("CIPSTART") == 2
+
+
+def test_trio_via_wizsock_trio_without_patch(http_srv, https_srv, module, at_log):
+    assert not wizsock.patch.is_patched()
+
+    async def main():
+        wizsock.trio.install(module)
+        plain = await _trio_fetch(http_srv.port)
+        tls = await _trio_fetch(https_srv.port, https_srv.ca.client_context())
+        # names resolve through the module (the emulator's world knows this one)
+        stream = await trio.open_tcp_stream("lab.wizsock.test", http_srv.port)
+        await stream.aclose()
+        return plain, tls
+
+    plain, tls = trio.run(main)
+    assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
+    assert at_log.count("CIPSTART") == 3
+    assert at_log.count("CIPDOMAIN") == 1
