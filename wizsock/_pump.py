@@ -304,7 +304,8 @@ async def _run_stream(conn, link, tsock):
 
 @_guarded
 async def pump_dgram(conn, pair_end):
-    """UDP pump: each datagram on the pair is framed with the peer's address."""
+    """UDP pump: each datagram on the (SOCK_SEQPACKET) pair is framed with the peer's
+    address; the user's close reads as EOF, as on a stream."""
     tsock = _Pair(pair_end)
     link = conn.link
     try:
@@ -345,15 +346,9 @@ async def pump_dgram(conn, pair_end):
                     cancel.cancel()
                     return
 
-        async def closed_watch(cancel):
-            # datagram sockets never read EOF: poll for the user's end going away
-            await _wait_user_gone(tsock)
-            cancel.cancel()
-
         async with trio.open_nursery() as nursery:
             nursery.start_soon(up, nursery.cancel_scope)
             nursery.start_soon(down, nursery.cancel_scope)
-            nursery.start_soon(closed_watch, nursery.cancel_scope)
     finally:
         conn.state = "closed"
         await _close_link(link)

@@ -529,7 +529,7 @@ class socket(_KSocket):
         conn.link = link
         conn.local = getattr(link, "local", None)
         conn.state = "connected"
-        mine, theirs = self._wiz_swap("UDP", SOCK_DGRAM)
+        mine, theirs = self._wiz_swap("UDP", _stdsocket.SOCK_SEQPACKET)
         self._wiz_install(conn, mine)
         handle.spawn(_pump.pump_dgram, conn, theirs)
         return conn
