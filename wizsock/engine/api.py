@@ -381,7 +381,9 @@ class Net(_Group):
             resp = await e.command(r, timeout=timeout, check=False, parse=False)
             if link._error is not None:
                 raise link._error
-            if resp.result != "OK":
+            if resp.result != "OK" and not (link._connected and "ALREADY CONNECTED" in resp.notes):
+                # (ALREADY CONNECTED after our own "<id>,CONNECT": an attempt the module
+                # answered busy to was run after all; the link is ours and up)
                 lines = resp.lines()
                 if "ALREADY CONNECTED" in resp.notes and e._server is not None:
                     # the id went to a connection accepted by our server meanwhile
@@ -433,9 +435,14 @@ class Net(_Group):
                     link.remote = (ls.remote_ip, ls.remote_port)
 
     async def open_tcp(self, host: str, port: int, keepalive: Optional[int] = None,
-                       timeout=None) -> Link:
-        """AT+CIPSTART=<id>,"TCP",... -> Link (raises ConnectError, LinkLimitError)."""
-        return await self._open("TCP", host, port, timeout=timeout, keepalive=keepalive)
+                       timeout=None, pipelined: Optional[bool] = None) -> Link:
+        """AT+CIPSTART=<id>,"TCP",... -> Link (raises ConnectError, LinkLimitError).
+
+        ``pipelined``: send with AT+CIPSENDBUF (default: the engine's ``use_sendbuf``)
+        or, with False, stop-and-wait AT+CIPSEND."""
+        link = await self._open("TCP", host, port, timeout=timeout, keepalive=keepalive)
+        link.pipelined = pipelined
+        return link
 
     async def open_ssl(self, host: str, port: int, keepalive: Optional[int] = None,
                        timeout=None) -> Link:

@@ -66,7 +66,7 @@ TIMEOUTS: Dict[str, float] = {
 BUSY_BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.8, 1.0, 1.0)
 #: a "busy" may be stale (the tail of an earlier burst): wait this long for a late
 #: result before repeating the command
-BUSY_GRACE = 0.12
+BUSY_GRACE = 0.25
 
 _SEG_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
 _URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
@@ -188,6 +188,7 @@ class Engine:
         self._reader_done = trio.Event()
         self._initialising = False
         self._init_ready_seen = False
+        self._last_rx = 0.0
         self._session: Dict[str, Any] = {}
         self.api = None
 
@@ -291,6 +292,7 @@ class Engine:
                 return
             if not data:
                 continue
+            self._last_rx = trio.current_time()
             try:
                 events = self._framer.feed(data)
             except Exception:  # never fatal: log and resynchronise
@@ -490,15 +492,22 @@ class Engine:
             return cmd.resp
 
     async def _wait(self, cmd, timeout, payload):
-        deadline = trio.current_time() + timeout
+        # The answer queues behind whatever the module is still printing (+IPD data
+        # at the UART rate), so the timeout counts from the last byte received,
+        # up to a hard cap.
+        start = trio.current_time()
+        hard = start + 4 * timeout + 20.0
+        deadline = start + timeout
         while True:
+            deadline = min(hard, max(deadline, self._last_rx + timeout))
             if cmd.error is not None:
                 raise cmd.error
             if cmd.final:
                 return "final"
             if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
-                await self._write(payload, redacted=None)
+                # set before the write: the answer may be dispatched before it returns
                 cmd.data_written = True
+                await self._write(payload, redacted=None)
                 if cmd.name == "CIPSENDBUF" and not cmd.final:
                     # the module answers nothing after CIPSENDBUF data (spec 3.3.9):
                     # the segment is in its buffer; "<link>,<seg>,SEND OK" comes later
@@ -516,7 +525,7 @@ class Engine:
                 continue
             if cmd.busy_at is not None and time.monotonic() - cmd.busy_at >= BUSY_GRACE - 1e-3:
                 return "busy"
-            if trio.current_time() >= deadline:
+            if trio.current_time() >= min(hard, max(deadline, self._last_rx + timeout)):
                 return "timeout"
 
     async def _after_timeout(self, request, timeout):
@@ -563,7 +572,7 @@ class Engine:
         try:
             for _ in range(5):
                 self._init_ready_seen = False
-                await self._initialise_once()
+                await self._initialise_once(first)
                 if not self._init_ready_seen:
                     break
                 log.info("%s: module restarted during initialisation; again", self.name)
@@ -591,7 +600,7 @@ class Engine:
     def forget(self, name):
         self._session.pop(name, None)
 
-    async def _initialise_once(self):
+    async def _initialise_once(self, first):
         self._framer.reset()
         found = await self._find_module()
         if not found:
@@ -608,6 +617,10 @@ class Engine:
                 raise E.CommandError(f"{self.name}: start-up {r.name} failed: {resp.result}",
                                      command=r.name, result=resp.result, lines=resp.lines())
         self.mux = True
+        if not first:
+            # the module may not have restarted (it stopped answering for a while):
+            # its links belong to handles that were failed; close them all
+            await self._exec(req("CIPCLOSE", "set", link=5), 3.0, internal=True)
         gmr = req("GMR", "execute")
         resp = await self._exec(gmr, 2.0, internal=True)
         self._parse(gmr, resp)

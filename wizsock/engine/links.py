@@ -279,8 +279,13 @@ class Link:
         raise err
 
     # called by the engine's sender task
+    #: per-link override of Engine.use_sendbuf (None: the engine's setting)
+    pipelined: Optional[bool] = None
+
     def _uses_sendbuf(self):
-        return self.kind == "TCP" and self._engine.use_sendbuf
+        if self.kind != "TCP":
+            return False
+        return self._engine.use_sendbuf if self.pipelined is None else self.pipelined
 
     def _tx_ready(self):
         if not self._tx or self._error is not None or self._module_closed:
