@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
@@ -409,10 +410,11 @@ class Form:
     empty: Optional[str] = None
     check: Optional[Callable[[Dict[str, Any]], None]] = None
 
-    @property
+    @cached_property
     def names(self) -> Tuple[str, ...]:
+        """Every parameter name of the form's signatures, in wire order (`link` first)."""
         seen: Dict[str, None] = {}
-        for s in self.sigs:
+        for s in sorted(self.sigs, key=lambda s: "link" not in s.names):
             for n in s.names:
                 seen.setdefault(n, None)
         return tuple(seen)
