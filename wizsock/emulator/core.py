@@ -402,7 +402,12 @@ class Emulator:
 
     # ------------------------------------------------------------- output
     async def write_unit(self, data: bytes):
-        """Queue bytes for the UART as one unit (nothing interleaves inside)."""
+        """Queue bytes for the UART as one unit (nothing interleaves inside).
+
+        Every unit boundary is a legal place for a URC: the writer yields first,
+        so URCs queued meanwhile (or injected by the `urc` fault) go out between.
+        """
+        await trio.lowlevel.checkpoint()
         while len(self.outbuf.data) > OUT_HIGH_WATER:
             await self._out_space.wait()
         self._raw_out(data)
@@ -532,8 +537,10 @@ class Emulator:
                 i = self.inbuf.data.find(b"\n")
                 if i < 0:
                     break
+                line = bytes(self.inbuf.data[:i + 1])
                 del self.inbuf.data[:i + 1]
-                await self.write_unit(b"busy %s...\r\n" % self.busy.encode())
+                if line.strip():  # a bare line end (e.g. after data) is not a command
+                    await self.write_unit(b"busy %s...\r\n" % self.busy.encode())
 
     async def _command_loop(self, life):
         life.start_soon(self._busy_watcher)
