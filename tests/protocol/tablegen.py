@@ -109,3 +109,59 @@ def sig_values(draw, sig):
                 continue
         out[q.name] = draw(strategy(q, sig))
     return out
+
+
+def record_strategy(shape, opts):
+    """Hypothesis strategy of records a response shape can print; `opts` (a dict) receives the
+    caller options the shape needs (CWLAP's mask)."""
+    from dataclasses import fields as dc_fields
+
+    from wizsock.protocol import shapes as S
+
+    if isinstance(shape, S.ApList):
+        line = shape.line
+
+        @st.composite
+        def aps(draw):
+            mask = draw(st.integers(0, 0x7FF))
+            opts["mask"] = mask
+            sig = line.params_for({"mask": mask})
+            items = draw(st.lists(st.fixed_dictionaries({q.name: strategy(q, rest_safe=True) for q in sig.params}),
+                                  max_size=4))
+            return tuple(line.record(**v) for v in items)
+        return aps()
+    if isinstance(shape, S.Fields):
+        @st.composite
+        def one(draw):
+            values = draw(sig_values(shape.sig))
+            values = {k: (draw(strategy(q, rest_safe=True)) if q.kind == "rest" else values[k])
+                      for k, q in zip(values, shape.sig.params)}
+            values.update(shape.fixed)
+            return shape.build(values)
+        return one()
+    if isinstance(shape, S.Repeat):
+        items = st.lists(record_strategy(shape.line, opts), max_size=4).map(tuple)
+        return items if shape.record is None else items.map(lambda t: shape.record(**{shape.attr: t}))
+    if isinstance(shape, S.Keyed):
+        optional = {f.name for f in dc_fields(shape.record) if f.default is None}
+
+        def value(q):
+            s = strategy(q, rest_safe=True)
+            return st.one_of(st.none(), s) if q.name in optional else s
+        return st.fixed_dictionaries({q.name: value(q) for _, q in shape.keys}).filter(
+            lambda d: any(v is not None for v in d.values())).map(lambda d: shape.record(**d))
+    if isinstance(shape, S.Group):
+        return st.fixed_dictionaries({attr: record_strategy(part, opts) for attr, part in shape.parts.items()}).map(
+            lambda d: shape.record(**d))
+    if isinstance(shape, S.Alt):
+        return st.one_of([record_strategy(s, opts) for s in shape.shapes])
+    if isinstance(shape, S.Lines):
+        line = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30)
+        return st.lists(line, min_size=1, max_size=5).map(lambda ls: shape.record("\n".join(ls)))
+    if isinstance(shape, S.Flag):
+        return st.booleans().map(lambda b: shape.record(**{shape.attr: b}))
+    if isinstance(shape, S.Ping):
+        return st.one_of(st.none(), st.integers(0, 10 ** 9 - 1)).map(shape.record)
+    if isinstance(shape, S.Fixed):
+        return st.none()
+    raise AssertionError(f"no strategy for {shape!r}")
