@@ -174,6 +174,7 @@ def _route_to_module(ip, port, type_):
 _DNS_TTL = 30.0
 _dns_cache = {}
 _dns_lock = threading.Lock()
+_dns_inflight = {}
 _LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
 
 
@@ -217,6 +218,18 @@ def _resolve_name(name, handle=None):
         hit = _dns_cache.get(key)
         if hit and hit[1] > now:
             return hit[0]
+        # one query per name at a time: concurrent callers wait for the first one
+        name_lock = _dns_inflight.setdefault(key, threading.Lock())
+    with name_lock:
+        with _dns_lock:
+            hit = _dns_cache.get(key)
+            if hit and hit[1] > time.monotonic():
+                return hit[0]
+        return _query_name(name, key, handle)
+
+
+def _query_name(name, key, handle):
+    now = time.monotonic()
     h = handle or _handle()
     aio = h.aio
 
@@ -352,6 +365,36 @@ def _address(address, what):
     host, port = address
     _check_port(port, what)
     return _host_str(host), port
+
+
+async def _open_within(open_fn, timeout):
+    """Open a link, giving up after ``timeout`` seconds (a socket timeout).
+
+    An AT command in flight is not cancelled by the engine; the open carries on in
+    a task of its own, and a link that arrives after the caller gave up is closed.
+    """
+    done = trio.Event()
+    box = {}
+
+    async def opener():
+        try:
+            box["link"] = await open_fn()
+        except Exception as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+            if box.get("abandoned") and "link" in box:
+                await _pump._close_link(box["link"])
+
+    trio.lowlevel.spawn_system_task(opener)
+    with trio.move_on_after(timeout):
+        await done.wait()
+    if not done.is_set():
+        box["abandoned"] = True
+        raise TimeoutError("timed out")
+    if "error" in box:
+        raise box["error"]
+    return box["link"]
 
 
 class socket(_KSocket):
@@ -493,9 +536,7 @@ class socket(_KSocket):
         async def open_blocking():
             if timeout is None:
                 return await open_fn()
-            with trio.move_on_after(timeout):
-                return await open_fn()
-            raise TimeoutError("timed out")
+            return await _open_within(open_fn, timeout)
 
         link = handle.call(open_blocking)
         conn.link = link
