@@ -28,6 +28,7 @@ async def test_open_sync_and_system_group():
         u = await m.system.uart()
         assert isinstance(u, R.UartConfig) and u.baudrate == BAUD
         assert isinstance(await m.system.uart(default=True), R.UartConfig)
+        await m.wifi.set_mode(1)          # sleep modes need station mode
         await m.system.set_sleep_mode(1)
         assert (await m.system.sleep_mode()).mode == 1
         # GPIO: not in GPIO mode -> NotGpioMode; then configure and use it
@@ -48,7 +49,6 @@ async def test_open_sync_and_system_group():
 async def test_restart_and_restore_reinitialise():
     async with module() as m:
         await joined(m)
-        link = await m.net.open_tcp("127.0.0.1", 9)  if False else None  # noqa: F841
         before = m.engine.reset_count
         with trio.fail_after(10):
             await m.system.restart()
@@ -383,16 +383,19 @@ async def test_mqtt_client_with_broker():
 
 @trio_test
 async def test_azure_and_aws_commands():
+    from support.servers import test_ca
+    ca = test_ca()
+    cert_pem = ca.ca_pem.decode()
     async with module() as m:
         await joined(m)
         await m.azure.configure("hub", "device", "secret-key")
-        await m.aws.set_client_cert("-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n")
+        await m.aws.set_client_cert(cert_pem)
         pem = await m.aws.client_cert()
         assert pem is not None and "BEGIN CERTIFICATE" in pem.text
         await m.aws.delete_client_cert()
         await m.aws.set_private_key("-----BEGIN RSA PRIVATE KEY-----\nQUJD\n-----END RSA PRIVATE KEY-----\n")
         await m.aws.delete_private_key()
-        await m.net.set_ca("-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n")
+        await m.net.set_ca(cert_pem)
         assert "BEGIN CERTIFICATE" in (await m.net.ca()).text
         await m.net.delete_ca()
         # no broker behind these: a clear ConnectError, and the engine stays in mux mode
@@ -401,6 +404,7 @@ async def test_azure_and_aws_commands():
         with pytest.raises(E.ConnectError):
             await m.aws.connect(timeout=10)
         assert m.engine.mux and (await m.net.mux()).mode == 1
+    ca.cleanup()
 
 
 def test_blocking_module_and_logging_redacts(caplog):

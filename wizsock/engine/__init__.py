@@ -44,4 +44,7 @@ async def open_module(port, baudrate=115200, **options):
                         await engine._reader_done.wait()
                 nursery.cancel_scope.cancel()
     finally:
-        engine.close_port()
+        # in a worker thread: closing may block (an in-process emulator joins its
+        # thread, and trio's from_thread refuses to run on a trio thread)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(engine.close_port)

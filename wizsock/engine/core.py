@@ -683,11 +683,15 @@ class Engine:
                 self._nursery.start_soon(self._check_alive)
 
     async def _check_alive(self):
-        async with self._cmd_lock:
-            if not self._usable.is_set() or self._closing:
-                return
-            if not await self._probe(tries=3, wait=0.4):
-                self._declare_reset("module unreadable (boot noise or baud change)")
+        try:
+            async with self._cmd_lock:
+                if not self._usable.is_set() or self._closing:
+                    return
+                with trio.CancelScope(shield=True):
+                    if not await self._probe(tries=3, wait=0.4):
+                        self._declare_reset("module unreadable (boot noise or baud change)")
+        except E.WizError as exc:          # a reset meanwhile: the supervisor handles it
+            log.debug("%s: liveness probe: %s", self.name, exc)
 
     async def _watchdog(self):
         while not self._closing:

@@ -181,7 +181,7 @@ class Module:
         """Spawn ``async_fn(*args)`` as a task on the engine's loop (lives until close)."""
         if self._closed:
             raise RuntimeError("module is closed")
-        self._call_sync(self._tasks.start_soon, async_fn, *args, name)
+        self._call_sync(functools.partial(self._tasks.start_soon, async_fn, *args, name=name))
 
     def _wrap(self, value):
         if isinstance(value, (Link, Server)):
