@@ -408,8 +408,8 @@ class Net(_Group):
             return link
         except BaseException:
             link._opening = False
-            if not link._module_closed and e._links.get(lid) is link:
-                if not sent and link._connected:
+            if e._links.get(lid) is link:
+                if not sent and link._connected and not link._module_closed:
                     with trio.CancelScope(shield=True):
                         try:
                             await link._module_close()

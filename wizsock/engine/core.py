@@ -468,12 +468,14 @@ class Engine:
         while True:
             cmd = _Cmd(request, wants_prompt)
             self._cmd = cmd
+            self._update_rts()
             try:
                 await self._write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
             finally:
                 if self._cmd is cmd:
                     self._cmd = None
+                self._update_rts()
             if outcome == "busy":
                 if not retry_busy or attempt >= len(BUSY_BACKOFF):
                     raise E.Busy(f"{self.name}: module busy, {request.name} not run",
@@ -833,11 +835,15 @@ class Engine:
         if not self.flow_control or self._port is None:
             return
         total = self.buffered()
-        want = self._rts
-        if self._rts and total >= self.rx_high:
-            want = False
-        elif not self._rts and total <= self.rx_low:
-            want = True
+        cmd = self._cmd
+        if cmd is not None and not cmd.final:
+            # a command's answer queues behind the data: let it through (up to the
+            # hard per-link limit) rather than deadlock the command on our own RTS
+            want = total < self.rx_limit
+        elif self._rts:
+            want = total < self.rx_high
+        else:
+            want = total <= self.rx_low
         if want != self._rts:
             self._rts = want
             log.debug("%s: RTS %s (%d bytes buffered)", self.name,
