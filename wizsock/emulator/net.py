@@ -620,7 +620,8 @@ class _SegmentPipe:
         link, emu = self.link, self.emu
         async for seg, n, ok, when in rx:
             await trio.sleep_until(when)
-            ok = ok and not link.closed
+            # the segment left before any close: the peer's stack acknowledged it (a
+            # peer answering and closing at once must not turn it into SEND FAIL)
             link.pending -= n
             link.seg_ok[seg] = ok
             if emu.generation != self.gen:
