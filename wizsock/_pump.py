@@ -185,6 +185,15 @@ async def _send_all(tsock, data):
         view = view[n:]
 
 
+def _remote_closed_after_send(link, exc):
+    """The peer closed (CLOSED) while segments were still unacknowledged: the engine
+    fails the link with SendFailed.  A peer that answers and closes (HTTP
+    ``Connection: close``) does exactly that, and the kernel would give EOF: so do we."""
+    from wizsock import errors
+
+    return isinstance(exc, errors.SendFailed) and bool(getattr(link, "_module_closed", False))
+
+
 def _hung_up(fd):
     p = select.poll()
     p.register(fd, select.POLLHUP)
@@ -247,6 +256,7 @@ async def _run_stream(conn, link, tsock):
     outcome = {"reset": False}
 
     async def up(cancel):
+        send_dead = False
         while True:
             try:
                 data = await tsock.recv(CHUNK)
@@ -258,12 +268,13 @@ async def _run_stream(conn, link, tsock):
                     await _wait_user_gone(tsock)
                 cancel.cancel()
                 return
-            if conn.remote_closed:
+            if conn.remote_closed or send_dead:
                 continue  # the peer is gone; what the user still writes goes nowhere
             try:
                 await link.send(data)
             except Exception as e:
-                if conn.remote_closed:
+                if conn.remote_closed or _remote_closed_after_send(link, e):
+                    send_dead = True   # down still delivers what arrived, then EOF
                     continue
                 log.debug("link send failed: %r", e)
                 outcome["reset"] = True
@@ -275,10 +286,12 @@ async def _run_stream(conn, link, tsock):
             try:
                 data = await link.receive(65536)
             except Exception as e:
-                log.debug("link receive failed: %r", e)
-                outcome["reset"] = True
-                cancel.cancel()
-                return
+                if not _remote_closed_after_send(link, e):
+                    log.debug("link receive failed: %r", e)
+                    outcome["reset"] = True
+                    cancel.cancel()
+                    return
+                data = b""
             if not data:
                 conn.remote_closed = True
                 try:

@@ -47,4 +47,7 @@ def open_fds():
 
 
 def thread_names():
-    return sorted(t.name for t in threading.enumerate())
+    """Long-lived threads (not the test servers' per-connection threads, not trio's
+    bounded cache of idle worker threads)."""
+    return sorted(t.name for t in threading.enumerate()
+                  if not t.name.startswith(("test-", "Trio thread")) and " from " not in t.name)
