@@ -163,7 +163,8 @@ class Engine:
         self.read_timeout = read_timeout
         self.serial_kwargs = dict(serial_kwargs or {})
         self.probe_interval = probe_interval
-        self.name = name or str(port)
+        self.name = name or (port if isinstance(port, str) else getattr(port, "port", None)
+                             or repr(port))
 
         self.firmware: Optional[str] = None
         self.version = None           # the codec's record for AT+GMR
@@ -209,9 +210,15 @@ class Engine:
         from .. import _orig
         kw = dict(baudrate=self.baudrate, timeout=self.read_timeout, write_timeout=30)
         kw.update(self.serial_kwargs)
-        with _orig.internal():
-            self._port = await trio.to_thread.run_sync(
-                lambda: serial.serial_for_url(self.port_url, **kw))
+        if isinstance(self.port_url, str):
+            with _orig.internal():
+                self._port = await trio.to_thread.run_sync(
+                    lambda: serial.serial_for_url(self.port_url, **kw))
+        else:                       # an open pyserial port object (custom transports)
+            self._port = self.port_url
+            self._port.timeout = self.read_timeout
+            if self._port.baudrate != self.baudrate:
+                self._port.baudrate = self.baudrate
         try:
             self._port.rts = True
         except Exception:  # pragma: no cover - ports without modem lines

@@ -113,12 +113,11 @@ class Link:
     def _on_closed(self):
         self._module_closed = True
         self._eof = True
-        if self._tx_taken < self._tx_queued or self._segs:
-            if self._error is None:
-                self._error = E.SendFailed(
-                    f"link {self.id}: connection closed by the remote end with "
-                    f"{self._tx_queued - self._tx_taken + self._inflight} bytes not delivered",
-                    link=self.id)
+        # bytes still queued (never handed to the module) fail their send() calls
+        # (see send); segments the module holds unacknowledged are the remote's
+        # business now, as with a kernel socket
+        if self._segs:
+            log.debug("link %d: closed with %d bytes unacknowledged", self.id, self._inflight)
         self._segs.clear()
         self._inflight = 0
         self._wake_rx()
@@ -233,6 +232,9 @@ class Link:
                 raise self._error
             if self._closed:
                 raise E.LinkClosed(f"link {self.id} closed while sending")
+            if self._module_closed and not self._sending:
+                raise E.SendFailed(f"link {self.id}: connection closed by the remote end with "
+                                   f"{target - self._tx_taken} bytes unsent", link=self.id)
             await self._tx_event.wait()
 
     async def send_to(self, data, addr):
@@ -305,8 +307,18 @@ class Link:
                 return False
         return True
 
+    _sending = False
+
     async def _send_some(self):
         """Send one chunk (<= 2048 bytes) from the queue; run by the sender task."""
+        self._sending = True
+        try:
+            await self._send_chunk()
+        finally:
+            self._sending = False
+            self._wake_tx()
+
+    async def _send_chunk(self):
         eng = self._engine
         n = min(len(self._tx), MAX_SEND)
         sendbuf = self._uses_sendbuf()
