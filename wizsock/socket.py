@@ -506,6 +506,9 @@ class socket(_KSocket):
 
     def _wiz_open_fn(self, handle, ip, port):
         aio = handle.aio
+        tls = getattr(self, "_wiz_tls", None)
+        if tls is not None:   # wizsock.ssl.ModuleSSLContext: the module's own TLS
+            return tls._open_fn(aio, ip, port, getattr(self, "_wiz_tls_hostname", None))
 
         async def open_tcp():
             return await aio.net.open_tcp(ip, port)
@@ -513,7 +516,7 @@ class socket(_KSocket):
 
     def _wiz_tcp_connect(self, handle, ip, port, ex):
         timeout = self.gettimeout()
-        conn = _pump.Conn(handle, "TCP", (ip, port))
+        conn = _pump.Conn(handle, "SSL" if getattr(self, "_wiz_tls", None) else "TCP", (ip, port))
         open_fn = self._wiz_open_fn(handle, ip, port)
         if timeout == 0.0:
             # non-blocking: the descriptor is swapped now, pre-filled so that it turns

@@ -106,10 +106,18 @@ class ModuleSSLContext:
         return sock
 
     async def _configure(self, aio):
-        """Send the CA/client credentials and the verification level before CIPSTART."""
-        net = aio.net
-        configure = getattr(net, "ssl_configure", None)
-        if configure is None:
-            raise OSError(errno.EOPNOTSUPP, "this engine has no module-TLS configuration API "
-                          "(docs/design.md §4b: open_ssl/ssl_configure)")
-        await configure(ca=self.ca_pem, cert=self.cert_pem, key=self.key_pem, verify=self.verify)
+        """Send the CA / client credentials and the verification level before CIPSTART."""
+        if self.ca_pem is not None:
+            await aio.net.set_ca(self.ca_pem)
+        if self.cert_pem is not None:
+            await aio.aws.set_client_cert(self.cert_pem)
+        if self.key_pem is not None:
+            await aio.aws.set_private_key(self.key_pem)
+        # AT+CIPSSLCONF: 0 no verification, 1 verify but connect anyway, 2 verify
+        await aio.net.set_ssl_conf(2 if self.verify else 0)
+
+    def _open_fn(self, aio, ip, port, hostname):
+        async def open_ssl():
+            await self._configure(aio)
+            return await aio.net.open_ssl(hostname or ip, port)
+        return open_ssl
