@@ -115,3 +115,23 @@ def test_trio_via_wizsock_trio_without_patch(http_srv, https_srv, module, at_log
     assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
     assert at_log.count("CIPSTART") == 3
     assert at_log.count("CIPDOMAIN") == 1
+
+
+def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_log):
+    from facade.helpers import BAUD
+    from wizsock.patch import EMULATOR_AP
+
+    async def main():
+        async with wizsock.open_module(f"wizemu://?baud={BAUD}", baudrate=BAUD) as m:
+            await m.wifi.set_mode(1)
+            await m.wifi.join(*EMULATOR_AP)
+            wizsock.trio.install(m)
+            plain = await _trio_fetch(http_srv.port)
+            tls = await _trio_fetch(https_srv.port, https_srv.ca.client_context())
+            stream = await trio.open_tcp_stream("lab.wizsock.test", http_srv.port)
+            await stream.aclose()
+            return plain, tls
+
+    plain, tls = trio.run(main)
+    assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
+    assert at_log.count("CIPSTART") == 3
