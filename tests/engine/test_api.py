@@ -412,6 +412,8 @@ def test_blocking_module_and_logging_redacts(caplog):
             assert m.firmware == "1.1.1.7"
             m.wifi.set_mode(1)
             m.wifi.join(*AP)
+            m.mqtt.configure("user", "mqtt-secret-pw", "cid", 60)
+            assert m.mqtt.settings().password == "mqtt-secret-pw"
             link = m.net.open_tcp("127.0.0.1", echo.port)
             link.send(b"sync api")
             assert link.receive(100) == b"sync api"
@@ -438,3 +440,4 @@ def test_blocking_module_and_logging_redacts(caplog):
     text = caplog.text
     assert "AT+CWJAP_CUR" in text
     assert AP[1] not in text                     # the WiFi password never reaches the log
+    assert "mqtt-secret-pw" not in text          # nor the MQTT password (command or answer)

@@ -320,7 +320,8 @@ class Engine:
             self._on_data(ev)
             return
         if wire_log.isEnabledFor(logging.DEBUG):
-            wire_log.debug("%s <- %s", self.name, _redact_event(ev))
+            wire_log.debug("%s <- %s", self.name,
+                           _redact_event(ev, cmd.name if cmd is not None else None))
         if cls is LinkEvent:
             if ev.link is None or not self.mux:
                 if cmd is not None and not cmd.final:
@@ -925,10 +926,19 @@ def _firmware_of(resp):
     return None
 
 
-def _redact_event(ev):
+#: responses that carry a secret in lines the codec's redact cannot recognise alone
+_SECRET_ANSWERS = frozenset({"MQTTSET", "AZSET", "CWSAP_CUR", "CWSAP_DEF", "AWSPKSEND",
+                             "CLICASEND", "CASEND"})
+_PASSWORD_TEXT = re.compile(r"(?i)(password\s*[:=]\s*).*")
+
+
+def _redact_event(ev, command=None):
     if isinstance(ev, (Info, Text)):
         try:
             line = (f"+{ev.name}:{ev.value}" if isinstance(ev, Info) else ev.text)
+            if command in _SECRET_ANSWERS:
+                return f"<{len(line)}-character {command} answer line, redacted>"
+            line = _PASSWORD_TEXT.sub(r"\1***", line)
             return P.redact(line.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
         except Exception:
             return "<line>"
