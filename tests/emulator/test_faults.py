@@ -1,4 +1,5 @@
 """Fault injection: each fault switchable, seeded, and visible to a host."""
+import re
 import time
 
 import pytest
@@ -57,9 +58,15 @@ def test_urc_interleaving(make_emu):
 def test_busy_bursts(make_emu):
     emu = make_emu(faults="busy:1.0", seed=1)
     at = open_at(emu)
-    at.port.write(b"AT\r\n")
-    out = at.expect(b"busy p...\r\n")
-    assert b"OK" not in out
+    kinds = set()
+    for _ in range(10):
+        at.port.write(b"AT\r\n")
+        out = at.read_until(lambda b: re.search(rb"busy ([ps])\.\.\.\r\n", b), 3)
+        kinds.add(out.group(1))
+        time.sleep(0.02)
+        assert b"OK" not in at.buf
+        at.buf = b""
+    assert kinds == {b"p", b"s"}
     emu2 = make_emu(faults="busy:0.5", seed=2)
     at2 = open_at(emu2)
     for _ in range(30):  # a host retries after busy
@@ -123,6 +130,13 @@ def test_reset_at_any_moment(make_emu, echo_server):
         at.buf = b""
         del out
     assert resets >= 1 and emu.ready_count == before + resets
+
+
+def test_reset_between_commands(make_emu):
+    emu = make_emu(faults="reset:1.0", seed=1)
+    at = open_at(emu)
+    out = at.expect(b"ready\r\n", timeout=5)  # no command needed: the module just resets
+    assert b"rst cause" in out
 
 
 def test_reset_boot_noise_precedes_ready(make_emu):

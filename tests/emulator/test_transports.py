@@ -117,3 +117,31 @@ def test_tcp_transport_new_host_replaces_old(make_emu):
     b = AT(serial.serial_for_url(f"socket://{host}:{p}", timeout=0.05))
     b.ok(b"AT")
     b.port.close()
+
+
+def test_wizemu_port_semantics(make_emu):
+    """read/timeout/in_waiting/cancel_read behave like a pyserial port."""
+    import threading
+    import time
+
+    emu = make_emu()
+    port = serial.serial_for_url(emu.url, baudrate=emu.baud, timeout=None)
+    at = AT(port)
+    at.sync()
+    assert port.in_waiting == 0
+    port.timeout = 0.1
+    t0 = time.monotonic()
+    assert port.read(10) == b""
+    assert 0.09 <= time.monotonic() - t0 < 1
+    port.timeout = None
+    threading.Timer(0.2, port.cancel_read).start()
+    t0 = time.monotonic()
+    assert port.read(10) == b""  # unblocked by cancel_read
+    assert time.monotonic() - t0 < 2
+    port.write(b"AT\r\n")
+    time.sleep(0.1)
+    assert port.in_waiting == len(b"AT\r\n\r\nOK\r\n")
+    assert port.read(port.in_waiting) == b"AT\r\n\r\nOK\r\n"
+    port.close()
+    with pytest.raises(serial.PortNotOpenError):
+        port.read(1)

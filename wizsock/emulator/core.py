@@ -547,8 +547,18 @@ class Emulator:
                 if line.strip():  # a bare line end (e.g. after data) is not a command
                     await self.write_unit(b"busy %s...\r\n" % self.busy.encode())
 
+    async def _random_resets(self):
+        """The reset fault also strikes between commands: each second, with its probability."""
+        while True:
+            await trio.sleep(1.0)
+            if self.faults.hit("reset"):
+                self.reset()
+                return
+
     async def _command_loop(self, life):
         life.start_soon(self._busy_watcher)
+        if self.faults.enabled("reset"):
+            life.start_soon(self._random_resets)
         while True:
             if self.state.transparent:
                 await self.net.passthrough()
@@ -566,8 +576,12 @@ class Emulator:
                 self.reset()
                 await trio.sleep_forever()
             if f and f.hit("busy"):
+                # a burst, as when the module is still digesting earlier work: "s" while
+                # buffered TCP data is in flight, else "p"
+                sending = any(getattr(ln, "pending", 0) for ln in self.state.links.values())
+                kind = b"s" if sending or f.rng.random() < 0.3 else b"p"
                 for _ in range(f.rng.randint(1, 3)):
-                    await self.write_unit(b"busy p...\r\n")
+                    await self.write_unit(b"busy %s...\r\n" % kind)
                 continue
             self.busy = "p"
             try:
