@@ -125,7 +125,7 @@ def test_wizemu_port_semantics(make_emu):
     import time
 
     emu = make_emu()
-    port = serial.serial_for_url(emu.url, baudrate=emu.baud, timeout=None)
+    port = serial.serial_for_url(emu.url, baudrate=emu.baud, timeout=0.05)
     at = AT(port)
     at.sync()
     assert port.in_waiting == 0
