@@ -131,3 +131,19 @@ def test_invalid_uart_settings(at):
                 b"AT+UART_CUR=115200,8,3,0,0", b"AT+UART_CUR=115200,8,1,3,0",
                 b"AT+UART_CUR=115200,8,1,0,2", b"AT+UART_CUR=115200,8,1,0"):
         assert at.cmd(bad).endswith(b"ERROR\r\n"), bad
+
+
+def test_input_pacing_option(make_emu, echo_server):
+    """With pace_input, 2048 bytes after the prompt take 2048 * 10 / baud to arrive."""
+    baud = 230400
+    emu = make_emu(baudrate=baud, pace_input=True)
+    at = open_at(emu, timeout=0.02)
+    join(at)
+    at.ok(b'AT+CIPSTART="TCP","127.0.0.1",%d' % echo_server.port)
+    at.port.write(b"AT+CIPSEND=2048\r\n")
+    at.expect(b">")
+    t0 = time.monotonic()
+    at.port.write(b"q" * 2048)
+    at.expect(b"Recv 2048 bytes")
+    took = time.monotonic() - t0
+    assert took >= 2048 * 10 / baud * 0.95, took

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", metavar="SPEC", help='fault injection, e.g. "chunk,urc:0.2,busy:0.1"')
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated identities")
     parser.add_argument("--boot-delay", type=float, default=0.3, help="seconds from reset to 'ready'")
+    parser.add_argument("--pace-input", action="store_true",
+                        help="deliver host bytes at the baud rate too (as a real UART receiver)")
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
 
 
@@ -37,7 +39,8 @@ def run(args) -> int:
     try:
         emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
-                       log_traffic=args.log, log_file=sys.stderr if args.log else None)
+                       log_traffic=args.log, log_file=sys.stderr if args.log else None,
+                       pace_input=args.pace_input)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
         return 2

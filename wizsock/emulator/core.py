@@ -127,7 +127,8 @@ class Emulator:
 
     def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
                  faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
-                 name: Optional[str] = None, log_traffic: bool = False, log_file=None):
+                 name: Optional[str] = None, log_traffic: bool = False, log_file=None,
+                 pace_input: bool = False):
         self.world = load_world(world)
         self.rtt = float(rtt)
         self.seed = seed
@@ -137,6 +138,7 @@ class Emulator:
         self.bind_host = bind_host
         self.factory_baud = int(baudrate)
         self.log_traffic = log_traffic
+        self.pace_input = pace_input       # host bytes reach the module at the line rate too
         self.log_file = log_file
         self._tmp_flash = None
         if flash is None:
@@ -231,6 +233,8 @@ class Emulator:
         _import_plugins()
         self._token = trio.lowlevel.current_trio_token()
         self.inbuf = _Buffer()
+        self._wire = bytearray()
+        self._wire_wake = _Buffer()
         self.outbuf = _Buffer()
         self._out_space = _Buffer()
         self._urc_wake = _Buffer()
@@ -241,6 +245,8 @@ class Emulator:
             self.nursery = nursery
             nursery.start_soon(self._pacer)
             nursery.start_soon(self._urc_flusher)
+            if self.pace_input:
+                nursery.start_soon(self._input_pacer)
             self._started.set()
             await self._module_life(nursery)
 
@@ -378,7 +384,7 @@ class Emulator:
             return
         data = bytes(data)
         try:
-            self._token.run_sync_soon(self._on_input, data)
+            self._token.run_sync_soon(self._on_wire if self.pace_input else self._on_input, data)
         except trio.RunFinishedError:
             pass
 
@@ -388,6 +394,26 @@ class Emulator:
             self._token.run_sync_soon(self._rts_wake.changed)
         except (trio.RunFinishedError, AttributeError):
             pass
+
+    def _on_wire(self, data: bytes):
+        self._wire += data
+        self._wire_wake.changed()
+
+    async def _input_pacer(self):
+        """Deliver host bytes at 10 bits per byte of the current baud rate."""
+        t_next = time.monotonic()
+        while True:
+            while not self._wire:
+                await self._wire_wake.wait()
+                t_next = max(t_next, time.monotonic())
+            size = max(1, int(0.002 * self.baud / 10))
+            chunk = bytes(self._wire[:size])
+            del self._wire[:size]
+            t_next = max(t_next, time.monotonic() - CATCH_UP) + len(chunk) * 10.0 / self.baud
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                await trio.sleep(delay)
+            self._on_input(chunk)
 
     def _on_input(self, data: bytes):
         if self.log_traffic:

@@ -1,4 +1,4 @@
-"""pyserial URL handler `wizemu://[name][?baud=N&rtt=S&world=F&flash=F&faults=SPEC&seed=N&boot=S]`.
+"""pyserial URL handler `wizemu://[name][?baud=N&rtt=MS&world=F&flash=F&faults=SPEC&seed=N&boot=S&pace_input=1]`.
 
 `wizemu://` starts a private emulator for this port (stopped at close);
 `wizemu://<name>` attaches to a running `wizsock.emulator.Emulator` of that name.
@@ -41,7 +41,7 @@ class Serial(SerialBase):
             raise SerialException(f"expected a wizemu:// URL, got {self._port!r}")
         name = url.netloc + url.path.strip("/")
         opts = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log"}
+        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input"}
         unknown = set(opts) - known
         if unknown:
             raise SerialException(f"unknown wizemu option(s): {', '.join(sorted(unknown))}")
@@ -59,6 +59,7 @@ class Serial(SerialBase):
                 seed=int(opts["seed"]) if "seed" in opts else None,
                 boot_delay=float(opts.get("boot", 0.05)),
                 log_traffic=opts.get("log") in ("1", "true", "yes"),
+                pace_input=opts.get("pace_input") in ("1", "true", "yes"),
             )
             emu.start()
             self._own = True
