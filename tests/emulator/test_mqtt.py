@@ -232,3 +232,24 @@ def test_the_spec_example_reaches_a_local_broker(make_emu, broker, key):
         assert at.ok("AT+CIPSTATUS")[1].startswith(b'+CIPSTATUS:0,"TCP","192.168.1.20",1883,')
         at.ok('AT+MQTTPUB="publish data"')
         assert at.command("AT+MQTTDIS")[1] == "CLOSE"
+
+
+def test_a_burst_of_messages_interleaves_with_commands(make_emu, broker):
+    """200 incoming messages while the host publishes 20: every line whole, in order, none lost."""
+    emu = make_emu()
+    peer = Peer(broker.port, topics=["b/out"])
+    try:
+        with at_port(emu) as at:
+            connected(at, broker, "b")
+            sender = threading.Thread(target=lambda: [peer.publish("b/in", b"msg %03d" % i) for i in range(200)])
+            sender.start()
+            for i in range(20):
+                assert at.command(f'AT+MQTTPUB="up {i:02d}"')[1] == "OK"
+            sender.join(30)
+            got = [at.wait_line(rb"b/in -> msg %03d" % i, timeout=10) for i in range(200)]
+            assert len(got) == 200
+            urcs = [ln for ln in at.transcript if b" -> " in ln]
+            assert urcs == [b"b/in -> msg %03d" % i for i in range(200)]      # in order, none torn
+            assert [p for _, p in peer.wait(20)] == [b"up %02d" % i for i in range(20)]
+    finally:
+        peer.close()

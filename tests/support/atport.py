@@ -9,7 +9,9 @@
         at.wait_line(rb"t/x -> hello", timeout=5)        # a URC (regex on the whole line)
 
 Lines are bytes without CR LF; the command's own echo (ATE1) is skipped.
-Every line read is also kept in ``at.transcript``.
+Unsolicited lines that can never belong to a response (``<topic> -> <data>``,
+``+STA_CONNECTED:...``) are set aside for `wait_line` even in the middle of a
+command.  Every line read is also kept in ``at.transcript``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from typing import List, Optional, Tuple, Union
 import serial
 
 FINAL = {b"OK", b"ERROR", b"FAIL", b"SEND OK", b"SEND FAIL", b"CLOSE"}
+#: lines that are never part of a command's response: MQTT subscription messages, SoftAP station events
+URC = re.compile(rb".+ -> .*|\+STA_(?:CONNECTED|DISCONNECTED):.*|\+DIST_STA_IP:.*")
 
 Pattern = Union[bytes, "re.Pattern[bytes]"]
 
@@ -30,7 +34,8 @@ class AtPort:
 
         self.ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0.02, **kw)
         self.buf = bytearray()
-        self.pending: List[bytes] = []     # lines read while waiting for something else
+        self.pending: List[bytes] = []     # lines read while waiting for something else (URCs)
+        self._early: List[bytes] = []      # response lines that came before a `>` prompt
         self.transcript: List[bytes] = []
 
     # -- low level
@@ -73,8 +78,8 @@ class AtPort:
             self._fill()
 
     def _next(self, timeout: float) -> Optional[bytes]:
-        if self.pending:
-            return self.pending.pop(0)
+        if self._early:
+            return self._early.pop(0)
         return self.read_line(timeout)
 
     # -- commands
@@ -88,6 +93,7 @@ class AtPort:
                 line = self.read_line(0.1)
                 if line == b"OK":
                     self.pending.clear()
+                    self._early.clear()
                     return
         raise TimeoutError("module does not answer AT")
 
@@ -110,6 +116,9 @@ class AtPort:
                 continue
             if line in FINAL:
                 return lines, line.decode()
+            if URC.fullmatch(line):
+                self.pending.append(line)      # unsolicited: kept for wait_line, not the response
+                continue
             lines.append(line)
 
     def ok(self, cmd: Union[bytes, str], timeout: float = 15.0) -> List[bytes]:
@@ -134,7 +143,7 @@ class AtPort:
         for line in before.split(b"\n"):
             line = line.strip(b"\r ")
             if line and line != cmd:
-                self.pending.append(line)
+                self._early.append(line)
                 self.transcript.append(line)
         self.write(data)
         return self.collect(timeout)

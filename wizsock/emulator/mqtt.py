@@ -398,7 +398,7 @@ async def mqttcon(ctx, req):
     need_form(req, "set")
     a = list(ctx.args)
     if len(a) == 4:
-        lid = I(a[0], 0, MAX_LINKS - 1)
+        lid = I(a[0], 0, MAX_LINKS - 1) if ctx.state.mux else None   # single mode: link 0 (the spec's example)
         a = a[1:]
     elif len(a) == 3 and not ctx.state.mux:
         lid = None
