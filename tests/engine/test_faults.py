@@ -21,13 +21,13 @@ from engine.helpers import AP, BAUD, emu_url, joined, module, read_all, sha, tri
 from support.servers import deterministic_bytes, tcp_sink, tcp_source
 
 MiB = 1 << 20
-PIECE = 256 * 1024
+PIECE = 128 * 1024
 
 # Rates per event: the 16 MiB run must finish in well under a minute at 2 Mbaud,
 # and the emulator's "chunk" fault costs a scheduling round per 1-16 bytes.
 STRESS_FAULTS = os.environ.get("WIZSOCK_STRESS_FAULTS") or (
-    "chunk:0.03,urc:0.05,busy:0.004,sendfail:0.002,delay_sendok:0.02,"
-    "early_close:0.0002,reset:0.0003,garbage:0.005,stall:0.0003,limit:0.05")
+    "chunk:0.005,urc:0.05,busy:0.002,sendfail:0.002,delay_sendok:0.01,"
+    "early_close:0.0002,reset:0.0002,garbage:0.005,stall:0.0002,limit:0.05")
 HEAVY_FAULTS = ("chunk:1.0,urc:0.5,busy:0.2,sendfail:0.2,delay_sendok:0.5,early_close:0.05,"
                 "reset:0.01,garbage:0.1,stall:0.02,limit:0.3")
 
