@@ -638,6 +638,13 @@ class Emulator:
             log.debug("handler %s rejected %r: %s", getattr(req, "name", "?"), line, e)
             await self.write_unit(b"\r\nERROR\r\n")
             return
+        except trio.TooSlowError:
+            await self.write_unit(b"\r\nERROR\r\n")
+            return
+        except Exception:  # a handler bug must not take the module down
+            log.exception("handler %s failed on %r", getattr(req, "name", "?"), atparse.redact(line))
+            await self.write_unit(b"\r\nERROR\r\n")
+            return
         if result:
             await self.write_unit(b"\r\n" + result.encode() + b"\r\n")
 

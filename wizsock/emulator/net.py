@@ -1,6 +1,7 @@
 """TCP/IP commands of the emulated module (spec §3.3): real sockets behind the links."""
 from __future__ import annotations
 
+import logging
 import socket as _socket
 import ssl
 import time
@@ -13,6 +14,8 @@ from wizsock.emulator import atparse
 from wizsock.emulator.commands import I, IP, S, nargs, need_form, put, reply
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
+
+log = logging.getLogger("wizsock.emulator")
 
 MAX_LINKS = 5
 MAX_SEND = 2048
@@ -236,6 +239,8 @@ class Net:
                         break
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
                 pass
+            except Exception:  # whatever breaks a link must not take the module down
+                log.exception("link %d reader failed", link.id)
         if link.scope.cancelled_caught and link.closed:
             return
         if not link.closed:
@@ -316,7 +321,11 @@ class Net:
     async def _accept_loop(self, listener):
         st = self.state
         while True:
-            stream = await listener.accept()
+            try:
+                stream = await listener.accept()
+            except OSError:  # e.g. out of descriptors: keep serving
+                await trio.sleep(0.1)
+                continue
             lid = self.free_id()
             nserv = sum(1 for ln in self.links.values() if ln.tcp_type == 1)
             if lid is None or nserv >= st.cur["servermaxconn"]:

@@ -74,11 +74,9 @@ class PtyTransport:
                 data = os.read(self.master, 65536)
             except BlockingIOError:
                 continue
-            except OSError as e:
-                if e.errno == errno.EIO:  # no process has the slave open right now
-                    await trio.sleep(0.05)
-                    continue
-                raise
+            except OSError as e:  # EIO: no process has the slave open right now
+                await trio.sleep(0.05 if e.errno == errno.EIO else 0.5)
+                continue
             self.emu.feed(data)
 
     async def _flusher(self):
