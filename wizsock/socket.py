@@ -60,6 +60,13 @@ class _Handle:
 
     def __init__(self, module):
         self.module = module
+        port = getattr(module, "port", None)
+        if port is None:
+            port = getattr(getattr(module, "engine", None), "port_url", "")
+        # 127.0.0.0/8 through a real module is the module's own loopback, which serves
+        # nothing: loopback stays on the host.  The emulator's network *is* the host's
+        # loopback, so there it goes over the (emulated) module.
+        self.loopback_on_module = str(port).startswith("wizemu:")
 
     @property
     def aio(self):
@@ -126,8 +133,10 @@ def _handle():
 
 def set_routing_policy(policy):
     """``policy(ip, port, type) -> bool``: True sends the connection over the module,
-    False keeps it on the host's kernel.  None restores the default (everything that
-    is not host-local goes to the module)."""
+    False keeps it on the host's kernel.  None restores the default: everything goes
+    to the module except 127.0.0.0/8 with a real module (with the emulator,
+    ``wizemu://``, loopback is its network) and ports a kernel socket of this process
+    listens on."""
     global _route_policy
     _route_policy = policy
 
@@ -160,11 +169,13 @@ def _is_loopback(ip):
     return ip.startswith("127.")
 
 
-def _route_to_module(ip, port, type_):
+def _route_to_module(ip, port, type_, handle):
     if _is_loopback(ip) and _kernel_listening(port):
         return False
     if _route_policy is not None:
         return bool(_route_policy(ip, port, type_))
+    if _is_loopback(ip):
+        return handle.loopback_on_module
     return True
 
 
@@ -491,7 +502,7 @@ class socket(_KSocket):
                 handle = self._wiz_h()
                 if ip is None:
                     ip = self._wiz_resolve(host, handle)
-                if not _route_to_module(ip, port, self.type):
+                if not _route_to_module(ip, port, self.type, handle):
                     handle = None
             if handle is None:
                 self._wiz_kernel = True
@@ -603,7 +614,7 @@ class socket(_KSocket):
             host, port = _address(addr, "sendto")
             handle = self._wiz_h()
             ip = self._wiz_resolve(host, handle)
-            if not _route_to_module(ip, port, SOCK_DGRAM):
+            if not _route_to_module(ip, port, SOCK_DGRAM, handle):
                 self._wiz_kernel = True
                 return _KSocket.sendto(self, data, flags, (ip, port))
             self._wiz_udp_open(ip, port, False)

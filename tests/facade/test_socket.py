@@ -276,3 +276,14 @@ def test_module_reset_gives_connection_reset(tcp_echo):
             s.close()
     finally:
         m.close()
+
+
+def test_loopback_stays_on_the_host_with_a_real_module(tcp_echo):
+    class RealModule:                 # what the facade looks at to route loopback
+        port = "/dev/ttyUSB0"
+
+    handle = wsocket._Handle(RealModule())
+    assert not wsocket._route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, handle)
+    assert wsocket._route_to_module("192.0.2.10", 80, socket.SOCK_STREAM, handle)
+    emulated = wsocket._Handle(type("Emu", (), {"port": "wizemu://"})())
+    assert wsocket._route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, emulated)
