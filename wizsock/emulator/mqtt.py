@@ -111,9 +111,12 @@ def _client_class():
 
         wiz_addr: Tuple[str, int] = ("127.0.0.1", 1883)
 
+        wiz_raw = None
+
         def _create_socket_connection(self):
             create = _orig.create_connection if _orig is not None else _socket.create_connection
-            return create(self.wiz_addr, timeout=self._connect_timeout)
+            self.wiz_raw = create(self.wiz_addr, timeout=self._connect_timeout)
+            return self.wiz_raw
 
     return EmuClient
 
@@ -184,6 +187,8 @@ class Session:
         except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as e:
             log.info("MQTT connect to %s (%s:%d) failed: %s", host, addr[0], addr[1], type(e).__name__)
             self.client = None
+            if c.wiz_raw is not None:       # a failed TLS handshake leaves paho's TCP socket open
+                c.wiz_raw.close()
             return False
         c.loop_start()
         ok = await trio.to_thread.run_sync(self.connack.wait, CONNECT_TIMEOUT, abandon_on_cancel=True)
