@@ -51,7 +51,7 @@ API
       POST <other path>   JSON {"length": n, "sha256": hex} of the body
       HEAD                same headers as GET, no body
     Info: ``.host``, ``.port``, ``.url`` ("https://localhost:PORT" or
-    "http://127.0.0.1:PORT"), ``.ca``, ``.requests`` (list of (method, path)),
+    "http://127.0.0.1:PORT"), ``.ip_url`` (always 127.0.0.1; the certificate covers it), ``.ca``, ``.requests`` (list of (method, path)),
     ``.connections`` (number of TCP connections accepted; keep-alive checks).
 
 ``udp_dns_server(records, port=0) -> DNSServerInfo``
@@ -559,6 +559,7 @@ class HTTPServerInfo(_Stoppable):
         self.server = _ThreadingHTTPServer((LOOPBACK, 0), handler or DefaultHandler, self, ctx)
         self.port = self.server.server_address[1]
         self.url = f"https://localhost:{self.port}" if tls else f"http://{LOOPBACK}:{self.port}"
+        self.ip_url = f"{'https' if tls else 'http'}://{LOOPBACK}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"test-http-{self.port}", daemon=True)
         self._thread.start()

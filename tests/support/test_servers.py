@@ -215,6 +215,8 @@ def test_https_rejects_untrusting_client(https_srv):
     # the server survives a failed handshake
     ctx = https_srv.ca.client_context()
     assert urllib.request.urlopen(https_srv.url + "/", context=ctx, timeout=10).read().startswith(b"hello")
+    assert urllib.request.urlopen(https_srv.ip_url + "/bytes/3", context=ctx, timeout=10).read() == \
+        deterministic_bytes(3)
 
 
 def test_http_plain_chunked_upload_and_stop_with_open_keepalive():
