@@ -444,8 +444,10 @@ class socket(_KSocket):
         # the swapped-in descriptor carries its own O_NONBLOCK; match the timeout mode
         _KSocket.settimeout(self, _KSocket.gettimeout(self))
 
-    def _wiz_swap(self, kind, sock_type):
-        """Swap our descriptor for one end of a fresh socketpair; return (conn-less) pair end."""
+    @staticmethod
+    def _wiz_pair(sock_type):
+        """A fresh AF_UNIX pair with small buffers (so blocking and timeouts track the
+        UART): (the end that becomes ours, the pump's end)."""
         mine, theirs = _orig.socketpair(_stdsocket.AF_UNIX, sock_type)
         for s in (mine, theirs):
             s.setsockopt(SOL_SOCKET, _stdsocket.SO_SNDBUF, PAIR_BUFFER)
@@ -532,7 +534,7 @@ class socket(_KSocket):
         if timeout == 0.0:
             # non-blocking: the descriptor is swapped now, pre-filled so that it turns
             # writable only when the pump has the link up (asyncio, trio, selectors).
-            mine, theirs = self._wiz_swap("TCP", SOCK_STREAM)
+            mine, theirs = self._wiz_pair(SOCK_STREAM)
             mine.setblocking(False)
             junk = 0
             block = b"\0" * 1024
@@ -556,7 +558,7 @@ class socket(_KSocket):
         conn.link = link
         conn.local = getattr(link, "local", None)
         conn.state = "connected"
-        mine, theirs = self._wiz_swap("TCP", SOCK_STREAM)
+        mine, theirs = self._wiz_pair(SOCK_STREAM)
         try:
             self._wiz_install(conn, mine)
         except BaseException:
@@ -584,7 +586,7 @@ class socket(_KSocket):
         conn.link = link
         conn.local = getattr(link, "local", None)
         conn.state = "connected"
-        mine, theirs = self._wiz_swap("UDP", _stdsocket.SOCK_SEQPACKET)
+        mine, theirs = self._wiz_pair(_stdsocket.SOCK_SEQPACKET)
         self._wiz_install(conn, mine)
         handle.spawn(_pump.pump_dgram, conn, theirs)
         return conn
@@ -712,7 +714,7 @@ class socket(_KSocket):
         conn.state = "listening"
         conn.local = (self._wiz_bound[0], port)
         queue = collections.deque()
-        mine, theirs = self._wiz_swap("SERVER", SOCK_STREAM)
+        mine, theirs = self._wiz_pair(SOCK_STREAM)
         os.dup2(mine.fileno(), self.fileno(), inheritable=False)
         mine.close()
         self._wiz_sync_blocking()
@@ -737,7 +739,7 @@ class socket(_KSocket):
         c.link = link
         c.local = getattr(link, "local", None) or conn.local
         c.state = "connected"
-        mine, theirs = new._wiz_swap("TCP", SOCK_STREAM)
+        mine, theirs = new._wiz_pair(SOCK_STREAM)
         new._wiz_install(c, mine)
         handle.spawn(_pump.pump_stream, c, theirs)
         if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
