@@ -111,7 +111,10 @@ class EchoServer:
                 return
             self.received += d
             if self.echo:
-                c.sendall(d)
+                try:
+                    c.sendall(d)
+                except OSError:
+                    return
 
     def close(self):
         self.sock.close()

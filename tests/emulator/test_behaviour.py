@@ -13,7 +13,7 @@ WORLD = {
     "aps": [{"ssid": "wizsock-lab", "password": "wizsock123", "ecn": 3, "rssi": -45,
              "mac": "00:08:dc:5a:1a:01", "channel": 6, "wps": 1, "ip": "192.168.10.23"}],
     "dns": {"lab.wizsock.test": "127.0.0.1"},
-    "scan_time": 0.4,
+    "scan_time": 1.0,
 }
 
 
@@ -22,9 +22,9 @@ def test_busy_p_while_a_command_runs(make_emu):
     at = open_at(emu)
     at.ok(b"AT+CWMODE_CUR=1")
     at.port.write(b"AT+CWLAP\r\n")
-    time.sleep(0.1)
+    at.expect(b"AT+CWLAP\r\n")  # the echo: the scan has begun
     at.port.write(b"AT\r\n")
-    out = at.expect(b"\r\nOK\r\n")
+    out = at.expect(b"\r\nOK\r\n", timeout=15)
     assert b"busy p..." in out
     assert out.index(b"busy p...") < out.index(b"+CWLAP:")
 

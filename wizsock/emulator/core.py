@@ -610,6 +610,8 @@ class Emulator:
                     await self.write_unit(b"busy %s...\r\n" % kind)
                 continue
             self.busy = "p"
+            if b"\n" in self.inbuf.data:
+                self.inbuf.changed()  # lines typed ahead meet a busy module too
             try:
                 await self.execute(line)
             finally:
