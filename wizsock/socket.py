@@ -24,6 +24,7 @@ import errno
 import ipaddress
 import logging
 import os
+import random
 import socket as _stdsocket
 import threading
 import time
@@ -686,6 +687,12 @@ class socket(_KSocket):
             return _KSocket.bind(self, (ip, port))
         if self._wiz_bound is not None or self._wiz is not None:
             raise OSError(errno.EINVAL, "Invalid argument")
+        if self.type == SOCK_DGRAM:
+            # a datagram socket receives from its bind on: open the module's UDP link now
+            # (mode 2: any sender), so the descriptor asyncio/selectors watch is final
+            self._wiz_bound = (ip, port or random.randint(49152, 65535))
+            self._wiz_udp_open("0.0.0.0", 0, False)
+            return None
         self._wiz_bound = (ip, port)
         return None
 
@@ -769,7 +776,7 @@ class socket(_KSocket):
             if self._wiz_bound is not None:
                 return self._wiz_bound
             return _KSocket.getsockname(self)
-        local = conn.local
+        local = conn.local or self._wiz_bound
         if local:
             return tuple(local)
         return ("0.0.0.0", 0)
@@ -817,6 +824,14 @@ class socket(_KSocket):
             if how in (_stdsocket.SHUT_RD, _stdsocket.SHUT_RDWR):
                 conn.shut_rd = True
         return _KSocket.shutdown(self, how)
+
+    def _real_close(self, *args):
+        server = self._wiz_server
+        super()._real_close(*args)
+        if server is not None and not trio.lowlevel.in_trio_task():
+            # like the kernel, closing a listening socket frees its port at once: wait
+            # (briefly) for AT+CIPSERVER=0, so the next listen() finds the server free
+            server[0].finished.wait(5)
 
     def dup(self):
         new = super().dup()

@@ -120,3 +120,20 @@ def test_accept_timeout_and_nonblocking(patched):
             assert conn.recv(10) == b"ping"
             conn.sendall(b"pong")
             assert c.recv(10) == b"pong"
+
+
+def test_udp_server_on_the_module(patched):
+    port = free_port(socket.SOCK_DGRAM)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv:
+        srv.bind(("", port))
+        assert srv.getsockname()[1] == port
+        srv.settimeout(5)
+        with _orig.socket(socket.AF_INET, socket.SOCK_DGRAM) as host:
+            host.bind(("127.0.0.1", 0))
+            host.settimeout(5)
+            for i in range(3):
+                host.sendto(b"ping %d" % i, ("127.0.0.1", port))
+                data, addr = srv.recvfrom(100)
+                assert data == b"ping %d" % i and addr == host.getsockname()
+                srv.sendto(b"pong " + data, addr)
+                assert host.recvfrom(100) == (b"pong ping %d" % i, ("127.0.0.1", port))
