@@ -368,7 +368,7 @@ class Net(_Group):
 
     async def _open(self, kind, host, port, timeout=None, **extra) -> Link:
         e = self._e
-        await e.wait_usable(6.0)
+        await e.wait_usable(10.0)
         lid = e._alloc_id(kind)
         gen = e._new_generation(lid)
         link = Link(e, lid, gen, kind, remote=(str(host), int(port)))

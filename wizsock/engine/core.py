@@ -227,7 +227,17 @@ class Engine:
         self._nursery = nursery
         nursery.start_soon(self._reader)
         async with self._cmd_lock:
-            await self._initialise(first=True)
+            for attempt in range(4):
+                try:
+                    await self._initialise(first=attempt == 0)
+                    break
+                except (E.CommandTimeout, E.CommandError, E.ModuleReset) as exc:
+                    # a garbled or lost answer, or the module restarting: again
+                    if attempt == 3 or isinstance(exc, E.ModuleUnresponsive):
+                        raise
+                    log.warning("%s: start-up attempt %d failed (%s); again", self.name,
+                                attempt + 1, exc)
+                    await trio.sleep(0.2)
         self._usable.set()
         nursery.start_soon(self._supervisor)
         nursery.start_soon(self._sender)
@@ -446,7 +456,7 @@ class Engine:
         command is on the wire it runs to completion under a shield.
         """
         tmo = self.timeout_for(request.name, timeout)
-        await self.wait_usable(max(tmo, 6.0))
+        await self.wait_usable(max(tmo, 10.0))
         async with self._cmd_lock:
             if not self._usable.is_set():
                 raise E.ModuleReset(f"{self.name}: module reset before the command was sent")
