@@ -80,3 +80,53 @@ def test_websocket_client(patched, at_log):
             ws.close()
         assert server.received[0] == b"hello"
     assert at_log.count("CIPSTART") == 1
+
+
+def test_ssl_wrap_before_connect_goes_over_the_module(https_srv, patched, at_log):
+    import socket
+    import wizsock.ssl as wssl
+    ctx = https_srv.ca.client_context()
+    s = ctx.wrap_socket(socket.socket(), server_hostname="localhost")
+    assert isinstance(s, wssl.SSLSocket)
+    with s:
+        s.settimeout(10)
+        s.connect(("127.0.0.1", https_srv.port))
+        assert s.getpeername() == ("127.0.0.1", https_srv.port)
+        assert s.version().startswith("TLS")
+        assert s.getpeercert()["subjectAltName"]
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+    assert at_log.count("CIPSTART") == 1
+
+
+def test_alpn_and_sni_reach_the_server(ca, patched):
+    import socket
+    import ssl
+    import threading
+    from wizsock import _orig
+    seen = {}
+    server_ctx = ca.server_context()
+    server_ctx.set_alpn_protocols(["h2", "http/1.1"])
+    server_ctx.sni_callback = lambda sslobj, name, ctx: seen.__setitem__("sni", name)
+    lsock = _orig.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+
+    def serve():
+        with _orig.internal():
+            conn, _ = lsock.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                seen["alpn"] = tls.selected_alpn_protocol()
+                tls.sendall(b"ok")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ctx = ca.client_context()
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(lsock.getsockname(), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.recv(2) == b"ok"
+            assert tls.selected_alpn_protocol() == "h2"
+    t.join(5)
+    lsock.close()
+    assert seen == {"sni": "localhost", "alpn": "h2"}
