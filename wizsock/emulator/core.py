@@ -373,6 +373,10 @@ class Emulator:
     def attach(self, sink: Callable[[bytes, int], None]):
         """Set where module output goes (sink(data, baud) on the emulator thread)."""
         self._sink = sink
+        try:
+            self._token.run_sync_soon(self._rts_wake.changed)
+        except (trio.RunFinishedError, AttributeError):
+            pass
 
     def detach(self, sink):
         if self._sink is sink:
@@ -493,7 +497,9 @@ class Emulator:
                 while not self.outbuf.data:
                     await self.outbuf.wait()
                 t_next = max(t_next, time.monotonic())
-            while self.flow and not self.rts:
+            while (self.flow and not self.rts) or self._sink is None:
+                # RTS off (flow control), or no host attached yet: output waits, so an
+                # in-process port opened just after start() still sees the banner
                 await self._rts_wake.wait()
                 t_next = max(t_next, time.monotonic())
             f = self.faults

@@ -695,6 +695,8 @@ async def cipclose(ctx, req):
             raise ValueError("link id needed")
         lid = 0
     if lid == 5:
+        if net.server is not None:
+            return "OK"  # spec 3.3.13: in server mode, ID 5 has no effect
         for link in sorted(list(st.links.values()), key=lambda x: x.id):
             await net.close_link(link, notify=False)
             await ctx.send_line(net.closed_line(link.id))

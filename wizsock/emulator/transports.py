@@ -36,8 +36,12 @@ class _Writer:
         self.pending = bytearray()
         self.wake = None
 
+    LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
+
     def sink(self, data: bytes, baud: int):
         self.pending += data
+        if len(self.pending) > self.LIMIT:
+            del self.pending[:len(self.pending) - self.LIMIT]
         if self.wake is not None:
             self.wake.set()
 
