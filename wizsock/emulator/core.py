@@ -170,6 +170,7 @@ class Emulator:
         self.net = None                    # wizsock.emulator.net.Net, set in _main
         self.transports = []
         self.transcript = []               # (direction, bytes) when log_traffic
+        self._log_partial = {}
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
 
@@ -428,12 +429,20 @@ class Emulator:
         self.inbuf.changed()
 
     def _log(self, direction, data):
+        """Traffic log: whole lines (a prompt or data without a line end after 512 bytes)."""
         self.transcript.append((direction, bytes(data)))
-        if self.log_file is not None:
-            for line in bytes(data).split(b"\n"):
-                if line.strip():
-                    shown = atparse.redact(line.rstrip(b"\r"))
-                    print(f"{direction} {shown!r}", file=self.log_file, flush=True)
+        if self.log_file is None:
+            return
+        partial = self._log_partial.get(direction, b"") + bytes(data)
+        *lines, rest = partial.split(b"\n")
+        if rest in (b">", b"> ") or len(rest) > 512:
+            lines.append(rest)
+            rest = b""
+        self._log_partial[direction] = rest
+        for line in lines:
+            if line.strip():
+                shown = atparse.redact(line.rstrip(b"\r"))
+                print(f"{direction} {shown!r}", file=self.log_file, flush=True)
 
     # ------------------------------------------------------------- output
     async def write_unit(self, data: bytes):
