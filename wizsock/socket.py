@@ -10,6 +10,11 @@ Everything that works on a descriptor (blocking and non-blocking I/O, timeouts,
 the methods that describe the connection (``getpeername``, ``getsockname``,
 ``getsockopt(SO_ERROR)``, ...) are answered from what the module said.
 
+Half-close: ``shutdown(SHUT_WR)`` behaves as the kernel's on this side (later
+sends raise ``BrokenPipeError``, receiving goes on until the peer closes), but the
+module has no half-close, so the peer sees the end of the stream only when the
+socket is closed (AT+CIPCLOSE).  ``SHUT_RDWR`` closes the link.
+
 Sockets that stay on the kernel: AF_UNIX (anything not AF_INET), sockets built
 from ``fileno=`` (``accept``/``socketpair``/``dup`` of kernel sockets), sockets
 bound to a loopback address, connections to a loopback port that a kernel
