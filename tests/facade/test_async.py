@@ -7,7 +7,6 @@ import trio
 
 import wizsock
 import wizsock.trio
-from facade.peers import WebSocketEchoServer  # noqa: F401  (kept for symmetry)
 
 REQUEST = b"GET /bytes/30000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -99,20 +98,20 @@ def test_trio_patched_plain_and_tls(http_srv, https_srv, patched, at_log):
     assert at_log.count("CIPSTART") == 2
 
 
+async def _trio_exchanges(module, http_port, https_port, ca):
+    """Through wizsock.trio: plain, TLS, and a name the module resolves."""
+    wizsock.trio.install(module)
+    plain = await _trio_fetch(http_port)
+    tls = await _trio_fetch(https_port, ca.client_context())
+    # names resolve through the module (the emulator's world knows this one)
+    stream = await trio.open_tcp_stream("lab.wizsock.test", http_port)
+    await stream.aclose()
+    assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
+
+
 def test_trio_via_wizsock_trio_without_patch(http_srv, https_srv, module, at_log):
     assert not wizsock.patch.is_patched()
-
-    async def main():
-        wizsock.trio.install(module)
-        plain = await _trio_fetch(http_srv.port)
-        tls = await _trio_fetch(https_srv.port, https_srv.ca.client_context())
-        # names resolve through the module (the emulator's world knows this one)
-        stream = await trio.open_tcp_stream("lab.wizsock.test", http_srv.port)
-        await stream.aclose()
-        return plain, tls
-
-    plain, tls = trio.run(main)
-    assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
+    trio.run(_trio_exchanges, module, http_srv.port, https_srv.port, https_srv.ca)
     assert at_log.count("CIPSTART") == 3
     assert at_log.count("CIPDOMAIN") == 1
 
@@ -125,13 +124,7 @@ def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_
         async with wizsock.open_module(f"wizemu://?baud={BAUD}", baudrate=BAUD) as m:
             await m.wifi.set_mode(1)
             await m.wifi.join(*EMULATOR_AP)
-            wizsock.trio.install(m)
-            plain = await _trio_fetch(http_srv.port)
-            tls = await _trio_fetch(https_srv.port, https_srv.ca.client_context())
-            stream = await trio.open_tcp_stream("lab.wizsock.test", http_srv.port)
-            await stream.aclose()
-            return plain, tls
+            await _trio_exchanges(m, http_srv.port, https_srv.port, https_srv.ca)
 
-    plain, tls = trio.run(main)
-    assert len(_body(plain)) == 30000 and len(_body(tls)) == 30000
+    trio.run(main)
     assert at_log.count("CIPSTART") == 3
