@@ -403,7 +403,7 @@ async def cipdomain(ctx, req):
     return "OK"
 
 
-@handler("CIPDNS_CUR", "CIPDNS_DEF", "CIPDNS")
+@handler("CIPDNS_CUR", "CIPDNS_DEF")
 async def cipdns(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -469,7 +469,7 @@ async def cipsslsize(ctx, req):
     return "OK"
 
 
-@handler("CIPSSLCONF", "SSLCCONF", "CIPSSLCCONF")
+@handler("CIPSSLCONF")
 async def cipsslconf(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
