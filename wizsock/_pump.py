@@ -244,9 +244,10 @@ async def pump_stream(conn, pair_end, open_fn=None, junk=0):
         reset = await _run_stream(conn, link, tsock)
     finally:
         conn.state = "failed" if conn.state == "failed" else "closed"
+        engine_closing = trio.current_effective_deadline() == float("-inf")
         await _close_link(link)
-        if reset:
-            conn.poke_user()
+        if reset or (engine_closing and link is not None):
+            conn.poke_user()   # the module went away under the connection: a reset
         tsock.close()
         conn.finished.set()
 

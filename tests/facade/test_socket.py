@@ -287,3 +287,15 @@ def test_loopback_stays_on_the_host_with_a_real_module(tcp_echo):
     assert wsocket._route_to_module("192.0.2.10", 80, socket.SOCK_STREAM, handle)
     emulated = wsocket._Handle(type("Emu", (), {"port": "wizemu://"})())
     assert wsocket._route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, emulated)
+
+
+def test_closing_the_module_resets_open_sockets(tcp_echo):
+    m = open_module()
+    try:
+        with wizsock.patched(m):
+            s = socket.create_connection(tcp_echo.address, timeout=10)
+    finally:
+        m.close()
+    with s, pytest.raises(ConnectionResetError):
+        while s.recv(100):
+            pass
