@@ -16,16 +16,35 @@ import contextvars
 import socket as _stdsocket
 import threading as _threading
 
-# Saved at first import of wizsock's facade, before anything can patch.
+import _socket
+
+# Saved at first import of wizsock's facade, before anything can patch.  The C
+# functions are the originals as they are; the Python ones of socket.py look up
+# ``socket``/``getaddrinfo`` in that module at call time, so their stand-ins below
+# run in the internal context (or build the original class themselves).
 socket = _stdsocket.socket
 SocketType = _stdsocket.SocketType
-socketpair = _stdsocket.socketpair
 getaddrinfo = _stdsocket.getaddrinfo
 gethostbyname = _stdsocket.gethostbyname
 gethostbyname_ex = _stdsocket.gethostbyname_ex
-create_connection = _stdsocket.create_connection
+_std_create_connection = _stdsocket.create_connection
 
 _INTERNAL = contextvars.ContextVar("wizsock_internal", default=False)
+
+
+def socketpair(family=_stdsocket.AF_UNIX, type=_stdsocket.SOCK_STREAM, proto=0):
+    """``socket.socketpair`` returning the host's own socket class."""
+    a, b = _socket.socketpair(family, type, proto)
+    return socket(family, type, proto, a.detach()), socket(family, type, proto, b.detach())
+
+
+def create_connection(*args, **kwargs):
+    """``socket.create_connection`` on the host's network, patched or not."""
+    token = _INTERNAL.set(True)
+    try:
+        return _std_create_connection(*args, **kwargs)
+    finally:
+        _INTERNAL.reset(token)
 
 
 INTERNAL_THREAD_PREFIXES = ("wizemu-", "wizsock-")

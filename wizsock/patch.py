@@ -82,7 +82,7 @@ def _originals():
     return {
         "socket": _orig.socket, "SocketType": _orig.SocketType,
         "getaddrinfo": _orig.getaddrinfo, "gethostbyname": _orig.gethostbyname,
-        "create_connection": _orig.create_connection,
+        "create_connection": _orig._std_create_connection,
     }
 
 

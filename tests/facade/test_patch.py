@@ -36,7 +36,7 @@ def test_patch_replaces_exactly_the_five_and_the_ssl_hook(module):
 
 def test_copies_taken_before_the_patch_are_fixed_and_restored(module):
     early = types.ModuleType("httpcore._wizsock_early_probe")
-    early.create_connection = _orig.create_connection       # `from socket import create_connection`
+    early.create_connection = _orig._std_create_connection       # `from socket import create_connection`
     early.getaddrinfo = _orig.getaddrinfo
 
     class EarlySocket(_orig.socket):
@@ -52,7 +52,7 @@ def test_copies_taken_before_the_patch_are_fixed_and_restored(module):
             assert early.getaddrinfo is wsocket.getaddrinfo
         finally:
             wizsock.unpatch()
-        assert early.create_connection is _orig.create_connection
+        assert early.create_connection is _orig._std_create_connection
         assert early.getaddrinfo is _orig.getaddrinfo
     finally:
         del sys.modules[early.__name__]

@@ -137,3 +137,30 @@ def test_udp_server_on_the_module(patched):
                 assert data == b"ping %d" % i and addr == host.getsockname()
                 srv.sendto(b"pong " + data, addr)
                 assert host.recvfrom(100) == (b"pong ping %d" % i, ("127.0.0.1", port))
+
+
+def test_asyncio_server_on_the_module(patched):
+    import asyncio
+    port = free_port()
+
+    async def main():
+        async def echo(reader, writer):
+            data = await reader.readline()
+            writer.write(b"echo: " + data)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "0.0.0.0", port)
+        async with server:
+            def client():
+                with _orig.create_connection(("127.0.0.1", port), timeout=10) as c:
+                    c.sendall(b"hello module\n")
+                    out = b""
+                    while True:
+                        chunk = c.recv(100)
+                        if not chunk:
+                            return out
+                        out += chunk
+            return await asyncio.get_running_loop().run_in_executor(None, client)
+
+    assert asyncio.run(main()) == b"echo: hello module\n"
