@@ -71,6 +71,22 @@ async def test_uart_switch_and_baud_hunt():
         assert m.engine._port.baudrate == 460800
         await m.system.at()
         assert (await m.system.uart()).baudrate == 460800
+        # a reset brings the module back at its flash rate (115200): the engine finds
+        # it again and switches it to the rate it was told to use
+        emu = m.engine._port.emulator
+        before = m.engine.reset_count
+        await trio.to_thread.run_sync(
+            lambda: trio.from_thread.run_sync(emu.reset, trio_token=emu._token))
+        with trio.fail_after(5):
+            while True:
+                try:
+                    await m.system.at()
+                    break
+                except (E.ModuleReset, E.CommandTimeout):
+                    pass
+        assert m.engine.reset_count == before + 1
+        assert m.engine._port.baudrate == 460800
+        assert (await m.system.uart()).baudrate == 460800
 
 
 @trio_test

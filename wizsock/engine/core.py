@@ -190,6 +190,7 @@ class Engine:
         self._initialising = False
         self._init_ready_seen = False
         self._last_rx = 0.0
+        self._last_garbage_probe = 0.0
         self._session: Dict[str, Any] = {}
         self.api = None
 
@@ -697,8 +698,9 @@ class Engine:
         self._garbage_times.append(now)
         # a burst of unreadable lines with nothing valid between: boot noise or a
         # baud-rate change; probe (handled by the supervisor)
-        if len(self._garbage_times) >= 4 and now - self._garbage_times[-4] < 1.0:
-            self._garbage_times.clear()
+        # (one probe per 0.5 s at most; a probe is a 4-byte AT)
+        if now - self._last_garbage_probe > 0.5:
+            self._last_garbage_probe = now
             if self._usable.is_set() and self._nursery is not None and not self._closing:
                 self._nursery.start_soon(self._check_alive)
 
