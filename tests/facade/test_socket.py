@@ -299,3 +299,4 @@ def test_closing_the_module_resets_open_sockets(tcp_echo):
     with s, pytest.raises(ConnectionResetError):
         while s.recv(100):
             pass
+
