@@ -145,6 +145,10 @@ def patch(port_or_module=None, *, route=None, **module_options):
         module = open_default_module(port_or_module, **module_options) if owned else port_or_module
         if not owned and module_options:
             raise TypeError("module options are for a port; this module is already open")
+        if not owned and not (hasattr(module, "run") and hasattr(module, "start_soon")):
+            raise TypeError("wizsock.patch() needs a blocking wizsock.Module (the engine in its "
+                            "own thread); for trio code on open_module()'s loop use "
+                            "wizsock.trio.install(module)")
         _wsocket.set_module(module)
         _wsocket.set_routing_policy(route)
         originals = _originals()

@@ -71,3 +71,11 @@ def test_no_module_is_a_clear_error():
     s = wsocket.socket()
     with s, pytest.raises(OSError, match="no WizFi360 module"):
         s.connect(("127.0.0.1", 9))
+
+
+def test_patch_refuses_an_async_module():
+    class AsyncOnly:
+        net = None
+    with pytest.raises(TypeError, match="wizsock.trio.install"):
+        wizsock.patch(AsyncOnly())
+    assert not wizsock.patch.is_patched()
