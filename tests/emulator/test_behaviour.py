@@ -348,3 +348,31 @@ def test_concurrent_urcs_from_threads(at):
         t.join()
     at.read_until(lambda b: b.count(b"+STA_CONNECTED") == 150 or None, 5)
     at.ok(b"AT")
+
+
+def test_passthrough_reconnects_a_broken_link(make_emu):
+    srv = EchoServer(echo=False)
+    emu = make_emu()
+    at = open_at(emu)
+    join(at)
+    at.ok(b"AT+CIPMODE=1")
+    at.ok(b'AT+CIPSTART="TCP","127.0.0.1",%d' % srv.port)
+    at.port.write(b"AT+CIPSEND\r\n")
+    at.expect(b">")
+    at.port.write(b"first")
+    deadline = time.monotonic() + 3
+    while bytes(srv.received) != b"first" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.conns[0].shutdown(socket.SHUT_RDWR)  # the peer drops the connection
+    time.sleep(0.2)
+    at.port.write(b"second")
+    deadline = time.monotonic() + 3
+    while bytes(srv.received) != b"firstsecond" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert bytes(srv.received) == b"firstsecond" and len(srv.conns) == 2
+    assert b"CLOSED" not in at.buf + at.port.read(100)  # passthrough output stays pure
+    time.sleep(0.1)
+    at.port.write(b"+++")
+    time.sleep(0.2)
+    at.ok(b"AT")
+    srv.close()

@@ -50,6 +50,7 @@ class Link:
         self.udp_mode = 0
         self.udp_changed = False
         self.real = remote              # where the socket really goes (world `nat`)
+        self.target = None              # (kind, host, port, extra) as CIPSTART gave it
         self.scope = trio.CancelScope()
         self.closed = False
         self.last_activity = time.monotonic()
@@ -79,6 +80,7 @@ class Net:
         self.emu = emu
         self.state = emu.state
         self.server = None              # (listeners, cancel scope, port)
+        self.pass_target = None         # what passthrough reconnects to: (kind, host, port, extra)
 
     # ----------------------------------------------------------- bookkeeping
     @property
@@ -111,8 +113,8 @@ class Net:
                 link.sock.close()
         except Exception:
             pass
-        if notify:
-            self.emu.urc(self.closed_line(link.id))
+        if notify and not (self.state.transparent and link.id == 0):
+            self.emu.urc(self.closed_line(link.id))  # passthrough data stays pure
 
     async def drop_all(self, silent=True):
         for link in list(self.links.values()):
@@ -164,6 +166,7 @@ class Net:
             link = Link(self, lid, kind, (ip, port), local_port)
             link.real = real
             link.stream = stream
+        link.target = (kind, host, port, list(extra))
         self.links[lid] = link
         nursery.start_soon(self._reader, link)
         return link
@@ -277,8 +280,17 @@ class Net:
         if pkt == b"+++":
             await trio.sleep(0.05)
             self.state.transparent = False
+            self.pass_target = None
             return
         link = self.links.get(0)
+        if (link is None or link.closed) and self.pass_target is not None:
+            # spec 3.3.18: in passthrough a broken TCP link is re-established until +++
+            kind, host, port, extra = self.pass_target
+            try:
+                with trio.move_on_after(1):
+                    link = await self.open_link(0, kind, host, port, extra, emu.life)
+            except CommandFailed:
+                link = None
         if link is not None and not link.closed:
             try:
                 await link.send(pkt)
@@ -298,6 +310,7 @@ class Net:
         except CommandFailed:
             return
         st.cur["cipmode"] = 1
+        self.pass_target = self.links[0].target
         st.transparent = True
         self.emu.inbuf.changed()
 
@@ -523,6 +536,7 @@ async def _send_common(ctx, req, ex=False):
             raise CommandFailed("ERROR")
         await ctx.write(b"\r\nOK\r\n")
         await ctx.write(b">")
+        _net(ctx).pass_target = link.target
         st.transparent = True
         return None
     need_form(req, "set")
