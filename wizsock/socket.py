@@ -633,12 +633,11 @@ class socket(_KSocket):
         _KSocket.send(self, _pump.pack_addr(dest) + payload, flags)
         return len(payload)
 
-    def _wiz_udp_routed(self):
-        return self._wiz is not None and self._wiz.kind == "UDP"
-
+    # the data methods stay one attribute test away from the C methods for TCP
     def send(self, data, flags=0):
-        if self._wiz_udp_routed():
-            peer = getattr(self._wiz, "udp_peer", None)
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
+            peer = getattr(w, "udp_peer", None)
             if peer is None:
                 raise OSError(errno.EDESTADDRREQ, os.strerror(errno.EDESTADDRREQ))
             payload = memoryview(data).tobytes()
@@ -647,24 +646,28 @@ class socket(_KSocket):
         return _KSocket.send(self, data, flags)
 
     def sendall(self, data, flags=0):
-        if self._wiz_udp_routed():
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
             self.send(data, flags)
             return None
         return _KSocket.sendall(self, data, flags)
 
     def recvfrom(self, bufsize, flags=0):
-        if self._wiz_udp_routed():
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
             frame = _KSocket.recv(self, bufsize + _pump.ADDR_LEN, flags)
             return frame[_pump.ADDR_LEN:], _pump.unpack_addr(frame)
         return _KSocket.recvfrom(self, bufsize, flags)
 
     def recv(self, bufsize, flags=0):
-        if self._wiz_udp_routed():
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
             return self.recvfrom(bufsize, flags)[0]
         return _KSocket.recv(self, bufsize, flags)
 
     def recvfrom_into(self, buffer, nbytes=0, flags=0):
-        if self._wiz_udp_routed():
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
             view = memoryview(buffer).cast("B")
             n = nbytes or len(view)
             data, addr = self.recvfrom(n, flags)
@@ -673,7 +676,8 @@ class socket(_KSocket):
         return _KSocket.recvfrom_into(self, buffer, nbytes, flags)
 
     def recv_into(self, buffer, nbytes=0, flags=0):
-        if self._wiz_udp_routed():
+        w = self._wiz
+        if w is not None and w.kind == "UDP":
             return self.recvfrom_into(buffer, nbytes, flags)[0]
         return _KSocket.recv_into(self, buffer, nbytes, flags)
 
