@@ -164,3 +164,27 @@ def test_asyncio_server_on_the_module(patched):
             return await asyncio.get_running_loop().run_in_executor(None, client)
 
     assert asyncio.run(main()) == b"echo: hello module\n"
+
+
+def test_asyncio_datagram_endpoint(dns, patched):
+    import asyncio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                if not got.done():
+                    got.set_result((data, addr))
+
+        transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=(dns.host, dns.port))
+        try:
+            transport.sendto(dns_query("test.local", qid=21))
+            return await asyncio.wait_for(got, 10)
+        finally:
+            transport.close()
+
+    data, addr = asyncio.run(main())
+    assert addr == (dns.host, dns.port)
+    assert parse_dns_response(data) == (21, 0, ["127.0.0.1"])
