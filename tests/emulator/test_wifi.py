@@ -159,3 +159,18 @@ def test_savetranslink_enters_passthrough_on_boot(make_emu, echo_server):
     at.port.write(b"+++")
     time.sleep(0.2)
     at.ok(b"AT")
+
+
+def test_softap_stations_come_and_go(make_emu):
+    world = dict(WORLD, stations=[
+        {"mac": "aa:bb:cc:00:00:01"},
+        {"mac": "aa:bb:cc:00:00:09", "join_after": 0.2, "leave_after": 0.6},
+    ])
+    at = open_at(make_emu(world=world))
+    assert at.ok(b"AT+CWLIF").count(b'","') == 1
+    out = at.expect(b"+DIST_STA_IP:", timeout=3) + at.expect(b"\r\n")
+    assert b'+STA_CONNECTED:"aa:bb:cc:00:00:09"' in out
+    assert b'"aa:bb:cc:00:00:09","192.168.36.3"' in out
+    assert at.ok(b"AT+CWLIF").count(b'","') == 2
+    at.expect(b'+STA_DISCONNECTED:"aa:bb:cc:00:00:09"', timeout=3)
+    assert b"aa:bb:cc:00:00:09" not in at.ok(b"AT+CWLIF")

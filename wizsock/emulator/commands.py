@@ -430,12 +430,47 @@ async def cwsap(ctx, req):
     return "OK"
 
 
+def station_ip(st, i, sta):
+    return sta.get("ip") or str(ipaddress.IPv4Address(st.cur["dhcps"][1]) + i)
+
+
 def _stations(st):
-    lo = ipaddress.IPv4Address(st.cur["dhcps"][1])
+    """SoftAP clients now associated: world stations without `join_after`, and those
+    whose join the emulator has announced (and that have not left)."""
+    joined = st.cur.get("sta_joined", set())
     out = []
     for i, sta in enumerate(st.world.get("stations", [])):
-        out.append((sta.get("ip") or str(lo + i), sta["mac"].lower()))
+        mac = sta["mac"].lower()
+        if ("join_after" not in sta or mac in joined) and mac not in st.cur.get("sta_left", set()):
+            out.append((station_ip(st, i, sta), mac))
     return out[: st.cur["sap"][4]]
+
+
+async def softap_stations(emu):
+    """World stations with `join_after`/`leave_after` (seconds after boot) come and go,
+    announced as the module does: +STA_CONNECTED, +DIST_STA_IP, +STA_DISCONNECTED."""
+    st = emu.state
+    events = []
+    for i, sta in enumerate(st.world.get("stations", [])):
+        if "join_after" in sta:
+            events.append((float(sta["join_after"]), "join", i, sta))
+        if "leave_after" in sta:
+            events.append((float(sta["leave_after"]), "leave", i, sta))
+    t0 = trio.current_time()
+    st.cur["sta_joined"], st.cur["sta_left"] = set(), set()
+    for when, what, i, sta in sorted(events, key=lambda e: e[0]):
+        await trio.sleep_until(t0 + when)
+        if st.mode not in (2, 3):
+            continue
+        mac = sta["mac"].lower()
+        if what == "join":
+            st.cur["sta_joined"].add(mac)
+            st.cur["sta_left"].discard(mac)
+            emu.urc(b"+STA_CONNECTED:" + q(mac))
+            emu.urc(b"+DIST_STA_IP:" + q(mac) + b"," + q(station_ip(st, i, sta)))
+        else:
+            st.cur["sta_left"].add(mac)
+            emu.urc(b"+STA_DISCONNECTED:" + q(mac))
 
 
 @handler("CWLIF")

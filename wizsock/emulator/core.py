@@ -302,6 +302,9 @@ class Emulator:
         self.inbuf.data.clear()
         if st.cur["autoconn"] and st.mode in (1, 3) and st.cur.get("jap"):
             life.start_soon(self._autoconnect)
+        if any("join_after" in s or "leave_after" in s for s in self.world.get("stations", [])):
+            from wizsock.emulator.commands import softap_stations
+            life.start_soon(softap_stations, self)
         tl = st.flash.get("translink")
         if tl and tl[0] == 1:
             life.start_soon(self.net.boot_translink, tl)
