@@ -1,11 +1,11 @@
 """``wizsock run [--port URL] [options] -- PROGRAM [ARGS...]``
 
-Runs an unmodified Python program in this process with :func:`wizsock.patch`
+Runs an unmodified Python program in this process with wizsock.patch()
 installed before its first import, so its sockets, name lookups and TLS go over
-the module.  PROGRAM is a script (``script.py``), ``-m module`` or ``-c code``,
-optionally preceded by ``python``/``python3``/the interpreter's path, as you would
-type it.  With no ``--port``, the in-process emulator (``wizemu://``) is started
-and joined to its default access point, so this works with no hardware.
+the module.  PROGRAM is a script (script.py), -m module or -c code, optionally
+preceded by python/python3/the interpreter's path, as you would type it.  With
+no --port, the in-process emulator (wizemu://) is started and joined to its
+default access point, so this works with no hardware.
 """
 from __future__ import annotations
 
