@@ -540,6 +540,8 @@ async def _send_common(ctx, req, ex=False):
         st.transparent = True
         return None
     need_form(req, "set")
+    if st.cur["cipmode"] == 1:
+        raise CommandFailed("ERROR")  # CIPMODE=1: only the passthrough form AT+CIPSEND
     lid, a = _link_arg(ctx, list(ctx.args))
     if len(a) not in (1, 3):
         raise ValueError("length [, ip, port]")
