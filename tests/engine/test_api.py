@@ -457,3 +457,44 @@ def test_blocking_module_and_logging_redacts(caplog):
     assert "AT+CWJAP_CUR" in text
     assert AP[1] not in text                     # the WiFi password never reaches the log
     assert "mqtt-secret-pw" not in text          # nor the MQTT password (command or answer)
+
+
+@trio_test
+async def test_cancelled_open_leaves_no_link_behind():
+    with tcp_echo_server() as echo:
+        async with module() as m:
+            await joined(m)
+            cancelled = 0
+            for delay in (0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02):
+                got = None
+                with trio.move_on_after(delay) as cs:
+                    got = await m.net.open_tcp("127.0.0.1", echo.port)
+                if got is not None:          # finished in time: ours to close
+                    await got.aclose()
+                cancelled += cs.cancelled_caught
+                assert not m.net.links, (delay, dict(m.net.links))
+            assert cancelled >= 2
+            st = await m.net.status()
+            assert not st.links                   # nothing half-open on the module either
+            link = await m.net.open_tcp("127.0.0.1", echo.port)
+            await link.send(b"still fine")
+            assert await link.receive(100) == b"still fine"
+            await link.aclose()
+
+
+@trio_test
+async def test_unreadable_module_is_detected_and_recovered():
+    async with module() as m:
+        # the host's UART drifts to another rate behind the engine's back: every answer
+        # is garbage; the engine notices, hunts the rate and carries on
+        m.engine._port.baudrate = 57600
+        with trio.fail_after(15):
+            while True:
+                try:
+                    await m.system.at()
+                    break
+                except (E.CommandTimeout, E.ModuleReset):
+                    pass
+        assert m.engine._port.baudrate == BAUD
+        assert m.engine.reset_count >= 1
+        assert (await m.system.version()).at_version.startswith("1.1.1.7")
