@@ -832,7 +832,7 @@ class Engine:
         else:
             cands = [l for l in self._links.values() if l._segs]
         if not cands:
-            log.warning("%s: SEND FAIL with no send outstanding", self.name)
+            log.debug("%s: SEND FAIL with no send outstanding (after a close)", self.name)
             return
         for link in cands:
             link._fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
