@@ -28,6 +28,7 @@ import collections
 import errno
 import ipaddress
 import logging
+import math
 import os
 import random
 import socket as _stdsocket
@@ -384,14 +385,14 @@ def _address(address, what):
     return _host_str(host), port
 
 
-async def _open_within(open_fn, timeout):
-    """Open a link, giving up after ``timeout`` seconds (a socket timeout).
+async def _open_within(open_fn, timeout, box):
+    """Open a link, giving up after ``timeout`` seconds (None: no limit).
 
     An AT command in flight is not cancelled by the engine; the open carries on in
-    a task of its own, and a link that arrives after the caller gave up is closed.
+    a task of its own, and a link that arrives after the caller gave up (timeout,
+    or ``box["abandoned"]`` set by an interrupted caller) is closed.
     """
     done = trio.Event()
-    box = {}
 
     async def opener():
         try:
@@ -404,7 +405,7 @@ async def _open_within(open_fn, timeout):
                 await _pump._close_link(box["link"])
 
     trio.lowlevel.spawn_system_task(opener)
-    with trio.move_on_after(timeout):
+    with trio.move_on_after(math.inf if timeout is None else timeout):
         await done.wait()
     if not done.is_set():
         box["abandoned"] = True
@@ -555,12 +556,19 @@ class socket(_KSocket):
                 return errno.EINPROGRESS
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
 
-        async def open_blocking():
-            if timeout is None:
-                return await open_fn()
-            return await _open_within(open_fn, timeout)
+        box = {}
 
-        link = handle.call(open_blocking)
+        async def open_blocking():
+            return await _open_within(open_fn, timeout, box)
+
+        try:
+            link = handle.call(open_blocking)
+        except BaseException:
+            # interrupted (KeyboardInterrupt...): whoever finishes last closes the link
+            box["abandoned"] = True
+            if "link" in box:
+                handle.spawn(_pump._close_link, box["link"])
+            raise
         conn.link = link
         conn.local = getattr(link, "local", None)
         conn.state = "connected"
