@@ -51,3 +51,13 @@ def thread_names():
     bounded cache of idle worker threads)."""
     return sorted(t.name for t in threading.enumerate()
                   if not t.name.startswith(("test-", "Trio thread")) and " from " not in t.name)
+
+
+def read_to_eof(sock, chunk=65536):
+    """Everything the peer sends until it closes."""
+    data = b""
+    while True:
+        part = sock.recv(chunk)
+        if not part:
+            return data
+        data += part

@@ -5,16 +5,12 @@ import socket
 import pytest
 
 import wizsock.ssl as wssl
+from facade.helpers import read_to_eof
 
 
 def _get(sock):
     sock.sendall(b"GET /bytes/3000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
+    return read_to_eof(sock)
 
 
 def test_module_tls_verified(https_srv, patched, at_log):

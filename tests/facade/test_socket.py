@@ -10,7 +10,7 @@ import pytest
 
 import wizsock
 import wizsock.socket as wsocket
-from facade.helpers import open_module, wait_links_free
+from facade.helpers import open_module, read_to_eof, wait_links_free
 from support.servers import free_port, tcp_source
 from wizsock import _orig
 
@@ -116,13 +116,7 @@ def test_remote_close_gives_eof(patched):
         src = src_cm.__enter__()
     try:
         with socket.create_connection(src.address, timeout=10) as s:
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            assert data == src.data
+            assert read_to_eof(s) == src.data
             assert s.recv(10) == b""
     finally:
         src_cm.__exit__(None, None, None)

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from facade.helpers import read_to_eof
 from support.servers import dns_query, free_port, parse_dns_response
 from wizsock import _orig
 
@@ -79,12 +80,7 @@ def test_http_server_on_the_module(patched, at_log):
         for _ in range(3):
             with _orig.create_connection(("127.0.0.1", port), timeout=10) as c:
                 c.sendall(b"GET / HTTP/1.1\r\nHost: module\r\nConnection: close\r\n\r\n")
-                raw = b""
-                while True:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
+                raw = read_to_eof(c)
             head, _, body = raw.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
             assert body.startswith(b"served from the module to ") and len(body) > 2000
@@ -155,12 +151,7 @@ def test_asyncio_server_on_the_module(patched):
             def client():
                 with _orig.create_connection(("127.0.0.1", port), timeout=10) as c:
                     c.sendall(b"hello module\n")
-                    out = b""
-                    while True:
-                        chunk = c.recv(100)
-                        if not chunk:
-                            return out
-                        out += chunk
+                    return read_to_eof(c)
             return await asyncio.get_running_loop().run_in_executor(None, client)
 
     assert asyncio.run(main()) == b"echo: hello module\n"
