@@ -98,7 +98,11 @@ async def test_wifi_group():
         assert any(isinstance(a, R.AccessPoint) and a.ssid == AP[0] for a in aps)
         only = await m.wifi.scan(AP[0])
         assert only and all(a.ssid == AP[0] for a in only)
-        await m.wifi.scan_options(True, 0b10000011111)
+        await m.wifi.scan_options(True, 0b00000000110)      # ssid and rssi only
+        part = await m.wifi.scan()
+        assert part and all(a.ecn is None and a.mac is None and a.ssid for a in part)
+        assert [a.rssi for a in part] == sorted((a.rssi for a in part), reverse=True)
+        await m.wifi.scan_options(False, 0b10000011111)
         with pytest.raises(E.JoinError) as ei:
             await m.wifi.join(AP[0], "wrong-password")
         assert ei.value.code == 2 and ei.value.meaning == "wrong password"

@@ -223,17 +223,24 @@ class Wifi(_Group):
     async def scan(self, ssid: Optional[str] = None, mac: Optional[str] = None,
                    channel: Optional[int] = None, timeout=None):
         """AT+CWLAP[=<ssid>[,<mac>][,<channel>]] -> list of records.AccessPoint."""
+        opts = {"mask": self._mask}
         if ssid is None and mac is None and channel is None:
-            resp = await self._e.command(req("CWLAP", "execute"), timeout=timeout)
+            resp = await self._e.command(req("CWLAP", "execute"), timeout=timeout,
+                                         parse_opts=opts)
         else:
             resp = await self._e.command(req("CWLAP", "set", ssid=ssid or "", mac=mac,
-                                             channel=channel), timeout=timeout)
+                                             channel=channel), timeout=timeout,
+                                         parse_opts=opts)
         rec = resp.record
         return list(rec) if rec is not None else []
 
     async def scan_options(self, sort_by_rssi: bool = False, mask: int = 0b10000011111) -> None:
         """AT+CWLAPOPT=<sort>,<mask> (records.CWLAP_MASK_BITS)."""
         await self._cmd("CWLAPOPT", "set", sort_enable=int(bool(sort_by_rssi)), mask=mask)
+        self._mask = mask
+
+    #: the AT+CWLAPOPT mask in effect (which AccessPoint fields the module prints)
+    _mask = 0b10000011111
 
     async def softap(self, default=False):
         """AT+CWSAP_CUR? -> records.SoftApConfig."""

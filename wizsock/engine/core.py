@@ -449,7 +449,7 @@ class Engine:
             raise E.LinkClosed("module closed")
 
     async def command(self, request, *, timeout=None, payload=None, retry_busy=True,
-                      check=True, parse=True):
+                      check=True, parse=True, parse_opts=None):
         """Run one command; returns a :class:`Response` (``.record`` parsed by the codec).
 
         With ``check`` (default) ERROR/FAIL raise :class:`~wizsock.errors.CommandError`.
@@ -464,17 +464,17 @@ class Engine:
             with trio.CancelScope(shield=True):
                 resp = await self._exec(request, tmo, payload=payload, retry_busy=retry_busy)
         if parse:
-            self._parse(request, resp)
+            self._parse(request, resp, parse_opts)
         if check:
             _check(resp)
         return resp
 
-    def _parse(self, request, resp):
+    def _parse(self, request, resp, opts=None):
         spec = P.COMMANDS.get(request.name) if hasattr(P.COMMANDS, "get") else None
         if spec is None or resp.result not in ("OK", "SEND OK"):
             return
         try:
-            resp.record = spec.parse_response(request.form, resp.events)
+            resp.record = spec.parse_response(request.form, resp.events, **(opts or {}))
         except Exception as exc:
             log.warning("%s: could not parse the %s response %r: %r", self.name,
                         request.name, resp.lines(), exc)
@@ -805,6 +805,8 @@ class Engine:
             else:
                 log.debug("%s: CONNECT on link %d which nobody opened", self.name, ev.link)
         elif ev.state == "CLOSED":
+            if link is not None and link.kind == "MQTT" and self._mqtt is not None:
+                self._mqtt._on_link_event(ev)
             if link is not None:
                 link._on_closed()
                 if not link._opening:
