@@ -376,3 +376,17 @@ def test_passthrough_reconnects_a_broken_link(make_emu):
     time.sleep(0.2)
     at.ok(b"AT")
     srv.close()
+
+
+def test_dns_names_ignore_case_and_special_use_names_stay_local(at, monkeypatch):
+    import socket as _socket
+
+    def no_host_resolver(*a, **k):
+        raise AssertionError(f"host resolver asked for {a[0]!r}")
+
+    monkeypatch.setattr(_socket, "getaddrinfo", no_host_resolver)
+    assert b'+CIPDOMAIN:"127.0.0.1"' in at.ok(b'AT+CIPDOMAIN="LAB.Wizsock.TEST."')
+    assert b'+CIPDOMAIN:"127.0.0.1"' in at.ok(b'AT+CIPDOMAIN="printer.localhost"')
+    for name in (b"unknown.wizsock.test", b"no.such.name.invalid", b"www.example"):
+        r = at.cmd(b'AT+CIPDOMAIN="%s"' % name)
+        assert b"DNS Fail" in r and r.endswith(b"ERROR\r\n"), name

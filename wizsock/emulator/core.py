@@ -684,18 +684,29 @@ class Emulator:
 
     def resolve(self, name: str) -> str:
         name = str(name)
-        dns = self.world.get("dns", {})
-        if name in dns:
-            return dns[name]
+        # DNS names are case-insensitive and may be written fully qualified.
+        key = name.rstrip(".").lower()
+        for known, ip in self.world.get("dns", {}).items():
+            if known.rstrip(".").lower() == key:
+                return ip
         try:
             socket.inet_aton(name)
             return name
         except OSError:
             pass
+        # RFC 6761/2606 special-use names are answered here and never sent to the
+        # host's resolver: tests use them, and their lookups must not leave the machine.
+        if key == "localhost" or key.endswith(".localhost"):
+            return "127.0.0.1"
+        if ("." + key).endswith(SPECIAL_USE_DOMAINS):
+            raise CommandFailed("ERROR", [b"DNS Fail"])
         try:
             return socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0]
         except OSError:
             raise CommandFailed("ERROR", [b"DNS Fail"])
+
+
+SPECIAL_USE_DOMAINS = (".invalid", ".test", ".example", ".localhost")
 
 
 class _nullcm:
