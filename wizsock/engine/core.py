@@ -484,6 +484,7 @@ class Engine:
         wire = request.encode()
         wants_prompt = payload is not None
         attempt = 0
+        started = trio.current_time()
         while True:
             cmd = _Cmd(request, wants_prompt)
             self._cmd = cmd
@@ -496,10 +497,12 @@ class Engine:
                     self._cmd = None
                 self._update_rts()
             if outcome == "busy":
-                if not retry_busy or attempt >= len(BUSY_BACKOFF):
-                    raise E.Busy(f"{self.name}: module busy, {request.name} not run",
-                                 command=request.name, result="busy")
-                pause = BUSY_BACKOFF[attempt]
+                # retried with back-off for as long as the command's own timeout
+                if not retry_busy or (attempt >= len(BUSY_BACKOFF)
+                                      and trio.current_time() - started > timeout):
+                    raise E.Busy(f"{self.name}: module busy, {request.name} not run "
+                                 f"({attempt + 1} tries)", command=request.name, result="busy")
+                pause = BUSY_BACKOFF[min(attempt, len(BUSY_BACKOFF) - 1)]
                 attempt += 1
                 log.debug("%s: busy answer to %s; retry %d in %.2fs", self.name,
                           request.name, attempt, pause)
