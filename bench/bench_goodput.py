@@ -4,14 +4,14 @@ Wire rate = baud / 10 bytes per second (8N1: ten bit times per byte).  The
 emulator's network round trip is 50 ms (``rtt=50``), so stop-and-wait sending
 would pay 50 ms per 2 KiB; the engine pipelines with AT+CIPSENDBUF.
 
-The emulator paces module -> host output at the baud rate but takes host ->
-module bytes instantly; this benchmark therefore wraps the port so the host's
-writes take their wire time too (``PacedPort``), otherwise uploads would
-measure faster than the UART could ever carry.
+The emulator paces both directions at the baud rate (``pace_input=1``: host
+bytes reach the module at the line rate, as through a real UART), so an upload
+can never beat the wire.
 
 Run::
 
-    python bench/bench_goodput.py                  # 115200 and 921600, down and up
+    python -m pytest bench/bench_goodput.py --benchmark-only   # pytest-benchmark, 115200 and 921600
+    python bench/bench_goodput.py                  # the same as a table, 115200 and 921600, down and up
     python bench/bench_goodput.py --baud 921600 --seconds 10 --rtt 50
 
 Download: a loopback server sends N bytes; timed from AT+CIPSTART to EOF.
@@ -27,6 +27,7 @@ import os
 import sys
 import time
 
+import pytest
 import serial
 import trio
 
@@ -40,42 +41,14 @@ from support.servers import deterministic_bytes, tcp_sink, tcp_source  # noqa: E
 AP = ("wizsock-lab", "wizsock123")
 
 
-class PacedPort:
-    """A pyserial port whose writes take len * 10 / baud seconds (a real UART's pace)."""
-
-    def __init__(self, port):
-        self._p = port
-        self._next = 0.0
-
-    def write(self, data):
-        n = self._p.write(data)
-        per_byte = 10.0 / self._p.baudrate
-        now = time.monotonic()
-        self._next = max(self._next, now) + len(data) * per_byte
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        return n
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
-
-    def __setattr__(self, name, value):
-        if name in ("_p", "_next"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._p, name, value)
-
-
 async def measure(baud, rtt_ms, seconds):
     wire = baud / 10.0
     n = int(wire * seconds)
     down_data = deterministic_bytes(n)
     up_data = bytes(reversed(down_data))
     results = {}
-    raw = serial.serial_for_url(f"wizemu://?baud={baud}&rtt={rtt_ms}", baudrate=baud,
-                                timeout=0.02)
-    port = PacedPort(raw)
+    port = serial.serial_for_url(f"wizemu://?baud={baud}&rtt={rtt_ms}&pace_input=1", baudrate=baud,
+                                 timeout=0.02)
     with tcp_source(down_data) as src, tcp_sink(reply=n) as sink:
         async with open_module(port, baudrate=baud) as m:
             await m.wifi.set_mode(1)
@@ -111,6 +84,17 @@ async def measure(baud, rtt_ms, seconds):
             assert reply.split()[-1].decode() == hashlib.sha256(up_data).hexdigest(), reply
             results["up"] = (n, dt, n / dt / wire)
     return results
+
+
+@pytest.mark.parametrize("baud", [115200, 921600])
+def test_goodput(benchmark, baud):
+    """One download and one upload of 4 s of wire time each, rtt 50 ms."""
+    res = benchmark.pedantic(trio.run, args=(measure, baud, 50.0, 4.0), rounds=1, iterations=1)
+    for direction in ("down", "up"):
+        n, dt, frac = res[direction]
+        benchmark.extra_info[f"{direction}_goodput"] = round(frac, 4)
+        benchmark.extra_info[f"{direction}_bytes_per_s"] = round(n / dt)
+    print(f"\n{baud} baud: down {res['down'][2]:.1%}, up {res['up'][2]:.1%} of the wire rate")
 
 
 def main(argv=None):
