@@ -502,3 +502,16 @@ async def test_unreadable_module_is_detected_and_recovered():
         assert m.engine._port.baudrate == BAUD
         assert m.engine.reset_count >= 1
         assert (await m.system.version()).at_version.startswith("1.1.1.7")
+
+
+@trio_test
+async def test_errors_in_the_block_come_out_as_themselves():
+    # SoftAP is the factory mode, where the module refuses AT+CWLAP: the caller's
+    # `except CommandError` must see that error itself, not an ExceptionGroup.
+    with pytest.raises(E.CommandError, match="CWLAP"):
+        async with module() as m:
+            await m.wifi.set_mode(2)
+            await m.wifi.scan()
+    with pytest.raises(KeyError):
+        async with module():
+            raise KeyError("mine")

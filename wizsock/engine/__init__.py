@@ -6,9 +6,13 @@ typed API over one WizFi360: ``system``, ``wifi``, ``net``, ``mqtt``, ``azure``,
 """
 from __future__ import annotations
 
+import sys
 from contextlib import asynccontextmanager
 
 import trio
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 from .api import AsyncModule, MqttMessage
 from .core import BAUD_RATES, Engine, Response
@@ -32,17 +36,29 @@ async def open_module(port, baudrate=115200, **options):
     """
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
+    body_error = None
     try:
         async with trio.open_nursery() as nursery:
             try:
                 await engine.start(nursery)
-                yield module
+                try:
+                    yield module
+                except BaseException as exc:
+                    body_error = exc
+                    raise
             finally:
                 await engine.aclose()
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(2):
                         await engine._reader_done.wait()
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The caller's own exception comes back as itself (as from trio's open_*
+        # managers), so `except CommandError:` around the block works; a group
+        # that holds anything else as well is a real engine failure and stays one.
+        if body_error is not None and group.split(lambda e: e is body_error)[1] is None:
+            raise body_error from None
+        raise
     finally:
         # in a worker thread: closing may block (an in-process emulator joins its
         # thread, and trio's from_thread refuses to run on a trio thread)
