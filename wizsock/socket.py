@@ -102,14 +102,7 @@ class _Handle:
         return box["value"]
 
     def spawn(self, async_fn, *args):
-        async def task(*_name):   # Module.start_soon may hand its task name on positionally
-            await async_fn(*args)
-        if not trio.lowlevel.in_trio_task():
-            self.module.start_soon(task)
-            return
-        # from inside another trio loop (non-blocking connect from trio/anyio code):
-        # TrioToken.run_sync_soon is the one thread-safe entry that never blocks
-        self.module._token.run_sync_soon(self.module._tasks.start_soon, task)
+        self.module.start_soon(async_fn, *args)
 
 
 _state_lock = threading.Lock()

@@ -181,7 +181,15 @@ class Module:
         """Spawn ``async_fn(*args)`` as a task on the engine's loop (lives until close)."""
         if self._closed:
             raise RuntimeError("module is closed")
-        self._call_sync(functools.partial(self._tasks.start_soon, async_fn, *args, name=name))
+        # run_sync_soon is the one thread-safe entry that never blocks, so this also
+        # works from a thread running another trio loop (a non-blocking connect from
+        # trio code); a failure inside the callback must not take the engine loop down.
+        def spawn():
+            try:
+                self._tasks.start_soon(async_fn, *args, name=name)
+            except RuntimeError:   # closing: the task nursery is gone
+                log.debug("%s: not started, module closing", name or async_fn)
+        self._token.run_sync_soon(spawn)
 
     def _wrap(self, value):
         if isinstance(value, (Link, Server)):
