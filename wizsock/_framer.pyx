@@ -406,6 +406,7 @@ cdef class Framer:
 
     cdef readonly Py_ssize_t max_ipd, max_line
     cdef bint _raw
+    cdef public bint raw_on_prompt   # the next Prompt switches to raw (see the twin)
     cdef int state
     cdef unsigned char* buf      # partial line, or partial +IPD header after "+IPD,"
     cdef Py_ssize_t blen
@@ -431,6 +432,7 @@ cdef class Framer:
         for i in range(8):
             self.rklen[i] = -1
         self._raw = False
+        self.raw_on_prompt = False
         self.reset()
 
     def __dealloc__(self):
@@ -461,15 +463,30 @@ cdef class Framer:
         cdef Py_buffer view
         if type(data) is bytes:
             if self._raw:
+                if self.state == S_AFTER_PROMPT:  # raw_on_prompt fired at the chunk's end
+                    return self._raw_tail(<const unsigned char*>PyBytes_AS_STRING(data), 0,
+                                          PyBytes_GET_SIZE(data))
                 return [_data(0, data, None)] if PyBytes_GET_SIZE(data) else []
             return self._run(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             if self._raw:
+                if self.state == S_AFTER_PROMPT:
+                    return self._raw_tail(<const unsigned char*>view.buf, 0, view.len)
                 return [_data(0, _bytes(<const unsigned char*>view.buf, view.len), None)] if view.len else []
             return self._run(<const unsigned char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
+
+    cdef list _raw_tail(self, const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
+        """After a Prompt that switched to raw: swallow one space, the rest is Data."""
+        cdef list out = []
+        self.state = S_LINE
+        if pos < n and p[pos] == 32:
+            pos += 1
+        if pos < n:
+            out.append(_data(0, _bytes(p + pos, n - pos), None))
+        return out
 
     cdef list _run(self, const unsigned char* p, Py_ssize_t n):
         cdef list out = []
@@ -492,6 +509,9 @@ cdef class Framer:
             elif self.state == S_HEADER:
                 pos = self._header(p, pos, n, out)
             elif self.state == S_AFTER_PROMPT:
+                if self._raw:  # raw_on_prompt: the rest of the chunk is data
+                    out.extend(self._raw_tail(p, pos, n))
+                    return out
                 if p[pos] == 32:
                     pos += 1
                 self.state = S_LINE
@@ -509,6 +529,9 @@ cdef class Framer:
         if L == 0:
             if p[pos] == 62:  # ">"
                 out.append(PROMPT)
+                if self.raw_on_prompt:
+                    self.raw_on_prompt = False
+                    self._raw = True
                 self.state = S_AFTER_PROMPT
                 return pos + 1
             if p[pos] == 43 and n - pos >= 5 and memcmp(p + pos, IPD, 5) == 0:

@@ -32,6 +32,14 @@ Decisions the contract leaves open (both framers, tested):
   echoed ``AT+MQTTPUB`` containing `` -> `` stays an ``Echo``.
 * Setting ``raw`` (either way) forgets any partial frame, like ``reset()``;
   ``reset()`` leaves ``raw`` as it is.
+* ``raw_on_prompt = True`` (passthrough: ``AT+CIPSEND`` with CIPMODE=1) makes
+  the next ``Prompt`` switch to raw mode at once, so network bytes that share
+  a read with the ``>`` can not be taken for lines: ``raw`` is True when that
+  ``Prompt`` is returned, the one optional space after ``>`` is still
+  swallowed (also when it comes in the next chunk), every later byte is
+  ``Data(0, ...)``, and ``raw_on_prompt`` clears itself.  Only a ``Prompt``
+  consumes it; ``raw`` and ``reset()`` leave it as it is.  The check costs
+  one test per prompt, nothing per line or byte.
 
 Copies: a payload that lies inside one chunk is one slice (one copy).  A
 payload split over chunks keeps zero-copy ``memoryview`` pieces of the
@@ -252,8 +260,8 @@ def parse_ipd_header(hdr):
 class Framer:
     """Sans-I/O framer for the WizFi360's UART output. See module docstring."""
 
-    __slots__ = ("_max_ipd", "_max_line", "_raw", "_state", "_buf", "_need",
-                 "_pieces", "_link", "_remote")
+    __slots__ = ("_max_ipd", "_max_line", "_raw", "_raw_on_prompt", "_state", "_buf",
+                 "_need", "_pieces", "_link", "_remote")
 
     def __init__(self, max_ipd=8192, max_line=4096):
         max_ipd = operator.index(max_ipd)
@@ -263,6 +271,7 @@ class Framer:
         self._max_ipd = max_ipd
         self._max_line = max_line
         self._raw = False
+        self._raw_on_prompt = False
         self.reset()
 
     # Fixed at construction, as in the compiled framer (its line buffer is sized by them).
@@ -289,6 +298,14 @@ class Framer:
         self._raw = bool(on)
         self.reset()
 
+    @property
+    def raw_on_prompt(self):
+        return self._raw_on_prompt
+
+    @raw_on_prompt.setter
+    def raw_on_prompt(self, on):
+        self._raw_on_prompt = bool(on)
+
     def feed(self, data):
         """Consume one chunk (any bytes-like, any size); return the events it completed."""
         if type(data) is not bytes:
@@ -296,6 +313,11 @@ class Framer:
             data = memoryview(data).tobytes()
         n = len(data)
         if self._raw:
+            if self._state == _AFTER_PROMPT:  # raw_on_prompt fired at the chunk's end
+                self._state = _LINE
+                if n and data[0] == 0x20:
+                    data = data[1:]
+                    n -= 1
             return [Data(0, data, None)] if n else []
         out = []
         pos = 0
@@ -324,6 +346,10 @@ class Framer:
                 if data[pos] == 0x20:
                     pos += 1
                 self._state = _LINE
+                if self._raw:  # raw_on_prompt: the rest of the chunk is data
+                    if pos < n:
+                        out.append(Data(0, data[pos:], None))
+                    return out
             else:  # _SKIP
                 j = data.find(b"\n", pos)
                 if j < 0:
@@ -338,6 +364,9 @@ class Framer:
             first = data[pos]
             if first == 0x3E:  # ">"
                 out.append(_PROMPT)
+                if self._raw_on_prompt:
+                    self._raw_on_prompt = False
+                    self._raw = True
                 self._state = _AFTER_PROMPT
                 return pos + 1
             if first == 0x2B and data.startswith(_IPD, pos):
