@@ -45,16 +45,18 @@ class _Writer:
         if self.wake is not None:
             self.wake.set()
 
+    async def wait(self):
+        while not self.pending:
+            await self.wake.wait()
+            self.wake = trio.Event()
 
-class PtyTransport:
-    """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0."""
 
-    def __init__(self, emu):
+class _Transport:
+    """Runs `_run` in the emulator's nursery, fed by the module's output through a
+    _Writer; `_stop` cancels it from any thread."""
+
+    def _begin(self, emu):
         self.emu = emu
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
         self.writer = _Writer()
         self.scope = None
         emu.call(self._start)
@@ -64,6 +66,24 @@ class PtyTransport:
         self.writer.wake = trio.Event()
         self.emu.attach(self.writer.sink)
         self.emu.nursery.start_soon(self._run)
+
+    def _stop(self):
+        try:
+            if self.scope is not None:
+                self.emu.call(self.scope.cancel)
+        except Exception:
+            pass
+
+
+class PtyTransport(_Transport):
+    """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0."""
+
+    def __init__(self, emu):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self.slave)
+        self._begin(emu)
 
     async def _run(self):
         with self.scope:
@@ -86,9 +106,7 @@ class PtyTransport:
     async def _flusher(self):
         w = self.writer
         while True:
-            while not w.pending:
-                await w.wake.wait()
-                w.wake = trio.Event()
+            await w.wait()
             try:
                 n = os.write(self.master, w.pending)
                 del w.pending[:n]
@@ -96,11 +114,7 @@ class PtyTransport:
                 await trio.lowlevel.wait_writable(self.master)
 
     def close(self):
-        try:
-            if self.scope is not None:
-                self.emu.call(self.scope.cancel)
-        except Exception:
-            pass
+        self._stop()
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
@@ -108,26 +122,17 @@ class PtyTransport:
                 pass
 
 
-class TcpTransport:
+class TcpTransport(_Transport):
     """A TCP listener; pyserial opens it as socket://HOST:PORT (one host at a time)."""
 
     def __init__(self, emu, host="127.0.0.1", port=0):
-        self.emu = emu
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(1)
         self.address = self.sock.getsockname()[:2]
-        self.writer = _Writer()
-        self.scope = None
-        emu.call(self._start)
-
-    def _start(self):
-        self.scope = trio.CancelScope()
-        self.writer.wake = trio.Event()
-        self.emu.attach(self.writer.sink)
-        self.emu.nursery.start_soon(self._run)
+        self._begin(emu)
 
     async def _run(self):
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))
@@ -161,19 +166,13 @@ class TcpTransport:
     async def _flush(self, stream):
         w = self.writer
         while True:
-            while not w.pending:
-                await w.wake.wait()
-                w.wake = trio.Event()
+            await w.wait()
             data = bytes(w.pending)
             w.pending.clear()
             await stream.send_all(data)
 
     def close(self):
-        try:
-            if self.scope is not None:
-                self.emu.call(self.scope.cancel)
-        except Exception:
-            pass
+        self._stop()
         try:
             self.sock.close()
         except OSError:
