@@ -200,6 +200,11 @@ def _pin(ctx, pin):
     return io.setdefault(str(pin), {"mode": 0, "pull": 0, "dir": 0, "level": 0}), pin
 
 
+def _need_gpio(p):
+    if p["mode"] != 1:
+        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+
+
 @handler("SYSIOSETCFG")
 async def sysiosetcfg(ctx, req):
     need_form(req, "set")
@@ -224,8 +229,7 @@ async def sysgpiodir(ctx, req):
     pin, d = nargs(ctx, 2)
     p, _ = _pin(ctx, pin)
     d = I(d, 0, 1)
-    if p["mode"] != 1:
-        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    _need_gpio(p)
     p["dir"] = d
     if d == 0:
         p["pull"] = 1  # input: pull-up set automatically
@@ -238,8 +242,7 @@ async def sysgpiowrite(ctx, req):
     pin, level = nargs(ctx, 2)
     p, _ = _pin(ctx, pin)
     level = I(level, 0, 1)
-    if p["mode"] != 1:
-        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    _need_gpio(p)
     if p["dir"] != 1:
         raise CommandFailed("ERROR", [b"NOT OUTPUT MODE!"])
     p["level"] = level
@@ -251,8 +254,7 @@ async def sysgpioread(ctx, req):
     need_form(req, "set")
     (pin,) = nargs(ctx, 1)
     p, pin = _pin(ctx, pin)
-    if p["mode"] != 1:
-        raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
+    _need_gpio(p)
     if p["dir"] == 1:
         level = p["level"]
     else:
