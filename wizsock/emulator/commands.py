@@ -97,6 +97,21 @@ def need_form(req, *forms):
         raise ValueError(f"form {req.form} not supported")
 
 
+async def number_setting(ctx, req, key, record, lo, hi, persist=False):
+    """A query/set command over one bounded number; a persisted one is answered from
+    flash, since a set writes both and flash is what survives a restart."""
+    need_form(req, "query", "set")
+    st = ctx.state
+    if req.form == "query":
+        await reply(ctx, req, record((st.flash if persist else st.cur)[key]))
+        return "OK"
+    (n,) = nargs(ctx, 1)
+    st.cur[key] = I(n, lo, hi)
+    if persist:
+        st.flash[key] = st.cur[key]
+    return "OK"
+
+
 def need_mode(ctx, *modes):
     if ctx.state.mode not in modes:
         raise CommandFailed("ERROR")
@@ -531,15 +546,7 @@ async def cwdhcps(ctx, req):
 
 @handler("CWAUTOCONN")
 async def cwautoconn(ctx, req):
-    need_form(req, "query", "set")
-    if req.form == "query":
-        await reply(ctx, req, R.AutoConnect(ctx.state.flash["autoconn"]))
-        return "OK"
-    (en,) = nargs(ctx, 1)
-    en = I(en, 0, 1)
-    ctx.state.cur["autoconn"] = en
-    ctx.state.flash["autoconn"] = en
-    return "OK"
+    return await number_setting(ctx, req, "autoconn", R.AutoConnect, 0, 1, persist=True)
 
 
 @handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF")

@@ -11,7 +11,7 @@ import trio
 
 from wizsock import protocol as P
 from wizsock.emulator import atparse
-from wizsock.emulator.commands import I, IP, S, nargs, need_form, put, reply
+from wizsock.emulator.commands import I, IP, S, nargs, need_form, number_setting, put, reply
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
 
@@ -473,26 +473,12 @@ async def cipstart(ctx, req):
 
 @handler("CIPSSLSIZE")
 async def cipsslsize(ctx, req):
-    need_form(req, "query", "set")
-    if req.form == "query":
-        await reply(ctx, req, R.SslBufferSize(ctx.state.cur["sslsize"]))
-        return "OK"
-    (n,) = nargs(ctx, 1)
-    ctx.state.cur["sslsize"] = I(n, 2048, 4096)
-    return "OK"
+    return await number_setting(ctx, req, "sslsize", R.SslBufferSize, 2048, 4096)
 
 
 @handler("CIPSSLCONF")
 async def cipsslconf(ctx, req):
-    need_form(req, "query", "set")
-    if req.form == "query":
-        await reply(ctx, req, R.SslConfig(ctx.state.flash["sslconf"]))
-        return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 0, 2)
-    ctx.state.cur["sslconf"] = m
-    ctx.state.flash["sslconf"] = m
-    return "OK"
+    return await number_setting(ctx, req, "sslconf", R.SslConfig, 0, 2, persist=True)
 
 
 @handler("CASEND")
@@ -785,13 +771,7 @@ async def cipserver(ctx, req):
 
 @handler("CIPSERVERMAXCONN")
 async def cipservermaxconn(ctx, req):
-    need_form(req, "query", "set")
-    if req.form == "query":
-        await reply(ctx, req, R.ServerMaxConn(ctx.state.cur["servermaxconn"]))
-        return "OK"
-    (n,) = nargs(ctx, 1)
-    ctx.state.cur["servermaxconn"] = I(n, 1, 4)
-    return "OK"
+    return await number_setting(ctx, req, "servermaxconn", R.ServerMaxConn, 1, 4)
 
 
 @handler("CIPMODE")
@@ -833,13 +813,7 @@ async def savetranslink(ctx, req):
 
 @handler("CIPSTO")
 async def cipsto(ctx, req):
-    need_form(req, "query", "set")
-    if req.form == "query":
-        await reply(ctx, req, R.ServerTimeout(ctx.state.cur["cipsto"]))
-        return "OK"
-    (t,) = nargs(ctx, 1)
-    ctx.state.cur["cipsto"] = I(t, 0, 7200)
-    return "OK"
+    return await number_setting(ctx, req, "cipsto", R.ServerTimeout, 0, 7200)
 
 
 @handler("PING")
