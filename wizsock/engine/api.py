@@ -557,6 +557,32 @@ class Net(_Group):
     async def set_server_maxconn(self, num: int) -> None:
         await self._cmd("CIPSERVERMAXCONN", "set", num=num)
 
+    def passthrough(self, host: str, port: int, kind: str = "TCP",
+                    local_port: Optional[int] = None, timeout=None):
+        """``async with m.net.passthrough(host, port) as stream``: UART-WiFi passthrough.
+
+        CIPMUX=0, CIPMODE=1, CIPSTART, AT+CIPSEND, then ``stream`` (a
+        ``trio.abc.Stream``) carries raw bytes both ways; leaving sends ``+++``
+        with the spec's guard times and restores CIPMUX=1.  Needs no link,
+        server or other session open (``LinkLimitError``).  See
+        ``wizsock/engine/passthrough.py`` for remote close and reset handling."""
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def session():
+            stream = await self.open_passthrough(host, port, kind, local_port, timeout)
+            try:
+                yield stream
+            finally:
+                await stream.aclose()
+        return session()
+
+    async def open_passthrough(self, host: str, port: int, kind: str = "TCP",
+                               local_port: Optional[int] = None, timeout=None):
+        """The session of :meth:`passthrough` without the ``async with``; ``aclose`` it."""
+        from .passthrough import open_passthrough
+        return await open_passthrough(self, host, port, kind, local_port, timeout)
+
     async def transfer_mode(self):
         """AT+CIPMODE? -> records.TransferMode."""
         return await self._get("CIPMODE")

@@ -202,6 +202,7 @@ class Engine:
         self._tx_wakeup = trio.Event()
         self._rr = 0
         self._mqtt = None  # set by api.Mqtt
+        self._pt = None    # the passthrough session (passthrough.Passthrough) while one is open
         self._urc_callbacks: List[Any] = []
         self.token: Optional[trio.lowlevel.TrioToken] = None
 
@@ -258,6 +259,15 @@ class Engine:
                                 await link.aclose()
                             except Exception:
                                 pass
+            pt = self._pt
+            if pt is not None:
+                with trio.move_on_after(4):
+                    try:
+                        await pt.aclose()
+                    except Exception:
+                        pass
+                pt._fail(E.LinkClosed("module closed"))
+                pt._end()
             self._closing = True
             err = E.LinkClosed("module closed")
             for link in list(self._links.values()):
@@ -633,7 +643,9 @@ class Engine:
                   req("CIPDINFO", "set", mode=1)):
             resp = await self._exec(r, self.timeout_for(r.name), internal=True)
             if r.name == "CIPMUX" and resp.result != "OK":
-                # a server or link survived (no reset after all): close all and retry
+                # a server, link or passthrough setting survived (no reset after all):
+                # close all and retry
+                await self._exec(req("CIPMODE", "set", mode=0), 2.0, internal=True)
                 await self._exec(req("CIPSERVER", "set", mode=0), 2.0, internal=True)
                 await self._exec(req("CIPCLOSE", "set", link=5), 3.0, internal=True)
                 resp = await self._exec(r, 2.0, internal=True)
@@ -734,8 +746,12 @@ class Engine:
         log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
                     len(self._links))
         self._usable = trio.Event() if self._usable.is_set() else self._usable
-        self._framer.reset()
+        # a reset module is in command mode whatever it was doing
+        self._framer.raw = False
+        self._framer.raw_on_prompt = False
         err = E.ModuleReset(f"{self.name}: {reason}")
+        if self._pt is not None:
+            self._pt._fail(err)
         for link in list(self._links.values()):
             link._fail(err)
         self._links.clear()
@@ -786,6 +802,9 @@ class Engine:
 
     # ------------------------------------------------------------------ links: incoming
     def _on_data(self, ev):
+        if self._pt is not None:          # passthrough: the UART carries one stream
+            self._pt._on_data(ev.payload)
+            return
         lid = ev.link if self.mux else 0
         link = self._links.get(lid)
         if link is None:

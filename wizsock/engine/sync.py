@@ -17,6 +17,7 @@ import trio
 
 from .api import AsyncModule
 from .links import Link, Server
+from .passthrough import Passthrough
 
 log = logging.getLogger("wizsock.engine")
 
@@ -39,6 +40,16 @@ class _SyncProxy:
             def blocking(*args, **kw):
                 return module._wrap(module.run(value, *args, **kw))
             return blocking
+        if name == "passthrough" and isinstance(self._obj, Net):
+            module = self._module
+            opener = self._obj.open_passthrough
+
+            @functools.wraps(value)
+            def passthrough(*args, **kw):
+                # blocking: `with m.net.passthrough(host, port) as stream:`; the
+                # stream's send_all/receive_some block, leaving the with closes it
+                return module._wrap(module.run(opener, *args, **kw))
+            return passthrough
         if name == "messages" and callable(value):
             module = self._module
 
@@ -46,7 +57,7 @@ class _SyncProxy:
                 recv = module._call_sync(value, *args, **kw)
                 return _SyncIterator(recv, module)
             return messages
-        if isinstance(value, (Link, Server)) or isinstance(value, _GROUP_TYPES):
+        if isinstance(value, (Link, Server, Passthrough)) or isinstance(value, _GROUP_TYPES):
             return _SyncProxy(value, self._module)
         return value
 
@@ -192,7 +203,7 @@ class Module:
         self._token.run_sync_soon(spawn)
 
     def _wrap(self, value):
-        if isinstance(value, (Link, Server)):
+        if isinstance(value, (Link, Server, Passthrough)):
             return _SyncProxy(value, self)
         return value
 

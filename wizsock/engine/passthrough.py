@@ -1,0 +1,373 @@
+"""UART-WiFi passthrough (transparent transmission, spec 2.4, 3.3.7, 3.3.18).
+
+``async with m.net.passthrough(host, port) as stream`` gives the module's one
+single-connection link as a :class:`trio.abc.Stream`: every byte the host
+writes goes to the peer, every byte the module prints is the peer's.  The UART
+carries nothing else, so while a session is open:
+
+* the engine's command lock is held (by a helper task on the engine nursery):
+  other API calls wait for the session to end; no link, server or MQTT client
+  may be open (``LinkLimitError`` otherwise);
+* the framer is switched to raw mode by the ``>`` itself (``raw_on_prompt``),
+  so peer bytes that share a read with the prompt are data, not lines.
+
+Ending (``aclose``, leaving the ``async with``): no host byte for >= 1 s,
+``+++`` alone, >= 1 s (spec 2.4 note 2), then command mode is confirmed with
+``AT``, and CIPMODE=0, CIPCLOSE, CIPMUX=1, CIPDINFO=1 restore the engine's
+multi-link state.  Anything failing there is treated as a module reset (the
+supervisor re-initialises, which also turns CIPMODE off).
+
+Remote close: invisible.  In passthrough the module re-establishes a broken
+TCP link until ``+++`` (spec 3.3.18 note) and prints no ``CLOSED``; any
+``CLOSED`` text would be peer data anyway.  So ``receive_some`` never returns
+``b""`` while the session is open: it waits for data.  After ``aclose`` it
+raises ``trio.ClosedResourceError``; after a failure (module reset, engine
+closed, receive buffer over ``rx_limit``) it delivers what was buffered, then
+raises that error.
+
+Module reset: a reset module prints ``ready`` in command mode, but in raw mode
+those bytes are indistinguishable from data.  When ``\\nready\\r\\n`` shows up
+in the stream the engine holds back the data from that chunk on and checks:
+``+++``, ``AT``, ``AT+CIPMODE?``.  Still 1: it was peer data; passthrough is
+entered again (``AT+CIPSEND``), the held bytes are delivered, nothing is lost
+(sending pauses for the ~2 s check).  0: the module did reset; the held bytes
+(boot output) are dropped, the session fails with ``ModuleReset`` and the
+engine recovers as after any reset.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import trio
+
+from .. import errors as E
+from .core import _Cmd, req
+
+log = logging.getLogger("wizsock.engine")
+
+#: spec 2.4 note 2: "+++" must be alone, with at least 1 s around it
+GUARD = 1.05
+READY_MARK = b"\nready\r\n"
+BUSY_TRIES = 8
+
+
+class Passthrough(trio.abc.Stream):
+    """The byte stream of a passthrough session (see the module docstring)."""
+
+    def __init__(self, engine, kind, remote):
+        self._e = engine
+        self.kind = kind
+        self.remote = remote
+        self._rx = bytearray()
+        self._rx_changed = trio.Event()
+        self._held = bytearray()
+        self._verifying = False
+        self._tail = b""
+        self._error: Optional[BaseException] = None
+        self._closed = False          # aclose() called
+        self._done = False            # session over (module no longer in passthrough for us)
+        self._paused = False
+        self._resumed = trio.Event()
+        self._tx_lock = trio.Lock()
+        self._mode_lock = trio.Lock()
+        self._last_tx = -GUARD
+        self._release = trio.Event()  # lets the lock-holding helper task go
+
+    def __repr__(self):
+        state = "closed" if self._closed else ("failed" if self._error else "open")
+        return f"<Passthrough {self.kind} {self.remote} {state}>"
+
+    @property
+    def error(self):
+        return self._error
+
+    # ------------------------------------------------------------ engine side
+    def _on_data(self, payload):
+        if self._closed or self._done:
+            return
+        if self._verifying:
+            self._held += payload
+            return
+        if self._e._framer.raw and (READY_MARK in payload or
+                                    READY_MARK in self._tail + bytes(payload[:8])):
+            self._verifying = True
+            self._held += payload
+            self._paused = True
+            self._e._nursery.start_soon(self._verify)
+            return
+        self._tail = bytes(payload[-8:])
+        self._rx += payload
+        self._wake()
+        if len(self._rx) > self._e.rx_limit:
+            self._fail(E.BufferOverflow(f"passthrough: more than {self._e.rx_limit} bytes "
+                                        f"unread"))
+            self._e._nursery.start_soon(self.aclose)
+
+    def _wake(self):
+        self._rx_changed.set()
+        self._rx_changed = trio.Event()
+
+    def _fail(self, err):
+        if self._error is None:
+            self._error = err
+        self._resumed.set()
+        self._wake()
+
+    async def _hold_lock(self, task_status=trio.TASK_STATUS_IGNORED):
+        async with self._e._cmd_lock:
+            task_status.started()
+            await self._release.wait()
+
+    async def _exec(self, name, form, timeout=None, **params):
+        e = self._e
+        r = req(name, form, **params) if params or form == "execute" else req(name, form)
+        resp = await e._exec(r, timeout or e.timeout_for(name), internal=True)
+        e._parse(r, resp)
+        return resp
+
+    async def _cmd_ok(self, name, form, **params):
+        resp = await self._exec(name, form, **params)
+        if resp.result != "OK":
+            lines = resp.lines()
+            raise E.CommandError(f"passthrough: {name} failed: {resp.result}"
+                                 + (f" ({'; '.join(lines)})" if lines else ""),
+                                 command=name, result=resp.result, lines=lines)
+        return resp
+
+    async def _enter(self, timeout=10.0):
+        """AT+CIPSEND (execute form) -> ">"; the framer is raw from the prompt on."""
+        e = self._e
+        f = e._framer
+        r = req("CIPSEND", "execute")
+        for attempt in range(BUSY_TRIES):
+            cmd = _Cmd(r, True)
+            f.raw_on_prompt = True
+            e._cmd = cmd
+            try:
+                await e._write(r.encode())
+                with trio.move_on_after(timeout):
+                    while not (cmd.prompted or cmd.final or cmd.error is not None
+                               or cmd.busy_at is not None):
+                        await cmd.wait_change()
+            finally:
+                if e._cmd is cmd:
+                    e._cmd = None
+            if cmd.prompted:
+                return
+            f.raw_on_prompt = False
+            if cmd.error is not None:
+                raise cmd.error
+            if cmd.busy_at is not None and not cmd.final:
+                await trio.sleep(0.1 * (attempt + 1))
+                continue
+            if cmd.final:
+                lines = cmd.resp.lines()
+                raise E.CommandError(f"passthrough: AT+CIPSEND failed: {cmd.resp.result}",
+                                     command="CIPSEND", result=cmd.resp.result, lines=lines)
+            raise E.CommandTimeout("passthrough: no '>' after AT+CIPSEND", command="CIPSEND",
+                                   timeout=timeout)
+        raise E.Busy("passthrough: module busy, AT+CIPSEND not run", command="CIPSEND",
+                     result="busy")
+
+    async def _leave_raw(self):
+        """Guard time, "+++" alone, guard time, then command mode confirmed with AT."""
+        e = self._e
+        self._paused = True
+        async with self._tx_lock:
+            quiet = GUARD - (trio.current_time() - self._last_tx)
+            if quiet > 0:
+                await trio.sleep(quiet)
+            await e._write(b"+++", redacted=True)
+            await trio.sleep(GUARD)
+            e._framer.raw = False
+            if not await e._probe(tries=3, wait=0.5):
+                raise E.ModuleUnresponsive("passthrough: no answer to AT after +++",
+                                           command="", timeout=1.5)
+
+    async def _restore(self):
+        """Back to the engine's state: CIPMODE=0, CIPCLOSE, CIPMUX=1, CIPDINFO=1."""
+        e = self._e
+        await self._cmd_ok("CIPMODE", "set", mode=0)
+        await self._exec("CIPCLOSE", "execute")         # ERROR if the peer closed: fine
+        await self._cmd_ok("CIPMUX", "set", mode=1)
+        e.mux = True
+        await self._cmd_ok("CIPDINFO", "set", mode=1)
+
+    def _end(self):
+        e = self._e
+        self._done = True
+        if e._pt is self:
+            e._pt = None
+        e._framer.raw_on_prompt = False
+        self._release.set()
+
+    async def _verify(self):
+        """A "ready" in the stream: a reset, or peer data?  Ask the module."""
+        e = self._e
+        async with self._mode_lock:
+            if self._done or self._error is not None:
+                return
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._leave_raw()
+                    resp = await self._exec("CIPMODE", "query")
+                    mode = getattr(resp.record, "mode", None)
+                except E.WizError as exc:
+                    mode = None
+                    log.debug("%s: passthrough check failed: %r", e.name, exc)
+                if mode == 1:
+                    log.info("%s: 'ready' in passthrough data was data; resuming", e.name)
+                    try:
+                        await self._enter()
+                    except E.WizError as exc:
+                        self._fail(E.SendFailed(f"passthrough could not be resumed: {exc}"))
+                        return
+                    self._verifying = False
+                    self._tail = bytes(self._held[-8:])
+                    self._rx += self._held
+                    self._held = bytearray()
+                    self._paused = False
+                    self._resumed.set()
+                    self._resumed = trio.Event()
+                    self._wake()
+                    return
+                self._held = bytearray()
+                self._fail(E.ModuleReset(f"{e.name}: module reset during passthrough"))
+                e._declare_reset("module reset (ready) during passthrough")
+                self._end()
+
+    # ------------------------------------------------------------ trio.abc.Stream
+    async def send_all(self, data) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("passthrough stream closed")
+        data = bytes(data)
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise trio.ClosedResourceError("passthrough stream closed")
+            if self._paused:
+                await self._resumed.wait()
+                continue
+            async with self._tx_lock:
+                if self._paused or self._error is not None or self._closed:
+                    continue
+                if data:
+                    await self._e._write(data, redacted=None)
+                    self._last_tx = trio.current_time()
+                else:
+                    await trio.lowlevel.checkpoint()
+                return
+
+    async def wait_send_all_might_not_block(self) -> None:
+        while self._paused and self._error is None and not self._closed:
+            await self._resumed.wait()
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("passthrough stream closed")
+            if self._rx:
+                n = len(self._rx) if max_bytes is None else min(max_bytes, len(self._rx))
+                out = bytes(self._rx[:n])
+                del self._rx[:n]
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return out
+            if self._error is not None:
+                raise self._error
+            await self._rx_changed.wait()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        self._resumed.set()
+        self._wake()
+        e = self._e
+        with trio.CancelScope(shield=True):
+            async with self._mode_lock:
+                if self._done:
+                    return
+                try:
+                    if e._framer.raw:
+                        await self._leave_raw()
+                    await self._restore()
+                except E.WizError as exc:
+                    log.warning("%s: leaving passthrough failed (%s); re-initialising",
+                                e.name, exc)
+                    e._declare_reset(f"leaving passthrough failed: {exc}")
+                finally:
+                    self._end()
+
+
+async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout=None):
+    """Set up a session (see the module docstring); the caller must ``aclose`` it."""
+    e = net._e
+    kind = str(kind).upper()
+    if kind not in ("TCP", "UDP"):
+        raise ValueError("passthrough carries TCP or UDP (the module refuses SSL)")
+    if local_port is not None and kind != "UDP":
+        raise ValueError("local_port is for UDP")
+    await e.wait_usable(10.0)
+
+    def check_alone():
+        busy = sorted(e._links)
+        if e._pt is not None:
+            raise E.LinkLimitError("a passthrough session is already open")
+        if busy or e._server is not None:
+            what = (f"link(s) {busy}" if busy else "") + (
+                " and " if busy and e._server is not None else "") + (
+                f"a server on port {e._server.port}" if e._server is not None else "")
+            raise E.LinkLimitError(f"passthrough needs the module to itself: close {what} first")
+
+    check_alone()
+    stream = Passthrough(e, kind, (str(host), int(port)))
+    e._pt = stream
+    try:
+        await e._nursery.start(stream._hold_lock)
+    except BaseException:
+        e._pt = None
+        raise
+    try:
+        with trio.CancelScope(shield=True):
+            if not e._usable.is_set():
+                raise E.ModuleReset(f"{e.name}: module reset before passthrough began")
+            e._pt = None
+            check_alone()        # something may have been opened while we waited
+            e._pt = stream
+            await stream._cmd_ok("CIPMUX", "set", mode=0)
+            e.mux = False
+            await stream._cmd_ok("CIPMODE", "set", mode=1)
+            extra = {}
+            if kind == "UDP" and local_port is not None:
+                extra = dict(local_port=int(local_port), mode=0)
+            r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port),
+                    **extra)
+            resp = await e._exec(r, e.timeout_for("CIPSTART", timeout), internal=True)
+            if resp.result != "OK":
+                lines = resp.lines()
+                if "DNS Fail" in resp.notes:
+                    raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
+                raise E.ConnectError(f"passthrough {kind} connect to {host}:{port} failed: "
+                                     f"{'; '.join(lines) or resp.result}", lines=lines)
+            await stream._enter()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            try:
+                if e._pt is stream and e._usable.is_set():
+                    e._framer.raw = False
+                    await stream._restore()
+            except E.WizError as exc2:
+                log.warning("%s: undoing a failed passthrough set-up failed (%s)", e.name, exc2)
+                e._declare_reset(f"undoing passthrough set-up failed: {exc2}")
+            finally:
+                stream._closed = True
+                stream._end()
+        raise
+    return stream
