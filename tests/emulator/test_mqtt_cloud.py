@@ -9,7 +9,6 @@ import urllib.parse
 
 import pytest
 
-from support.atport import AtPort
 from support.servers import mosquitto_broker, test_ca
 from wizsock.emulator.core import load_world
 from wizsock.emulator.mqtt import sas_token

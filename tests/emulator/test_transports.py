@@ -6,7 +6,7 @@ import pytest
 import serial
 
 from emulator.atclient import AT
-from emulator.conftest import EchoServer, join
+from emulator.conftest import join
 
 TRANSPORTS = ["wizemu", "pty", "tcp"]
 

@@ -1,17 +1,13 @@
 """Stock clients over the emulated module: urllib.request, http.client, httpx (sync),
 smtplib with STARTTLS, websocket-client."""
 import http.client
-import json
 import smtplib
-import ssl
 import urllib.request
 from email.message import EmailMessage
 
 import httpx
-import pytest
 import websocket
 
-import wizsock
 from facade.peers import SMTPServer, WebSocketEchoServer
 
 
@@ -101,7 +97,6 @@ def test_ssl_wrap_before_connect_goes_over_the_module(https_srv, patched, at_log
 
 def test_alpn_and_sni_reach_the_server(ca, patched):
     import socket
-    import ssl
     import threading
     from wizsock import _orig
     seen = {}

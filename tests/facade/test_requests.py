@@ -4,7 +4,6 @@ import hashlib
 import pytest
 import requests
 
-from facade.helpers import wait_links_free
 from support.servers import deterministic_bytes, sha256
 
 

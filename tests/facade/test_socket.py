@@ -10,7 +10,7 @@ import pytest
 
 import wizsock
 import wizsock.socket as wsocket
-from facade.helpers import open_module, read_to_eof, wait_links_free
+from facade.helpers import open_module, read_to_eof
 from support.servers import free_port, tcp_source
 from wizsock import _orig
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from wizsock import protocol as p
 from wizsock.protocol.grammar import Int, Str
 
-from protocol.tablegen import all_sigs, record_strategy, sample, sample_values, sig_values, strategy
+from protocol.tablegen import all_sigs, record_strategy, sample, sample_values, sig_values
 
 SIGS = list(all_sigs("set"))
 IDS = [f"{n}-{i}" for n, _, i, _ in SIGS]

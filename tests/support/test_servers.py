@@ -13,7 +13,7 @@ import pytest
 
 from support import servers
 from support.fixtures import *  # noqa: F401,F403
-from support.servers import (deterministic_bytes, dns_query, http_server, https_server,
+from support.servers import (deterministic_bytes, dns_query, http_server,
                              mosquitto_broker, parse_dns_response, sntp_server, tcp_echo_server,
                              tcp_sink, tcp_source, udp_dns_server)
 

@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import trio
 
