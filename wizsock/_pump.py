@@ -108,27 +108,24 @@ class _Pair:
     def fileno(self):
         return self.sock.fileno()
 
-    async def recv(self, n):
+    async def _io(self, op, wait, arg):
+        # trio's checkpoint contract: cancellable before the call, never after it has
+        # moved bytes (they would be lost)
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             try:
-                data = self.sock.recv(n)
+                result = op(arg)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.sock)
+                await wait(self.sock)
                 continue
             await trio.lowlevel.cancel_shielded_checkpoint()
-            return data
+            return result
 
-    async def send(self, data):
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                n = self.sock.send(data)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return n
+    def recv(self, n):
+        return self._io(self.sock.recv, trio.lowlevel.wait_readable, n)
+
+    def send(self, data):
+        return self._io(self.sock.send, trio.lowlevel.wait_writable, data)
 
     def send_nowait(self, data):
         return self.sock.send(data)
