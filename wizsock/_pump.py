@@ -16,6 +16,7 @@ Signals back to the user's end, all through the kernel:
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import select
@@ -143,8 +144,6 @@ def _guarded(fn):
     """Pumps run in the engine's nursery: an escaping exception would end the module.
     A pump that fails anyway fails its connection and closes its end of the pair, so
     the user's socket sees the error instead of waiting forever."""
-    import functools
-
     @functools.wraps(fn)
     async def wrapper(conn, pair_end, *args):
         try:
@@ -161,11 +160,17 @@ def _guarded(fn):
     return wrapper
 
 
+def _engine_closing():
+    """Our task was cancelled because the engine itself is shutting down (a pump is only
+    ever cancelled from outside by the engine's nursery)."""
+    return trio.current_effective_deadline() == float("-inf")
+
+
 async def _close_link(link):
     if link is None:
         return
-    if trio.current_effective_deadline() == float("-inf"):
-        return  # the engine itself is shutting down (our task was cancelled): it closes links
+    if _engine_closing():
+        return  # the engine closes its links itself
     log.debug("closing link %r", link)
     with trio.CancelScope(shield=True):
         with trio.move_on_after(10):
@@ -241,7 +246,7 @@ async def pump_stream(conn, pair_end, open_fn=None, junk=0):
         reset = await _run_stream(conn, link, tsock)
     finally:
         conn.state = "failed" if conn.state == "failed" else "closed"
-        engine_closing = trio.current_effective_deadline() == float("-inf")
+        engine_closing = _engine_closing()
         await _close_link(link)
         if reset or (engine_closing and link is not None):
             conn.poke_user()   # the module went away under the connection: a reset
@@ -404,7 +409,7 @@ async def pump_listener(conn, pair_end, server, queue):
     finally:
         conn.state = "closed"
         with trio.CancelScope(shield=True):
-            with trio.move_on_after(0 if trio.current_effective_deadline() == float("-inf") else 10):
+            with trio.move_on_after(0 if _engine_closing() else 10):
                 try:
                     await server.aclose()
                 except Exception as e:
