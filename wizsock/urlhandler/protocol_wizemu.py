@@ -25,7 +25,6 @@ class Serial(SerialBase):
         self._buf = bytearray()
         self._cond = threading.Condition()
         self._cancel_read = False
-        self._cancel_write = False
         super().__init__(*args, **kwargs)
 
     # ---------------------------------------------------------------- open
@@ -53,7 +52,7 @@ class Serial(SerialBase):
         else:
             emu = core.Emulator(
                 world=opts.get("world"), flash=opts.get("flash"),
-                rtt=float(opts.get("rtt", 0)) / (1000.0 if "rtt" in opts else 1),
+                rtt=float(opts.get("rtt", 0)) / 1000.0,
                 baudrate=int(opts.get("baud", self._baudrate)),
                 faults=opts.get("faults"),
                 seed=int(opts["seed"]) if "seed" in opts else None,
