@@ -462,7 +462,7 @@ class Emulator:
     def _raw_out(self, data: bytes):
         f = self.faults
         if f and f.hit("garbage"):
-            self.outbuf.data += bytes(self.faults.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
+            self.outbuf.data += bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
         self.outbuf.data += data
         self.outbuf.changed()
         if f and f.enabled("urc"):
@@ -487,7 +487,7 @@ class Emulator:
                 if line is None:
                     break
                 await self.write_unit(line + b"\r\n")
-            if self.faults.enabled("urc") and self.faults.hit("urc"):
+            if self.faults.hit("urc"):
                 mac = "%02x:%02x:%02x:%02x:%02x:%02x" % (0x18, 0xcf, 0x5e, *[self.faults.rng.randrange(256) for _ in range(3)])
                 self._raw_out(b'+STA_CONNECTED:"%s"\r\n' % mac.encode())
                 self._raw_out(b'+STA_DISCONNECTED:"%s"\r\n' % mac.encode())
@@ -520,7 +520,7 @@ class Emulator:
                 t_next = max(t_next, time.monotonic())
             baud = self.baud
             per_byte = 10.0 / baud
-            if f and f.enabled("chunk") and f.hit("chunk"):
+            if f and f.hit("chunk"):
                 size = f.rng.randint(1, 16)
             else:
                 size = max(1, int(0.002 / per_byte))  # ~2 ms worth of bytes per slice
