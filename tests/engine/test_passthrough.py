@@ -202,6 +202,24 @@ async def test_module_reset_fails_the_session_and_the_engine_recovers():
             await link.aclose()
 
 
+@trio_test
+async def test_unread_data_beyond_rx_limit_ends_the_session():
+    with tcp_echo_server() as echo:
+        async with module(rx_limit=8192) as m:
+            await joined(m)
+            with pytest.raises(E.BufferOverflow):
+                async with m.net.passthrough("127.0.0.1", echo.port) as stream:
+                    await stream.send_all(deterministic_bytes(30_000))
+                    got = b""
+                    with trio.fail_after(10):
+                        await trio.sleep(0.5)
+                        while True:
+                            got += await stream.receive_some(65536)
+            assert got == deterministic_bytes(len(got)) and len(got) >= 8192
+            await m.system.at()
+            assert m.engine.mux is True and m.engine._pt is None
+
+
 def test_blocking_module():
     with tcp_echo_server() as echo:
         with wizsock.Module(emu_url(BAUD), baudrate=BAUD) as m:

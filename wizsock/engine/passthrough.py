@@ -84,7 +84,7 @@ class Passthrough(trio.abc.Stream):
 
     # ------------------------------------------------------------ engine side
     def _on_data(self, payload):
-        if self._closed or self._done:
+        if self._closed or self._done or self._error is not None:
             return
         if self._verifying:
             self._held += payload
@@ -102,7 +102,7 @@ class Passthrough(trio.abc.Stream):
         if len(self._rx) > self._e.rx_limit:
             self._fail(E.BufferOverflow(f"passthrough: more than {self._e.rx_limit} bytes "
                                         f"unread"))
-            self._e._nursery.start_soon(self.aclose)
+            self._e._nursery.start_soon(self._finish)
 
     def _wake(self):
         self._rx_changed.set()
@@ -289,6 +289,10 @@ class Passthrough(trio.abc.Stream):
         self._closed = True
         self._resumed.set()
         self._wake()
+        await self._finish()
+
+    async def _finish(self):
+        """Leave passthrough and restore the engine's state (once)."""
         e = self._e
         with trio.CancelScope(shield=True):
             async with self._mode_lock:
