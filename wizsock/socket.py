@@ -411,6 +411,10 @@ async def _open_within(open_fn, timeout, box):
 class socket(_KSocket):
     """``socket.socket``, with AF_INET connections carried by the WizFi360."""
 
+    # set by wizsock.ssl.ModuleSSLContext.wrap_socket: the module does the TLS
+    _wiz_tls = None
+    _wiz_tls_hostname = None
+
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         internal = _orig.is_internal()
         if family == AF_INET6 and fileno is None and not internal:
@@ -519,9 +523,9 @@ class socket(_KSocket):
 
     def _wiz_open_fn(self, handle, ip, port):
         aio = handle.aio
-        tls = getattr(self, "_wiz_tls", None)
-        if tls is not None:   # wizsock.ssl.ModuleSSLContext: the module's own TLS
-            return tls._open_fn(aio, ip, port, getattr(self, "_wiz_tls_hostname", None))
+        tls = self._wiz_tls
+        if tls is not None:
+            return tls._open_fn(aio, ip, port, self._wiz_tls_hostname)
 
         async def open_tcp():
             return await aio.net.open_tcp(ip, port)
@@ -529,7 +533,7 @@ class socket(_KSocket):
 
     def _wiz_tcp_connect(self, handle, ip, port, ex):
         timeout = self.gettimeout()
-        conn = _pump.Conn(handle, "SSL" if getattr(self, "_wiz_tls", None) else "TCP", (ip, port))
+        conn = _pump.Conn(handle, "SSL" if self._wiz_tls else "TCP", (ip, port))
         open_fn = self._wiz_open_fn(handle, ip, port)
         if timeout == 0.0:
             # non-blocking: the descriptor is swapped now, pre-filled so that it turns
@@ -866,6 +870,5 @@ def _adopt(new, old):
         new._wiz_bound = old._wiz_bound
         new._wiz_server = old._wiz_server
         new._wiz_kernel = old._wiz_kernel
-        for name in ("_wiz_tls", "_wiz_tls_hostname"):
-            if hasattr(old, name):
-                setattr(new, name, getattr(old, name))
+        new._wiz_tls = old._wiz_tls
+        new._wiz_tls_hostname = old._wiz_tls_hostname
