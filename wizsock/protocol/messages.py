@@ -189,7 +189,7 @@ _RESPONSE = re.compile(r"(\+ ?)([A-Z][A-Z0-9_]*)( ?[:=])(.*)", re.S)
 _SET = re.compile(r"(AT\+)([A-Z][A-Z0-9_]*)(=)(.*)", re.S)
 
 
-def _secret_positions(spec: Any, args: str, fields: list, response: bool, head: Optional[str] = "+") -> List[int]:
+def _secret_positions(spec: Any, args: str, response: bool, head: Optional[str] = "+") -> List[int]:
     """Indices of secret fields, taken from the table (request signatures or response shape)."""
     if response:
         shape = spec.forms.get("query")
@@ -249,19 +249,18 @@ def _redact_text(text: str, command: Optional[str] = None) -> str:
         if spec is None:
             return text
         args = m.group(4)
+        positions = _secret_positions(spec, args, response)
+        if not positions:
+            return text
         try:
             fields = tokenize(args)
         except RequestError:
-            positions = _secret_positions(spec, args, [], response)
-            # unparseable: mask everything after the first secret's position
-            return text if not positions else m.group(1) + m.group(2) + m.group(3) + MASK
-        positions = _secret_positions(spec, args, fields, response)
-        if not positions:
-            return text
+            # unparseable: the secret cannot be located, so mask all the arguments
+            return m.group(1) + m.group(2) + m.group(3) + MASK
         return m.group(1) + m.group(2) + m.group(3) + _mask_fields(args, fields, positions)
     spec = COMMANDS.get(command) if command is not None else None
     if spec is not None:
-        positions = _secret_positions(spec, text, [], True, head=None)
+        positions = _secret_positions(spec, text, True, head=None)
         if positions:
             try:
                 return _mask_fields(text, tokenize(text), positions)
