@@ -249,9 +249,9 @@ class Emulator:
             if self.pace_input:
                 nursery.start_soon(self._input_pacer)
             self._started.set()
-            await self._module_life(nursery)
+            await self._module_life()
 
-    async def _module_life(self, nursery):
+    async def _module_life(self):
         while not self._stopped:
             self._reset_event = trio.Event()
             async with trio.open_nursery() as life:
