@@ -162,7 +162,7 @@ class Net:
                 raise CommandFailed("ERROR")
             local_port = stream.socket.getsockname()[1]
             if kind == "SSL":
-                stream = await self._tls(stream, host, ip, real)
+                stream = await self._tls(stream, host, real)
             link = Link(self, lid, kind, (ip, port), local_port)
             link.real = real
             link.stream = stream
@@ -187,10 +187,9 @@ class Net:
                 pass
         return ctx
 
-    async def _tls(self, tcp, host, ip, real):
+    async def _tls(self, tcp, host, real):
         mode = self.state.flash.get("sslconf", 0)
-        name = host if host != ip else ip
-        stream = trio.SSLStream(tcp, self._tls_context(mode != 0), server_hostname=name)
+        stream = trio.SSLStream(tcp, self._tls_context(mode != 0), server_hostname=host)
         try:
             with trio.fail_after(CONNECT_TIMEOUT):
                 await stream.do_handshake()
@@ -201,7 +200,7 @@ class Net:
                 raise CommandFailed("ERROR")
         # mode 1: verification failed, connect anyway
         tcp = await tcp_connect(*real)
-        stream = trio.SSLStream(tcp, self._tls_context(False), server_hostname=name)
+        stream = trio.SSLStream(tcp, self._tls_context(False), server_hostname=host)
         try:
             await stream.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError, OSError):
@@ -213,7 +212,6 @@ class Net:
     async def _reader(self, link):
         emu = self.emu
         st = self.state
-        notify = True
         with link.scope:
             try:
                 while True:
@@ -247,7 +245,7 @@ class Net:
         if link.scope.cancelled_caught and link.closed:
             return
         if not link.closed:
-            await self.close_link(link, notify=notify)
+            await self.close_link(link)
 
     def unroute(self, addr, link):
         """The module-visible address of a datagram's real source (inverse of `nat`)."""
