@@ -89,7 +89,7 @@ def put(ctx, req, key, value):
 
 
 def get(ctx, req, key):
-    return (ctx.state.flash if req.name.endswith("_DEF") else ctx.state.cur)[key]
+    return (ctx.state.flash if is_def(req) else ctx.state.cur)[key]
 
 
 def need_form(req, *forms):
@@ -286,7 +286,7 @@ async def cwmode(ctx, req):
     if req.form == "test":
         return "OK"
     if req.form == "query":
-        v = ctx.state.mode if not req.name.endswith("_DEF") else ctx.state.flash["cwmode"]
+        v = ctx.state.mode if not is_def(req) else ctx.state.flash["cwmode"]
         await reply(ctx, req, R.WifiMode(v))
         return "OK"
     (m,) = nargs(ctx, 1)
@@ -567,7 +567,7 @@ async def cipstamac(ctx, req):
 async def cipapmac(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        mac = ctx.state.cur["apmac"] if not req.name.endswith("_DEF") else derive_ap_mac(ctx.state.flash["stamac"])
+        mac = ctx.state.cur["apmac"] if not is_def(req) else derive_ap_mac(ctx.state.flash["stamac"])
         await reply(ctx, req, R.MacAddress(mac))
         return "OK"
     (mac,) = nargs(ctx, 1)
@@ -601,7 +601,7 @@ async def cipsta(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
-        if req.name.endswith("_DEF"):
+        if is_def(req):
             v = st.flash["sta_ip"]
         elif not st.cur["dhcp"] & 2:
             v = st.cur["sta_ip"]

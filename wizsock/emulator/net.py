@@ -11,7 +11,7 @@ import trio
 
 from wizsock import protocol as P
 from wizsock.emulator import atparse
-from wizsock.emulator.commands import I, IP, S, nargs, need_form, number_setting, put, reply
+from wizsock.emulator.commands import I, IP, S, get, nargs, need_form, number_setting, put, reply
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
 
@@ -418,7 +418,7 @@ async def cipdomain(ctx, req):
 async def cipdns(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
-        en, servers = (ctx.state.flash if req.name.endswith("_DEF") else ctx.state.cur)["dns"]
+        en, servers = get(ctx, req, "dns")
         await reply(ctx, req, R.DnsServers(tuple(servers)))
         return "OK"
     a = nargs(ctx, 1, 2, 3)
