@@ -103,8 +103,6 @@ async def test_download_and_upload_to_sink():
     src.stop()
 
 
-@pytest.mark.skip(reason="emulator race: a +IPD unit formatted before AT+CIPSEND switched "
-                         "to passthrough is printed after the '>' (design.md 4d)")
 @trio_test
 async def test_data_arriving_while_entering_passthrough():
     # the source sends at once: bytes come before the prompt (as +IPD), in the

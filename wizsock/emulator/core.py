@@ -448,16 +448,19 @@ class Emulator:
                 print(f"{direction} {shown!r}", file=self.log_file, flush=True)
 
     # ------------------------------------------------------------- output
-    async def write_unit(self, data: bytes):
+    async def write_unit(self, data):
         """Queue bytes for the UART as one unit (nothing interleaves inside).
 
         Every unit boundary is a legal place for a URC: the writer yields first,
         so URCs queued meanwhile (or injected by the `urc` fault) go out between.
+        `data` may be a function giving the bytes: it is called when the unit is
+        queued, so a unit whose form depends on the module's state (network data
+        as `+IPD` or raw in passthrough) is formatted for the state it goes out in.
         """
         await trio.lowlevel.checkpoint()
         while len(self.outbuf.data) > OUT_HIGH_WATER:
             await self._out_space.wait()
-        self._raw_out(data)
+        self._raw_out(data() if callable(data) else data)
 
     def _raw_out(self, data: bytes):
         f = self.faults

@@ -229,12 +229,15 @@ class Net:
                             break
                         src = link.remote
                     link.last_activity = time.monotonic()
-                    if st.transparent:
-                        await emu.write_unit(data)
-                    else:
+                    def unit(data=data, src=src):
+                        # Decided as it goes out: AT+CIPSEND may enter passthrough
+                        # while this unit waits for the UART.
+                        if st.transparent:
+                            return data
                         remote = src if st.cur.get("cipdinfo") else None
-                        await emu.write_unit(b"\r\n" + atparse.format_ipd(
-                            link.id if st.mux else None, data, remote=remote, mux=bool(st.mux)))
+                        return b"\r\n" + atparse.format_ipd(
+                            link.id if st.mux else None, data, remote=remote, mux=bool(st.mux))
+                    await emu.write_unit(unit)
                     f = emu.faults
                     if f and link.kind != "UDP" and f.hit("early_close"):
                         break
