@@ -7,6 +7,7 @@ import trio
 
 import wizsock
 import wizsock.trio
+from facade.helpers import BAUD
 
 REQUEST = b"GET /bytes/30000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -116,12 +117,12 @@ def test_trio_via_wizsock_trio_without_patch(http_srv, https_srv, module, at_log
     assert at_log.count("CIPDOMAIN") == 1
 
 
-def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_log):
-    from facade.helpers import BAUD
+@pytest.mark.wizfi360(baud=BAUD)
+def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_log, wizfi360_url):
     from wizsock.patch import EMULATOR_AP
 
     async def main():
-        async with wizsock.open_module(f"wizemu://?baud={BAUD}", baudrate=BAUD) as m:
+        async with wizsock.open_module(wizfi360_url, baudrate=BAUD) as m:
             await m.wifi.set_mode(1)
             await m.wifi.join(*EMULATOR_AP)
             await _trio_exchanges(m, http_srv.port, https_srv.port, https_srv.ca)

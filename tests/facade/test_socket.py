@@ -10,7 +10,7 @@ import pytest
 
 import wizsock
 import wizsock.socket as wsocket
-from facade.helpers import open_module, read_to_eof
+from facade.helpers import BAUD, open_module, read_to_eof
 from support.servers import free_port, tcp_source
 from wizsock import _orig
 
@@ -255,21 +255,18 @@ def test_create_connection_by_name(tcp_echo, patched):
         assert s.recv(1) == b"n"
 
 
-def test_module_reset_gives_connection_reset(tcp_echo):
-    m = open_module()
-    try:
-        with wizsock.patched(m):
-            s = socket.create_connection(tcp_echo.address, timeout=10)
-            s.sendall(b"before")
-            assert s.recv(6) == b"before"
-            m.system.restart()
-            with pytest.raises(ConnectionResetError):
-                s.settimeout(10)
-                while s.recv(100):
-                    pass
-            s.close()
-    finally:
-        m.close()
+# its own module (it restarts it), from the wizsock pytest plugin
+@pytest.mark.wizfi360(baud=BAUD)
+def test_module_reset_gives_connection_reset(tcp_echo, wizsock_patched):
+    s = socket.create_connection(tcp_echo.address, timeout=10)
+    s.sendall(b"before")
+    assert s.recv(6) == b"before"
+    wizsock_patched.system.restart()
+    with pytest.raises(ConnectionResetError):
+        s.settimeout(10)
+        while s.recv(100):
+            pass
+    s.close()
 
 
 def test_loopback_stays_on_the_host_with_a_real_module(tcp_echo):
