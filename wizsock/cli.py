@@ -8,6 +8,7 @@ SUBCOMMANDS = {
     "run": ("wizsock.run", "run a Python program with its networking over the module"),
     "emulator": ("wizsock.emulator.cli", "run the software WizFi360 on a pty or TCP port"),
     "demo": ("wizsock.demo", "fetch a page over HTTPS with unmodified requests through the emulated module"),
+    "socks": ("wizsock.socks", "a SOCKS5 proxy whose connections go over the module (curl, git, ssh, browsers)"),
 }
 
 
