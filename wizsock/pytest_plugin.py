@@ -8,13 +8,13 @@ Fixtures (function scope):
 ``wizfi360_url``
     The URL (``wizemu://<name>``) of a private in-process emulated module, started
     for the test and stopped after it.  Open it with pyserial
-    (``serial.serial_for_url``), :class:`wizsock.Module` or
-    :func:`wizsock.open_module`, at the marker's ``baud``.
+    (``serial.serial_for_url``), :class:`wizsock.engine.Module` or
+    :func:`wizsock.engine.open_module`, at the marker's ``baud``.
 ``wizfi360_emulator``
     The :class:`wizsock.emulator.Emulator` behind that URL (its ``world``,
     ``transcript`` with ``log=True``, ...).
 ``wizfi360``
-    An open blocking :class:`wizsock.Module` on that emulator, in station mode and
+    An open blocking :class:`wizsock.engine.Module` on that emulator, in station mode and
     joined to the emulator's default access point (unless ``join=False``); closed
     after the test.
 ``wizsock_patched``
@@ -44,6 +44,10 @@ them; every argument is optional:
     False leaves the ``wizfi360`` module unjoined (default True).
 ``log``
     True records the UART traffic in ``wizfi360_emulator.transcript``.
+
+Servers the test talks to are ordinary sockets on 127.0.0.1 (the emulated
+module makes real connections on the host); create them before
+``wizsock_patched`` (list their fixtures first).
 
 Example::
 
@@ -209,7 +213,11 @@ def wizfi360(wizfi360_url: str, wizfi360_emulator: "Emulator",
 
 @pytest.fixture
 def wizsock_patched(wizfi360: "Module") -> Iterator["Module"]:
-    """``wizsock.patch(wizfi360)`` for the test: its sockets go over the module."""
+    """``wizsock.patch(wizfi360)`` for the test: its sockets go over the module.
+
+    Ask for your servers' fixtures before this one: a server created while the
+    patch is on is reached over the host's loopback directly, not through the module.
+    """
     from wizsock import patch as wpatch
 
     if wpatch.is_patched():

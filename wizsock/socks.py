@@ -321,7 +321,7 @@ async def serve(module: Any, host: str = "127.0.0.1", port: int = 1080, *,
                 credentials: Optional[Credentials] = None, link_wait: float = 10.0,
                 eof_grace: float = 5.0, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a SOCKS5 server on ``host:port`` whose connections go over ``module``
-    (the ``AsyncModule`` of :func:`wizsock.open_module`); reports the bound
+    (the ``AsyncModule`` of :func:`wizsock.engine.open_module`); reports the bound
     ``(host, port)`` through ``task_status``.  Runs until cancelled."""
     from wizsock import _orig
 

@@ -114,7 +114,9 @@ _GROUP_TYPES = (System, Wifi, Net, Mqtt, Azure, Aws)
 
 
 class Module:
-    """A module driven from blocking code::
+    """A module driven from blocking code.
+
+    ::
 
         with wizsock.Module("wizemu://") as m:
             m.wifi.join("ssid", "pw")

@@ -2,7 +2,7 @@
 
 The host engine builds commands and parses responses with it, the emulator
 parses commands and formats responses with it; both read the same declarative
-command table (`commands.py`), so they cannot disagree about a format.
+command table (`commands.py`), so they cannot disagree about a format::
 
     from wizsock import protocol as p
 
