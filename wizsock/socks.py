@@ -8,10 +8,13 @@ through the module: each SOCKS connection is one TCP link of the module.
 - Methods: no authentication, or username/password (RFC 1929) with ``--user``
   (the password comes from ``WIZSOCK_SOCKS_PASSWORD`` or ``--password-stdin``,
   never from the command line).
-- BIND and UDP ASSOCIATE are answered ``0x07 command not supported``: the module
-  has five links in all and UDP relaying would pin one per client association
-  for as long as the client's TCP control connection lives, with no way to
-  learn when the client is done; IPv6 destinations get ``0x08``.
+- UDP ASSOCIATE: datagrams from the client (from the address of its TCP
+  connection) go out through one module UDP link per association (opened at the
+  first datagram, mode 2 so each datagram names its destination), answers come
+  back with their sender; fragments (FRAG != 0) and IPv6 are dropped, as RFC 1928
+  allows; the module sends at most 2048 bytes per datagram.  The association, and
+  its link, end with the client's TCP connection.
+- BIND is answered ``0x07 command not supported``; IPv6 destinations get ``0x08``.
 - The module has five links.  A CONNECT that finds none free waits for one of
   this proxy's connections to end, up to ``--link-wait`` seconds, then gets
   ``0x01 general failure``.
@@ -30,8 +33,10 @@ import hmac
 import ipaddress
 import logging
 import os
+import random
 import re
 import signal
+import socket
 import struct
 import sys
 from dataclasses import dataclass
@@ -206,48 +211,57 @@ class Proxy:
         (port,) = struct.unpack("!H", await reader.exactly(2))
         return cmd, host, port
 
-    # -------------------------------------------------------------- CONNECT
-    async def _open(self, host: str, port: int):
-        """Open a TCP link, waiting (bounded) for one of ours to end when none is free."""
+    # -------------------------------------------------------------- links
+    async def acquire_link(self, what: str, opener: Callable[[], Awaitable[Any]]) -> Any:
+        """``await opener()`` (opens a link), waiting (bounded) for one of ours to end
+        when none is free; the caller holds the link as one of ours (``active``)."""
         deadline = trio.current_time() + self.link_wait
         while True:
             freed = self._link_freed
             try:
-                return await self.module.net.open_tcp(host, port, timeout=self.connect_timeout)
+                link = await opener()
+                self.active += 1
+                return link
             except E.LinkLimitError:
                 left = deadline - trio.current_time()
                 if left <= 0:
                     raise
-                log.info("no free link for %s:%d; waiting up to %.1f s", host, port, left)
+                log.info("no free link for %s; waiting up to %.1f s", what, left)
                 with trio.move_on_after(left):
                     await freed.wait()
 
-    def _ended(self) -> None:
+    def release_link(self) -> None:
+        """One of this proxy's links was closed: a waiting CONNECT may have it."""
         self.active -= 1
         self._link_freed.set()
         self._link_freed = trio.Event()
 
-    async def _handshake(self, stream: trio.abc.Stream, reader: _Reader, peer: Any) -> Any:
-        """Negotiate and open the link; None (the client has its answer) on failure."""
+    async def _handshake(self, stream: trio.abc.Stream, reader: _Reader,
+                         peer: Any) -> Optional[Tuple[int, str, int, Any]]:
+        """Negotiate; for CONNECT open the link.  -> (command, host, port, link or None),
+        or None when the client has had its answer (a failure)."""
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 await self._negotiate(stream, reader)
                 cmd, host, port = await self._request(reader)
+            if cmd == UDP_ASSOCIATE:
+                return cmd, host, port, None
             if cmd != CONNECT:
-                name = {BIND: "BIND", UDP_ASSOCIATE: "UDP ASSOCIATE"}.get(cmd, f"command {cmd}")
+                name = "BIND" if cmd == BIND else f"command {cmd}"
                 raise _ProtocolError(f"{name} is not supported",
                                      _reply(REPLY["command not supported"]))
             if port == 0:
                 raise _ProtocolError("port 0", _reply(REPLY["host unreachable"]))
             try:
-                link = await self._open(host, port)
+                link = await self.acquire_link(f"{host}:{port}", functools.partial(
+                    self.module.net.open_tcp, host, port, timeout=self.connect_timeout))
             except (OSError, ValueError) as exc:      # WizError is an OSError
                 code = _error_reply(exc)
                 log.info("%s: CONNECT %s:%d failed: %s (reply %d)", peer, host, port, exc, code)
                 await stream.send_all(_reply(code))
                 return None
             log.info("%s: CONNECT %s:%d on link %d", peer, host, port, link.id)
-            return link
+            return cmd, host, port, link
         except trio.TooSlowError:
             log.info("%s: handshake not finished in %.0f s", peer, HANDSHAKE_TIMEOUT)
         except _ProtocolError as exc:
@@ -268,15 +282,18 @@ class Proxy:
         except (AttributeError, OSError):
             peer = "?"
         reader = _Reader(stream)
-        link = None
+        got = None
         try:
-            link = await self._handshake(stream, reader, peer)
+            got = await self._handshake(stream, reader, peer)
         finally:
-            if link is None:
+            if got is None:
                 await trio.aclose_forcefully(stream)
-        if link is None:
+        if got is None:
             return
-        self.active += 1
+        cmd, host, port, link = got
+        if cmd == UDP_ASSOCIATE:
+            await _Association(self, stream, peer, (host, port)).run()
+            return
         try:
             await self._relay(stream, reader.leftover(), link)
         finally:
@@ -286,7 +303,7 @@ class Proxy:
                 except E.WizError:
                     pass
                 await trio.aclose_forcefully(stream)
-            self._ended()
+            self.release_link()
 
     async def _relay(self, stream: trio.abc.Stream, early: bytes, link: Any) -> None:
         try:
@@ -315,6 +332,130 @@ class Proxy:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(upstream, nursery.cancel_scope)
             nursery.start_soon(downstream, nursery.cancel_scope)
+
+
+def _udp_header(ip: str, port: int) -> bytes:
+    """RFC 1928 section 7: RSV RSV FRAG=0 ATYP=IPv4 ADDR PORT."""
+    return b"\x00\x00\x00\x01" + ipaddress.IPv4Address(ip).packed + struct.pack("!H", port)
+
+
+def _parse_udp(data: bytes) -> Optional[Tuple[str, int, bytes]]:
+    """A client's datagram -> (host, port, payload); None if it must be dropped
+    (fragments, IPv6, malformed: RFC 1928 lets the relay drop what it will not handle)."""
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0:
+        return None
+    atyp, rest = data[3], data[4:]
+    if atyp == ATYP_IPV4 and len(rest) >= 6:
+        host, rest = str(ipaddress.IPv4Address(rest[:4])), rest[4:]
+    elif atyp == ATYP_DOMAIN and rest and len(rest) >= 1 + rest[0] + 2:
+        n = rest[0]
+        host, rest = rest[1:1 + n].decode("ascii", "replace"), rest[1 + n:]
+        if not _HOSTNAME.match(host):
+            return None
+    else:
+        return None
+    (port,) = struct.unpack("!H", rest[:2])
+    return (host, port, rest[2:]) if port else None
+
+
+class _Association:
+    """One UDP ASSOCIATE: a host UDP socket beside the listener for the client's
+    datagrams, and one module UDP link (mode 2: any remote), opened at the first
+    datagram, for all its destinations.  It lasts as long as the client's TCP
+    connection (RFC 1928 section 6)."""
+
+    def __init__(self, proxy: "Proxy", stream: Any, peer: Any, hint: Tuple[str, int]):
+        self.proxy = proxy
+        self.stream = stream
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else None
+        # the client may name the address it will send from; 0.0.0.0:0 = learn it
+        self.client: Optional[Tuple[str, int]] = hint if hint[1] and hint[0] != "0.0.0.0" else None
+        self.link: Any = None
+        self.names: dict = {}
+        self.udp: Any = None
+
+    async def run(self) -> None:
+        from wizsock import _orig
+
+        try:
+            with _orig.internal():    # the relay socket is the host's, even in a patched process
+                self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await self.udp.bind((self.stream.socket.getsockname()[0], 0))
+            await self.stream.send_all(_reply(REPLY["succeeded"], self.udp.getsockname()))
+            log.info("%s: UDP ASSOCIATE relaying at %s", self.stream.socket.getpeername(),
+                     self.udp.getsockname())
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._control, nursery.cancel_scope)
+                nursery.start_soon(self._from_client, nursery)
+        except _GONE as exc:
+            log.info("UDP association ended: %r", exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.udp is not None:
+                    self.udp.close()
+                if self.link is not None:
+                    try:
+                        await self.link.aclose()
+                    except E.WizError:
+                        pass
+                    self.proxy.release_link()
+                await trio.aclose_forcefully(self.stream)
+
+    async def _control(self, cancel: trio.CancelScope) -> None:
+        """The association ends with the TCP connection (anything the client sends
+        there is ignored)."""
+        try:
+            while await self.stream.receive_some(CHUNK):
+                pass
+        except _GONE:
+            pass
+        cancel.cancel()
+
+    async def _resolve(self, host: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            pass
+        if host not in self.names:
+            self.names[host] = await self.proxy.module.net.resolve(host)
+        return self.names[host]
+
+    async def _from_client(self, nursery: trio.Nursery) -> None:
+        while True:
+            data, addr = await self.udp.recvfrom(65535)
+            if addr[0] != self.peer_ip or (self.client is not None and addr != self.client):
+                log.debug("UDP relay: datagram from %s dropped (not the client)", addr)
+                continue
+            self.client = addr
+            parsed = _parse_udp(data)
+            if parsed is None:
+                log.debug("UDP relay: fragment or malformed datagram from %s dropped", addr)
+                continue
+            host, port, payload = parsed
+            try:
+                ip = await self._resolve(host)
+                if self.link is None:
+                    self.link = await self.proxy.acquire_link(f"UDP {ip}:{port}", functools.partial(
+                        self.proxy.module.net.open_udp, ip, port,
+                        local_port=random.randrange(49152, 65536), mode=2))
+                    nursery.start_soon(self._to_client, nursery.cancel_scope)
+                await self.link.send_to(payload, (ip, port))
+            except (OSError, ValueError) as exc:   # UDP: the datagram is lost, as on a network
+                log.info("UDP relay: datagram to %s:%d dropped: %s", host, port, exc)
+                if self.link is not None and self.link.error is not None:
+                    raise
+
+    async def _to_client(self, cancel: trio.CancelScope) -> None:
+        try:
+            while True:
+                data, (ip, port) = await self.link.receive_from(65535)
+                if not data:
+                    break        # the link ended
+                assert self.client is not None
+                await self.udp.sendto(_udp_header(ip, port) + data, self.client)
+        except _GONE as exc:
+            log.info("UDP relay: link ended: %r", exc)
+        cancel.cancel()
 
 
 async def serve(module: Any, host: str = "127.0.0.1", port: int = 1080, *,

@@ -5,6 +5,7 @@ emulated module, driven by curl and by a raw RFC 1928 client on loopback.
 PySocks, which paho-mqtt probes with ``import socks``.)"""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,10 +18,12 @@ import time
 import pytest
 
 from conftest import require
-from support.servers import free_port, https_server, tcp_echo_server, test_ca
+from support.servers import (dns_query, free_port, https_server, parse_dns_response,
+                             tcp_echo_server, test_ca, udp_dns_server)
 from wizsock.emulator.core import load_world
 
 BEHIND = "www.behind.test"        # only the module's DNS (the world file) knows this name
+DNS_BEHIND = "dns.behind.test"
 
 
 class SocksProcess:
@@ -69,11 +72,13 @@ def behind(tmp_path_factory):
     with test_ca() as ca:
         ca.server_cert = ca.issue_cert(BEHIND)
         world = load_world(None)
-        world["dns"] = {BEHIND: "127.0.0.1"}
+        world["dns"] = {BEHIND: "127.0.0.1", DNS_BEHIND: "127.0.0.1"}
         path = tmp / "world.json"
         path.write_text(json.dumps(world))
-        with https_server(ca) as web, tcp_echo_server() as echo:
-            yield type("Behind", (), {"ca": ca, "web": web, "echo": echo, "world": path, "tmp": tmp})
+        with https_server(ca) as web, tcp_echo_server() as echo, \
+                udp_dns_server({"printer.office.test": "10.1.2.3"}) as dns:
+            yield type("Behind", (), {"ca": ca, "web": web, "echo": echo, "dns": dns,
+                                      "world": path, "tmp": tmp})
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +160,6 @@ def test_connect_by_ipv4_carries_data_both_ways(behind, proxy):
     ("nowhere.invalid", 80, 1, 0x04),        # the module's DNS fails: host unreachable
     ("127.0.0.1", None, 1, 0x05),            # nothing listens: connection refused
     ("127.0.0.1", 80, 2, 0x07),              # BIND: command not supported
-    ("127.0.0.1", 80, 3, 0x07),              # UDP ASSOCIATE: command not supported
 ])
 def test_failures_get_their_reply_codes(proxy, host, port, cmd, expected):
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as s:
@@ -248,3 +252,44 @@ def test_open_proxy_on_a_non_loopback_address_is_refused():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "refusing to run an open proxy" in out.stderr
+
+
+def test_udp_associate_relays_datagrams_through_the_module(behind, proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as ctl, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(20)
+        assert greet(ctl) == b"\x05\x00"
+        ctl.sendall(b"\x05\x03\x00\x01" + bytes(4) + bytes(2))      # UDP ASSOCIATE, 0.0.0.0:0
+        reply = recv_exactly(ctl, 10)
+        assert reply[1] == 0, reply
+        relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
+        assert relay[0] == "127.0.0.1" and relay[1] > 0
+        port = behind.dns.port
+        for qid, (atyp, addr) in enumerate([
+                (b"\x01", socket.inet_aton("127.0.0.1")),                       # IPv4
+                (b"\x03", bytes([len(DNS_BEHIND)]) + DNS_BEHIND.encode())]):     # a name the module resolves
+            query = dns_query("printer.office.test", qid=qid + 1)
+            udp.sendto(b"\x00\x00\x00" + atyp + addr + struct.pack("!H", port) + query, relay)
+            data, src = udp.recvfrom(4096)
+            assert src == relay
+            # the answer comes back with its sender's address in the SOCKS header
+            assert data[:4] == b"\x00\x00\x00\x01"
+            assert data[4:10] == socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
+            assert parse_dns_response(data[10:]) == (qid + 1, 0, ["10.1.2.3"])
+        # fragments are dropped (RFC 1928: a relay that does not reassemble drops them)
+        udp.sendto(b"\x00\x00\x01\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
+                   + dns_query("printer.office.test", qid=9), relay)
+        udp.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            udp.recvfrom(4096)
+    # the association ended with its TCP connection, and so did its link
+    def udp_part():
+        log = proxy.log()
+        return log[log.rindex("UDP ASSOCIATE relaying at"):]
+    lid = re.search(r'AT\+CIPSTART=(\d),"UDP","127\.0\.0\.1",%d,\d+,2' % port, udp_part()).group(1)
+    deadline = time.monotonic() + 10
+    while f"AT+CIPCLOSE={lid}'" not in udp_part():
+        assert time.monotonic() < deadline, udp_part()
+        time.sleep(0.1)
+
