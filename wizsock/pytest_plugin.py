@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Dict, Iterator, NoReturn, Optional, Union
 
 import pytest
@@ -106,7 +106,7 @@ class WizFi360Options:
         if marker.args:
             _usage(
                 f"@pytest.mark.{MARKER} takes keyword arguments only, got {marker.args!r}")
-        known = {"baud", "rtt", "faults", "seed", "world", "join", "log"}
+        known = {f.name for f in fields(cls)}
         unknown = set(marker.kwargs) - known
         if unknown:
             _usage(

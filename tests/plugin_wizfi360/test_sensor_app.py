@@ -60,3 +60,29 @@ def test_marker_configures_the_module(wizfi360, wizfi360_emulator, wizfi360_url)
 @pytest.mark.wizfi360(join=False)
 def test_join_false_leaves_the_module_unjoined(wizfi360):
     assert wizfi360.wifi.joined() is None
+
+
+WORLD_FILE = {"aps": [{"ssid": "plant-floor", "password": "forklift42", "ecn": 3, "rssi": -50,
+                       "mac": "00:08:dc:00:00:42", "channel": 3}],
+              "dns": {"historian.plant.test": "127.0.0.1"}}
+
+
+@pytest.fixture(scope="module")
+def world_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("world") / "plant.json"
+    path.write_text(json.dumps(WORLD_FILE))
+    return path
+
+
+def _world_marker(path):
+    return pytest.mark.wizfi360(world=str(path), faults="chunk,urc:0.3", seed=5, rtt=0.005)
+
+
+def test_world_file_and_faults(world_file, request):
+    # a marker built at run time (the file's path is known only now) configures the module
+    request.node.add_marker(_world_marker(world_file))
+    module = request.getfixturevalue("wizfi360")
+    assert module.wifi.joined().ssid == "plant-floor"   # the world's only AP, joined
+    assert module.net.resolve("historian.plant.test") == "127.0.0.1"
+    emulator = request.getfixturevalue("wizfi360_emulator")
+    assert emulator.faults and emulator.seed == 5
