@@ -491,8 +491,9 @@ class Net(_Group):
         await self._cmd("CIPSSLCONF", "set", mode=mode)
 
     async def _send_pem(self, name, pem):
-        text = pem.decode("ascii") if isinstance(pem, (bytes, bytearray)) else str(pem)
-        data = text.replace("\r\n", "\n").strip().encode("ascii").replace(b"\n", b"\r\n") + b"\r\n"
+        # the codec's check is the one path to the wire: a second block or anything
+        # after the END line would otherwise run as commands (PemError, a ValueError)
+        data = P.pem_upload(name, pem)
         await self._e.command(req(name, "set", mode=1), payload=data)
 
     async def set_ca(self, pem) -> None:
