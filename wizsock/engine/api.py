@@ -801,8 +801,13 @@ class Mqtt(_Group):
 
     async def publish(self, message) -> None:
         """AT+MQTTPUB=<message> (to the publish topic of set_topics)."""
-        if isinstance(message, (bytes, bytearray)):
-            message = bytes(message).decode("utf-8")
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            try:
+                message = bytes(message).decode("utf-8")
+            except UnicodeDecodeError:
+                # (the decode error would carry the whole message in its args)
+                raise ValueError("parameter 'message': AT+MQTTPUB sends UTF-8 text; "
+                                 "these bytes are not") from None
         await self._cmd("MQTTPUB", "set", message=message)
 
     async def disconnect(self) -> None:

@@ -365,3 +365,37 @@ def _redact_text(text: str, command: Optional[str] = None) -> str:
             except RequestError:
                 return MASK
     return text
+
+
+_PEM_MARKER = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]+-----")
+_COMMAND_NAME = re.compile(rb"AT\+([A-Z][A-Z0-9_]*)")
+
+
+class Redactor:
+    """`redact` for a conversation: one instance per traffic log, fed every line of
+    both directions in order.
+
+    Adds what a single line cannot tell: the command a bare answer line belongs
+    to (AT+MQTTSET? prints the password without a `+MQTTSET:` head), and PEM
+    blocks (uploads after `>`, AT+CASEND?/AWSPKSEND? answers), whose every body
+    line is masked, however short.
+    """
+
+    def __init__(self) -> None:
+        self._command: Optional[str] = None
+        self._in_pem = {True: False, False: False}
+
+    def line(self, line: BytesLike, from_host: bool) -> bytes:
+        raw = bytes(line)
+        bare = raw.strip(b"\r\n \t")
+        m = _PEM_MARKER.fullmatch(bare)
+        if m:
+            self._in_pem[from_host] = m.group(1) == b"BEGIN"
+            return raw
+        if self._in_pem[from_host]:
+            return MASK.encode()
+        if from_host:
+            c = _COMMAND_NAME.match(bare)
+            self._command = c.group(1).decode() if c else None
+            return redact(raw)
+        return redact(raw, self._command)
