@@ -384,6 +384,12 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
         raise ValueError("passthrough carries TCP or UDP (the module refuses SSL)")
     if local_port is not None and kind != "UDP":
         raise ValueError("local_port is for UDP")
+    extra = {}
+    if kind == "UDP" and local_port is not None:
+        extra = dict(local_port=int(local_port), mode=0)
+    # built (and so checked by the codec) before anything changes on the module: a bad
+    # host raises ValueError with no CIPMUX/CIPMODE round trip to undo
+    r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port), **extra)
     await e.wait_usable(10.0)
 
     def check_alone():
@@ -414,11 +420,6 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
             await stream._cmd_ok("CIPMUX", "set", mode=0)
             e.mux = False
             await stream._cmd_ok("CIPMODE", "set", mode=1)
-            extra = {}
-            if kind == "UDP" and local_port is not None:
-                extra = dict(local_port=int(local_port), mode=0)
-            r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port),
-                    **extra)
             resp = await e._exec(r, e.timeout_for("CIPSTART", timeout), internal=True)
             if resp.result != "OK":
                 lines = resp.lines()
