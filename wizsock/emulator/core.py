@@ -625,7 +625,7 @@ class Emulator:
             raw = await self.read_line()
             if raw is None:
                 continue
-            if self.log_traffic:
+            if self.log_traffic and raw.strip():
                 self.command_lines.append(raw)
             line = raw.rstrip(b"\r\n")
             if self.echo:

@@ -56,7 +56,7 @@ from typing import Any, Iterable, List
 from . import records
 from .commands import ALIASES, COMMANDS, DOC_TYPOS
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
-from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
+from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, PEM_MAX, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
                        format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor)
 from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
 from .shapes import ResponseError, lines_of
@@ -65,7 +65,7 @@ __all__ = [
     "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact", "Redactor",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
-    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PemError", "pem_blocks", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
+    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
     "CWJAP_ERRORS", "ECN", "CIPSTATUS_STATES", "CIUPDATE_STAGES", "CWLAP_MASK_BITS", "CWLAP_MASK_ALL",
 ]
 

@@ -155,10 +155,12 @@ def pem_blocks(pem: Union[str, BytesLike]) -> List[Tuple[str, List[str]]]:
             if not body:
                 raise PemError(f"line {no}: the {label} block is empty")
             try:
-                base64.b64decode(body, validate=True)
+                der = base64.b64decode(body, validate=True)
             except (binascii.Error, ValueError):
-                raise PemError(f"the base64 of the {label} block ending on line {no} is "
-                               f"corrupt") from None
+                der = b""
+            if not _one_der(der):
+                raise PemError(f"the {label} block ending on line {no} is not one DER "
+                               f"structure (corrupt or edited base64)") from None
             blocks.append((label, current))
             current = None
         elif line.startswith("-----"):
@@ -175,6 +177,19 @@ def pem_blocks(pem: Union[str, BytesLike]) -> List[Tuple[str, List[str]]]:
     if current is not None:
         raise PemError(f"no -----END {label}----- line")
     return blocks
+
+
+def _one_der(der: bytes) -> bool:
+    """True if the bytes are exactly one DER SEQUENCE (what every PEM block here holds):
+    a line added to or dropped from the base64 cannot keep the outer length right."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    if der[1] < 0x80:
+        return 2 + der[1] == len(der)
+    n = der[1] & 0x7F
+    if not 1 <= n <= 4 or len(der) < 2 + n:
+        return False
+    return 2 + n + int.from_bytes(der[2:2 + n], "big") == len(der)
 
 
 def pem_upload(name: str, pem: Union[str, BytesLike]) -> bytes:
