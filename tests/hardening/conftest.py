@@ -7,6 +7,7 @@ from typing import Iterator
 import pytest
 
 import wizsock
+from wizsock import _orig
 from wizsock.emulator import Emulator
 
 from hardening.helpers import AP, BAUD, Wire
@@ -24,7 +25,7 @@ def emu() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def module(emu):
-    with wizsock._orig.internal():
+    with _orig.internal():
         m = wizsock.Module(emu.url, baudrate=BAUD)
     try:
         m.wifi.set_mode(1)

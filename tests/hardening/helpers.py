@@ -9,6 +9,7 @@ import threading
 from typing import Callable, Dict, Iterator, List
 
 import wizsock
+from wizsock import _orig
 from wizsock import protocol as P
 from wizsock.emulator import Emulator
 
@@ -63,7 +64,7 @@ class Recorder:
     """A loopback TCP peer that keeps every byte each connection sent."""
 
     def __init__(self):
-        self.lsock = wizsock._orig.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock = _orig.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
         self.port = self.lsock.getsockname()[1]
