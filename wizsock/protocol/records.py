@@ -365,7 +365,7 @@ class DnsServers:
 @dataclass(frozen=True)
 class MqttSettings:
     """AT+MQTTSET?"""
-    username: str
+    username: str = field(repr=False)     # a credential too (the broker's account)
     password: str = field(repr=False)
     client_id: str
     alive_time: int
