@@ -6,37 +6,25 @@ from typing import Iterator
 
 import pytest
 
-import wizsock
-from wizsock import _orig
 from wizsock.emulator import Emulator
 
-from hardening.helpers import AP, BAUD, Wire
+from hardening.helpers import AP, Wire, blocking_module, emulated
 
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    e = Emulator(baudrate=BAUD, log_traffic=True, boot_delay=0.05)
-    e.start()
-    try:
+    with emulated() as e:
         yield e
-    finally:
-        e.stop()
 
 
 @pytest.fixture(scope="module")
 def module(emu):
-    with _orig.internal():
-        m = wizsock.Module(emu.url, baudrate=BAUD)
-    try:
+    with blocking_module(emu) as m:
         m.wifi.set_mode(1)
         m.wifi.join(*AP)
         yield m
-    finally:
-        m.close()
 
 
 @pytest.fixture
 def wire(emu) -> Wire:
     return Wire(emu)
-
-

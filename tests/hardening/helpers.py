@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import Callable, Dict, Iterator, List
+from typing import Iterator, List
 
 import wizsock
 from wizsock import _orig
@@ -58,6 +58,27 @@ def request_key(line: bytes):
     except ValueError:
         return ("<unparseable>", bytes(line))
     return (r.name, {k: v for k, v in r.params.items() if k != "link"})
+
+
+@contextlib.contextmanager
+def emulated(**options) -> Iterator[Emulator]:
+    """A started emulator that records its traffic and the lines it ran as commands."""
+    e = Emulator(**{"baudrate": BAUD, "log_traffic": True, "boot_delay": 0.05, **options})
+    e.start()
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+@contextlib.contextmanager
+def blocking_module(emu: Emulator) -> Iterator[wizsock.Module]:
+    with _orig.internal():
+        m = wizsock.Module(emu.url, baudrate=BAUD)
+    try:
+        yield m
+    finally:
+        m.close()
 
 
 class Recorder:

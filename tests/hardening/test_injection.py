@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
-import wizsock
 from wizsock import protocol as P
 from wizsock import socket as wsock
 

@@ -17,13 +17,12 @@ import pytest
 import trustme
 
 import wizsock
-from wizsock import _orig
 from wizsock import protocol as P
 from wizsock import ssl as wssl
 from wizsock.emulator import Emulator
 from wizsock.emulator.core import load_world
 
-from hardening.helpers import BAUD
+from hardening.helpers import BAUD, blocking_module, emulated
 
 WIFI_PW = "cAnaryWifiPw-71"
 SOFTAP_PW = "cAnarySoftApPw-72"
@@ -83,23 +82,14 @@ def emu_log():
 @pytest.fixture(scope="module")
 def emu(world, emu_log):
     # the flash file lives in the temp directory (mkstemp), like every default emulator
-    e = Emulator(baudrate=BAUD, world=world, log_traffic=True, log_file=emu_log,
-                 boot_delay=0.05)
-    e.start()
-    try:
+    with emulated(world=world, log_file=emu_log) as e:
         yield e
-    finally:
-        e.stop()
 
 
 @pytest.fixture(scope="module")
 def module(emu):
-    with _orig.internal():
-        m = wizsock.Module(emu.url, baudrate=BAUD)
-    try:
+    with blocking_module(emu) as m:
         yield m
-    finally:
-        m.close()
 
 
 @pytest.fixture
