@@ -226,3 +226,42 @@ def test_redaction_of_a_conversation():
     shown = b"\n".join(r.line(l, d) for d, l in lines).decode()
     assert not leaks(shown), leaks(shown)
     assert "AT+MQTTSET?" in shown and "-----BEGIN RSA PRIVATE KEY-----" in shown
+
+
+def test_emulator_cli_log_masks_answers_and_keys(tmp_path):
+    """`wizsock emulator --log` (the issue's repro): AT+MQTTSET? answered, a key uploaded
+    and read back; stderr shows the commands, not the secrets; the flash file is 0600."""
+    import re
+    import subprocess
+    import sys
+
+    from support.atport import AtPort
+
+    flash = tmp_path / "flash.json"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "wizsock", "emulator", "--listen",
+                             "127.0.0.1:0", "--baud", str(BAUD), "--boot-delay", "0.05",
+                             "--flash", str(flash), "--log"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)
+    try:
+        line = proc.stdout.readline().decode()
+        port = re.search(r"socket://127\.0\.0\.1:(\d+)", line)
+        assert port, line
+        with AtPort(f"socket://127.0.0.1:{port.group(1)}", baudrate=BAUD) as at:
+            at.sync()
+            at.ok(f'AT+MQTTSET="{MQTT_USER}","{MQTT_PW}","cid",60')
+            assert MQTT_PW.encode() in b"".join(at.ok("AT+MQTTSET?"))
+            at.command_with_data("AT+AWSPKSEND=1", P.pem_upload("AWSPKSEND", AWS_KEY))
+            assert len(at.ok("AT+AWSPKSEND?")) > 10
+    finally:
+        proc.terminate()
+        try:
+            _out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+    text = err.decode("utf-8", "replace")
+    assert "AT+MQTTSET?" in text and "AT+AWSPKSEND?" in text
+    assert not leaks(text), leaks(text)
+    assert stat.S_IMODE(os.stat(flash).st_mode) == 0o600
