@@ -19,7 +19,7 @@ import pytest
 from wizsock import protocol as P
 from wizsock import socket as wsock
 
-from hardening.helpers import AP, hostile_strings, request_key
+from hardening.helpers import AP, CORES, hostile_strings, request_key
 
 TOTALS: Dict[str, int] = {"inputs": 0, "smuggled": 0, "sent": 0}
 
@@ -140,6 +140,47 @@ def test_engine_api_smuggles_nothing(module, wire, label, call, expected):
             TOTALS["smuggled"] += max(1, len(got) - len(want))
             bad.append((v, f"wire {got!r} != intended {want!r}"))
     assert not bad, f"{label}: {len(bad)} of {len(values)} inputs misbehaved: {bad[:5]}"
+
+
+def _payload_cases():
+    """(request, payload) pairs through the escape hatch ``m.command(request, payload=)``:
+    data that would outlast what the module reads after ">"."""
+    cases = []
+    for core in CORES:
+        data = core.encode("utf-8", "surrogatepass")
+        for n in (1, 5):
+            cases.append((P.COMMANDS["CIPSEND"].set(link=0, length=n), b"x" * n + data))
+            cases.append((P.COMMANDS["CIPSENDBUF"].set(link=0, length=n), b"x" * n + data))
+        cases.append((P.COMMANDS["CIPSENDEX"].set(link=0, length=64), b"ab\\0" + data))
+        cases.append((P.COMMANDS[""].execute(), data))
+        cases.append((P.COMMANDS["CASEND"].set(mode=1), b"-----BEGIN CERTIFICATE-----\r\n"
+                      b"MAMCAQA=\r\n-----END CERTIFICATE-----\r\n" + data))
+    return cases
+
+
+def test_escape_hatch_payloads_are_gated(module, wire):
+    """What follows ">" goes through the codec's gate (payload_for) even via m.command."""
+    bad = []
+    cases = _payload_cases()
+    for request, payload in cases:
+        mark = wire.mark()
+        allowed = []
+        try:
+            module.command(request, payload=payload)
+            allowed = [request.encode()]    # only a harmless payload (blank lines after END)
+        except ValueError:
+            pass
+        except OSError:                     # taken by the gate, refused by the module
+            allowed = [request.encode()]
+        except BaseException as exc:      # noqa: B902 - the wrong type is the finding
+            bad.append((request.name, payload, f"{type(exc).__name__}: {exc}"))
+        got = wire.since(mark)
+        TOTALS["inputs"] += 1
+        TOTALS["sent"] += bool(got)
+        if got != allowed and got:
+            TOTALS["smuggled"] += len(got)
+            bad.append((request.name, payload, f"wire {got!r}"))
+    assert not bad, bad[:5]
 
 
 def _facade_names():

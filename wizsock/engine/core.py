@@ -466,6 +466,9 @@ class Engine:
         ``payload`` is written after the ``>`` prompt.  Cancel-safe: once the
         command is on the wire it runs to completion under a shield.
         """
+        if payload is not None:
+            # the codec's gate for what follows ">": nothing beyond it can run as a command
+            payload = P.payload_for(request, payload)
         tmo = self.timeout_for(request.name, timeout)
         await self.wait_usable(max(tmo, 10.0))
         async with self._cmd_lock:

@@ -34,6 +34,7 @@ command table (`commands.py`), so they cannot disagree about a format.
                                           # (PemError, a ValueError, for a bundle, a key where a
                                           # certificate goes, binary data, text after END; never
                                           # quoting the content); p.pem_blocks(text) -> [(label, lines)]
+    p.payload_for(request, payload) -> bytes  # what may follow `>` (PEM check, exact CIPSEND length)
 
     p.parse_request(line, mux=False)      # with the CIPMUX state known: `link=` forms only when mux
     req.args                              # values in wire order (what positional handlers want)
@@ -57,7 +58,7 @@ from . import records
 from .commands import ALIASES, COMMANDS, DOC_TYPOS
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
 from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, PEM_MAX, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
-                       format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor)
+                       format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor, payload_for)
 from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
 from .shapes import ResponseError, lines_of
 
@@ -65,7 +66,7 @@ __all__ = [
     "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact", "Redactor",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
-    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
+    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "payload_for", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
     "CWJAP_ERRORS", "ECN", "CIPSTATUS_STATES", "CIUPDATE_STAGES", "CWLAP_MASK_BITS", "CWLAP_MASK_ALL",
 ]
 

@@ -223,6 +223,40 @@ def pem_upload(name: str, pem: Union[str, BytesLike]) -> bytes:
     return "".join(l + "\r\n" for l in lines).encode("ascii")
 
 
+#: the commands whose data after `>` is counted by their <length> parameter
+_COUNTED = ("CIPSEND", "CIPSENDBUF", "CIPSENDEX")
+
+
+def payload_for(request: Request, payload: Union[str, BytesLike]) -> bytes:
+    """The bytes that may follow the `>` of this request, checked: the one gate for
+    every upload after a prompt (the engine calls it for every `payload`).
+
+    PEM commands get `pem_upload`; CIPSEND/CIPSENDBUF exactly <length> bytes (the
+    module reads that many, anything more would run as commands); CIPSENDEX at most
+    <length>, ending early only with the two characters `\\0` as its last bytes;
+    any other command takes no data.  Raises ValueError (PemError for PEM).
+    """
+    name = request.name
+    if name in PEM_LABELS and request.form == "set" and request.params.get("mode") == 1:
+        return pem_upload(name, payload)
+    if name in _COUNTED and request.form == "set" and isinstance(payload, (bytes, bytearray,
+                                                                         memoryview)):
+        data = bytes(payload)
+        n = request.params["length"]
+        if name != "CIPSENDEX":
+            if len(data) != n:
+                raise ValueError(f"parameter 'payload': {len(data)} bytes after AT+{name} of "
+                                 f"length {n}: the module reads exactly {n}, the rest would "
+                                 f"run as commands")
+            return data
+        end = data.find(b"\\0")
+        if len(data) > n or (end >= 0 and end != len(data) - 2) or (len(data) < n and end < 0):
+            raise ValueError(f"parameter 'payload': AT+CIPSENDEX of length {n} takes at most "
+                             f"{n} bytes, ending early only with \\0 as the last two")
+        return data
+    raise ValueError(f"AT+{name} ({request.form}) takes no data after a prompt")
+
+
 # ----------------------------------------------------------------------------
 # unsolicited messages about SoftAP stations (spec 2.3)
 
