@@ -101,7 +101,8 @@ class ModuleSSLContext:
     def _read(path, data) -> Optional[bytes]:
         if data is not None:
             if isinstance(data, str):
-                # str.encode would raise an error holding the whole text (a key, maybe)
+                # (surrogatepass: never a UnicodeEncodeError whose args hold the whole
+                # text, a key maybe; the codec then refuses non-ASCII without quoting it)
                 return data.encode("utf-8", "surrogatepass")
             return bytes(data)
         if path is not None:
@@ -134,6 +135,13 @@ class ModuleSSLContext:
             raise ValueError("ModuleSSLContext wraps a wizsock socket that is not yet connected")
         if sock._wiz is not None:
             raise ValueError("wrap the socket before connecting it: the module's TLS starts with the link")
+        if server_hostname is not None:
+            # checked now, as ssl does (ValueError at wrap time): it becomes CIPSTART's host
+            try:
+                _proto.COMMANDS["CIPSTART"].set(link=0, type="SSL", remote=server_hostname,
+                                                port=443)
+            except ValueError as exc:
+                raise ValueError(f"server_hostname: {exc}") from None
         sock._wiz_tls = self
         sock._wiz_tls_hostname = server_hostname
         return sock

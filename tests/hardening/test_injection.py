@@ -256,6 +256,30 @@ def test_facade_names_raise_gaierror_and_smuggle_nothing(facade, wire, label, ca
     assert not bad, f"{label}: {len(bad)} of {len(names)} names misbehaved: {bad[:5]}"
 
 
+def test_module_tls_server_hostname(facade, wire):
+    """ModuleSSLContext's server_hostname becomes CIPSTART's host: checked at wrap time."""
+    from wizsock import ssl as wssl
+    ctx = wssl.ModuleSSLContext(verify=False)
+    bad = []
+    values = [v for v in hostile_strings("x") if v]
+    for v in values:
+        mark = wire.mark()
+        s = wsock.socket()
+        try:
+            ctx.wrap_socket(s, server_hostname=v)
+            bad.append((v, "accepted"))
+        except ValueError as exc:
+            if isinstance(exc, UnicodeError):
+                bad.append((v, "UnicodeError"))
+        finally:
+            s.close()
+        TOTALS["inputs"] += 1
+        if wire.since(mark):
+            TOTALS["smuggled"] += len(wire.since(mark))
+            bad.append((v, wire.since(mark)))
+    assert not bad, bad[:5]
+
+
 def test_module_still_joined_and_usable(module, wire):
     """After all of the above the module is the same module: joined, answering."""
     module.wifi.join(*AP)
