@@ -27,11 +27,11 @@ from __future__ import annotations
 import collections
 import errno
 import ipaddress
-import re
 import logging
 import math
 import os
 import random
+import re
 import socket as _stdsocket
 import threading
 import time

@@ -50,7 +50,7 @@ engine recovers as after any reset.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import trio
 
@@ -319,6 +319,10 @@ class Passthrough(trio.abc.Stream):
                 # sleeping without the lock: data sent meanwhile takes the tail along
                 await trio.sleep(wait)
                 continue
+            if self._paused:
+                # leaving or checking for a reset: that path flushes the tail itself
+                await self._resumed.wait()
+                continue
             async with self._tx_lock:
                 if self._paused or self._done or self._closed or self._error is not None:
                     continue
@@ -445,7 +449,7 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
     return stream
 
 
-def hold_tail(data: bytes):
+def hold_tail(data: bytes) -> Tuple[bytes, bytes]:
     """Split data into (write now, hold back): a write never ends with "+", and the
     held tail keeps the byte before its "+" run when it can, so flushing it alone
     is rarely exactly "+++" (see the module docstring)."""
@@ -458,7 +462,7 @@ def hold_tail(data: bytes):
     return data[:k], data[k:]
 
 
-def flush_pieces(held: bytes):
+def flush_pieces(held: bytes) -> List[bytes]:
     """A held tail as writes of at most MAX_PACKET bytes, none of them exactly "+++"."""
     pieces = [held[i:i + MAX_PACKET] for i in range(0, len(held), MAX_PACKET)]
     if pieces[-1] == b"+++":
