@@ -980,6 +980,10 @@ def _redact_event(ev, command=None):
             line = (f"+{ev.name}:{ev.value}" if isinstance(ev, Info) else ev.text)
             if command in _SECRET_ANSWERS:
                 return f"<{len(line)}-character {command} answer line, redacted>"
+            if command is None and isinstance(ev, Text) and line.startswith('"'):
+                # a bare answer whose command is unknown (late, after a timeout): it may
+                # be AT+MQTTSET?'s, which carries the password
+                return f"<{len(line)}-character answer line, redacted>"
             line = _PASSWORD_TEXT.sub(r"\1***", line)
             return P.redact(line.encode("utf-8", "surrogateescape"), command).decode("utf-8", "replace")
         except Exception:
