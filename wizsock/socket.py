@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket as _stdsocket
 import threading
 import time
@@ -213,14 +214,37 @@ def _is_ipv6_literal(host):
 
 def _host_str(host):
     if isinstance(host, (bytes, bytearray)):
-        return bytes(host).decode("ascii")
+        try:
+            return bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known") from None
     if isinstance(host, str):
         return host
     raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {type(host).__name__}")
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def _module_name(name):
+    """The ASCII (IDNA) form of a host name the module can look up, else gaierror.
+
+    Whatever cannot be a DNS name (CR, LF, NUL, quotes, commas, spaces, empty or
+    overlong labels, names the idna codec refuses) fails here as the stdlib's
+    resolver fails, without AT traffic; AT+CIPDOMAIN takes at most 63 bytes.
+    """
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        ascii_name = ""
+    if not _NAME.fullmatch(ascii_name) or len(ascii_name) > 63:
+        raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+    return ascii_name
+
+
 def _resolve_name(name, handle=None):
     """An IPv4 address for a host name, through the module (cached briefly)."""
+    name = _module_name(name)
     key = name.lower().rstrip(".")
     if key in _LOCAL_NAMES:
         return _LOCAL_NAMES[key]
@@ -253,6 +277,9 @@ def _query_name(name, key, handle):
         raise
     except TimeoutError as e:
         raise _stdsocket.gaierror(_stdsocket.EAI_AGAIN, "Temporary failure in name resolution") from e
+    except ValueError:
+        # the codec refused the name (it checks what _module_name may let through)
+        raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known") from None
     except OSError as e:
         raise _stdsocket.gaierror(_stdsocket.EAI_FAIL, f"Non-recoverable failure in name resolution ({e})") from e
     ip = str(ip)
@@ -283,7 +310,7 @@ def _getaddrinfo(host, port, family, type, proto, flags, resolve):
     if ip is None:
         if flags & _stdsocket.AI_NUMERICHOST:
             raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        name.encode("idna")  # the stdlib's UnicodeError for a bad name
+        name = _module_name(name)  # gaierror for what cannot be a name (no AT traffic)
         if family == AF_INET6:
             raise _stdsocket.gaierror(_stdsocket.EAI_NODATA, "No address associated with hostname")
         # the service part first, so a bad port fails without AT traffic
@@ -313,7 +340,6 @@ def gethostbyname(hostname):
         return ip
     if _is_ipv6_literal(name):
         raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-    name.encode("idna")
     return _resolve_name(name)
 
 

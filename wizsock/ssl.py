@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import errno
 import ssl as _stdssl
+from typing import Optional
 
+from wizsock import protocol as _proto
 from wizsock import socket as _wsocket
 
 __all__ = ["SSLSocket", "ModuleSSLContext", "install_hook", "remove_hook"]
@@ -77,21 +79,53 @@ class ModuleSSLContext:
         if not isinstance(verify, bool):
             raise TypeError("verify must be True or False")
         self.verify = verify
-        self.ca_pem = self._read(cafile, cadata)
-        self.cert_pem = self._read(certfile, None)
-        self.key_pem = self._read(keyfile, None)
+        # Checked here, by the codec's one PEM path (wizsock.protocol.pem_upload), so a
+        # bad file fails at construction with PemError (a ValueError), not at connect.
+        self.ca_pem = self._checked("CASEND", self._read(cafile, cadata))
+        cert = self._read(certfile, None)
+        key = self._read(keyfile, None)
+        if cert is not None and key is None:
+            # like ssl.load_cert_chain: the key may sit in the certificate file
+            cert, key = self._split_key(cert)
+        self.cert_pem = self._checked("CLICASEND", cert)
+        self.key_pem = self._checked("AWSPKSEND", key)
         if verify and self.ca_pem is None:
             raise ValueError("the module verifies the server against a CA you give it: pass "
                              "cafile= or cadata=, or verify=False to connect without verification")
 
+    def __repr__(self) -> str:
+        return (f"<ModuleSSLContext verify={self.verify} ca={self.ca_pem is not None} "
+                f"cert={self.cert_pem is not None} key={self.key_pem is not None}>")
+
     @staticmethod
-    def _read(path, data):
+    def _read(path, data) -> Optional[bytes]:
         if data is not None:
-            return data.encode("ascii") if isinstance(data, str) else bytes(data)
+            if isinstance(data, str):
+                # (surrogatepass: never a UnicodeEncodeError whose args hold the whole
+                # text, a key maybe; the codec then refuses non-ASCII without quoting it)
+                return data.encode("utf-8", "surrogatepass")
+            return bytes(data)
         if path is not None:
             with open(path, "rb") as f:
-                return f.read()
+                # bounded: a device or a huge file must not hang or exhaust memory
+                return f.read(_proto.PEM_MAX + 1)
         return None
+
+    @staticmethod
+    def _checked(name: str, pem: Optional[bytes]) -> Optional[bytes]:
+        if pem is None:
+            return None
+        return _proto.pem_upload(name, pem)
+
+    @staticmethod
+    def _split_key(pem: bytes) -> "tuple[bytes, Optional[bytes]]":
+        blocks = _proto.pem_blocks(pem)
+        keys = [b for b in blocks if "PRIVATE KEY" in b[0]]
+        if not keys or len(blocks) == 1:
+            return pem, None
+        others = [b for b in blocks if "PRIVATE KEY" not in b[0]]
+        join = lambda bs: "".join(l + "\n" for _, lines in bs for l in lines).encode("ascii")
+        return join(others), join(keys)
 
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True,
                     suppress_ragged_eofs=True, server_hostname=None, session=None):
@@ -101,6 +135,13 @@ class ModuleSSLContext:
             raise ValueError("ModuleSSLContext wraps a wizsock socket that is not yet connected")
         if sock._wiz is not None:
             raise ValueError("wrap the socket before connecting it: the module's TLS starts with the link")
+        if server_hostname is not None:
+            # checked now, as ssl does (ValueError at wrap time): it becomes CIPSTART's host
+            try:
+                _proto.COMMANDS["CIPSTART"].set(link=0, type="SSL", remote=server_hostname,
+                                                port=443)
+            except ValueError as exc:
+                raise ValueError(f"server_hostname: {exc}") from None
         sock._wiz_tls = self
         sock._wiz_tls_hostname = server_hostname
         return sock

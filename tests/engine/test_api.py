@@ -411,7 +411,7 @@ async def test_azure_and_aws_commands():
         pem = await m.aws.client_cert()
         assert pem is not None and "BEGIN CERTIFICATE" in pem.text
         await m.aws.delete_client_cert()
-        await m.aws.set_private_key("-----BEGIN RSA PRIVATE KEY-----\nQUJD\n-----END RSA PRIVATE KEY-----\n")
+        await m.aws.set_private_key("-----BEGIN RSA PRIVATE KEY-----\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n")
         await m.aws.delete_private_key()
         await m.net.set_ca(cert_pem)
         assert "BEGIN CERTIFICATE" in (await m.net.ca()).text

@@ -124,13 +124,13 @@ def test_redact():
     assert p.redact(b'AT+CWJAP_CUR="x","secret"\r\n') == b'AT+CWJAP_CUR="x","***"\r\n'
     assert p.redact(b'AT+CWJAP_DEF="x","se\\"c,ret","00:08:DC:11:12:13"') == b'AT+CWJAP_DEF="x","***","00:08:DC:11:12:13"'
     assert p.redact(b'+CWSAP_CUR:"WizFi360","12345678",5,3,4,0') == b'+CWSAP_CUR:"WizFi360","***",5,3,4,0'
-    assert p.redact(b'AT+MQTTSET="u","pw","id",60') == b'AT+MQTTSET="u","***","id",60'
+    assert p.redact(b'AT+MQTTSET="u","pw","id",60') == b'AT+MQTTSET="***","***","id",60'
     assert p.redact(b'AT+AZSET="hub","dev","SharedAccessKey"') == b'AT+AZSET="hub","dev","***"'
     assert p.redact(b"password:1234567890") == b"password:***"
     assert p.redact(b"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") == b"***"
     assert p.redact(b'AT+CWJAP_CUR="x","unterminated') == b"AT+CWJAP_CUR=***"
     # AT+MQTTSET? prints a bare line: masked when the caller says which command it answers
-    assert p.redact(b'"wiznet","12345678","wiznet-01",60', command="MQTTSET") == b'"wiznet","***","wiznet-01",60'
+    assert p.redact(b'"wiznet","12345678","wiznet-01",60', command="MQTTSET") == b'"***","***","wiznet-01",60'
     assert p.redact(b'"wiznet","12345678","wiznet-01",60') == b'"wiznet","12345678","wiznet-01",60'
     assert p.redact(b"+CWMODE_CUR:1", command="MQTTSET") == b"+CWMODE_CUR:1"
     for plain in (b"AT+CIPSTART=1,\"TCP\",\"h\",80", b"+IPD,1,5:hello", b"OK", b"+CWJAP_CUR:2"):

@@ -271,14 +271,14 @@ def test_station_messages():
 
 
 def test_pem_upload():
-    pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
-    assert p.pem_upload("CASEND", pem) == (b"-----BEGIN CERTIFICATE-----\r\nMIIBszCCAVmgAwIBAgIU\r\n"
+    pem = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n"
+    assert p.pem_upload("CASEND", pem) == (b"-----BEGIN CERTIFICATE-----\r\nMAMCAQA=\r\n"
                                            b"-----END CERTIFICATE-----\r\n")
     assert p.pem_upload("CLICASEND", pem.encode()) == p.pem_upload("CASEND", pem)
-    key = "-----BEGIN RSA PRIVATE KEY-----\r\nMIIE\r\n-----END RSA PRIVATE KEY-----"
+    key = "-----BEGIN RSA PRIVATE KEY-----\r\nMAMCAQA=\r\n-----END RSA PRIVATE KEY-----"
     assert p.pem_upload("AWSPKSEND", key).endswith(b"-----END RSA PRIVATE KEY-----\r\n")
-    for bad in ("", "MIIB", pem + pem, pem.replace("MIIB", "-----END CERTIFICATE-----\nAT+RST\nMIIB"),
-                key, "-----BEGIN CERTIFICATE-----\n\x00\n-----END CERTIFICATE-----", pem.replace("MIIB", "é")):
+    for bad in ("", "MIIB", pem + pem, pem.replace("MAMC", "-----END CERTIFICATE-----\nAT+RST\nMAMC"),
+                key, "-----BEGIN CERTIFICATE-----\n\x00\n-----END CERTIFICATE-----", pem.replace("MAMC", "é")):
         with pytest.raises(ValueError):
             p.pem_upload("CASEND", bad)
     assert p.PEM_MARKERS["AWSPKSEND"][1] == "-----END RSA PRIVATE KEY-----"

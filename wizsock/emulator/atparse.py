@@ -15,6 +15,7 @@ from wizsock import protocol as P
 RequestError = P.RequestError
 format_ipd = P.format_ipd
 redact = P.redact
+Redactor = P.Redactor
 _INT = re.compile(r"-?\d+$")
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from importlib import resources
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import trio
 
@@ -171,6 +171,8 @@ class Emulator:
         self.transports = []
         self.transcript = []               # (direction, bytes) when log_traffic
         self._log_partial = {}
+        self._redactor = atparse.Redactor()   # the log masks answers (MQTTSET?) and PEM bodies too
+        self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
 
@@ -192,10 +194,20 @@ class Emulator:
         self._save_flash()
 
     def _save_flash(self):
-        tmp = self.flash_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(dict(self.state.flash), f)
-        os.replace(tmp, self.flash_path)
+        # The flash holds the WiFi password and the AWS key: written owner-only
+        # (mkstemp's 0600, never a moment readable by others) and replaced atomically.
+        d, base = os.path.split(os.path.abspath(self.flash_path))
+        fd, tmp = tempfile.mkstemp(prefix=base + ".", suffix=".tmp", dir=d)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(dict(self.state.flash), f)
+            os.replace(tmp, self.flash_path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def restore_factory(self, everything: bool):
         base = factory_defaults(self._factory_mac, self.factory_baud)
@@ -444,7 +456,7 @@ class Emulator:
         self._log_partial[direction] = rest
         for line in lines:
             if line.strip():
-                shown = atparse.redact(line.rstrip(b"\r"))
+                shown = self._redactor.line(line.rstrip(b"\r"), direction == "<<")
                 print(f"{direction} {shown!r}", file=self.log_file, flush=True)
 
     # ------------------------------------------------------------- output
@@ -613,6 +625,8 @@ class Emulator:
             raw = await self.read_line()
             if raw is None:
                 continue
+            if self.log_traffic and raw.strip():
+                self.command_lines.append(raw)
             line = raw.rstrip(b"\r\n")
             if self.echo:
                 await self.write_unit(raw if raw.endswith(b"\r\n") else line + b"\r\n")
@@ -658,7 +672,8 @@ class Emulator:
                 await self.write_unit(b"\r\n" + e.result.encode() + b"\r\n")
             return
         except (ValueError, TypeError, IndexError, KeyError) as e:
-            log.debug("handler %s rejected %r: %s", getattr(req, "name", "?"), line, e)
+            log.debug("handler %s rejected %r: %s", getattr(req, "name", "?"), atparse.redact(line),
+                      type(e).__name__)
             await self.write_unit(b"\r\nERROR\r\n")
             return
         except trio.TooSlowError:

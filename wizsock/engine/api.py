@@ -491,8 +491,9 @@ class Net(_Group):
         await self._cmd("CIPSSLCONF", "set", mode=mode)
 
     async def _send_pem(self, name, pem):
-        text = pem.decode("ascii") if isinstance(pem, (bytes, bytearray)) else str(pem)
-        data = text.replace("\r\n", "\n").strip().encode("ascii").replace(b"\n", b"\r\n") + b"\r\n"
+        # the codec's check is the one path to the wire: a second block or anything
+        # after the END line would otherwise run as commands (PemError, a ValueError)
+        data = P.pem_upload(name, pem)
         await self._e.command(req(name, "set", mode=1), payload=data)
 
     async def set_ca(self, pem) -> None:
@@ -800,8 +801,13 @@ class Mqtt(_Group):
 
     async def publish(self, message) -> None:
         """AT+MQTTPUB=<message> (to the publish topic of set_topics)."""
-        if isinstance(message, (bytes, bytearray)):
-            message = bytes(message).decode("utf-8")
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            try:
+                message = bytes(message).decode("utf-8")
+            except UnicodeDecodeError:
+                # (the decode error would carry the whole message in its args)
+                raise ValueError("parameter 'message': AT+MQTTPUB sends UTF-8 text; "
+                                 "these bytes are not") from None
         await self._cmd("MQTTPUB", "set", message=message)
 
     async def disconnect(self) -> None:

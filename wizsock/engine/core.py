@@ -331,7 +331,7 @@ class Engine:
                 try:
                     self._dispatch(ev)
                 except Exception:
-                    log.exception("%s: dispatching %r failed", self.name, ev)
+                    log.exception("%s: dispatching %s failed", self.name, _redact_event(ev))
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, ev):
@@ -372,7 +372,7 @@ class Engine:
                 cb(ev)
             return
         if cls is Garbage:
-            log.debug("%s: garbage from module (%s): %r", self.name, ev.reason, bytes(ev.data)[:80])
+            log.debug("%s: garbage from module: %s", self.name, _redact_event(ev))
             self._on_garbage()
             return
         if cls is Echo:
@@ -392,7 +392,7 @@ class Engine:
             elif cls is Busy:
                 log.debug("%s: busy with no command in flight (tail of a burst)", self.name)
             else:
-                log.debug("%s: unsolicited %r", self.name, ev)
+                log.debug("%s: unsolicited %s", self.name, _redact_event(ev))
             return
         # ---- belongs to the command in flight
         if cls is Result:
@@ -466,6 +466,9 @@ class Engine:
         ``payload`` is written after the ``>`` prompt.  Cancel-safe: once the
         command is on the wire it runs to completion under a shield.
         """
+        if payload is not None:
+            # the codec's gate for what follows ">": nothing beyond it can run as a command
+            payload = P.payload_for(request, payload)
         tmo = self.timeout_for(request.name, timeout)
         await self.wait_usable(max(tmo, 10.0))
         async with self._cmd_lock:
@@ -486,8 +489,11 @@ class Engine:
         try:
             resp.record = spec.parse_response(request.form, resp.events, **(opts or {}))
         except Exception as exc:
-            log.warning("%s: could not parse the %s response %r: %r", self.name,
-                        request.name, resp.lines(), exc)
+            log.warning("%s: could not parse the %s response %r: %s", self.name, request.name,
+                        [P.redact(l.encode("utf-8", "surrogateescape"), request.name)
+                         .decode("utf-8", "replace") for l in resp.lines()]
+                        if request.name not in _SECRET_ANSWERS else "<redacted>",
+                        type(exc).__name__)
 
     async def _exec(self, request, timeout, *, payload=None, retry_busy=True, internal=False):
         """Send one command and wait for its final result.  Caller holds the lock."""
@@ -974,10 +980,23 @@ def _redact_event(ev, command=None):
             line = (f"+{ev.name}:{ev.value}" if isinstance(ev, Info) else ev.text)
             if command in _SECRET_ANSWERS:
                 return f"<{len(line)}-character {command} answer line, redacted>"
+            if command is None and isinstance(ev, Text) and line.startswith('"'):
+                # a bare answer whose command is unknown (late, after a timeout): it may
+                # be AT+MQTTSET?'s, which carries the password
+                return f"<{len(line)}-character answer line, redacted>"
             line = _PASSWORD_TEXT.sub(r"\1***", line)
-            return P.redact(line.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
+            return P.redact(line.encode("utf-8", "surrogateescape"), command).decode("utf-8", "replace")
         except Exception:
             return "<line>"
     if isinstance(ev, Subscription):
         return f"Subscription(topic={ev.topic!r}, {len(ev.data)} bytes)"
+    if isinstance(ev, Echo):
+        # the command line itself (ATE1): its password goes through redact like ours
+        text = _PASSWORD_TEXT.sub(r"\1***", ev.text)
+        return "Echo " + repr(P.redact(text.encode("utf-8", "surrogateescape")))
+    if isinstance(ev, Garbage):
+        # may be a garbled echo, which no pattern recognises: the size, not the bytes
+        return f"Garbage({ev.reason}, {len(ev.data)} bytes)"
+    if isinstance(ev, Data):
+        return f"Data(link={ev.link}, {len(ev.payload)} bytes)"
     return repr(ev)

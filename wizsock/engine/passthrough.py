@@ -17,6 +17,19 @@ Ending (``aclose``, leaving the ``async with``): no host byte for >= 1 s,
 multi-link state.  Anything failing there is treated as a module reset (the
 supervisor re-initialises, which also turns CIPMODE off).
 
+The exit sequence cannot be formed by user data: the module leaves passthrough
+on a *packet* that is exactly ``+++`` (spec 3.3.7: packets end at a 20 ms gap
+in the UART input or after 2048 bytes; 2.4 note 2).  A packet that ends at a
+gap ends where a write ends, and the writer never ends a write with ``+``: a
+trailing run of ``+`` (with the byte before it) is held back and goes out with
+the next data.  If none comes, it is flushed on its own after >= ``QUIET`` of
+silence on the wire (so it is a packet of its own), in pieces of at most 2048
+bytes none of which is ``+++``; a lone ``+++`` goes out as ``++``, ``GUARD``,
+``+``.  A packet cut at 2048 bytes is 2048 bytes long.  So no packet the module
+forms from user data is ``+++``, whatever the user's timing: ``+++`` sent with
+guard pauses around it, then ``AT+RST``, reaches the peer as data.  The cost is
+latency for data ending in ``+`` (QUIET, ~0.1 s) and ~1 s for a lone ``+++``.
+
 Remote close: invisible.  In passthrough the module re-establishes a broken
 TCP link until ``+++`` (spec 3.3.18 note) and prints no ``CLOSED``; any
 ``CLOSED`` text would be peer data anyway.  So ``receive_some`` never returns
@@ -37,7 +50,7 @@ engine recovers as after any reset.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import trio
 
@@ -48,6 +61,12 @@ log = logging.getLogger("wizsock.engine")
 
 #: spec 2.4 note 2: "+++" must be alone, with at least 1 s around it
 GUARD = 1.05
+#: spec 3.3.7: the module ends a passthrough packet at a 20 ms gap or at 2048 bytes
+PACKET_GAP = 0.02
+MAX_PACKET = 2048
+#: silence on the wire before a held tail is flushed on its own: 5 packet gaps,
+#: so the flush surely starts a packet of its own
+QUIET = 0.1
 READY_MARK = b"\nready\r\n"
 BUSY_TRIES = 8
 
@@ -71,7 +90,10 @@ class Passthrough(trio.abc.Stream):
         self._resumed = trio.Event()
         self._tx_lock = trio.Lock()
         self._mode_lock = trio.Lock()
-        self._last_tx = -GUARD
+        self._wire_free = -GUARD      # when the last byte written has left the UART (estimate)
+        self._tx_hold = bytearray()   # trailing "+" run (and the byte before it) not yet written
+        self._hold_added = trio.Event()
+        self._split_gap = False       # the next flush piece ends a lone "+++" split: wait GUARD
         self._release = trio.Event()  # lets the lock-holding helper task go
 
     def __repr__(self):
@@ -175,7 +197,9 @@ class Passthrough(trio.abc.Stream):
         e = self._e
         self._paused = True
         async with self._tx_lock:
-            quiet = GUARD - (trio.current_time() - self._last_tx)
+            while self._tx_hold:
+                await self._flush_piece()
+            quiet = self._wire_free + GUARD - trio.current_time()
             if quiet > 0:
                 await trio.sleep(quiet)
             await e._write(b"+++", redacted=True)
@@ -197,6 +221,7 @@ class Passthrough(trio.abc.Stream):
     def _end(self):
         e = self._e
         self._done = True
+        self._hold_added.set()
         if e._pt is self:
             e._pt = None
         e._framer.raw_on_prompt = False
@@ -253,12 +278,57 @@ class Passthrough(trio.abc.Stream):
             async with self._tx_lock:
                 if self._paused or self._error is not None or self._closed:
                     continue
-                if data:
-                    await self._e._write(data, redacted=None)
-                    self._last_tx = trio.current_time()
+                out, hold = hold_tail(bytes(self._tx_hold) + data)
+                self._tx_hold[:] = hold
+                self._split_gap = False
+                if out:
+                    await self._write_data(out)
                 else:
                     await trio.lowlevel.checkpoint()
+                if hold:
+                    self._hold_added.set()
                 return
+
+    # ------------------------------------------------------------ the writer
+    async def _write_data(self, data):
+        e = self._e
+        await e._write(data, redacted=None)
+        # the port may still be shifting the bytes out: silence starts after the last one
+        self._wire_free = (max(trio.current_time(), self._wire_free)
+                           + len(data) * 10.0 / max(1, e.baudrate))
+
+    async def _flush_piece(self):
+        """Write the first safe piece of the held tail after enough silence (tx lock held)."""
+        piece = flush_pieces(bytes(self._tx_hold))[0]
+        wait = self._wire_free + (GUARD if self._split_gap else QUIET) - trio.current_time()
+        if wait > 0:
+            await trio.sleep(wait)
+        del self._tx_hold[:len(piece)]
+        self._split_gap = piece == b"++" and bytes(self._tx_hold) == b"+"
+        await self._write_data(piece)
+
+    async def _flusher(self):
+        """Flush a held tail when no more data follows it (runs for the session)."""
+        while not (self._done or self._closed or self._error is not None):
+            if not self._tx_hold:
+                self._hold_added = trio.Event()
+                await self._hold_added.wait()
+                continue
+            wait = self._wire_free + (GUARD if self._split_gap else QUIET) - trio.current_time()
+            if wait > 0:
+                # sleeping without the lock: data sent meanwhile takes the tail along
+                await trio.sleep(wait)
+                continue
+            if self._paused:
+                # leaving or checking for a reset: that path flushes the tail itself
+                await self._resumed.wait()
+                continue
+            async with self._tx_lock:
+                if self._paused or self._done or self._closed or self._error is not None:
+                    continue
+                if self._tx_hold and (self._wire_free + (GUARD if self._split_gap else QUIET)
+                                      <= trio.current_time()):
+                    await self._flush_piece()
 
     async def wait_send_all_might_not_block(self) -> None:
         while self._paused and self._error is None and not self._closed:
@@ -318,6 +388,12 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
         raise ValueError("passthrough carries TCP or UDP (the module refuses SSL)")
     if local_port is not None and kind != "UDP":
         raise ValueError("local_port is for UDP")
+    extra = {}
+    if kind == "UDP" and local_port is not None:
+        extra = dict(local_port=int(local_port), mode=0)
+    # built (and so checked by the codec) before anything changes on the module: a bad
+    # host raises ValueError with no CIPMUX/CIPMODE round trip to undo
+    r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port), **extra)
     await e.wait_usable(10.0)
 
     def check_alone():
@@ -348,11 +424,6 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
             await stream._cmd_ok("CIPMUX", "set", mode=0)
             e.mux = False
             await stream._cmd_ok("CIPMODE", "set", mode=1)
-            extra = {}
-            if kind == "UDP" and local_port is not None:
-                extra = dict(local_port=int(local_port), mode=0)
-            r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port),
-                    **extra)
             resp = await e._exec(r, e.timeout_for("CIPSTART", timeout), internal=True)
             if resp.result != "OK":
                 lines = resp.lines()
@@ -361,6 +432,7 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
                 raise E.ConnectError(f"passthrough {kind} connect to {host}:{port} failed: "
                                      f"{'; '.join(lines) or resp.result}", lines=lines)
             await stream._enter()
+            e._nursery.start_soon(stream._flusher)
     except BaseException:
         with trio.CancelScope(shield=True):
             try:
@@ -375,3 +447,27 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
                 stream._end()
         raise
     return stream
+
+
+def hold_tail(data: bytes) -> Tuple[bytes, bytes]:
+    """Split data into (write now, hold back): a write never ends with "+", and the
+    held tail keeps the byte before its "+" run when it can, so flushing it alone
+    is rarely exactly "+++" (see the module docstring)."""
+    t = len(data.rstrip(b"+"))
+    if t == len(data):
+        return data, b""
+    k = max(t - 1, 0)
+    while k > 0 and data[k - 1] == 0x2B:        # "+": the write must end before the run
+        k -= 1
+    return data[:k], data[k:]
+
+
+def flush_pieces(held: bytes) -> List[bytes]:
+    """A held tail as writes of at most MAX_PACKET bytes, none of them exactly "+++"."""
+    pieces = [held[i:i + MAX_PACKET] for i in range(0, len(held), MAX_PACKET)]
+    if pieces[-1] == b"+++":
+        if len(pieces) > 1:
+            pieces[-2:] = [pieces[-2][:-1], pieces[-2][-1:] + pieces[-1]]
+        else:
+            pieces = [b"++", b"+"]
+    return pieces

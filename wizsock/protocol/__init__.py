@@ -24,11 +24,17 @@ command table (`commands.py`), so they cannot disagree about a format::
 
     p.format_ipd(link, payload, remote=None, mux=True) -> bytes   # +IPD,<link>,<len>[,"ip",port]:data
     p.redact(line, command=None) -> bytes                          # secrets masked for logs
+    r = p.Redactor(); r.line(line, from_host) -> bytes             # the same for a conversation (traffic
+                                                                   # logs): bare answers, whole PEM blocks
     p.format_smartconfig(info) / p.parse_smartconfig(events)       # messages after CWSTARTSMART
     p.format_subscription(topic, data) -> bytes                    # `<topic> -> <data>` (MQTT/Azure/AWS)
     p.format_message(rec) / p.parse_message(event)                 # +STA_CONNECTED / +DIST_STA_IP / +STA_DISCONNECTED
     p.pem_upload("CASEND", pem) -> bytes                           # what to write after the `>` of AT+CASEND=1 etc.
     p.PEM_MARKERS[name] -> (begin, end); p.TRANSPARENT_ESCAPE == b"+++"
+                                          # (PemError, a ValueError, for a bundle, a key where a
+                                          # certificate goes, binary data, text after END; never
+                                          # quoting the content); p.pem_blocks(text) -> [(label, lines)]
+    p.payload_for(request, payload) -> bytes  # what may follow `>` (PEM check, exact CIPSEND length)
 
     p.parse_request(line, mux=False)      # with the CIPMUX state known: `link=` forms only when mux
     req.args                              # values in wire order (what positional handlers want)
@@ -51,16 +57,16 @@ from typing import Any, Iterable, List
 from . import records
 from .commands import ALIASES, COMMANDS, DOC_TYPOS
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
-from .messages import (MESSAGES, PEM_MARKERS, TRANSPARENT_ESCAPE, format_ipd, format_message, format_smartconfig,
-                       format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact)
+from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, PEM_MAX, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
+                       format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor, payload_for)
 from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
 from .shapes import ResponseError, lines_of
 
 __all__ = [
     "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
-    "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact",
+    "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact", "Redactor",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
-    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
+    "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "payload_for", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
     "CWJAP_ERRORS", "ECN", "CIPSTATUS_STATES", "CIUPDATE_STAGES", "CWLAP_MASK_BITS", "CWLAP_MASK_ALL",
 ]
 

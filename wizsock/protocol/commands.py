@@ -314,7 +314,7 @@ MQTT_STR = 50        # spec 3.3.29: user name, password, client ID "Max: 50byte"
 MQTT_TOPIC = 128     # not bounded by the spec; a module buffer-sized bound of ours
 MQTT_MESSAGE = 2048  # not bounded by the spec; the module's UART packet size
 
-_MQTTSET = (Str("username", MQTT_STR), Str("password", MQTT_STR, secret=True), Str("client_id", MQTT_STR),
+_MQTTSET = (Str("username", MQTT_STR, secret=True), Str("password", MQTT_STR, secret=True), Str("client_id", MQTT_STR),
             Int("alive_time", 30, 300))
 add("MQTTSET", "3.3.29", "Configuration of the MQTT connection",
     query=Form(response=Fields(_MQTTSET, R.MqttSettings, head=None)), set=Form((S(*_MQTTSET),)))

@@ -2,6 +2,8 @@
 line parser, and `redact` for logs."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
@@ -81,33 +83,178 @@ def format_subscription(topic: str, data: BytesLike) -> bytes:
 #: packet, with at least 1 s of silence after it
 TRANSPARENT_ESCAPE = b"+++"
 
-#: the markers of the PEM text the host writes after the `>` of AT+CASEND=1,
-#: AT+CLICASEND=1 and AT+AWSPKSEND=1 (spec 3.3.6, 3.3.37, 3.3.36); the module reads
-#: up to and including the end marker
-PEM_MARKERS = {
-    "CASEND": ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"),
-    "CLICASEND": ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"),
-    "AWSPKSEND": ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"),
-}
+class PemError(ValueError):
+    """A PEM text that cannot be uploaded as it is.
+
+    The message names the line number and what is wrong, never the content (a
+    private key must not end up in a log or a traceback).
+    """
+
+
+#: what each upload command stores: the module reads after the `>` of AT+CASEND=1,
+#: AT+CLICASEND=1 and AT+AWSPKSEND=1 (spec 3.3.6, 3.3.37, 3.3.36) up to and including
+#: the END line of this label, and keeps one such block per slot (the query prints
+#: exactly one back)
+PEM_LABELS = {"CASEND": "CERTIFICATE", "CLICASEND": "CERTIFICATE", "AWSPKSEND": "RSA PRIVATE KEY"}
+PEM_MARKERS = {name: (f"-----BEGIN {label}-----", f"-----END {label}-----")
+               for name, label in PEM_LABELS.items()}
+#: a sanity bound on an upload (a 4096-bit RSA key is ~3.3 KB of PEM); the spec gives none
+PEM_MAX = 16384
+_PEM_WHAT = {"CASEND": "CA certificate", "CLICASEND": "client certificate",
+             "AWSPKSEND": "private key"}
+_PEM_LABEL = re.compile(r"-----(BEGIN|END) ([A-Z0-9][A-Z0-9 ]{0,62})-----")
+_PEM_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def pem_blocks(pem: Union[str, BytesLike]) -> List[Tuple[str, List[str]]]:
+    """Every `-----BEGIN <label>-----` ... `-----END <label>-----` block of a PEM text,
+    as (label, lines including both markers).
+
+    Strict, because the lines go to the module verbatim: ASCII only, no control
+    characters, nothing between a block's markers but base64 (no headers such as
+    Proc-Type: an encrypted key cannot be used by the module), and no text after
+    the last END line (explanatory text before the first BEGIN, RFC 7468, is
+    allowed and never sent).  Raises PemError.
+    """
+    if isinstance(pem, str):
+        text = pem
+        if not text.isascii():
+            pos = next(i for i, c in enumerate(text) if ord(c) > 127)
+            raise PemError(f"PEM text is ASCII; character {pos} is not") from None
+    else:
+        try:
+            text = bytes(pem).decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PemError(f"PEM text is ASCII; byte {exc.start} is not (binary or DER data?)") from None
+    if len(text) > PEM_MAX:
+        raise PemError(f"PEM text of {len(text)} characters is longer than {PEM_MAX}")
+    blocks: List[Tuple[str, List[str]]] = []
+    current: Optional[List[str]] = None
+    label = ""
+    for no, raw in enumerate(text.split("\n"), 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        line = line.strip(" \t")
+        if _CONTROL.search(line):
+            raise PemError(f"line {no}: control character in PEM text")
+        m = _PEM_LABEL.fullmatch(line)
+        if current is None:
+            if m and m.group(1) == "BEGIN":
+                label, current = m.group(2), [line]
+            elif line.startswith("-----"):
+                raise PemError(f"line {no}: a marker line outside a BEGIN ... END block")
+            elif line and blocks:
+                raise PemError(f"line {no}: text after -----END {blocks[-1][0]}----- "
+                               f"(nothing may follow a block: the module would read it as commands)")
+            continue
+        if m:
+            if m.group(1) != "END" or m.group(2) != label:
+                raise PemError(f"line {no}: -----{m.group(1)} {m.group(2)}----- inside the "
+                               f"{label} block")
+            current.append(line)
+            body = "".join(current[1:-1])
+            if not body:
+                raise PemError(f"line {no}: the {label} block is empty")
+            try:
+                der = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                der = b""
+            if not _one_der(der):
+                raise PemError(f"the {label} block ending on line {no} is not one DER "
+                               f"structure (corrupt or edited base64)") from None
+            blocks.append((label, current))
+            current = None
+        elif line.startswith("-----"):
+            raise PemError(f"line {no}: malformed marker line inside the {label} block")
+        elif not line:
+            continue
+        elif ":" in line:
+            raise PemError(f"line {no}: PEM headers (an encrypted key?) cannot be uploaded; "
+                           f"give the module an unencrypted {label}")
+        elif not _PEM_B64.fullmatch(line):
+            raise PemError(f"line {no}: not base64 inside the {label} block")
+        else:
+            current.append(line)
+    if current is not None:
+        raise PemError(f"no -----END {label}----- line")
+    return blocks
+
+
+def _one_der(der: bytes) -> bool:
+    """True if the bytes are exactly one DER SEQUENCE (what every PEM block here holds):
+    a line added to or dropped from the base64 cannot keep the outer length right."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    if der[1] < 0x80:
+        return 2 + der[1] == len(der)
+    n = der[1] & 0x7F
+    if not 1 <= n <= 4 or len(der) < 2 + n:
+        return False
+    return 2 + n + int.from_bytes(der[2:2 + n], "big") == len(der)
 
 
 def pem_upload(name: str, pem: Union[str, BytesLike]) -> bytes:
     """The bytes to write after the prompt of AT+<name>=1: the PEM's lines, CR LF ended.
 
-    Raises ValueError unless the text is exactly one block between the command's
-    markers (a second end marker would end the upload early; anything after the
-    first would be read as commands).
+    The one checked path for every upload: exactly one block, of the label the
+    command stores (`PEM_LABELS`); a bundle, a key where a certificate goes (or
+    the reverse), another key format, binary or non-ASCII data, anything after
+    the END line raise PemError (a ValueError) whose message names the problem,
+    never the content.
     """
-    begin, end = PEM_MARKERS[name]
-    text = pem if isinstance(pem, str) else bytes(pem).decode("ascii", "strict")
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
-    if not lines or lines[0] != begin or lines[-1] != end:
-        raise ValueError(f"parameter 'pem': AT+{name} takes one {begin} ... {end} block")
-    body = lines[1:-1]
-    for l in body:
-        if l.startswith("-----") or _CONTROL.search(l) or not l.isascii():
-            raise ValueError(f"parameter 'pem': unexpected line {l!r} inside the block")
+    label = PEM_LABELS[name]
+    what = _PEM_WHAT[name]
+    blocks = pem_blocks(pem)
+    if not blocks:
+        raise PemError(f"AT+{name} takes a {what}: one -----BEGIN {label}----- block; none found")
+    if len(blocks) > 1:
+        labels = [b[0] for b in blocks]
+        raise PemError(f"AT+{name}: the module stores one {what} (one {label} block per "
+                       f"slot); this text holds {len(blocks)} blocks ({', '.join(labels)}): "
+                       f"pass only the one it needs")
+    got, lines = blocks[0]
+    if got != label:
+        if "PRIVATE KEY" in got and "PRIVATE KEY" not in label:
+            raise PemError(f"AT+{name} takes a {what}; this is a private key ({got}): refused, "
+                           f"a key must never go to a certificate slot")
+        if "PRIVATE KEY" in label and "PRIVATE KEY" in got:
+            raise PemError(f"AT+{name} takes an RSA key in PKCS#1 form (-----BEGIN {label}-----), "
+                           f"not {got}; convert it with `openssl rsa -in key.pem -traditional`")
+        raise PemError(f"AT+{name} takes a {what} (-----BEGIN {label}-----), not {got}")
     return "".join(l + "\r\n" for l in lines).encode("ascii")
+
+
+#: the commands whose data after `>` is counted by their <length> parameter
+_COUNTED = ("CIPSEND", "CIPSENDBUF", "CIPSENDEX")
+
+
+def payload_for(request: Request, payload: Union[str, BytesLike]) -> bytes:
+    """The bytes that may follow the `>` of this request, checked: the one gate for
+    every upload after a prompt (the engine calls it for every `payload`).
+
+    PEM commands get `pem_upload`; CIPSEND/CIPSENDBUF exactly <length> bytes (the
+    module reads that many, anything more would run as commands); CIPSENDEX at most
+    <length>, ending early only with the two characters `\\0` as its last bytes;
+    any other command takes no data.  Raises ValueError (PemError for PEM).
+    """
+    name = request.name
+    if name in PEM_LABELS and request.form == "set" and request.params.get("mode") == 1:
+        return pem_upload(name, payload)
+    if name in _COUNTED and request.form == "set" and isinstance(payload, (bytes, bytearray,
+                                                                         memoryview)):
+        data = bytes(payload)
+        n = request.params["length"]
+        if name != "CIPSENDEX":
+            if len(data) != n:
+                raise ValueError(f"parameter 'payload': {len(data)} bytes after AT+{name} of "
+                                 f"length {n}: the module reads exactly {n}, the rest would "
+                                 f"run as commands")
+            return data
+        end = data.find(b"\\0")
+        if len(data) > n or (end >= 0 and end != len(data) - 2) or (len(data) < n and end < 0):
+            raise ValueError(f"parameter 'payload': AT+CIPSENDEX of length {n} takes at most "
+                             f"{n} bytes, ending early only with \\0 as the last two")
+        return data
+    raise ValueError(f"AT+{name} ({request.form}) takes no data after a prompt")
 
 
 # ----------------------------------------------------------------------------
@@ -267,3 +414,37 @@ def _redact_text(text: str, command: Optional[str] = None) -> str:
             except RequestError:
                 return MASK
     return text
+
+
+_PEM_MARKER = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]+-----")
+_COMMAND_NAME = re.compile(rb"AT\+([A-Z][A-Z0-9_]*)")
+
+
+class Redactor:
+    """`redact` for a conversation: one instance per traffic log, fed every line of
+    both directions in order.
+
+    Adds what a single line cannot tell: the command a bare answer line belongs
+    to (AT+MQTTSET? prints the password without a `+MQTTSET:` head), and PEM
+    blocks (uploads after `>`, AT+CASEND?/AWSPKSEND? answers), whose every body
+    line is masked, however short.
+    """
+
+    def __init__(self) -> None:
+        self._command: Optional[str] = None
+        self._in_pem = {True: False, False: False}
+
+    def line(self, line: BytesLike, from_host: bool) -> bytes:
+        raw = bytes(line)
+        bare = raw.strip(b"\r\n \t")
+        m = _PEM_MARKER.fullmatch(bare)
+        if m:
+            self._in_pem[from_host] = m.group(1) == b"BEGIN"
+            return raw
+        if self._in_pem[from_host]:
+            return MASK.encode()
+        if from_host:
+            c = _COMMAND_NAME.match(bare)
+            self._command = c.group(1).decode() if c else None
+            return redact(raw)
+        return redact(raw, self._command)

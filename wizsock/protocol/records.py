@@ -6,7 +6,7 @@ Optional fields the module did not print are None.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 # --- meaning tables (shared by engine errors and emulator behaviour) ---------
@@ -129,7 +129,7 @@ class AccessPoint:
 class SoftApConfig:
     """AT+CWSAP_CUR? / _DEF?"""
     ssid: str
-    pwd: str
+    pwd: str = field(repr=False)    # secrets stay out of reprs (logs, tracebacks)
     channel: int
     ecn: int
     max_conn: Optional[int] = None
@@ -210,7 +210,7 @@ class SmartConfigInfo:
     """The messages after AT+CWSTARTSMART / AT+WIZ_NETCONFIG (spec 3.2.24, 3.2.30)."""
     type: Optional[str] = None       # AIRKISS, ESPTOUCH, Web
     ssid: Optional[str] = None
-    password: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
     connected: bool = False
 
 
@@ -255,7 +255,7 @@ class SslConfig:
 @dataclass(frozen=True)
 class Pem:
     """AT+CASEND? / AT+AWSPKSEND? / AT+CLICASEND?: the stored PEM text (lines joined by \\n)."""
-    text: str
+    text: str = field(repr=False)   # may be a private key
 
 
 @dataclass(frozen=True)
@@ -365,8 +365,8 @@ class DnsServers:
 @dataclass(frozen=True)
 class MqttSettings:
     """AT+MQTTSET?"""
-    username: str
-    password: str
+    username: str = field(repr=False)     # a credential too (the broker's account)
+    password: str = field(repr=False)
     client_id: str
     alive_time: int
 
