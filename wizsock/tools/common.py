@@ -25,6 +25,9 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 from .progress import progress_for  # noqa: F401  (re-exported for the tools)
 
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -104,6 +107,14 @@ def open_module_for(args: argparse.Namespace, *, join_emulator: bool) -> Any:
         if isinstance(exc, E.WizError):
             raise
         raise ToolError(f"cannot open {args.port}: {exc}", EXIT_NO_MODULE) from None
+    except BaseExceptionGroup as group:   # the engine's nursery wraps a failed port open
+        opened, _ = group.split(lambda e: isinstance(e, OSError) and not isinstance(e, E.WizError))
+        if opened is None:
+            raise
+        first = opened.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise ToolError(f"cannot open {args.port}: {first}", EXIT_NO_MODULE) from None
 
 
 def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     def body(m: Any) -> int:
         from wizsock import errors as E
-        if m.wifi.mode().mode in (1, 3) and m.wifi.joined() is None:
+        if m.wifi.joined() is None:       # also in SoftAP-only mode: no station, no route
             raise C.ToolError("the module has not joined a network (wizsock join SSID)",
                               C.EXIT_OFFLINE)
         times: List[Optional[int]] = []
