@@ -69,7 +69,7 @@ def load(stream: Iterable[str]) -> tuple:
             rec = json.loads(line)
         except ValueError:
             if header is None:
-                raise TraceError(f"line {n}: not JSON; is this a wizsock trace?") from None
+                raise TraceError(f"line {n} is not JSON: not a wizsock UART trace") from None
             records.append({"t": records[-1]["t"] if records else 0.0, "d": "!",
                             "note": f"line {n} of the trace is damaged"})
             continue
