@@ -71,7 +71,7 @@ class Progress:
             cls = type(item).__name__
             if cls == "Wifi":
                 self._detail = "WIFI " + item.state
-            elif cls == "Info" and item.name == "CIPUPDATE" and item.value:
+            elif cls == "Info" and item.name == "CIUPDATE" and item.value:
                 try:
                     stage = int(item.value.strip(" <>"))
                     self._detail = f"stage {stage}/4: {CIUPDATE_STAGES.get(stage, '?')}"
