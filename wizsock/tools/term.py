@@ -460,6 +460,10 @@ def _make_prompt(term: Terminal, history_file: str) -> Any:
         from prompt_toolkit.formatted_text import HTML
         from html import escape
         text = session.default_buffer.document.text_before_cursor
+        h = re.match(r"^\s*help\s+(\S+)$", text, re.I)
+        if h:
+            spec = lookup(h.group(1))
+            return HTML(escape("help: " + (spec.doc if spec is not None else "no such command")))
         m = re.match(r"^[Aa][Tt]\+([A-Za-z0-9_]+)(=?)(.*)$", text)
         if not m:
             return HTML("Tab: complete  help NAME: the spec  Ctrl-D: quit")
