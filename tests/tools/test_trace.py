@@ -1,6 +1,7 @@
 """UART traces: recorded during a real HTTPS fetch, rendered by `wizsock trace`, no secret inside."""
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -41,6 +42,8 @@ def test_trace_of_an_https_fetch_renders_and_holds_no_secret(world, https_srv, t
     assert 'AT+CWJAP_CUR="canary-lab","***"  -> OK' in text
     assert "AT+CIPSTART=" in text and "127.0.0.1" in text
     assert "« +IPD link" in text
+    assert re.search(r"AT\+CIPSENDBUF=\d,\d+  -> OK", text)     # data after ">", nothing more
+    assert re.search(r"\| > \d+ bytes", text)
     assert "« WIFI GOT IP" in text
     summary = text.splitlines()[-1]
     assert f"({ipd} bytes)" in summary
@@ -88,6 +91,12 @@ def test_trace_render_marks_gaps_errors_and_missing_answers(tmp_path):
         {"t": 5.9, "d": "<", "ev": "Data", "link": 1, "len": 100, "remote": ["1.2.3.4", 80]},
         {"t": 6.0, "d": "<", "ev": "Data", "link": 1, "len": 50, "remote": ["1.2.3.4", 80]},
         {"t": 6.1, "d": "!", "note": "module reset (ready)"},
+        {"t": 6.2, "d": ">", "line": "AT+CIPSEND=1,5"},
+        {"t": 6.21, "d": "<", "ev": "Result", "line": "OK", "cmd": "CIPSEND"},
+        {"t": 6.22, "d": "<", "ev": "Prompt", "line": ">", "cmd": "CIPSEND"},
+        {"t": 6.23, "d": ">", "data": 5},
+        {"t": 6.24, "d": "<", "ev": "Recv", "line": "Recv 5 bytes", "cmd": "CIPSEND"},
+        {"t": 6.25, "d": "<", "ev": "Result", "line": "SEND OK", "cmd": "CIPSEND"},
     ]
     trace.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
     out = run_wizsock("trace", str(trace), "--gap", "2")
@@ -99,6 +108,8 @@ def test_trace_render_marks_gaps_errors_and_missing_answers(tmp_path):
     assert "! 7 unreadable bytes from the module (control bytes)" in text
     assert "« +IPD link 1: 2 packets, 150 bytes from 1.2.3.4:80" in text
     assert "! module reset (ready)" in text
+    assert "AT+CIPSEND=1,5  -> SEND OK  50.0 ms\n" + " " * 12 + "| OK\n" in text
+    assert "| > 5 bytes\n" + " " * 12 + "| Recv 5 bytes" in text
     errors = run_wizsock("trace", str(trace), "--errors-only").stdout
     assert "AT  -> OK" not in errors and "-> ERROR" in errors
 

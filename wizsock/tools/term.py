@@ -504,7 +504,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             if interactive:
                 return _interactive(term, m, _history_path(args.history))
-            for line in sys.stdin:
+            term.ask = lambda prompt: sys.stdin.readline().rstrip("\r\n")
+            while True:
+                line = sys.stdin.readline()
+                if not line:
+                    break
                 try:
                     term.execute(line)
                 except EOFError:

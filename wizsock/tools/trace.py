@@ -24,6 +24,9 @@ FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
 FAILED = frozenset({"ERROR", "FAIL", "SEND FAIL"})
 #: events that are unsolicited whatever command is in flight
 URC_EVENTS = frozenset({"Data", "Ready", "Wifi", "Subscription", "SendBufAck"})
+#: commands that print ">" and read data: an OK before the ">" is not their result
+PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
+                             "AWSPKSEND"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +54,7 @@ class Item:
     link: Any = None
     packets: int = 0
     nbytes: int = 0
+    prompted: bool = False
 
 
 class TraceError(ValueError):
@@ -128,6 +132,8 @@ def build(records: List[Dict[str, Any]], gap: float = 1.0) -> List[Item]:
                                                      if rec.get("masked") else ""))
                 if pending is not None and pending.result is None:
                     pending.lines.append(what)
+                    if pending.name == "CIPSENDBUF":    # the module answers nothing more
+                        pending.result, pending.end = "OK", t
                 else:
                     items.append(Item(t, "text", f"{what} (passthrough data)"))
             continue
@@ -152,7 +158,10 @@ def build(records: List[Dict[str, Any]], gap: float = 1.0) -> List[Item]:
         if _is_urc(rec, pending) or pending is None or pending.result is not None:
             items.append(Item(t, "urc", line, bad=ev == "Ready"))
             continue
-        if ev == "Result" and line in FINAL:
+        if pending.name in PROMPT_COMMANDS and not pending.prompted and line in ("OK", ">"):
+            pending.lines.append(line)          # CIPSEND prints OK, then ">"
+            pending.prompted = line == ">"
+        elif ev == "Result" and line in FINAL:
             pending.result = line
             pending.end = t
             pending.bad = line in FAILED
