@@ -52,6 +52,9 @@ class ToolError(Exception):
 
 def add_module_arguments(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
     """``--port``, ``--baudrate``, ``--trace`` (and ``--json``), as ``wizsock run`` has them."""
+    parser.epilog = ("exit codes: 0 done, 1 failed (the module answered an error), 2 usage, "
+                     "3 no module, 4 joining failed, 5 not connected, 6 ping: no reply, "
+                     "130 interrupted")
     parser.add_argument("--port", default=None,
                         help="serial port of the module (anything pyserial opens: /dev/ttyUSB0, "
                              "socket://host:port, wizemu://...); default: the in-process emulator")
