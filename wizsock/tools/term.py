@@ -15,11 +15,11 @@ import codecs
 import os
 import re
 import sys
-import threading
 import time
 from typing import Any, Callable, Iterable, List, Optional
 
 from wizsock import protocol as P
+from wizsock.engine.trace import event_line, open_private
 from wizsock.framer import Data, Info, LinkEvent, Ready, SendBufAck, Subscription, Wifi
 
 from . import common as C
@@ -235,7 +235,6 @@ class Terminal:
         self.full_hexdump = full_hexdump
         self.spec_path = spec_path
         self.ask = ask or input
-        self._lock = threading.Lock()
 
     def style(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -255,7 +254,6 @@ class Terminal:
                or (cls is LinkEvent and item.link is not None)
                or (cls is Info and item.name in _STA_INFO))
         if urc or command is None:
-            from wizsock.engine.trace import event_line
             if cls is Subscription:
                 text = f"{item.topic} -> " + (_printable(bytes(item.data)) or
                                               f"<{len(item.data)} bytes>")
@@ -417,8 +415,6 @@ def _make_prompt(term: Terminal, history_file: str) -> Any:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import Completer, Completion
     from prompt_toolkit.history import FileHistory
-
-    from wizsock.engine.trace import open_private
 
     os.makedirs(os.path.dirname(os.path.abspath(history_file)), mode=0o700, exist_ok=True)
     open_private(history_file, "a").close()
