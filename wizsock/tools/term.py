@@ -109,12 +109,13 @@ def _signature(spec: Any, form: str, sig: Any) -> str:
 def lookup(name: str) -> Any:
     """The table entry for ``CWJAP_CUR``, ``AT+cwjap_cur``, ``AT``, ``ATE0``; None if unknown."""
     key = name.strip().upper()
+    if not key:
+        return None
     if key.startswith("AT+"):
         key = key[3:]
     elif key in ("AT", "ATE0", "ATE1"):
         key = key[2:]
-    spec = P.COMMANDS.get(key)
-    return spec if spec is not None and (spec.bare or key) else None
+    return P.COMMANDS.get(key)
 
 
 def describe_command(name: str) -> Optional[str]:
