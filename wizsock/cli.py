@@ -9,6 +9,13 @@ SUBCOMMANDS = {
     "emulator": ("wizsock.emulator.cli", "run the software WizFi360 on a pty or TCP port"),
     "demo": ("wizsock.demo", "fetch a page over HTTPS with unmodified requests through the emulated module"),
     "socks": ("wizsock.socks", "a SOCKS5 proxy whose connections go over the module (curl, git, ssh, browsers)"),
+    "term": ("wizsock.tools.term", "interactive AT terminal on a module (the emulator by default)"),
+    "scan": ("wizsock.tools.scan", "list the WiFi networks the module sees"),
+    "join": ("wizsock.tools.join", "join a WiFi network"),
+    "status": ("wizsock.tools.status", "WiFi connection, address and links of the module"),
+    "ping": ("wizsock.tools.ping", "ping a host from the module"),
+    "info": ("wizsock.tools.info", "firmware, MAC and IP addresses, UART settings of the module"),
+    "trace": ("wizsock.tools.trace", "render a UART trace recorded with --trace"),
 }
 
 

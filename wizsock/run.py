@@ -38,6 +38,9 @@ def add_arguments(parser):
                              "host's own network; repeatable")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log wizsock's activity (-vv: the AT traffic too)")
+    parser.add_argument("--trace", default=None, metavar="FILE",
+                        help="record the UART traffic, secrets masked, to FILE (mode 0600); "
+                             "read it with `wizsock trace FILE`")
     parser.add_argument("program", nargs=argparse.REMAINDER,
                         help="-- then the program: [python] script.py ARGS | -m module ARGS | -c code")
 
@@ -118,6 +121,8 @@ def run(args):
         options["flow_control"] = True
     if args.no_sendbuf:
         options["use_sendbuf"] = False
+    if args.trace:
+        options["trace"] = args.trace
     module = _patch.open_default_module(args.port, ssid=args.ssid, password=args.password,
                                         baudrate=args.baudrate, **options)
     _patch.patch(module, route=_route_policy(args.kernel))

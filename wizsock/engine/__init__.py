@@ -32,7 +32,8 @@ async def open_module(port, baudrate=115200, **options):
     ``flow_control`` (RTS/CTS, AT+UART_CUR ...,1), ``rx_limit`` (per-link
     receive limit, default 1 MiB), ``rx_high``/``rx_low`` (RTS water marks),
     ``use_sendbuf`` (AT+CIPSENDBUF for TCP, default True), ``probe_interval``
-    (idle AT probe period), ``serial_kwargs``.
+    (idle AT probe period), ``serial_kwargs``, ``trace`` (a path or an open text file: a
+    timestamped record of the UART traffic, secrets masked; see :mod:`wizsock.engine.trace`).
     """
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)

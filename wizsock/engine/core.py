@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import trio
 
@@ -145,7 +145,7 @@ class Engine:
     def __init__(self, port, baudrate=115200, *, timeouts: Optional[Dict[str, float]] = None,
                  hunt_baud=True, flow_control=False, rx_limit=1 << 20, rx_high=None,
                  rx_low=None, use_sendbuf=True, read_timeout=0.02, serial_kwargs=None,
-                 probe_interval: Optional[float] = None, name=None):
+                 probe_interval: Optional[float] = None, name=None, trace=None):
         self.port_url = port
         self.baudrate = int(baudrate)
         self.timeouts = dict(TIMEOUTS)
@@ -205,6 +205,39 @@ class Engine:
         self._pt = None    # the passthrough session (passthrough.Passthrough) while one is open
         self._urc_callbacks: List[Any] = []
         self.token: Optional[trio.lowlevel.TrioToken] = None
+        self._taps: List[Callable[[str, Any, Optional[str]], None]] = []
+        self._trace = None
+        if trace is not None:       # a path or an open text file: docs/design.md 4e
+            from .trace import TraceWriter
+            self._trace = TraceWriter(trace, port=port, baudrate=self.baudrate)
+            self.add_tap(self._trace)
+
+    # ------------------------------------------------------------------ taps
+    def add_tap(self, callback: Callable[[str, Any, Optional[str]], None]) -> Callable[[], None]:
+        """Call ``callback(kind, item, command)`` on the engine's loop for all UART traffic.
+
+        ``kind`` is ``"tx"`` (a command line the host wrote, bytes, NOT redacted),
+        ``"data"`` (bytes written after a ``>`` prompt or in passthrough) or ``"rx"``
+        (every framer event, URCs and ``Data`` included, before it is dispatched);
+        ``command`` is the name of the command in flight, or None.  The callback must
+        not block; one that raises is removed.  Returns a function that removes it."""
+        self._taps.append(callback)
+
+        def remove() -> None:
+            if callback in self._taps:
+                self._taps.remove(callback)
+        return remove
+
+    def _tap(self, kind, item):
+        cmd = self._cmd
+        name = cmd.name if cmd is not None and not cmd.final else None
+        for cb in list(self._taps):
+            try:
+                cb(kind, item, name)
+            except Exception:
+                log.exception("%s: UART tap %r failed; removed", self.name, cb)
+                if cb in self._taps:
+                    self._taps.remove(cb)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, nursery: trio.Nursery):
@@ -286,6 +319,8 @@ class Engine:
                     pass
 
     def close_port(self):
+        if self._trace is not None:
+            self._trace.close()
         if self._port is not None:
             try:
                 self._port.close()
@@ -335,6 +370,8 @@ class Engine:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, ev):
+        if self._taps:
+            self._tap("rx", ev)
         cls = type(ev)
         cmd = self._cmd
         if cls is Data:
@@ -580,6 +617,8 @@ class Engine:
                                    f"recovering", command=request.name, timeout=timeout)
 
     async def _write(self, data, redacted=True):
+        if self._taps:
+            self._tap("tx" if redacted else "data", data)
         if wire_log.isEnabledFor(logging.DEBUG):
             if redacted:
                 wire_log.debug("%s -> %r", self.name, P.redact(bytes(data).rstrip(b"\r\n")))
@@ -749,6 +788,8 @@ class Engine:
         self.reset_count += 1
         self.resets.append(time.monotonic())
         self.last_reset_reason = reason
+        if self._trace is not None:
+            self._trace.note(reason)
         log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
                     len(self._links))
         self._usable = trio.Event() if self._usable.is_set() else self._usable
