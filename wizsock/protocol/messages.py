@@ -202,7 +202,7 @@ def _secret_positions(spec: Any, args: str, response: bool, head: Optional[str] 
         return []
     try:
         sig = spec.parse_args("set", args).sig
-        sigs = [sig]
+        sigs = [sig] if sig is not None else list(form.sigs)
     except RequestError:
         sigs = list(form.sigs)
     return sorted({i for s in sigs for i, p in enumerate(s.params) if p.secret})
