@@ -1,5 +1,5 @@
-"""The codec's types catch real mistakes under a checker (record fields read by callers,
-the table's build/split lambdas)."""
+"""The codec's types catch real mistakes: at import (table names vs record fields) and
+under a checker (record fields read by callers, the table's build/split lambdas)."""
 import os
 import textwrap
 
@@ -8,9 +8,31 @@ import pytest
 from conftest import require
 from wizsock import protocol as p
 from wizsock.protocol import records as R
+from wizsock.protocol.grammar import Int, Ip, Rest
+from wizsock.protocol.shapes import Fields, Flag, Group, Keyed, Repeat
 
 C = p.COMMANDS
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Fields((Int("next_segment"), Int("acked")), R.BufferStatus),
+    lambda: Fields((Int("segment"),), R.SegmentCheck, fixed={"lnk": None}),
+    lambda: Keyed((("ip", Ip("ip")), ("gw", Ip("gw"))), R.IpConfig, sep=":"),
+    lambda: Group(R.ConnectionStatus, status=Fields((Int("status"),)), link=Fields((Int("link"),))),
+    lambda: Flag("wps started", R.WpsState, "start"),
+    lambda: Repeat(Fields((Int("stage"),)), R.UpdateProgress, "stage"),
+])
+def test_a_name_that_is_not_a_record_field_fails_at_construction(make):
+    with pytest.raises(TypeError, match="has no field"):
+        make()
+
+
+def test_build_and_split_skip_the_field_check():
+    # the record's fields are the lambdas' business (and the checker's, below)
+    shape = Fields((Rest("name"),), R.Hostname, build=lambda v: R.Hostname(v["name"]),
+                   split=lambda r: {"name": r.hostname})
+    assert shape.parse_line("+X:h", {"names": ("X",), "name": "X"}) == R.Hostname("h")
 
 
 def test_expect_types_the_record_and_refuses_another():

@@ -64,6 +64,15 @@ def encode_lines(lines: Sequence[str]) -> List[bytes]:
 _HEAD = re.compile(r"^(?:AT)?\+ ?([A-Z][A-Z0-9_]*) ?[:=](.*)$", re.S)
 
 
+def _check_fields(record: type, names: Iterable[str], where: str) -> None:
+    """A name of the table that is not a field of its record fails at import, not on the first response."""
+    if not is_dataclass(record):
+        raise TypeError(f"{where}: {record!r} is not a dataclass")
+    unknown = sorted(set(names) - {f.name for f in dc_fields(record)})
+    if unknown:
+        raise TypeError(f"{where}: {record.__name__} has no field {', '.join(map(repr, unknown))}")
+
+
 def _default_build(record: Type[RecT]) -> Callable[[Dict[str, Any]], RecT]:
     def build(values: Dict[str, Any]) -> RecT:
         return record(**values)
@@ -124,6 +133,8 @@ class Fields(Shape[RecT]):
         self.optional = optional
         self.fixed = dict(fixed or {})
         self.record = record
+        if record is not None and (build is None or split is None):
+            _check_fields(record, [p.name for p in params] + list(self.fixed), f"Fields{self.sig.names}")
         if build is None:
             build = _default_build(record) if record is not None else (lambda v: v[params[0].name])
         if split is None:
@@ -212,6 +223,8 @@ class Repeat(Shape[RecT], Generic[ItemT, RecT]):
     def __init__(self, line: Fields[ItemT], record: Optional[Type[RecT]] = None, attr: Optional[str] = None):
         if (record is None) != (attr is None):
             raise TypeError("Repeat: record and attr go together")
+        if record is not None and attr is not None:
+            _check_fields(record, [attr], "Repeat")
         self.line, self.record, self.attr = line, record, attr
 
     def items(self, lines: List[str], ctx: Dict[str, Any]) -> Tuple[ItemT, ...]:
@@ -285,6 +298,7 @@ class Keyed(Shape[RecT]):
 
     def __init__(self, keys: Sequence[Tuple[str, Param]], record: Type[RecT], *, sep: str, head: Optional[str] = "+"):
         self.keys = tuple(keys)
+        _check_fields(record, [p.name for _, p in self.keys], "Keyed")
         self.record, self.sep = record, sep
         self.line: Fields[None] = Fields((), head=head)
 
@@ -329,6 +343,7 @@ class Group(Shape[RecT]):
     """Several shapes over the same lines, each filling one record field (CIPSTATUS)."""
 
     def __init__(self, record: Type[RecT], **parts: AnyShape):
+        _check_fields(record, parts, "Group")
         self.record, self.parts = record, parts
 
     def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Optional[RecT]:
@@ -397,6 +412,7 @@ class Flag(Shape[RecT]):
     """A fixed line whose presence is a bool field (`wps started`)."""
 
     def __init__(self, text: str, record: Type[RecT], attr: str):
+        _check_fields(record, [attr], "Flag")
         self.text, self.record, self.attr = text, record, attr
 
     def parse(self, lines: List[str], ctx: Dict[str, Any]) -> Optional[RecT]:
