@@ -5,6 +5,8 @@ wizsock for the framer or codec alone stays cheap.
 """
 __version__ = "0.1.0"
 
+from typing import Any
+
 _LAZY = {
     "open_module": "wizsock.engine",
     "Module": "wizsock.engine",
@@ -16,7 +18,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'wizsock' has no attribute {name!r}")
@@ -26,7 +28,7 @@ def __getattr__(name):
     return module if mod.endswith("." + name) else getattr(module, name)
 
 
-def _register_serial_urls():
+def _register_serial_urls() -> None:
     # pyserial finds URL handlers as <package>.protocol_<scheme>; this makes
     # wizemu:// (the in-process emulator) open like any other port.
     try:

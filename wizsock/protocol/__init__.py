@@ -18,6 +18,8 @@ command table (`commands.py`), so they cannot disagree about a format::
 
     spec.parse_response(form, events)     # host: framer Info/Text events (or str/bytes lines)
                                           # before the final result -> record (records.py) or None
+    spec.parse_response(form, events, expect=records.BufferStatus)   # the same, typed as that record
+                                          # for a checker (ResponseError if the record is another type)
     spec.format_response(form, record)    # emulator: record -> [bytes lines] printed before the result
     # module-level equivalents: p.parse_response(name, form, events), p.format_response(name, form, record)
     # CWLAP takes mask=<CWLAPOPT mask> on both sides and sort=True when formatting.
@@ -52,7 +54,7 @@ CIUPDATE_STAGES, CWLAP_MASK_BITS / CWLAP_MASK_ALL.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+from typing import Any, Iterable, List, Optional, Type, TypeVar, overload
 
 from . import records
 from .commands import ALIASES, COMMANDS, DOC_TYPOS
@@ -71,11 +73,23 @@ __all__ = [
 ]
 
 
-def parse_response(name: str, form: str, events: Iterable[Any], **opts: Any) -> Any:
-    """`COMMANDS[name].parse_response(form, events, **opts)`."""
-    return COMMANDS[name].parse_response(form, events, **opts)
+T = TypeVar("T")
 
 
-def format_response(name: str, form: str, record: Any = None, **opts: Any) -> List[bytes]:
+@overload
+def parse_response(name: str, form: str, events: Iterable[object], *, expect: Type[T], **opts: Any) -> Optional[T]: ...
+@overload
+def parse_response(name: str, form: str, events: Iterable[object], **opts: Any) -> object: ...
+
+
+def parse_response(name: str, form: str, events: Iterable[object], *, expect: Optional[Type[T]] = None,
+                   **opts: Any) -> object:
+    """`COMMANDS[name].parse_response(form, events, expect=..., **opts)`."""
+    if expect is None:
+        return COMMANDS[name].parse_response(form, events, **opts)
+    return COMMANDS[name].parse_response(form, events, expect=expect, **opts)
+
+
+def format_response(name: str, form: str, record: object = None, **opts: Any) -> List[bytes]:
     """`COMMANDS[name].format_response(form, record, **opts)`."""
     return COMMANDS[name].format_response(form, record, **opts)

@@ -9,7 +9,7 @@ one table.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, TypedDict, TypeVar, overload
 
 from . import records as R
 from .grammar import (Bool, CommandSpec, Form, Host, Int, Ip, Mac, Param, RequestError, Rest, Sig,
@@ -17,7 +17,12 @@ from .grammar import (Bool, CommandSpec, Form, Host, Int, Ip, Mac, Param, Reques
 from .shapes import Alt, ApList, Fields, Fixed, Flag, Group, Keyed, Lines, MaskedFields, Ping, Repeat
 
 
-class CommandTable(dict):
+ParamT = TypeVar("ParamT", bound=Param)
+RecT = TypeVar("RecT")
+T = TypeVar("T")
+
+
+class CommandTable(Dict[str, CommandSpec]):
     """name -> CommandSpec; also answers to the spellings in ALIASES (iteration: canonical names only)."""
 
     def __init__(self) -> None:
@@ -33,7 +38,12 @@ class CommandTable(dict):
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or key in self.aliases
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    @overload
+    def get(self, key: str, default: None = None) -> Optional[CommandSpec]: ...
+    @overload
+    def get(self, key: str, default: T) -> CommandSpec | T: ...
+
+    def get(self, key: str, default: object = None) -> object:
         try:
             return self[key]
         except KeyError:
@@ -78,7 +88,7 @@ def Link(hi: int = 4) -> Int:
     return Int("link", 0, hi, doc="ID of network connection (AT+CIPMUX=1)")
 
 
-def opt(p: Param) -> Param:
+def opt(p: ParamT) -> ParamT:
     """An optional copy of a parameter."""
     q = copy.copy(p)
     q.optional = True
@@ -87,6 +97,13 @@ def opt(p: Param) -> Param:
 
 def add(name: str, section: str, doc: str, *, test: bool = True, twin: Optional[str] = None,
         bare: bool = False, **forms: Form) -> CommandSpec:
+    return add_forms(name, section, doc, forms, test=test, twin=twin, bare=bare)
+
+
+def add_forms(name: str, section: str, doc: str, forms: Mapping[str, Form], *, test: bool = True,
+              twin: Optional[str] = None, bare: bool = False) -> CommandSpec:
+    """`add` with the forms as one mapping (a checker cannot tell `**forms` from `test=`)."""
+    forms = dict(forms)
     if test and ("set" in forms or "query" in forms) and "test" not in forms:
         forms["test"] = Form()
     spec = CommandSpec(name, forms, section=section, doc=doc, twin=twin, bare=bare,
@@ -98,15 +115,20 @@ def add(name: str, section: str, doc: str, *, test: bool = True, twin: Optional[
 def twins(base: str, sections: Tuple[str, str], doc: str, **forms: Form) -> None:
     """The _CUR (not saved) and _DEF (saved in flash) pair sharing one description."""
     cur, dflt = base + "_CUR", base + "_DEF"
-    add(cur, sections[0], doc + "; not saved in the flash", twin=dflt, **forms)
-    add(dflt, sections[1], doc + "; saved in the flash", twin=cur, **forms)
+    add_forms(cur, sections[0], doc + "; not saved in the flash", forms, twin=dflt)
+    add_forms(dflt, sections[1], doc + "; saved in the flash", forms, twin=cur)
 
 
-def single(record: Any, *params: Param, **kw: Any) -> Fields:
+def single(record: Type[RecT], *params: Param, **kw: Any) -> Fields[RecT]:
     return Fields(params, record, **kw)
 
 
-def setting(record: Any, p: Param) -> Dict[str, Form]:
+class Setting(TypedDict):
+    query: Form
+    set: Form
+
+
+def setting(record: Type[Any], p: Param) -> Setting:
     """Query `+NAME:<value>` and set `AT+NAME=<value>`: the common one-value command."""
     return {"query": Form(response=Fields((p,), record)), "set": Form((S(p),))}
 
@@ -214,7 +236,7 @@ add("CWSTOPSMART", "3.2.25", "Stops SmartConfig", execute=Form())
 add("WPS", "3.2.26", "Enables the WPS function",
     set=Form((S(Int("enable", 0, 1)),), response=Flag("wps started", R.WpsState, "started")))
 add("CWHOSTNAME", "3.2.27", "Host name of the station",
-    query=Form(response=Fields((Rest("hostname"),), build=lambda v: R.Hostname(
+    query=Form(response=Fields((Rest("hostname"),), R.Hostname, build=lambda v: R.Hostname(
         None if v["hostname"] == "<NULL>" else v["hostname"]),
         split=lambda r: {"hostname": "<NULL>" if r.hostname is None else r.hostname})),
     set=Form((S(Str("hostname", 32, 1, pattern=r"[A-Za-z0-9_.\-]+", what="host name")),)))
@@ -296,7 +318,7 @@ add("CIPDINFO", "3.3.23", "Shows the remote IP and port with +IPD",
 _SNTP = (Int("enable", 0, 1), opt(Int("timezone", -11, 13)), opt(Host("server0")), opt(Host("server1")),
          opt(Host("server2")))
 add("CIPSNTPCFG", "3.3.25", "Configuration of SNTP",
-    query=Form(response=Fields(_SNTP, build=lambda v: R.SntpConfig(
+    query=Form(response=Fields(_SNTP, R.SntpConfig, build=lambda v: R.SntpConfig(
         v["enable"], v["timezone"], tuple(v[k] for k in ("server0", "server1", "server2") if v[k] is not None)),
         split=lambda r: {"enable": r.enable, "timezone": r.timezone,
                          **dict(zip(("server0", "server1", "server2"), r.servers))})),
@@ -321,7 +343,7 @@ add("MQTTSET", "3.3.29", "Configuration of the MQTT connection",
 _TOPICS = (Str("publish", MQTT_TOPIC, 1), Str("subscribe1", MQTT_TOPIC, 1), opt(Str("subscribe2", MQTT_TOPIC, 1)),
            opt(Str("subscribe3", MQTT_TOPIC, 1)))
 add("MQTTTOPIC", "3.3.30", "Topics of publish and subscribe",
-    query=Form(response=Fields(_TOPICS, head=None, build=lambda v: R.MqttTopics(
+    query=Form(response=Fields(_TOPICS, R.MqttTopics, head=None, build=lambda v: R.MqttTopics(
         v["publish"], tuple(v[k] for k in ("subscribe1", "subscribe2", "subscribe3") if v[k] is not None)),
         split=lambda r: {"publish": r.publish, **dict(zip(("subscribe1", "subscribe2", "subscribe3"), r.subscribe))})),
     set=Form((S(*_TOPICS),)))

@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type,
+                    TypeVar, overload)
+
+if TYPE_CHECKING:
+    from .shapes import AnyShape
+
+T = TypeVar("T")
 
 __all__ = [
     "RequestError", "UnknownCommand", "Param", "Int", "Str", "Host", "Ip", "Mac", "Word", "Rest",
@@ -27,6 +33,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 class RequestError(ValueError):
     """A command line (or a parameter for one) that the grammar refuses."""
+
+    #: how far `Sig.parse` got before this error: the error of the signature that
+    #: fitted furthest is the one reported
+    depth: int = 99
 
 
 class UnknownCommand(RequestError):
@@ -131,7 +141,7 @@ class Param:
         return RequestError(f"parameter {self.name!r}: {msg}")
 
     # validate a Python value; return the normalised value
-    def check(self, value: Any) -> Any:  # pragma: no cover - abstract
+    def check(self, value: object) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # the wire text of a checked value
@@ -150,12 +160,12 @@ class Int(Param):
     kind = "int"
 
     def __init__(self, name: str, lo: Optional[int] = None, hi: Optional[int] = None, *,
-                 choices: Optional[Sequence[int]] = None, **kw):
+                 choices: Optional[Sequence[int]] = None, **kw: Any):
         super().__init__(name, **kw)
         self.lo, self.hi = lo, hi
         self.choices = tuple(choices) if choices is not None else None
 
-    def check(self, value: Any) -> int:
+    def check(self, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.err(f"expected an int, got {value!r}")
         if self.choices is not None and value not in self.choices:
@@ -192,7 +202,7 @@ class Str(Param):
 
     def __init__(self, name: str, max_len: Optional[int] = None, min_len: int = 0, *,
                  pattern: Optional[str] = None, choices: Optional[Sequence[str]] = None,
-                 quoted: bool = True, what: str = "", **kw):
+                 quoted: bool = True, what: str = "", **kw: Any):
         super().__init__(name, **kw)
         self.max_len, self.min_len = max_len, min_len
         self.pattern = re.compile(pattern) if pattern else None
@@ -200,7 +210,7 @@ class Str(Param):
         self.quoted = quoted
         self.what = what
 
-    def check(self, value: Any) -> str:
+    def check(self, value: object) -> str:
         if not isinstance(value, str):
             raise self.err(f"expected a str, got {type(value).__name__}")
         m = _CONTROL.search(value)
@@ -237,7 +247,7 @@ _IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0
 class Ip(Str):
     kind = "ip"
 
-    def __init__(self, name: str, **kw):
+    def __init__(self, name: str, **kw: Any):
         kw.setdefault("what", "IPv4 address")
         super().__init__(name, 15, 7, pattern=_IPV4, **kw)
 
@@ -246,7 +256,7 @@ class Host(Str):
     """An IP address or a domain name (at most 64 bytes unless told)."""
     kind = "host"
 
-    def __init__(self, name: str, max_len: int = 64, **kw):
+    def __init__(self, name: str, max_len: int = 64, **kw: Any):
         kw.setdefault("what", "host name or IP address")
         super().__init__(name, max_len, 1, pattern=r"[A-Za-z0-9_.\-]+", **kw)
 
@@ -254,24 +264,24 @@ class Host(Str):
 class Mac(Str):
     kind = "mac"
 
-    def __init__(self, name: str, unicast: bool = False, **kw):
+    def __init__(self, name: str, unicast: bool = False, **kw: Any):
         kw.setdefault("what", "MAC address")
         super().__init__(name, 17, 17, pattern=r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}", **kw)
         self.unicast = unicast
 
-    def check(self, value: Any) -> str:
-        value = super().check(value)
-        if self.unicast and int(value[:2], 16) & 1:
+    def check(self, value: object) -> str:
+        mac = super().check(value)
+        if self.unicast and int(mac[:2], 16) & 1:
             # spec 3.2.16: "Bit 0 of the WizFi360 MAC address CANNOT be 1"
-            raise self.err(f"{value}: bit 0 of the first octet must be 0")
-        return value
+            raise self.err(f"{mac}: bit 0 of the first octet must be 0")
+        return mac
 
 
 class Word(Str):
     """An unquoted keyword from a fixed set (TRUE/FALSE, APIP, ...)."""
     kind = "word"
 
-    def __init__(self, name: str, choices: Sequence[str], **kw):
+    def __init__(self, name: str, choices: Sequence[str], **kw: Any):
         super().__init__(name, choices=choices, quoted=False, **kw)
 
 
@@ -279,7 +289,7 @@ class Bool(Param):
     """TRUE/FALSE on the wire (CIPDINFO query, CIPCHECKSEQ)."""
     kind = "bool"
 
-    def check(self, value: Any) -> bool:
+    def check(self, value: object) -> bool:
         if not isinstance(value, bool):
             raise self.err(f"expected a bool, got {value!r}")
         return value
@@ -298,10 +308,10 @@ class Rest(Str):
     """Everything up to the end of the line, unquoted (SNTP time, hostname)."""
     kind = "rest"
 
-    def __init__(self, name: str, **kw):
+    def __init__(self, name: str, **kw: Any):
         super().__init__(name, quoted=False, **kw)
 
-    def check(self, value: Any) -> str:
+    def check(self, value: object) -> str:
         if not isinstance(value, str):
             raise self.err(f"expected a str, got {type(value).__name__}")
         m = _CONTROL.search(value)
@@ -370,7 +380,7 @@ class Sig:
     def parse(self, fields: Sequence[Field], strict: bool = True) -> Dict[str, Any]:
         if len(fields) > len(self.params):
             e = RequestError(f"too many parameters ({len(fields)} > {len(self.params)})")
-            e.depth = -1  # type: ignore[attr-defined]
+            e.depth = -1
             raise e
         values: Dict[str, Any] = {}
         depth = 0   # how far the fields fitted, to report the error of the closest signature
@@ -392,7 +402,7 @@ class Sig:
                     raise RequestError(f"parameters do not match {dict(self.when)}")
                 values = self.validate(values)
         except RequestError as e:
-            e.depth = depth  # type: ignore[attr-defined]
+            e.depth = depth
             raise
         return values
 
@@ -406,7 +416,7 @@ class Form:
     check   cross-parameter rule on the validated values (raises RequestError)
     """
     sigs: Tuple[Sig, ...] = ()
-    response: Any = None
+    response: Optional[AnyShape] = None
     empty: Optional[str] = None
     check: Optional[Callable[[Dict[str, Any]], None]] = None
 
@@ -523,7 +533,7 @@ class CommandSpec:
                 if f.check:
                     f.check(values)
             except RequestError as e:
-                if first_error is None or getattr(e, "depth", 99) > getattr(first_error, "depth", 99):
+                if first_error is None or e.depth > first_error.depth:
                     first_error = e
                 continue
             params = dict.fromkeys(f.names)
@@ -534,15 +544,30 @@ class CommandSpec:
         raise RequestError(f"AT+{self.name}={text}: {first_error}")
 
     # -- responses (shapes.py)
-    def parse_response(self, form: str, events: Iterable[Any], **opts: Any) -> Any:
-        """Framer events (Info/Text, or plain str/bytes lines) before the final result -> record or None."""
-        from .shapes import lines_of
+    @overload
+    def parse_response(self, form: str, events: Iterable[object], *, expect: Type[T], **opts: Any) -> Optional[T]: ...
+    @overload
+    def parse_response(self, form: str, events: Iterable[object], **opts: Any) -> object: ...
+
+    def parse_response(self, form: str, events: Iterable[object], *, expect: Optional[Type[T]] = None,
+                       **opts: Any) -> object:
+        """Framer events (Info/Text, or plain str/bytes lines) before the final result -> record or None.
+
+        expect: the record type the caller reads (`records.BufferStatus`, ...); the
+        result is then typed as that record for a checker, and a record of another
+        type raises ResponseError instead of reaching code that reads its fields.
+        """
+        from .shapes import ResponseError, lines_of
         shape = self._form(form).response
         if shape is None:
             return None
-        return shape.parse(lines_of(events), self._ctx(opts))
+        record = shape.parse(lines_of(events), self._ctx(opts))
+        if expect is not None and record is not None and not isinstance(record, expect):
+            raise ResponseError(f"AT+{self.name} {form}: the response is a {type(record).__name__}, "
+                                f"not a {expect.__name__}")
+        return record
 
-    def format_response(self, form: str, record: Any = None, **opts: Any) -> List[bytes]:
+    def format_response(self, form: str, record: object = None, **opts: Any) -> List[bytes]:
         """A record -> the lines (bytes, no CR LF) the module prints before the final result."""
         shape = self._form(form).response
         if shape is None:
@@ -609,10 +634,18 @@ class Request:
             raise RequestError(f"control character {m.group()!r} in {line!r}")
         return line.encode("utf-8") + b"\r\n"
 
-    def parse_response(self, events: Iterable[Any], **opts: Any) -> Any:
-        assert self.spec is not None
-        return self.spec.parse_response(self.form, events, **opts)
+    @overload
+    def parse_response(self, events: Iterable[object], *, expect: Type[T], **opts: Any) -> Optional[T]: ...
+    @overload
+    def parse_response(self, events: Iterable[object], **opts: Any) -> object: ...
 
-    def format_response(self, record: Any = None, **opts: Any) -> List[bytes]:
+    def parse_response(self, events: Iterable[object], *, expect: Optional[Type[T]] = None,
+                       **opts: Any) -> object:
+        assert self.spec is not None
+        if expect is None:
+            return self.spec.parse_response(self.form, events, **opts)
+        return self.spec.parse_response(self.form, events, expect=expect, **opts)
+
+    def format_response(self, record: object = None, **opts: Any) -> List[bytes]:
         assert self.spec is not None
         return self.spec.format_response(self.form, record, **opts)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 from . import records as R
 from .commands import COMMANDS
-from .grammar import Ip, Mac, RequestError, Request, UnknownCommand, _CONTROL, tokenize
+from .grammar import CommandSpec, Field, Ip, Mac, RequestError, Request, UnknownCommand, _CONTROL, tokenize
 from .shapes import Fields, encode_lines, lines_of
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -260,21 +260,24 @@ def payload_for(request: Request, payload: Union[str, BytesLike]) -> bytes:
 # ----------------------------------------------------------------------------
 # unsolicited messages about SoftAP stations (spec 2.3)
 
-MESSAGES = {
+#: the records of the unsolicited SoftAP station messages
+StationMessage = Union[R.StationConnected, R.StationIp, R.StationDisconnected]
+
+MESSAGES: Dict[str, Fields[StationMessage]] = {
     "STA_CONNECTED": Fields((Mac("mac"),), R.StationConnected),
     "DIST_STA_IP": Fields((Mac("mac"), Ip("ip")), R.StationIp),
     "STA_DISCONNECTED": Fields((Mac("mac"),), R.StationDisconnected),
 }
-_MESSAGE_OF = {shape.record: name for name, shape in MESSAGES.items()}
+_MESSAGE_OF: Dict[Optional[Type[StationMessage]], str] = {shape.record: name for name, shape in MESSAGES.items()}
 
 
-def format_message(record: Any) -> bytes:
+def format_message(record: StationMessage) -> bytes:
     """A station message record -> its line (no CR LF), e.g. `+STA_CONNECTED:"aa:bb:..."`."""
     name = _MESSAGE_OF[type(record)]
     return encode_lines([MESSAGES[name].format_line(record, {"name": name, "names": (name,)})])[0]
 
 
-def parse_message(event: Any) -> Any:
+def parse_message(event: object) -> Optional[StationMessage]:
     """A framer Info event (or line) of a station message -> its record; None if it is not one.
 
     Tolerates the spec's spaces (`+DIST_STA_IP: <mac>, <ip addr>`) and unquoted values.
@@ -306,7 +309,7 @@ def format_smartconfig(info: R.SmartConfigInfo) -> List[bytes]:
     return [l.encode("utf-8", "surrogateescape") for l in out]
 
 
-def parse_smartconfig(events: Iterable[Any]) -> R.SmartConfigInfo:
+def parse_smartconfig(events: Iterable[object]) -> R.SmartConfigInfo:
     """The SmartConfig messages (framer Text events or lines) -> SmartConfigInfo.
 
     Case-insensitive: the spec prints "Smartconfig type:", "smart get WiFi info" and
@@ -336,11 +339,11 @@ _RESPONSE = re.compile(r"(\+ ?)([A-Z][A-Z0-9_]*)( ?[:=])(.*)", re.S)
 _SET = re.compile(r"(AT\+)([A-Z][A-Z0-9_]*)(=)(.*)", re.S)
 
 
-def _secret_positions(spec: Any, args: str, response: bool, head: Optional[str] = "+") -> List[int]:
+def _secret_positions(spec: CommandSpec, args: str, response: bool, head: Optional[str] = "+") -> List[int]:
     """Indices of secret fields, taken from the table (request signatures or response shape)."""
     if response:
-        shape = spec.forms.get("query")
-        shape = shape.response if shape else None
+        query = spec.forms.get("query")
+        shape = query.response if query else None
         if isinstance(shape, Fields) and shape.head == head:
             return [i for i, p in enumerate(shape.sig.params) if p.secret]
         return []
@@ -349,7 +352,7 @@ def _secret_positions(spec: Any, args: str, response: bool, head: Optional[str] 
         return []
     try:
         sig = spec.parse_args("set", args).sig
-        sigs = [sig]
+        sigs = [sig] if sig is not None else list(form.sigs)
     except RequestError:
         sigs = list(form.sigs)
     return sorted({i for s in sigs for i, p in enumerate(s.params) if p.secret})
@@ -371,8 +374,9 @@ def redact(line: BytesLike, command: Optional[str] = None) -> bytes:
     return out.encode("utf-8", "surrogateescape") + eol
 
 
-def _mask_fields(args: str, fields: list, positions: List[int]) -> str:
-    pieces, last = [], 0
+def _mask_fields(args: str, fields: List[Field], positions: List[int]) -> str:
+    pieces: List[str] = []
+    last = 0
     for i in positions:
         if i < len(fields):
             f = fields[i]

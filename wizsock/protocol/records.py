@@ -7,7 +7,10 @@ Optional fields the module did not print are None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
+
+if TYPE_CHECKING:
+    import datetime as _dt
 
 # --- meaning tables (shared by engine errors and emulator behaviour) ---------
 
@@ -351,7 +354,7 @@ class SntpTime:
     """AT+CIPSNTPTIME?  e.g. 'Wed Jul 24 11:38:25 2019'."""
     time: str
 
-    def datetime(self):
+    def datetime(self) -> _dt.datetime:
         import datetime as _dt
         return _dt.datetime.strptime(" ".join(self.time.split()), "%a %b %d %H:%M:%S %Y")
 
