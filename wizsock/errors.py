@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import Any, Dict, Tuple, Type
 
 __all__ = [
     "WizError", "CommandError", "CommandTimeout", "ModuleReset", "ModuleUnresponsive",
@@ -18,12 +19,31 @@ __all__ = [
 ]
 
 
-class WizError(OSError):
-    """Base of every wizsock engine error."""
+def _rebuild(cls: Type["WizError"], args: Tuple[Any, ...], state: Dict[str, Any]) -> "WizError":
+    """Unpickle/copy: the OSError part from its args, the rest from ``__dict__``.
 
-    def __init__(self, *args):
+    The subclasses' constructors take a message and keywords, not the
+    ``(errno, strerror)`` that ``OSError.__reduce__`` hands back, so the default
+    reduction cannot call them; neither is needed to restore the object."""
+    exc = cls.__new__(cls, *args)
+    OSError.__init__(exc, *args)      # errno, strerror (a subclass's __new__ leaves them)
+    exc.__dict__.update(state)
+    return exc
+
+
+class WizError(OSError):
+    """Base of every wizsock engine error.
+
+    Every subclass pickles and copies (``copy.copy``/``deepcopy``) with its type,
+    ``errno``, message and extra fields (``command``, ``code``, ``link``, ...): an
+    error can cross a process boundary (multiprocessing, concurrent.futures)."""
+
+    def __init__(self, *args: Any) -> None:
         # OSError(errno, strerror) keeps .errno/.strerror; a bare message keeps .args.
         super().__init__(*args)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class CommandError(WizError):
