@@ -31,17 +31,27 @@ from wizsock import socket as _ws
 __all__ = ["install", "uninstall", "SocketFactory", "HostnameResolver"]
 
 
-class _TrioSocket(_trio._socket._SocketType):
-    """trio's socket wrapper around a facade socket.
+#: trio keeps the implementation of its socket methods (non-blocking connect with
+#: SO_ERROR, send/recv on readiness, shutdown bookkeeping) in this private class;
+#: ``trio.socket.from_stdlib_socket`` is its only public constructor and refuses
+#: anything but exactly ``socket.socket`` (to keep ``ssl.SSLSocket`` out), so the
+#: facade, a plain subclass, cannot go through it.  What this relies on is pinned
+#: by tests/facade/test_trio_pin.py, which fails if trio changes any of it:
+#: ``from_stdlib_socket`` returns this class (a ``trio.socket.SocketType``); its
+#: constructor's whole effect is ``setblocking(False)`` on the socket and the
+#: instance state ``TRIO_SOCKET_STATE``; it still refuses subclasses.
+_TrioSocketBase = _trio._socket._SocketType
+TRIO_SOCKET_STATE = ("_sock", "_did_shutdown_SHUT_WR")
 
-    trio's constructor insists on exactly ``socket.socket`` (to refuse SSLSocket);
-    the facade is a plain subclass of it, so skip that one check.
-    """
 
-    def __init__(self, sock):
-        self._sock = sock
-        self._sock.setblocking(False)
-        self._did_shutdown_SHUT_WR = False
+class _TrioSocket(_TrioSocketBase):
+    """trio's socket wrapper around a facade socket (see ``_TrioSocketBase``)."""
+
+    def __init__(self, sock: _stdsocket.socket) -> None:
+        # trio's constructor minus its exact-type check: the same state, nothing else
+        sock.setblocking(False)
+        state = dict(zip(TRIO_SOCKET_STATE, (sock, False)))
+        vars(self).update(state)
 
 
 class _AsyncHandle(_ws._Handle):
