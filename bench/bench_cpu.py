@@ -24,7 +24,7 @@ Run::
 
     python -m pytest bench/bench_cpu.py -s            # both rates, prints the table
     python bench/bench_cpu.py                          # the same as a script
-    python bench/bench_cpu.py --baud 2000000 --seconds 6 --py-spy /tmp/prof   # + a py-spy profile per rate
+    python bench/bench_cpu.py --baud 2000000 --seconds 6 --py-spy /tmp/prof   # + py-spy collapsed stacks per rate
 """
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ def measure(baud: int, seconds: float = 4.0, rtt_ms: float = 50.0,
             if py_spy:
                 spy = shutil.which("py-spy")
                 assert spy, "py-spy is not installed (pip install py-spy)"
-                cmd = [spy, "record", "--threads", "--idle", "-r", "250", "-f", "speedscope",
-                       "-o", f"{py_spy}-{baud}.json", "--"] + cmd
+                cmd = [spy, "record", "--threads", "--idle", "-r", "250", "-f", "raw",
+                       "-o", f"{py_spy}-{baud}.txt", "--"] + cmd
             proc = subprocess.run(cmd, capture_output=True, env=_env(), cwd=ROOT, timeout=120 + 4 * seconds)
             out = proc.stdout.decode(errors="replace")
             m = re.search(r"^CPU-RESULT (.*)$", out, re.M)
@@ -175,7 +175,7 @@ def main(argv=None) -> None:
     ap.add_argument("--baud", type=int, action="append", help="rate(s); default 2000000 and 921600")
     ap.add_argument("--seconds", type=float, default=4.0, help="wire time per transfer")
     ap.add_argument("--rtt", type=float, default=50.0, help="emulated network round trip, ms")
-    ap.add_argument("--py-spy", metavar="PREFIX", help="record a speedscope profile PREFIX-<baud>.json")
+    ap.add_argument("--py-spy", metavar="PREFIX", help="record collapsed stacks (py-spy raw) PREFIX-<baud>.txt")
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = ap.parse_args(argv)
     results = []

@@ -48,6 +48,10 @@ MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
 SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
 READ_MAX = 1 << 16         # bytes per read of the port: everything available, in practice
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
+#: the reader's gathering pause on a flowing stream (see Engine._read_loop_fd)
+COALESCE_MIN = 256         # a read at least this long means a stream is flowing
+COALESCE_BYTES = 4096      # gather about this much wire time (a tty buffers 4 KiB per read)
+COALESCE_MAX = 0.020       # ... but never pause longer than this
 
 FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
 PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
@@ -215,6 +219,10 @@ class Engine:
         self._reader_done = trio.Event()
         self._reader_scope = trio.CancelScope()
         self._fd: Optional[int] = None     # the port's descriptor when the loop does its I/O
+        self._coalescing: Optional[trio.CancelScope] = None   # the reader's gathering pause
+        #: reads of the port and the bytes they gave (diagnostics, benchmarks)
+        self.rx_reads = 0
+        self.rx_bytes = 0
         self._initialising = False
         self._init_ready_seen = False
         self._last_rx = 0.0
@@ -350,26 +358,51 @@ class Engine:
     async def _read_loop_fd(self, fd):
         """Read the port's descriptor from the event loop: no thread, everything available.
 
-        Wait first, then read: pyserial sets a tty to VMIN=0/VTIME=0, where a read
-        with nothing pending returns b"" rather than EAGAIN, so only an empty read
-        of a descriptor reported readable means the end (a tty hung up, USB
-        unplugged, the peer of ``socket://`` closed), as pyserial itself decides."""
+        Wait, then read: pyserial sets a tty to VMIN=0/VTIME=0, where a read with
+        nothing pending returns b"" rather than EAGAIN, so only an empty read of a
+        descriptor reported readable means the end (a tty hung up, USB unplugged,
+        the peer of ``socket://`` closed), as pyserial itself decides.
+
+        While a stream flows in (a read of COALESCE_MIN bytes or more) and no
+        command waits for its answer, the reader lets up to COALESCE_MAX seconds
+        of it gather before reading again: one wake-up per ~2 KB rather than one
+        per 2 ms slice the UART driver hands over.  Any write ends the pause
+        (its answer is awaited)."""
+        gathered = False       # slept on a flowing stream: data is most likely waiting
         while not self._closing:
-            await trio.lowlevel.wait_readable(fd)
+            if not gathered:
+                await trio.lowlevel.wait_readable(fd)
             try:
                 data = os.read(fd, READ_MAX)
             except BlockingIOError:
+                gathered = False
                 continue
             except OSError as exc:
                 if not self._closing:
                     self._port_failed(exc)
                 return
             if not data:
+                if gathered:   # nothing came meanwhile (a tty answers b""): wait for it
+                    gathered = False
+                    continue
                 if not self._closing:
                     self._port_failed(EOFError("the port reports readable but gives no data "
                                                "(device disconnected or peer closed)"))
                 return
             self._feed(data)
+            gathered = False
+            if len(data) >= COALESCE_MIN and self._cmd is None:
+                with trio.move_on_after(self._coalesce_delay()) as self._coalescing:
+                    await trio.sleep_forever()
+                self._coalescing = None
+                gathered = True
+
+    def _coalesce_delay(self):
+        try:
+            baud = float(self._port.baudrate) or 115200.0
+        except (TypeError, ValueError, AttributeError):
+            baud = 115200.0
+        return min(COALESCE_MAX, COALESCE_BYTES * 10.0 / baud)
 
     async def _read_loop(self):
         """Ports without a descriptor (rfc2217://, loop://, wrappers): a blocking read in a thread."""
@@ -388,7 +421,15 @@ class Engine:
         log.error("%s: serial read failed: %r", self.name, exc)
         self._fail_everything(E.WizError(f"serial port failed: {exc!r}"))
 
+    @property
+    def port_io(self) -> str:
+        """``"loop"``: the port's descriptor is read and written from the event loop;
+        ``"thread"``: through pyserial in worker threads (a port without one)."""
+        return "loop" if self._fd is not None else "thread"
+
     def _feed(self, data):
+        self.rx_reads += 1
+        self.rx_bytes += len(data)
         self._last_rx = trio.current_time()
         try:
             events = self._framer.feed(data)
