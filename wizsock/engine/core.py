@@ -148,7 +148,10 @@ def port_fd(port) -> Optional[int]:
     pyserial's ttys/ptys and ``socket://`` expose theirs through ``fileno()``, as
     ``wizemu://`` does.  Only when the class that implements ``read`` and ``write``
     is the one that gives the descriptor: a wrapper that overrides them (``spy://``
-    logs the traffic) must keep seeing every byte."""
+    logs the traffic) must keep seeing every byte.  POSIX only (on Windows
+    ``os.read`` cannot read a socket handle)."""
+    if os.name != "posix":
+        return None
     cls = type(port)
 
     def owner(name):
