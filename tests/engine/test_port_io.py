@@ -203,3 +203,36 @@ def test_wizemu_keeps_output_a_slow_host_has_not_read():
                 if isinstance(ev, Data):
                     got += ev.payload
     assert len(got) == n and sha(got) == sha(data)
+
+
+def test_reader_catches_up_after_stalls():
+    """A host that stalls (GC, a busy CPU) leaves a backlog in the tty: the reader must
+    drain it on its next wake-up, not 4 KB per pause, or the next stall overflows
+    the UART's buffers and bytes are lost."""
+    emu = Emulator(baudrate=2000000, boot_delay=0.05).start()
+    try:
+        trio.run(_stalled_download, emu.serve_pty())
+    finally:
+        emu.stop()
+
+
+async def _stalled_download(path):
+    n = 1_000_000                                   # 5 s of wire at 2 Mbaud
+    data = deterministic_bytes(n)
+    async with open_module(path, baudrate=2000000) as m:
+        await joined(m)
+        with tcp_source(data) as src:
+            link = await m.net.open_tcp("127.0.0.1", src.port)
+            got = bytearray()
+            stalls = 0
+            while True:
+                d = await link.receive(65536)
+                if not d:
+                    break
+                got += d
+                if stalls < 6 and len(got) > (stalls + 1) * 120_000:
+                    time.sleep(0.2)                 # the whole loop stalls: ~40 KB pile up
+                    stalls += 1
+            await link.aclose()
+    assert stalls == 6
+    assert len(got) == n and sha(got) == sha(data)

@@ -46,7 +46,8 @@ BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 
 MAX_LINKS = 5
 MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
 SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
-READ_MAX = 1 << 16         # bytes per read of the port: everything available, in practice
+READ_MAX = 1 << 16         # bytes per read of the port
+DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
 #: the reader's gathering pause on a flowing stream (see Engine._read_loop_fd)
 COALESCE_MIN = 256         # a read at least this long means a stream is flowing
@@ -361,44 +362,46 @@ class Engine:
     async def _read_loop_fd(self, fd):
         """Read the port's descriptor from the event loop: no thread, everything available.
 
-        Wait, then read: pyserial sets a tty to VMIN=0/VTIME=0, where a read with
-        nothing pending returns b"" rather than EAGAIN, so only an empty read of a
-        descriptor reported readable means the end (a tty hung up, USB unplugged,
-        the peer of ``socket://`` closed), as pyserial itself decides.
+        Wait, then read until the port has nothing more (a tty hands over at most
+        4095 bytes per read: one read would cap the reader at that much per
+        wake-up, and a reader that fell behind would never catch up).  pyserial sets
+        a tty to VMIN=0/VTIME=0, where a read with nothing pending returns b""
+        rather than EAGAIN, so only an empty first read of a descriptor reported
+        readable means the end (a tty hung up, USB unplugged, the peer of
+        ``socket://`` closed), as pyserial itself decides.
 
-        While a stream flows in (a read of COALESCE_MIN bytes or more) and no
-        command waits for its answer, the reader lets up to COALESCE_MAX seconds
-        of it gather before reading again: one wake-up per ~2 KB rather than one
-        per 2 ms slice the UART driver hands over.  Any write ends the pause
-        (its answer is awaited)."""
-        gathered = False       # slept on a flowing stream: data is most likely waiting
+        While a stream flows in (COALESCE_MIN bytes or more in a pass) and no
+        command waits for its answer, the reader then lets up to COALESCE_MAX
+        seconds of it gather: one wake-up per few KB rather than one per 2 ms
+        slice the UART driver hands over.  Any write ends the pause (its answer
+        is awaited)."""
         while not self._closing:
-            if not gathered:
-                await trio.lowlevel.wait_readable(fd)
-            try:
-                data = os.read(fd, READ_MAX)
-            except BlockingIOError:
-                gathered = False
-                continue
-            except OSError as exc:
-                if not self._closing:
-                    self._port_failed(exc)
-                return
-            if not data:
-                if gathered:   # nothing came meanwhile (a tty answers b""): wait for it
-                    gathered = False
-                    continue
-                if not self._closing:
-                    self._port_failed(EOFError("the port reports readable but gives no data "
-                                               "(device disconnected or peer closed)"))
-                return
-            self._feed(data)
-            gathered = False
-            if len(data) >= COALESCE_MIN and self._cmd is None:
+            await trio.lowlevel.wait_readable(fd)
+            total = 0
+            while total < DRAIN_MAX:
+                try:
+                    data = os.read(fd, READ_MAX)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if not self._closing:
+                        self._port_failed(exc)
+                    return
+                if not data:
+                    if total:
+                        break          # drained (a tty answers b"" when empty)
+                    if not self._closing:
+                        self._port_failed(EOFError("the port reports readable but gives no "
+                                                   "data (device disconnected or peer closed)"))
+                    return
+                total += len(data)
+                self._feed(data)
+                if self._closing:
+                    return
+            if total >= COALESCE_MIN and self._cmd is None:
                 with trio.move_on_after(self._coalesce_delay()) as self._coalescing:
                     await trio.sleep_forever()
                 self._coalescing = None
-                gathered = True
 
     def _coalesce_delay(self):
         try:
