@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def _env() -> Dict[str, str]:
 
 
 def measure(baud: int, seconds: float = 4.0, rtt_ms: float = 50.0,
-            py_spy: Optional[str] = None) -> dict:
+            py_spy: Optional[str] = None, emulator: Optional[List[str]] = None) -> dict:
     """One download and one upload of `seconds` of wire time each; returns the figures."""
     n = int(baud / 10 * seconds)
     down_data = deterministic_bytes(n)
@@ -79,7 +80,7 @@ def measure(baud: int, seconds: float = 4.0, rtt_ms: float = 50.0,
         world = os.path.join(tmp, "world.json")
         _world(world)
         emu = subprocess.Popen(
-            [sys.executable, "-m", "wizsock", "emulator", "--pty", "--baud", str(baud),
+            (emulator or [sys.executable, "-m", "wizsock", "emulator"]) + ["--pty", "--baud", str(baud),
              "--pace-input", "--rtt", str(rtt_ms), "--world", world, "--boot-delay", "0.05",
              "--flash", os.path.join(tmp, "flash.json")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
@@ -177,11 +178,14 @@ def main(argv=None) -> None:
     ap.add_argument("--rtt", type=float, default=50.0, help="emulated network round trip, ms")
     ap.add_argument("--py-spy", metavar="PREFIX", help="record collapsed stacks (py-spy raw) PREFIX-<baud>.txt")
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    ap.add_argument("--emulator", metavar="CMD", help="emulator command instead of `python -m wizsock "
+                    "emulator` (to compare emulator variants; it gets --pty --baud ... appended)")
     args = ap.parse_args(argv)
     results = []
     for baud in args.baud or [2000000, 921600]:
         t0 = time.monotonic()
-        results.append(measure(baud, args.seconds, args.rtt, args.py_spy))
+        results.append(measure(baud, args.seconds, args.rtt, args.py_spy,
+                               shlex.split(args.emulator) if args.emulator else None))
         print(f"# {baud} baud measured in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     print("\n".join(table(results)))
     for f in results:
