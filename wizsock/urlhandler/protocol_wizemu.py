@@ -31,7 +31,9 @@ from serial import PortNotOpenError, SerialBase, SerialException, SerialTimeoutE
 from wizsock.emulator.transports import garble
 
 
-class Serial(SerialBase):
+class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
+    is_open: bool
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._emu: Any = None
         self._own = False
@@ -71,7 +73,7 @@ class Serial(SerialBase):
             emu = core.Emulator(
                 world=opts.get("world"), flash=opts.get("flash"),
                 rtt=float(opts.get("rtt", 0)) / 1000.0,
-                baudrate=int(opts.get("baud", self._baudrate)),
+                baudrate=int(opts.get("baud") or self._baudrate),
                 faults=opts.get("faults"),
                 seed=int(opts["seed"]) if "seed" in opts else None,
                 boot_delay=float(opts.get("boot", 0.05)),
@@ -261,7 +263,7 @@ class Serial(SerialBase):
             if left is not None and left <= 0:
                 break
             try:
-                ready, _, _ = select.select([sock, self._abort_r], [], [], left)
+                ready, _, _ = select.select([sock.fileno(), self._abort_r], [], [], left)
             except (OSError, ValueError):    # closed by another thread
                 break
             if self._abort_r in ready:
