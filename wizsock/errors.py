@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import Any, Dict, Iterable, Optional, Tuple, Type
 
 __all__ = [
     "WizError", "CommandError", "CommandTimeout", "ModuleReset", "ModuleUnresponsive",
@@ -18,12 +19,31 @@ __all__ = [
 ]
 
 
-class WizError(OSError):
-    """Base of every wizsock engine error."""
+def _rebuild(cls: Type["WizError"], args: Tuple[Any, ...], state: Dict[str, Any]) -> "WizError":
+    """Unpickle/copy: the OSError part from its args, the rest from ``__dict__``.
 
-    def __init__(self, *args):
+    The subclasses' constructors take a message and keywords, not the
+    ``(errno, strerror)`` that ``OSError.__reduce__`` hands back, so the default
+    reduction cannot call them; neither is needed to restore the object."""
+    exc = cls.__new__(cls, *args)
+    OSError.__init__(exc, *args)      # errno, strerror (a subclass's __new__ leaves them)
+    exc.__dict__.update(state)
+    return exc
+
+
+class WizError(OSError):
+    """Base of every wizsock engine error.
+
+    Every subclass pickles and copies (``copy.copy``/``deepcopy``) with its type,
+    ``errno``, message and extra fields (``command``, ``code``, ``link``, ...): an
+    error can cross a process boundary (multiprocessing, concurrent.futures)."""
+
+    def __init__(self, *args: Any) -> None:
         # OSError(errno, strerror) keeps .errno/.strerror; a bare message keeps .args.
         super().__init__(*args)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class CommandError(WizError):
@@ -33,13 +53,14 @@ class CommandError(WizError):
     result line, ``lines`` the informational lines that came before it.
     """
 
-    def __init__(self, message, *, command=None, result=None, lines=()):
+    def __init__(self, message: str, *, command: Optional[str] = None,
+                 result: Optional[str] = None, lines: Iterable[str] = ()) -> None:
         super().__init__(errno.EIO, message)
         self.command = command
         self.result = result
         self.lines = tuple(lines)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
@@ -58,7 +79,8 @@ class NotOutputMode(NotGpioMode):
 class JoinError(CommandError):
     """AT+CWJAP failed; ``code`` is the module's error code, ``meaning`` its text."""
 
-    def __init__(self, message, *, code=None, meaning=None, **kw):
+    def __init__(self, message: str, *, code: Optional[int] = None,
+                 meaning: Optional[str] = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.code = code
         self.meaning = meaning
@@ -67,12 +89,13 @@ class JoinError(CommandError):
 class CommandTimeout(WizError, TimeoutError):
     """No final result within the command's timeout."""
 
-    def __init__(self, message, *, command=None, timeout=None):
+    def __init__(self, message: str, *, command: Optional[str] = None,
+                 timeout: Optional[float] = None) -> None:
         super().__init__(errno.ETIMEDOUT, message)
         self.command = command
         self.timeout = timeout
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
@@ -83,41 +106,41 @@ class ModuleUnresponsive(CommandTimeout):
 class ModuleReset(WizError, ConnectionResetError):
     """The module restarted (``ready``/boot noise): links and pending commands are gone."""
 
-    def __init__(self, message="module reset"):
+    def __init__(self, message: str = "module reset") -> None:
         super().__init__(errno.ECONNRESET, message)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
 class LinkLimitError(WizError):
     """No free link id (the module has five, 0-4) or a second SSL link was asked for."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__(errno.EMFILE, message)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
 class ConnectError(WizError, ConnectionRefusedError):
     """AT+CIPSTART failed (``CONNECT FAIL``/``ERROR``)."""
 
-    def __init__(self, message, *, lines=()):
+    def __init__(self, message: str, *, lines: Iterable[str] = ()) -> None:
         super().__init__(errno.ECONNREFUSED, message)
         self.lines = tuple(lines)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
 class ResolveError(WizError, socket.gaierror):
     """AT+CIPDOMAIN failed (``DNS Fail``)."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__(socket.EAI_NONAME, message)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
@@ -127,31 +150,31 @@ class SendFailed(WizError, ConnectionError):
     The link is failed: a TCP stream with a hole in it never continues.
     """
 
-    def __init__(self, message, *, link=None):
+    def __init__(self, message: str, *, link: Optional[int] = None) -> None:
         super().__init__(errno.EPIPE, message)
         self.link = link
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
 class BufferOverflow(WizError):
     """More unread data arrived for a link than its documented limit (no flow control)."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__(errno.ENOBUFS, message)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
 class LinkClosed(WizError):
     """The link handle was closed (by its owner); also raised for use after close."""
 
-    def __init__(self, message="link is closed"):
+    def __init__(self, message: str = "link is closed") -> None:
         super().__init__(errno.EBADF, message)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import functools
 import socket as _stdsocket
+from typing import Any, Awaitable, Callable, Optional, Tuple
 
 import trio as _trio
 
@@ -31,36 +32,46 @@ from wizsock import socket as _ws
 __all__ = ["install", "uninstall", "SocketFactory", "HostnameResolver"]
 
 
-class _TrioSocket(_trio._socket._SocketType):
-    """trio's socket wrapper around a facade socket.
+#: trio keeps the implementation of its socket methods (non-blocking connect with
+#: SO_ERROR, send/recv on readiness, shutdown bookkeeping) in this private class;
+#: ``trio.socket.from_stdlib_socket`` is its only public constructor and refuses
+#: anything but exactly ``socket.socket`` (to keep ``ssl.SSLSocket`` out), so the
+#: facade, a plain subclass, cannot go through it.  What this relies on is pinned
+#: by tests/facade/test_trio_pin.py, which fails if trio changes any of it:
+#: ``from_stdlib_socket`` returns this class (a ``trio.socket.SocketType``); its
+#: constructor's whole effect is ``setblocking(False)`` on the socket and the
+#: instance state ``TRIO_SOCKET_STATE``; it still refuses subclasses.
+_TrioSocketBase = _trio._socket._SocketType
+TRIO_SOCKET_STATE = ("_sock", "_did_shutdown_SHUT_WR")
 
-    trio's constructor insists on exactly ``socket.socket`` (to refuse SSLSocket);
-    the facade is a plain subclass of it, so skip that one check.
-    """
 
-    def __init__(self, sock):
-        self._sock = sock
-        self._sock.setblocking(False)
-        self._did_shutdown_SHUT_WR = False
+class _TrioSocket(_TrioSocketBase):
+    """trio's socket wrapper around a facade socket (see ``_TrioSocketBase``)."""
+
+    def __init__(self, sock: _stdsocket.socket) -> None:
+        # trio's constructor minus its exact-type check: the same state, nothing else
+        sock.setblocking(False)
+        state = dict(zip(TRIO_SOCKET_STATE, (sock, False)))
+        vars(self).update(state)
 
 
 class _AsyncHandle(_ws._Handle):
     """The facade driving an AsyncModule on the caller's own trio loop."""
 
     @property
-    def aio(self):
+    def aio(self) -> Any:
         return self.module
 
-    def call(self, async_fn, *args):
+    def call(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         raise OSError(errno.EWOULDBLOCK,
                       "this needs a blocking call into the engine, which runs on this very "
                       "trio loop: use wizsock.Module (engine in a thread) for UDP and servers")
 
-    def spawn(self, async_fn, *args):
+    def spawn(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         _trio.lowlevel.spawn_system_task(async_fn, *args)
 
 
-def _handle_for(module):
+def _handle_for(module: Any) -> Any:
     if module is None:
         module = _ws.get_module()
         if module is None:
@@ -73,10 +84,11 @@ def _handle_for(module):
 class SocketFactory(_trio.abc.SocketFactory):
     """trio socket factory: AF_INET stream/datagram sockets over the module."""
 
-    def __init__(self, module=None):
+    def __init__(self, module: Any = None) -> None:
         self._handle = _handle_for(module)
 
-    def socket(self, family=None, type=None, proto=None):
+    def socket(self, family: Optional[int] = None, type: Optional[int] = None,
+               proto: Optional[int] = None) -> _trio.socket.SocketType:
         family = _stdsocket.AF_INET if family is None else family
         type = _stdsocket.SOCK_STREAM if type is None else type
         proto = 0 if proto is None else proto
@@ -89,10 +101,11 @@ class SocketFactory(_trio.abc.SocketFactory):
 class HostnameResolver(_trio.abc.HostnameResolver):
     """trio resolver: names through the module's DNS, literals locally."""
 
-    def __init__(self, module=None):
+    def __init__(self, module: Any = None) -> None:
         self._handle = _handle_for(module)
 
-    async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+    async def getaddrinfo(self, host: Any, port: Any, family: int = 0,
+                          type: int = 0, proto: int = 0, flags: int = 0) -> Any:
         if _orig.is_internal():
             return await _trio.to_thread.run_sync(
                 _orig.getaddrinfo, host, port, family, type, proto, flags)
@@ -110,7 +123,7 @@ class HostnameResolver(_trio.abc.HostnameResolver):
                               functools.partial(_ws._resolve_name, handle=handle)),
             abandon_on_cancel=True)
 
-    async def _resolve_async(self, name):
+    async def _resolve_async(self, name: str) -> str:
         local = _ws._LOCAL_NAMES.get(name.lower().rstrip("."))
         if local:
             return local
@@ -121,19 +134,19 @@ class HostnameResolver(_trio.abc.HostnameResolver):
         except TimeoutError as e:
             raise _stdsocket.gaierror(_stdsocket.EAI_AGAIN, "Temporary failure in name resolution") from e
 
-    async def getnameinfo(self, sockaddr, flags):
+    async def getnameinfo(self, sockaddr: Any, flags: int) -> Tuple[str, str]:
         # the module has no reverse lookup: numeric answers, as with NI_NUMERICHOST
         return await _trio.to_thread.run_sync(
             _stdsocket.getnameinfo, sockaddr,
             flags | _stdsocket.NI_NUMERICHOST | _stdsocket.NI_NUMERICSERV)
 
 
-def install(module=None):
+def install(module: Any = None) -> None:
     """Route this trio run's sockets and name lookups through ``module``."""
     _trio.socket.set_custom_socket_factory(SocketFactory(module))
     _trio.socket.set_custom_hostname_resolver(HostnameResolver(module))
 
 
-def uninstall():
+def uninstall() -> None:
     _trio.socket.set_custom_socket_factory(None)
     _trio.socket.set_custom_hostname_resolver(None)

@@ -2,9 +2,11 @@
 
 Structure (all on one trio loop):
 
-* the **reader** task loops ``trio.to_thread.run_sync(read_some)`` (pyserial is
-  blocking) and feeds every byte to ONE framer; nothing else reads or flushes
-  the port.  Events are dispatched synchronously, in order, by ``_dispatch``:
+* the **reader** task reads the port's descriptor from the event loop
+  (``wait_readable``, then everything available) -- ttys, ptys, ``socket://``
+  and ``wizemu://`` have one; a port without one is read in a worker thread --
+  and feeds every byte to ONE framer; nothing else reads or flushes the port.
+  Writes go to the same descriptor (``wait_writable`` when the port is full).  Events are dispatched synchronously, in order, by ``_dispatch``:
   URCs (``+IPD``, ``<id>,CLOSED``, ``ready``, MQTT messages, ...) go to their
   owner whatever command is running; the rest belongs to the command in flight.
 * **commands** go through ``Engine.command``: a FIFO lock keeps one in flight;
@@ -22,6 +24,7 @@ Structure (all on one trio loop):
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import deque
@@ -43,6 +46,13 @@ BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 
 MAX_LINKS = 5
 MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
 SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
+READ_MAX = 1 << 16         # bytes per read of the port
+DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
+WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
+#: the reader's gathering pause on a flowing stream (see Engine._read_loop_fd)
+COALESCE_MIN = 256         # a read at least this long means a stream is flowing
+COALESCE_BYTES = 4096      # gather about this much wire time (a tty buffers 4 KiB per read)
+COALESCE_MAX = 0.020       # ... but never pause longer than this
 
 FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
 PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
@@ -133,6 +143,30 @@ class _Cmd:
         self.kick()
 
 
+def port_fd(port) -> Optional[int]:
+    """The descriptor the engine reads and writes itself, or None (worker threads then).
+
+    pyserial's ttys/ptys and ``socket://`` expose theirs through ``fileno()``, as
+    ``wizemu://`` does.  Only when the class that implements ``read`` and ``write``
+    is the one that gives the descriptor: a wrapper that overrides them (``spy://``
+    logs the traffic) must keep seeing every byte.  POSIX only (on Windows
+    ``os.read`` cannot read a socket handle)."""
+    if os.name != "posix":
+        return None
+    cls = type(port)
+
+    def owner(name):
+        return next((k for k in cls.__mro__ if name in vars(k)), None)
+
+    if owner("fileno") is None or not (owner("fileno") is owner("read") is owner("write")):
+        return None
+    try:
+        fd = port.fileno()
+    except (OSError, ValueError, AttributeError):   # io.UnsupportedOperation is an OSError
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
 def req(name: str, form: str, **params):
     """Build a request through the codec (the only place AT text is made)."""
     spec = P.COMMANDS[name]
@@ -187,6 +221,12 @@ class Engine:
         self._garbage_times: deque = deque(maxlen=8)
         self._rts = True
         self._reader_done = trio.Event()
+        self._reader_scope = trio.CancelScope()
+        self._fd: Optional[int] = None     # the port's descriptor when the loop does its I/O
+        self._coalescing: Optional[trio.CancelScope] = None   # the reader's gathering pause
+        #: reads of the port and the bytes they gave (diagnostics, benchmarks)
+        self.rx_reads = 0
+        self.rx_bytes = 0
         self._initialising = False
         self._init_ready_seen = False
         self._last_rx = 0.0
@@ -258,6 +298,12 @@ class Engine:
             self._port.rts = True
         except Exception:  # pragma: no cover - ports without modem lines
             pass
+        self._fd = port_fd(self._port)
+        if self._fd is not None:
+            os.set_blocking(self._fd, False)
+        log.debug("%s: port I/O %s", self.name,
+                  "on the event loop (fd %d)" % self._fd if self._fd is not None
+                  else "in worker threads (the port has no descriptor)")
         self.token = trio.lowlevel.current_trio_token()
         self._nursery = nursery
         nursery.start_soon(self._reader)
@@ -311,10 +357,11 @@ class Engine:
                 self._cmd.kick()
             if self._mqtt is not None:
                 self._mqtt._shutdown()
+            self._reader_scope.cancel()
             port = self._port
-            if port is not None:
+            if port is not None and self._fd is None:
                 try:
-                    port.cancel_read()
+                    port.cancel_read()   # the reader's thread
                 except Exception:
                     pass
 
@@ -334,39 +381,108 @@ class Engine:
         if data:
             n = port.in_waiting
             if n:
-                data += port.read(min(n, 1 << 16))
+                data += port.read(min(n, READ_MAX))
         return data
 
     async def _reader(self):
         try:
-            await self._read_loop()
+            with self._reader_scope:
+                if self._fd is not None:
+                    await self._read_loop_fd(self._fd)
+                else:
+                    await self._read_loop()
         finally:
             self._reader_done.set()
 
+    async def _read_loop_fd(self, fd):
+        """Read the port's descriptor from the event loop: no thread, everything available.
+
+        Wait, then read until the port has nothing more (a tty hands over at most
+        4095 bytes per read: one read would cap the reader at that much per
+        wake-up, and a reader that fell behind would never catch up).  pyserial sets
+        a tty to VMIN=0/VTIME=0, where a read with nothing pending returns b""
+        rather than EAGAIN, so only an empty first read of a descriptor reported
+        readable means the end (a tty hung up, USB unplugged, the peer of
+        ``socket://`` closed), as pyserial itself decides.
+
+        While a stream flows in (COALESCE_MIN bytes or more in a pass) and no
+        command waits for its answer, the reader then lets up to COALESCE_MAX
+        seconds of it gather: one wake-up per few KB rather than one per 2 ms
+        slice the UART driver hands over.  Any write ends the pause (its answer
+        is awaited)."""
+        while not self._closing:
+            await trio.lowlevel.wait_readable(fd)
+            total = 0
+            while total < DRAIN_MAX:
+                try:
+                    data = os.read(fd, READ_MAX)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if not self._closing:
+                        self._port_failed(exc)
+                    return
+                if not data:
+                    if total:
+                        break          # drained (a tty answers b"" when empty)
+                    if not self._closing:
+                        self._port_failed(EOFError("the port reports readable but gives no "
+                                                   "data (device disconnected or peer closed)"))
+                    return
+                total += len(data)
+                self._feed(data)
+                if self._closing:
+                    return
+            if total >= COALESCE_MIN and self._cmd is None:
+                with trio.move_on_after(self._coalesce_delay()) as self._coalescing:
+                    await trio.sleep_forever()
+                self._coalescing = None
+
+    def _coalesce_delay(self):
+        try:
+            baud = float(self._port.baudrate) or 115200.0
+        except (TypeError, ValueError, AttributeError):
+            baud = 115200.0
+        return min(COALESCE_MAX, COALESCE_BYTES * 10.0 / baud)
+
     async def _read_loop(self):
+        """Ports without a descriptor (rfc2217://, loop://, wrappers): a blocking read in a thread."""
         while not self._closing:
             try:
                 data = await trio.to_thread.run_sync(self._read_some, abandon_on_cancel=True)
             except Exception as exc:
                 if self._closing:
                     return
-                log.error("%s: serial read failed: %r", self.name, exc)
-                self._fail_everything(E.WizError(f"serial port failed: {exc!r}"))
+                self._port_failed(exc)
                 return
-            if not data:
-                continue
-            self._last_rx = trio.current_time()
+            if data:
+                self._feed(data)
+
+    def _port_failed(self, exc):
+        log.error("%s: serial read failed: %r", self.name, exc)
+        self._fail_everything(E.WizError(f"serial port failed: {exc!r}"))
+
+    @property
+    def port_io(self) -> str:
+        """``"loop"``: the port's descriptor is read and written from the event loop;
+        ``"thread"``: through pyserial in worker threads (a port without one)."""
+        return "loop" if self._fd is not None else "thread"
+
+    def _feed(self, data):
+        self.rx_reads += 1
+        self.rx_bytes += len(data)
+        self._last_rx = trio.current_time()
+        try:
+            events = self._framer.feed(data)
+        except Exception:  # never fatal: log and resynchronise
+            log.exception("%s: framer failed on %d bytes; resetting it", self.name, len(data))
+            self._framer.reset()
+            return
+        for ev in events:
             try:
-                events = self._framer.feed(data)
-            except Exception:  # never fatal: log and resynchronise
-                log.exception("%s: framer failed on %d bytes; resetting it", self.name, len(data))
-                self._framer.reset()
-                continue
-            for ev in events:
-                try:
-                    self._dispatch(ev)
-                except Exception:
-                    log.exception("%s: dispatching %s failed", self.name, _redact_event(ev))
+                self._dispatch(ev)
+            except Exception:
+                log.exception("%s: dispatching %s failed", self.name, _redact_event(ev))
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, ev):
@@ -624,9 +740,25 @@ class Engine:
                 wire_log.debug("%s -> %r", self.name, P.redact(bytes(data).rstrip(b"\r\n")))
             else:
                 wire_log.debug("%s -> <%d bytes of data>", self.name, len(data))
-        port = self._port
         async with self._write_lock:
-            await trio.to_thread.run_sync(port.write, bytes(data))
+            fd = self._fd
+            if fd is None:
+                await trio.to_thread.run_sync(self._port.write, bytes(data))
+                return
+            await trio.lowlevel.checkpoint_if_cancelled()
+            # a copy unless immutable: the caller's buffer may grow while we wait
+            view = memoryview(data if type(data) is bytes else bytes(data))
+            with trio.move_on_after(WRITE_TIMEOUT) as cs:
+                while view:
+                    try:
+                        n = os.write(fd, view)
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_writable(fd)
+                        continue
+                    view = view[n:]
+            if cs.cancelled_caught:
+                raise E.WizError(f"{self.name}: serial write stalled for {WRITE_TIMEOUT:.0f} s "
+                                 f"({len(view)} of {len(data)} bytes unwritten)")
 
     async def _probe(self, tries=3, wait=0.3):
         """``AT`` until ``OK``; returns True if the module answered."""

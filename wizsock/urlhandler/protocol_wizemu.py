@@ -5,30 +5,50 @@
 The port models a UART: if the host's `baudrate` differs from the module's
 current rate, both directions turn to garbage; `rts=False` stops the module's
 output while AT+UART_CUR flow control is on.
+
+The wire is one end of an AF_UNIX socket pair: `fileno()` is the host's end,
+so an event loop (the engine's) reads and writes it directly, as it does a tty;
+tasks on the emulator's own loop serve the far end (module output paced by the
+emulator goes in, host bytes come out to `Emulator.feed`).  The host's end is
+non-blocking; `read`/`write` here wait on it with `select` for pyserial users.
 """
 from __future__ import annotations
 
-import threading
+import fcntl
+import os
+import select
+import socket
+import struct
+import termios
 import time
 import urllib.parse
+from typing import Any, Optional
 
 import serial
-from serial import PortNotOpenError, SerialBase, SerialException
+import trio
+from serial import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException
 
 from wizsock.emulator.transports import garble
 
 
-class Serial(SerialBase):
-    def __init__(self, *args, **kwargs):
-        self._emu = None
+class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
+    is_open: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._emu: Any = None
         self._own = False
-        self._buf = bytearray()
-        self._cond = threading.Condition()
-        self._cancel_read = False
+        self._host: Optional[socket.socket] = None
+        self._far: Optional[socket.socket] = None
+        self._abort_r = self._abort_w = -1
+        # emulator thread only: module output the socket could not take yet
+        self._pending = bytearray()
+        self._far_wake: Optional[trio.Event] = None
+        self._far_scope: Optional[trio.CancelScope] = None
+        self._far_stopped = False
         super().__init__(*args, **kwargs)
 
     # ---------------------------------------------------------------- open
-    def open(self):
+    def open(self) -> None:
         if self._port is None:
             raise SerialException("Port must be configured before it can be used.")
         if self.is_open:
@@ -53,7 +73,7 @@ class Serial(SerialBase):
             emu = core.Emulator(
                 world=opts.get("world"), flash=opts.get("flash"),
                 rtt=float(opts.get("rtt", 0)) / 1000.0,
-                baudrate=int(opts.get("baud", self._baudrate)),
+                baudrate=int(opts.get("baud") or self._baudrate),
                 faults=opts.get("faults"),
                 seed=int(opts["seed"]) if "seed" in opts else None,
                 boot_delay=float(opts.get("boot", 0.05)),
@@ -62,115 +82,262 @@ class Serial(SerialBase):
             )
             emu.start()
             self._own = True
+        self._host, self._far = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._host.setblocking(False)
+        self._far.setblocking(False)
+        self._abort_r, self._abort_w = os.pipe()
+        os.set_blocking(self._abort_r, False)
         self._emu = emu
+        self._far_wake = trio.Event()
+        self._far_stopped = False
+        try:
+            # not emu.call: the port may be opened from a thread running trio
+            emu.call_soon(self._start_far_end)
+        except BaseException:
+            self._far.close()
+            self._close_fds()
+            if self._own:
+                emu.stop()
+            raise
         emu.attach(self._sink)
         self.is_open = True
         self._update_rts_state()
 
-    def _reconfigure_port(self, force_update=False):
-        pass  # a baud rate change is seen by _sink/write through self._baudrate
+    def _reconfigure_port(self, force_update: bool = False) -> None:
+        pass  # a baud rate change is seen by the far end through self._baudrate
 
-    def close(self):
+    def close(self) -> None:
         if not self.is_open:
             return
         self.is_open = False
         emu, self._emu = self._emu, None
         if emu is not None:
             emu.detach(self._sink)
+            try:
+                emu.call_soon(self._stop_far_end)
+            except (trio.RunFinishedError, AttributeError):
+                # the emulator's loop is gone: nothing waits on the far end now
+                if self._far is not None:
+                    self._far.close()
             if self._own:
                 emu.stop()
-        with self._cond:
-            self._cond.notify_all()
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        # the far end belongs to the emulator's loop, which closes it (a task may
+        # be waiting on it there)
+        if self._host is not None:
+            self._host.close()
+        for fd in (self._abort_r, self._abort_w):
+            if fd >= 0:
+                os.close(fd)
+        self._abort_r = self._abort_w = -1
 
     @property
-    def emulator(self):
+    def emulator(self) -> Any:
         return self._emu
 
-    # ------------------------------------------------------------ the wire
-    def _sink(self, data: bytes, baud: int):  # emulator thread
+    def fileno(self) -> int:
+        """The host's end of the wire (non-blocking), for an event loop to wait on."""
+        if not self.is_open or self._host is None:
+            raise PortNotOpenError()
+        return self._host.fileno()
+
+    # ------------------------------------------------ the far end (emulator thread)
+    def _start_far_end(self) -> None:
+        if self._far_stopped:            # closed before the loop got here
+            return
+        self._far_scope = trio.CancelScope()
+        try:
+            self._emu.nursery.start_soon(self._far_end)
+        except RuntimeError:             # the emulator is stopping
+            self._stop_far_end()
+
+    def _stop_far_end(self) -> None:
+        self._far_stopped = True
+        if self._far_scope is not None:
+            self._far_scope.cancel()
+        else:
+            assert self._far is not None
+            self._far.close()
+
+    async def _far_end(self) -> None:
+        far = self._far
+        assert far is not None and self._far_scope is not None
+        try:
+            with self._far_scope:
+                async with trio.open_nursery() as n:
+                    n.start_soon(self._far_flusher, far)
+                    await self._far_reader(far)
+                    n.cancel_scope.cancel()
+        finally:
+            trio.lowlevel.notify_closing(far)
+            far.close()
+
+    async def _far_reader(self, far: socket.socket) -> None:
+        """Host -> module: what the host wrote, as the module's UART receives it."""
+        emu = self._emu
+        while True:
+            await trio.lowlevel.wait_readable(far)
+            try:
+                data = far.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return               # the host's end was closed
+            if emu.baud != self._baudrate:
+                # at the wrong rate the module receives garbage
+                data = garble(data, self._baudrate, emu.baud)
+            emu.feed(data)
+
+    async def _far_flusher(self, far: socket.socket) -> None:
+        """Module output the socket's buffer could not take at once (a host not reading)."""
+        while True:
+            while self._pending:
+                await trio.lowlevel.wait_writable(far)
+                try:
+                    n = far.send(self._pending)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    self._pending.clear()
+                    return
+                del self._pending[:n]
+            assert self._far_wake is not None
+            await self._far_wake.wait()
+            self._far_wake = trio.Event()
+
+    def _sink(self, data: bytes, baud: int) -> None:  # emulator thread, paced output
         if baud != self._baudrate:
             data = garble(data, baud, self._baudrate)
-        with self._cond:
-            self._buf += data
-            self._cond.notify_all()
+        far = self._far
+        if far is None:
+            return
+        if self._pending:                # keep the order: behind what waits already
+            self._pending += data
+            return
+        try:
+            n = far.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:                  # closed meanwhile
+            return
+        if n < len(data):
+            self._pending += data[n:]
+            if self._far_wake is not None:
+                self._far_wake.set()
+
+    # ------------------------------------------------ the host's end (pyserial API)
+    def _sock(self) -> socket.socket:
+        if not self.is_open or self._host is None:
+            raise PortNotOpenError()
+        return self._host
 
     @property
-    def in_waiting(self):
-        if not self.is_open:
-            raise PortNotOpenError()
-        with self._cond:
-            return len(self._buf)
+    def in_waiting(self) -> int:
+        sock = self._sock()
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int(struct.unpack("I", buf)[0])
 
-    def read(self, size=1):
-        if not self.is_open:
-            raise PortNotOpenError()
+    def read(self, size: int = 1) -> bytes:
+        sock = self._sock()
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        with self._cond:
-            self._cancel_read = False
-            while len(self._buf) < size and self.is_open and not self._cancel_read:
-                if deadline is None:
-                    self._cond.wait()
-                else:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-            self._cancel_read = False
-            out = bytes(self._buf[:size])
-            del self._buf[:size]
-            return out
+        out = bytearray()
+        while len(out) < size:
+            try:
+                chunk = sock.recv(size - len(out))
+            except BlockingIOError:
+                chunk = None
+            except OSError as exc:
+                if not self.is_open:
+                    break
+                raise SerialException(f"wizemu read failed: {exc}") from exc
+            if chunk == b"":
+                break                    # the emulator went away
+            if chunk:
+                out += chunk
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                ready, _, _ = select.select([sock.fileno(), self._abort_r], [], [], left)
+            except (OSError, ValueError):    # closed by another thread
+                break
+            if self._abort_r in ready:
+                try:
+                    os.read(self._abort_r, 1000)
+                except BlockingIOError:
+                    pass
+                break
+            if not ready:
+                break
+        return bytes(out)
 
-    def write(self, data):
-        if not self.is_open:
-            raise PortNotOpenError()
+    def write(self, data: Any) -> int:
+        sock = self._sock()
         data = serial.to_bytes(data)
-        emu = self._emu
-        if data:
-            # At the wrong baud rate the module receives garbage, but the host still
-            # sent every byte it was given: the count is the caller's, as on a real UART.
-            emu.feed(data if emu.baud == self._baudrate else garble(data, self._baudrate, emu.baud))
+        view = memoryview(data)
+        deadline = (None if self._write_timeout is None
+                    else time.monotonic() + self._write_timeout)
+        while view:
+            try:
+                view = view[sock.send(view):]
+                continue
+            except BlockingIOError:
+                pass
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise SerialTimeoutException("Write timeout")
+            select.select([], [sock], [], left)
         return len(data)
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
-    def reset_input_buffer(self):
-        with self._cond:
-            self._buf.clear()
+    def reset_input_buffer(self) -> None:
+        sock = self._sock()
+        while True:
+            try:
+                if not sock.recv(65536):
+                    return
+            except (BlockingIOError, OSError):
+                return
 
-    def reset_output_buffer(self):
+    def reset_output_buffer(self) -> None:
         pass
 
-    def cancel_read(self):
-        with self._cond:
-            self._cancel_read = True
-            self._cond.notify_all()
+    def cancel_read(self) -> None:
+        if self._abort_w >= 0:
+            os.write(self._abort_w, b"x")
 
-    def cancel_write(self):
+    def cancel_write(self) -> None:
         pass
 
-    def _update_rts_state(self):
+    def _update_rts_state(self) -> None:
         if self._emu is not None:
             self._emu.set_rts(self._rts_state)
 
-    def _update_dtr_state(self):
+    def _update_dtr_state(self) -> None:
         pass
 
-    def _update_break_state(self):
+    def _update_break_state(self) -> None:
         pass
 
     @property
-    def cts(self):
+    def cts(self) -> bool:
         return True
 
     @property
-    def dsr(self):
+    def dsr(self) -> bool:
         return True
 
     @property
-    def ri(self):
+    def ri(self) -> bool:
         return False
 
     @property
-    def cd(self):
+    def cd(self) -> bool:
         return True
