@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List
 
 from . import records
-from .commands import ALIASES, COMMANDS, DOC_TYPOS
+from .commands import ALIASES, COMMANDS, DOC_TYPOS, LEGACY
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
 from .messages import (MESSAGES, PEM_MARKERS, TRANSPARENT_ESCAPE, format_ipd, format_message, format_smartconfig,
                        format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact)
@@ -57,7 +57,7 @@ from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MAS
 from .shapes import ResponseError, lines_of
 
 __all__ = [
-    "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
+    "COMMANDS", "ALIASES", "DOC_TYPOS", "LEGACY", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
     "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
