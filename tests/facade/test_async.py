@@ -121,7 +121,7 @@ def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_
     from wizsock.patch import EMULATOR_AP
 
     async def main():
-        async with wizsock.open_module(f"wizemu://?baud={BAUD}", baudrate=BAUD) as m:
+        async with wizsock.open_module(f"wizemu://?baud={BAUD}&pace_input=0", baudrate=BAUD) as m:
             await m.wifi.set_mode(1)
             await m.wifi.join(*EMULATOR_AP)
             await _trio_exchanges(m, http_srv.port, https_srv.port, https_srv.ca)
