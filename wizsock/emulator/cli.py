@@ -64,6 +64,9 @@ def run(args) -> int:
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *a: done.set())
+        if hasattr(signal, "SIGUSR1"):
+            # the module's RST pin: a host driver's hardware reset (tests/vendor wires it)
+            signal.signal(signal.SIGUSR1, lambda *a: emu.call_soon(emu.reset))
         done.wait()
     finally:
         emu.stop()

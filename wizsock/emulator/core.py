@@ -16,7 +16,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from importlib import resources
 from typing import Callable, Optional
 
@@ -189,6 +189,7 @@ class Emulator:
         # (monotonic time, event, link id, detail): "sent" (data left for the peer), "ipd",
         # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests
         self.events: deque = deque(maxlen=100000)
+        self.event_counts: Counter = Counter()     # every event ever noted, by name
         # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
         # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))
         self.wire = {"in": [0, 0.0, 0.0, 0], "out": [0, 0.0, 0.0, 0]}
@@ -202,6 +203,7 @@ class Emulator:
 
     def note(self, event: str, link: Optional[int], detail=None) -> None:
         self.events.append((time.monotonic(), event, link, detail))
+        self.event_counts[event] += 1
 
     def wire_rate(self, direction: str) -> Optional[float]:
         """Bytes per second the UART moved in `direction` ("in"/"out") since the last

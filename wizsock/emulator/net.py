@@ -187,10 +187,14 @@ class Net:
             bind = emu.bind_host if real[0].startswith("127.") else "0.0.0.0"
             try:
                 await sock.bind((bind, local_port))
+            except PermissionError:
+                # the module's own stack has no privileged ports (WIZnet's driver opens UDP
+                # with local port 10); the host's may refuse it, so take any and show the asked one
+                await sock.bind((bind, 0))
             except OSError:
                 sock.close()
                 raise CommandFailed("ERROR")
-            link = Link(self, lid, "UDP", (ip, port), sock.getsockname()[1])
+            link = Link(self, lid, "UDP", (ip, port), local_port or sock.getsockname()[1])
             link.sock = sock
             link.udp_mode = mode
             link.real = real
