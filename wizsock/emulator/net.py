@@ -627,20 +627,30 @@ async def _send_common(ctx, req, ex=False):
     # acknowledgement comes back on the inbound line, behind the peer data before it
     emu.note("sent", link.id, len(data))
     await trio.sleep_until(link.due_out())
+    sent, done, ok = trio.Event(), trio.Event(), []
+
+    async def acknowledged():
+        await sent.wait()
+        if ok:
+            if f and f.hit("delay_sendok"):
+                await trio.sleep(f.rng.uniform(0.05, 0.5))
+            await ctx.write(b"\r\nSEND OK\r\n")
+            emu.note("send_ok", link.id)
+        done.set()
+    # the acknowledgement takes its place on the line before the data goes: a reply
+    # the peer sends at once must queue behind it
+    queued = await link.arrive(("call", acknowledged))
     try:
         async with link.send_lock:
             await link.send(data, remote)
+        ok.append(True)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        sent.set()
+    if not ok:
         return "SEND FAIL"
-    if f and f.hit("delay_sendok"):
-        await trio.sleep(f.rng.uniform(0.05, 0.5))
-    done = trio.Event()
-
-    async def acknowledged():
-        await ctx.write(b"\r\nSEND OK\r\n")
-        emu.note("send_ok", link.id)
-        done.set()
-    if await link.arrive(("call", acknowledged)):
+    if queued:
         while not done.is_set() and not link.closed:
             with trio.move_on_after(0.05):
                 await done.wait()
@@ -709,20 +719,27 @@ class _SegmentPipe:
         link = self.link
         async for seg, data, due in rx:
             await trio.sleep_until(due)
+            sent, ok = trio.Event(), []
+            ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
+            # queued before the data goes, so an immediate reply comes after it
+            queued = await link.arrive(("call", ack))
             try:
                 async with link.send_lock:
                     await link.send(data)
-                ok = True
+                ok.append(True)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                ok = False
+                pass
+            finally:
+                sent.set()
             link.sent_seg = seg
-            ack = functools.partial(self._acknowledged, seg, len(data), ok)
-            if not (ok and await link.arrive(("call", ack))):
+            if not queued:
                 # the link reads no more (closed): the acknowledgement still comes
                 await trio.sleep(self.emu.one_way())
                 await ack(urc=True)
 
-    async def _acknowledged(self, seg, n, ok, urc=False):
+    async def _acknowledged(self, seg, n, sent_ok, sent, urc=False):
+        await sent.wait()
+        ok = bool(sent_ok)
         link, emu = self.link, self.emu
         # the segment left before any close: the peer's stack acknowledged it (a
         # peer answering and closing at once must not turn it into SEND FAIL)
