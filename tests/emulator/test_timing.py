@@ -2,6 +2,7 @@
 directions, and link-id order. Times come from the emulator's own clock
 (`Emulator.events`, `Emulator.wire_rate`), which the loaded test machine cannot skew
 the way a host-side stopwatch would; orders are read from the host's byte stream."""
+import contextlib
 import re
 import socket
 import threading
@@ -118,16 +119,31 @@ def events_of(emu, kind):
     return [(t, link, d) for t, ev, link, d in list(emu.events) if ev == kind]
 
 
+def no_sooner(earlier, later, rtt):
+    """Each event of `later` comes at least one round trip after its partner in `earlier`."""
+    for (t0, _, _), (t1, _, _) in zip(earlier, later):
+        assert t1 - t0 >= rtt * 0.999, (t1 - t0, rtt)
+
+
+@contextlib.contextmanager
+def connected(make_emu, peer, mux=False, **emu_options):
+    """A joined emulator with one TCP link (id 1 with mux) to `peer`: (emu, at)."""
+    emu = make_emu(**emu_options)
+    at = open_at(emu)
+    try:
+        join(at, mux=mux)
+        at.ok(b'AT+CIPSTART=%s"TCP","127.0.0.1",%d' % (b"1," if mux else b"", peer.port))
+        yield emu, at
+    finally:
+        peer.close()
+        at.port.close()
+
+
 @pytest.mark.parametrize("rtt,jitter", [(0.06, 0.0), (0.04, 0.03)])
 def test_reply_never_reaches_the_host_before_one_rtt(make_emu, rtt, jitter):
     """20 request/response rounds: SEND OK precedes the reply's +IPD every time, and on
     the emulator's clock no reply data is printed sooner than R after its request left."""
-    emu = make_emu(rtt=rtt, jitter=jitter, seed=5)
-    peer = Peer("echo")
-    at = open_at(emu)
-    try:
-        join(at)
-        at.ok(b'AT+CIPSTART="TCP","127.0.0.1",%d' % peer.port)
+    with connected(make_emu, Peer("echo"), rtt=rtt, jitter=jitter, seed=5) as (emu, at):
         raw = Raw(at.port)
         for k in range(20):
             payload = b"request %02d" % k
@@ -141,23 +157,13 @@ def test_reply_never_reaches_the_host_before_one_rtt(make_emu, rtt, jitter):
         sent = events_of(emu, "sent")
         ipd = events_of(emu, "ipd")
         assert len(sent) == 20 and len(ipd) >= 20
-        for (t_sent, _, _), (t_ipd, _, _) in zip(sent, ipd):
-            assert t_ipd - t_sent >= rtt * 0.999, (t_ipd - t_sent, rtt)
-        oks = events_of(emu, "send_ok")
-        assert all(t_ok - t_sent >= rtt * 0.999 for (t_sent, _, _), (t_ok, _, _) in zip(sent, oks))
-    finally:
-        peer.close()
-        at.port.close()
+        no_sooner(sent, ipd, rtt)
+        no_sooner(sent, events_of(emu, "send_ok"), rtt)
 
 
 def test_pipelined_sendbuf_acks_precede_their_echo(make_emu):
     rtt = 0.05
-    emu = make_emu(rtt=rtt, seed=2)
-    peer = Peer("echo")
-    at = open_at(emu)
-    try:
-        join(at, mux=True)
-        at.ok(b'AT+CIPSTART=1,"TCP","127.0.0.1",%d' % peer.port)
+    with connected(make_emu, Peer("echo"), mux=True, rtt=rtt, seed=2) as (emu, at):
         sizes = [100 + 37 * k for k in range(8)]
         raw = Raw(at.port)
         for k, n in enumerate(sizes):        # pipelined: no waiting for SEND OK in between
@@ -185,23 +191,15 @@ def test_pipelined_sendbuf_acks_precede_their_echo(make_emu):
         sent = events_of(emu, "sent")
         oks = events_of(emu, "send_ok")
         assert [d for _, _, d in oks] == list(range(1, len(sizes) + 1))
-        for (t_sent, _, _), (t_ok, _, _) in zip(sent, oks):
-            assert t_ok - t_sent >= rtt * 0.999
+        no_sooner(sent, oks, rtt)
         # pipelined: the segments' round trips overlap, not one rtt after another
         assert oks[-1][0] - sent[0][0] < rtt * len(sizes) / 2
-    finally:
-        peer.close()
-        at.port.close()
 
 
 def test_remote_close_follows_the_reply(make_emu):
     rtt = 0.08
-    emu = make_emu(rtt=rtt, seed=3)
     peer = Peer("reply-close", reply=b"HTTP/1.0 200 OK\r\n\r\nbye")
-    at = open_at(emu)
-    try:
-        join(at)
-        at.ok(b'AT+CIPSTART="TCP","127.0.0.1",%d' % peer.port)
+    with connected(make_emu, peer, rtt=rtt, seed=3) as (emu, at):
         raw = Raw(at.port)
         at.port.write(b"AT+CIPSEND=4\r\n")
         raw.has(b"> ")
@@ -209,12 +207,9 @@ def test_remote_close_follows_the_reply(make_emu):
         raw.has(b"CLOSED\r\n")
         order = [e[0] for e in stream_events(raw.buf) if e[0] in ("send_ok", "ipd", "closed")]
         assert order == ["send_ok", "ipd", "closed"], raw.buf
-        (t_sent, _, _), = events_of(emu, "sent")
-        (t_closed, _, _), = events_of(emu, "closed")
-        assert t_closed - t_sent >= rtt * 0.999
-    finally:
-        peer.close()
-        at.port.close()
+        sent, closed = events_of(emu, "sent"), events_of(emu, "closed")
+        assert len(sent) == len(closed) == 1
+        no_sooner(sent, closed, rtt)
 
 
 def test_a_new_connection_never_precedes_the_old_ones_closed(make_emu):
