@@ -37,7 +37,7 @@ BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n
 #: ... if the segment ID exceeds 65535, ERROR is returned"; AT+CIPBUFRESET restarts it).
 SEGMENT_LIMIT = 65535
 OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
-CATCH_UP = 0.05         # seconds of late output the pacer may catch up on
+CATCH_UP = 0.25         # seconds a late pacer may catch up on: the line rate stays exact over a loaded host's stalls
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
