@@ -22,6 +22,7 @@ def make_emu(tmp_path):
         kw.setdefault("baudrate", FAST)
         kw.setdefault("boot_delay", 0.02)
         kw.setdefault("flash", str(tmp_path / f"flash{len(made)}.json"))
+        kw.setdefault("pace_input", False)  # the default paces; tests that measure it ask for it
         emu = Emulator(**kw).start()
         made.append(emu)
         return emu

@@ -13,7 +13,8 @@ AP = ("wizsock-lab", "wizsock123")
 
 
 def emu_url(baud=BAUD, **opts):
-    q = "&".join(f"{k}={v}" for k, v in {"baud": baud, **opts}.items() if v is not None)
+    # input pacing (the emulator's default) off: these tests do not measure the UART
+    q = "&".join(f"{k}={v}" for k, v in {"baud": baud, "pace_input": 0, **opts}.items() if v is not None)
     return f"wizemu://?{q}"
 
 

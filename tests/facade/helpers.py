@@ -11,7 +11,7 @@ BAUD = 2_000_000
 
 
 def open_module(baud=BAUD, query=""):
-    return wpatch.open_default_module(f"wizemu://?baud={baud}{query}", baudrate=baud,
+    return wpatch.open_default_module(f"wizemu://?baud={baud}&pace_input=0{query}", baudrate=baud,
                                       ssid=wpatch.EMULATOR_AP[0], password=wpatch.EMULATOR_AP[1])
 
 

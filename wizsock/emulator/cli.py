@@ -16,12 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", metavar="FILE", help="radio world JSON (aps, stations, dns)")
     parser.add_argument("--flash", metavar="FILE", help="emulated flash file (_DEF settings); default: temporary")
     parser.add_argument("--rtt", metavar="MS", type=float, default=0.0,
-                        help="network round-trip time in ms (SEND OK waits one)")
+                        help="network round-trip time in ms: data crosses the network in rtt/2 each way,"
+                             " so SEND OK comes one round trip after the data left, and no reply sooner")
+    parser.add_argument("--jitter", metavar="MS", type=float, default=0.0,
+                        help="up to this many ms more per crossing, uniformly (seeded by --seed)")
+    parser.add_argument("--segment-limit", type=int, default=65535,
+                        help="last AT+CIPSENDBUF segment id before ERROR (real firmware: 65535, a 16-bit counter)")
     parser.add_argument("--faults", metavar="SPEC", help='fault injection, e.g. "chunk,urc:0.2,busy:0.1"')
     parser.add_argument("--seed", type=int, help="seed for fault injection and generated identities")
     parser.add_argument("--boot-delay", type=float, default=0.3, help="seconds from reset to 'ready'")
-    parser.add_argument("--pace-input", action="store_true",
-                        help="deliver host bytes at the baud rate too (as a real UART receiver)")
+    parser.add_argument("--pace-input", action=argparse.BooleanOptionalAction, default=True,
+                        help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
+                             " --no-pace-input takes them as fast as they come)")
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
 
 
@@ -40,7 +46,8 @@ def run(args) -> int:
         emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
                        log_traffic=args.log, log_file=sys.stderr if args.log else None,
-                       pace_input=args.pace_input)
+                       pace_input=args.pace_input, jitter=args.jitter / 1000.0,
+                       segment_limit=args.segment_limit)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
         return 2
@@ -57,6 +64,9 @@ def run(args) -> int:
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *a: done.set())
+        if hasattr(signal, "SIGUSR1"):
+            # the module's RST pin: a host driver's hardware reset (tests/vendor wires it)
+            signal.signal(signal.SIGUSR1, lambda *a: emu.call_soon(emu.reset))
         done.wait()
     finally:
         emu.stop()

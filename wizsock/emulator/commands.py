@@ -75,7 +75,10 @@ def nargs(ctx, *allowed):
 
 
 def is_def(req) -> bool:
-    return req.name.endswith("_DEF")
+    """Whether this request works on the flash: a _DEF command, or the set form of a
+    deprecated bare ESP8266-AT-1.x command (AT+CWMODE=1 saves, AT+CWMODE? answers the
+    current mode; sources beside `wizsock.protocol.commands.LEGACY`)."""
+    return req.name.endswith("_DEF") or (req.name in P.LEGACY and req.form == "set")
 
 
 def base(req) -> str:
@@ -174,7 +177,7 @@ async def restore(ctx, req):
     await trio.sleep_forever()
 
 
-@handler("UART_CUR", "UART_DEF")
+@handler("UART_CUR", "UART_DEF", "UART")
 async def uart(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -280,7 +283,7 @@ async def sysgpioread(ctx, req):
 
 
 # --------------------------------------------------------------------- WiFi
-@handler("CWMODE_CUR", "CWMODE_DEF")
+@handler("CWMODE_CUR", "CWMODE_DEF", "CWMODE")
 async def cwmode(ctx, req):
     need_form(req, "query", "set", "test")
     if req.form == "test":
@@ -359,7 +362,7 @@ async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
     return None
 
 
-@handler("CWJAP_CUR", "CWJAP_DEF")
+@handler("CWJAP_CUR", "CWJAP_DEF", "CWJAP")
 async def cwjap(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
@@ -425,7 +428,7 @@ async def cwqap(ctx, req):
     return "OK"
 
 
-@handler("CWSAP_CUR", "CWSAP_DEF")
+@handler("CWSAP_CUR", "CWSAP_DEF", "CWSAP")
 async def cwsap(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -499,7 +502,7 @@ async def cwlif(ctx, req):
     return "OK"
 
 
-@handler("CWDHCP_CUR", "CWDHCP_DEF")
+@handler("CWDHCP_CUR", "CWDHCP_DEF", "CWDHCP")
 async def cwdhcp(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -549,7 +552,7 @@ async def cwautoconn(ctx, req):
     return await number_setting(ctx, req, "autoconn", R.AutoConnect, 0, 1, persist=True)
 
 
-@handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF")
+@handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
 async def cipstamac(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -563,7 +566,7 @@ async def cipstamac(ctx, req):
     return "OK"
 
 
-@handler("CIPAPMAC_CUR", "CIPAPMAC_DEF")
+@handler("CIPAPMAC_CUR", "CIPAPMAC_DEF", "CIPAPMAC")
 async def cipapmac(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":
@@ -596,7 +599,7 @@ def _dhcp_bits(ctx, req, bits, on):
         store["dhcp"] = (store["dhcp"] | bits) if on else (store["dhcp"] & ~bits)
 
 
-@handler("CIPSTA_CUR", "CIPSTA_DEF")
+@handler("CIPSTA_CUR", "CIPSTA_DEF", "CIPSTA")
 async def cipsta(ctx, req):
     need_form(req, "query", "set")
     st = ctx.state
@@ -618,7 +621,7 @@ async def cipsta(ctx, req):
     return "OK"
 
 
-@handler("CIPAP_CUR", "CIPAP_DEF")
+@handler("CIPAP_CUR", "CIPAP_DEF", "CIPAP")
 async def cipap(ctx, req):
     need_form(req, "query", "set")
     if req.form == "query":

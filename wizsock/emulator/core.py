@@ -16,7 +16,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from importlib import resources
 from typing import Callable, List, Optional
 
@@ -31,8 +31,13 @@ log = logging.getLogger("wizsock.emulator")
 FIRMWARE = "1.1.1.7"
 FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
 BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
+#: AT+CIPSENDBUF's segment counter is 16 bits on real firmware: the segment after 65535
+#: is answered ERROR and the count does not wrap (WIZnet forum topic 9959, WIZnet:
+#: "In F/W 1.0.7.5 [and] 1.1.x.x, the variable to manage segment ID is set to 2 bytes
+#: ... if the segment ID exceeds 65535, ERROR is returned"; AT+CIPBUFRESET restarts it).
+SEGMENT_LIMIT = 65535
 OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
-CATCH_UP = 0.05         # seconds of late output the pacer may catch up on
+CATCH_UP = 0.25         # seconds a late pacer may catch up on: the line rate stays exact over a loaded host's stalls
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
@@ -128,11 +133,19 @@ class Emulator:
     def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
                  faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
                  name: Optional[str] = None, log_traffic: bool = False, log_file=None,
-                 pace_input: bool = False):
+                 pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT):
         self.world = load_world(world)
         self.rtt = float(rtt)
+        self.jitter = float(jitter)
+        if self.rtt < 0 or self.jitter < 0:
+            raise ValueError("rtt and jitter must be >= 0")
+        self.segment_limit = int(segment_limit)
+        if not 1 <= self.segment_limit <= SEGMENT_LIMIT:
+            raise ValueError(f"segment_limit must be 1..{SEGMENT_LIMIT}")
         self.seed = seed
         self.rng = random.Random(seed)
+        # the network's own generator, so jitter draws do not shift generated identities
+        self.net_rng = random.Random(None if seed is None else ("net", seed).__repr__())
         self.faults = faults if isinstance(faults, Faults) else Faults(faults, seed)
         self.boot_delay = boot_delay
         self.bind_host = bind_host
@@ -175,6 +188,44 @@ class Emulator:
         self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
+        # (monotonic time, event, link id, detail): "sent" (data left for the peer), "ipd",
+        # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests
+        self.events: deque = deque(maxlen=100000)
+        self.event_counts: Counter = Counter()     # every event ever noted, by name
+        # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
+        # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))
+        self.wire = {"in": [0, 0.0, 0.0, 0], "out": [0, 0.0, 0.0, 0]}
+
+    def one_way(self) -> float:
+        """One network crossing: half the round trip plus up to `jitter` (seeded)."""
+        d = self.rtt / 2
+        if self.jitter:
+            d += self.net_rng.uniform(0.0, self.jitter)
+        return d
+
+    def note(self, event: str, link: Optional[int], detail=None) -> None:
+        self.events.append((time.monotonic(), event, link, detail))
+        self.event_counts[event] += 1
+
+    def wire_rate(self, direction: str) -> Optional[float]:
+        """Bytes per second the UART moved in `direction` ("in"/"out") since the last
+        `reset_wire()`, measured on the emulator's clock (None before two slices)."""
+        n, first, last, head = self.wire[direction]
+        if last <= first:
+            return None
+        return (n - head) / (last - first)
+
+    def reset_wire(self) -> None:
+        for w in self.wire.values():
+            w[:] = [0, 0.0, 0.0, 0]
+
+    def _account(self, direction: str, n: int) -> None:
+        w = self.wire[direction]
+        now = time.monotonic()
+        if not w[0]:
+            w[1], w[3] = now, n
+        w[0] += n
+        w[2] = now
 
     # ------------------------------------------------------------------ flash
     def _load_flash(self):
@@ -336,8 +387,11 @@ class Emulator:
             self._stop_event.set()
             self.nursery.cancel_scope.cancel()
         try:
-            trio.from_thread.run_sync(_cancel, trio_token=self._token)
-        except (trio.RunFinishedError, RuntimeError):
+            # not trio.from_thread.run_sync: it refuses to run from a thread that runs a
+            # trio loop itself (a trio program stopping its emulator), and the cancel was
+            # then silently lost until join() gave up after 10 s
+            self._token.run_sync_soon(_cancel)
+        except trio.RunFinishedError:
             pass
         self._thread.join(10)
         self._thread = None
@@ -436,6 +490,7 @@ class Emulator:
             self._on_input(chunk)
 
     def _on_input(self, data: bytes):
+        self._account("in", len(data))
         if self.log_traffic:
             self._log("<<", data)
         if self.deaf_until and time.monotonic() < self.deaf_until:
@@ -550,6 +605,7 @@ class Emulator:
                 self._log(">>", chunk)
             sink = self._sink
             if sink is not None:
+                self._account("out", len(chunk))
                 try:
                     sink(chunk, baud)
                 except Exception:  # a transport gone away must not kill the module

@@ -1,6 +1,7 @@
 """TCP/IP commands of the emulated module (spec §3.3): real sockets behind the links."""
 from __future__ import annotations
 
+import functools
 import logging
 import socket as _socket
 import ssl
@@ -22,6 +23,9 @@ MAX_SEND = 2048
 SENDBUF_SIZE = 21900
 CONNECT_TIMEOUT = 10.0
 TCP_WINDOW = 8192      # the module's TCP receive buffer
+# Units (a read of <= 1460 bytes, or an acknowledgement) the inbound delay line holds:
+# about one receive window in flight, so a host that stops reading still pushes back.
+LINE_UNITS = TCP_WINDOW // 1460 + 1
 
 
 async def tcp_connect(ip, port):
@@ -62,6 +66,34 @@ class Link:
         self.pending = 0
         self.seg_ok: Dict[int, bool] = {}
         self.seg_queue = None
+        # The network timing model (design.md §3b): every unit crosses the network in
+        # emu.one_way() (rtt/2 + jitter), first in first out per link and direction.
+        # The inbound line carries the peer's data and its acknowledgements of ours to
+        # the host, so SEND OK, +IPD and CLOSED come out in the order the network made.
+        self.line = None                # MemorySendChannel of (due, unit) while the link reads
+        self._due_in = 0.0
+        self._due_out = 0.0
+
+    def due_out(self) -> float:
+        """When data leaving the module now reaches the peer (trio clock)."""
+        self._due_out = max(self._due_out, trio.current_time() + self.net.emu.one_way())
+        return self._due_out
+
+    def _due_in_now(self) -> float:
+        self._due_in = max(self._due_in, trio.current_time() + self.net.emu.one_way())
+        return self._due_in
+
+    async def arrive(self, unit) -> bool:
+        """Put a unit on the inbound line, due one crossing from now: ("data", bytes, src)
+        or ("call", async fn) for an acknowledgement. False if the link reads no more."""
+        line = self.line
+        if line is None:
+            return False
+        try:
+            await line.send((self._due_in_now(), unit))
+            return True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
 
     async def send(self, data: bytes, remote=None):
         self.last_activity = time.monotonic()
@@ -80,6 +112,7 @@ class Net:
         self.emu = emu
         self.state = emu.state
         self.server = None              # (listeners, cancel scope, port)
+        self.closing = set()            # ids whose CLOSED is not printed yet: not free
         self.pass_target = None         # what passthrough reconnects to: (kind, host, port, extra)
 
     # ----------------------------------------------------------- bookkeeping
@@ -89,7 +122,7 @@ class Net:
 
     def free_id(self) -> Optional[int]:
         for i in range(MAX_LINKS):
-            if i not in self.links:
+            if i not in self.links and i not in self.closing:
                 return i
         return None
 
@@ -97,24 +130,32 @@ class Net:
         return b"%d,CLOSED" % lid if self.state.mux else b"CLOSED"
 
     async def close_link(self, link, notify=True):
+        """Close a link; with `notify`, print `<id>,CLOSED`. The id is given to no new
+        connection before that line is out: a real module prints CLOSED first, and a
+        host that saw `0,CONNECT` before the old `0,CLOSED` would close the new link."""
         if link.closed:
             return
         link.closed = True
-        if self.links.get(link.id) is link:
-            del self.links[link.id]
-        self.state.cur["had_link"] = True
-        link.scope.cancel()
+        self.closing.add(link.id)
         try:
-            if link.stream is not None:
-                with trio.move_on_after(1) as cs:
-                    cs.shield = True
-                    await link.stream.aclose()
-            if link.sock is not None:
-                link.sock.close()
-        except Exception:
-            pass
-        if notify and not (self.state.transparent and link.id == 0):
-            self.emu.urc(self.closed_line(link.id))  # passthrough data stays pure
+            if self.links.get(link.id) is link:
+                del self.links[link.id]
+            self.state.cur["had_link"] = True
+            link.scope.cancel()
+            try:
+                if link.stream is not None:
+                    with trio.move_on_after(1) as cs:
+                        cs.shield = True
+                        await link.stream.aclose()
+                if link.sock is not None:
+                    link.sock.close()
+            except Exception:
+                pass
+            if notify and not (self.state.transparent and link.id == 0):  # passthrough data stays pure
+                await self.emu.write_unit(self.closed_line(link.id) + b"\r\n")
+                self.emu.note("closed", link.id)
+        finally:
+            self.closing.discard(link.id)
 
     async def drop_all(self, silent=True):
         for link in list(self.links.values()):
@@ -130,7 +171,7 @@ class Net:
         st = self.state
         if st.station is None and st.mode == 1:
             raise CommandFailed("ERROR")  # no network to reach anything on
-        if lid in self.links:
+        if lid in self.links or lid in self.closing:
             raise CommandFailed("ERROR", [b"ALREADY CONNECTED"])
         f = emu.faults
         if f and f.hit("limit"):
@@ -146,10 +187,14 @@ class Net:
             bind = emu.bind_host if real[0].startswith("127.") else "0.0.0.0"
             try:
                 await sock.bind((bind, local_port))
+            except PermissionError:
+                # the module's own stack has no privileged ports (WIZnet's driver opens UDP
+                # with local port 10); the host's may refuse it, so take any and show the asked one
+                await sock.bind((bind, 0))
             except OSError:
                 sock.close()
                 raise CommandFailed("ERROR")
-            link = Link(self, lid, "UDP", (ip, port), sock.getsockname()[1])
+            link = Link(self, lid, "UDP", (ip, port), local_port or sock.getsockname()[1])
             link.sock = sock
             link.udp_mode = mode
             link.real = real
@@ -210,45 +255,67 @@ class Net:
 
     # --------------------------------------------------------------- reading
     async def _reader(self, link):
-        emu = self.emu
-        st = self.state
         with link.scope:
+            send, recv = trio.open_memory_channel(LINE_UNITS)
+            link.line = send
             try:
-                while True:
-                    if link.kind == "UDP":
-                        data, addr = await link.sock.recvfrom(65536)
-                        addr = self.unroute(addr[:2], link)
-                        if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_changed):
-                            if addr[:2] != link.remote:
-                                link.udp_changed = True
-                                link.remote = addr[:2]
-                        src = addr[:2]
-                    else:
-                        data = await link.stream.receive_some(1460)
-                        if not data:
-                            break
-                        src = link.remote
-                    link.last_activity = time.monotonic()
-                    def unit(data=data, src=src):
-                        # Decided as it goes out: AT+CIPSEND may enter passthrough
-                        # while this unit waits for the UART.
-                        if st.transparent:
-                            return data
-                        remote = src if st.cur.get("cipdinfo") else None
-                        return b"\r\n" + atparse.format_ipd(
-                            link.id if st.mux else None, data, remote=remote, mux=bool(st.mux))
-                    await emu.write_unit(unit)
-                    f = emu.faults
-                    if f and link.kind != "UDP" and f.hit("early_close"):
-                        break
-            except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
-                pass
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._deliver, link, recv)
+                    async with send:  # closed at the end of the stream: the line drains, then CLOSED
+                        await self._read(link)
             except Exception:  # whatever breaks a link must not take the module down
                 log.exception("link %d reader failed", link.id)
+        link.line = None
         if link.scope.cancelled_caught and link.closed:
             return
         if not link.closed:
             await self.close_link(link)
+
+    async def _deliver(self, link, recv):
+        """The inbound line's far end: each unit reaches the UART when it is due."""
+        emu, st = self.emu, self.state
+        async for due, unit in recv:
+            await trio.sleep_until(due)
+            if unit[0] == "call":
+                await unit[1]()
+                continue
+            _, data, src = unit
+
+            def out(data=data, src=src):
+                # Decided as it goes out: AT+CIPSEND may enter passthrough
+                # while this unit waits for the UART.
+                if st.transparent:
+                    return data
+                remote = src if st.cur.get("cipdinfo") else None
+                return b"\r\n" + atparse.format_ipd(
+                    link.id if st.mux else None, data, remote=remote, mux=bool(st.mux))
+            await emu.write_unit(out)
+            emu.note("ipd", link.id, len(data))
+
+    async def _read(self, link):
+        """Peer data onto the inbound line until the stream ends."""
+        try:
+            while True:
+                if link.kind == "UDP":
+                    data, addr = await link.sock.recvfrom(65536)
+                    addr = self.unroute(addr[:2], link)
+                    if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_changed):
+                        if addr[:2] != link.remote:
+                            link.udp_changed = True
+                            link.remote = addr[:2]
+                    src = addr[:2]
+                else:
+                    data = await link.stream.receive_some(1460)
+                    if not data:
+                        break
+                    src = link.remote
+                link.last_activity = time.monotonic()
+                await link.arrive(("data", data, src))
+                f = self.emu.faults
+                if f and link.kind != "UDP" and f.hit("early_close"):
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
+            pass
 
     def unroute(self, addr, link):
         """The module-visible address of a datagram's real source (inverse of `nat`)."""
@@ -294,6 +361,7 @@ class Net:
                 link = None
         if link is not None and not link.closed:
             try:
+                await trio.sleep_until(link.due_out())
                 await link.send(pkt)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
@@ -349,7 +417,9 @@ class Net:
             link = Link(self, lid, "TCP", peer, stream.socket.getsockname()[1], tcp_type=1)
             link.stream = stream
             self.links[lid] = link
-            self.emu.urc(b"%d,CONNECT" % lid)
+            # written before the link reads, so its first +IPD cannot overtake it
+            await self.emu.write_unit(b"%d,CONNECT\r\n" % lid)
+            self.emu.note("connect", lid)
             self.emu.life.start_soon(self._reader, link)
 
     async def _idle_reaper(self):
@@ -553,14 +623,41 @@ async def _send_common(ctx, req, ex=False):
     if f and f.hit("sendfail"):
         await trio.sleep(emu.rtt)
         return "SEND FAIL"
+    # SEND OK means the peer acknowledged: the data crosses the network, the
+    # acknowledgement comes back on the inbound line, behind the peer data before it
+    emu.note("sent", link.id, len(data))
+    await trio.sleep_until(link.due_out())
+    sent, done, ok = trio.Event(), trio.Event(), []
+
+    async def acknowledged():
+        await sent.wait()
+        if ok:
+            if f and f.hit("delay_sendok"):
+                await trio.sleep(f.rng.uniform(0.05, 0.5))
+            await ctx.write(b"\r\nSEND OK\r\n")
+            emu.note("send_ok", link.id)
+        done.set()
+    # the acknowledgement takes its place on the line before the data goes: a reply
+    # the peer sends at once must queue behind it
+    queued = await link.arrive(("call", acknowledged))
     try:
         async with link.send_lock:
             await link.send(data, remote)
+        ok.append(True)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        sent.set()
+    if not ok:
         return "SEND FAIL"
-    await trio.sleep(emu.rtt)   # SEND OK means the peer acknowledged: one round trip
-    if f and f.hit("delay_sendok"):
-        await trio.sleep(f.rng.uniform(0.05, 0.5))
+    if queued:
+        while not done.is_set() and not link.closed:
+            with trio.move_on_after(0.05):
+                await done.wait()
+        if done.is_set():
+            return None
+    else:
+        await trio.sleep(emu.one_way())
     return "SEND OK"  # the data left before any close: the peer's stack acknowledged it
 
 
@@ -587,6 +684,8 @@ async def cipsendbuf(ctx, req):
     link = _need_link(ctx, lid)
     if link.kind != "TCP" or link.pending + n > SENDBUF_SIZE:
         raise CommandFailed("ERROR")
+    if link.next_seg > emu.segment_limit:
+        raise CommandFailed("ERROR")  # the 16-bit counter: no wrap (core.SEGMENT_LIMIT)
     seg = link.next_seg
     await reply(ctx, req, R.BufferSegment(seg, link.acked_seg))
     await ctx.write(b"\r\nOK\r\n")
@@ -601,7 +700,8 @@ async def cipsendbuf(ctx, req):
 
 
 class _SegmentPipe:
-    """CIPSENDBUF: segments leave in order; each is acknowledged one RTT after it left."""
+    """CIPSENDBUF: segments leave in order, each reaches the peer one crossing after
+    the module took it, and its acknowledgement comes back on the link's inbound line."""
 
     def __init__(self, emu, link, prefix_link):
         self.emu = emu
@@ -609,40 +709,52 @@ class _SegmentPipe:
         self.prefix = b"" if prefix_link is None else b"%d," % prefix_link
         self.gen = emu.generation
         self.tx_send, tx_recv = trio.open_memory_channel(float("inf"))
-        self.ack_send, ack_recv = trio.open_memory_channel(float("inf"))
         emu.life.start_soon(self._sender, tx_recv)
-        emu.life.start_soon(self._acker, ack_recv)
 
     def put(self, seg, data):
-        self.tx_send.send_nowait((seg, data))
+        self.emu.note("sent", self.link.id, len(data))
+        self.tx_send.send_nowait((seg, data, self.link.due_out()))
 
     async def _sender(self, rx):
         link = self.link
-        async for seg, data in rx:
+        async for seg, data, due in rx:
+            await trio.sleep_until(due)
+            sent, ok = trio.Event(), []
+            ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
+            # queued before the data goes, so an immediate reply comes after it
+            queued = await link.arrive(("call", ack))
             try:
                 async with link.send_lock:
                     await link.send(data)
-                ok = True
+                ok.append(True)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                ok = False
+                pass
+            finally:
+                sent.set()
             link.sent_seg = seg
-            self.ack_send.send_nowait((seg, len(data), ok, trio.current_time() + self.emu.rtt))
+            if not queued:
+                # the link reads no more (closed): the acknowledgement still comes
+                await trio.sleep(self.emu.one_way())
+                await ack(urc=True)
 
-    async def _acker(self, rx):
+    async def _acknowledged(self, seg, n, sent_ok, sent, urc=False):
+        await sent.wait()
+        ok = bool(sent_ok)
         link, emu = self.link, self.emu
-        async for seg, n, ok, when in rx:
-            await trio.sleep_until(when)
-            # the segment left before any close: the peer's stack acknowledged it (a
-            # peer answering and closing at once must not turn it into SEND FAIL)
-            link.pending -= n
-            link.seg_ok[seg] = ok
-            if emu.generation != self.gen:
-                return
-            if ok:
-                link.acked_seg = seg
-                emu.urc(self.prefix + b"%d,SEND OK" % seg)
-            else:
-                emu.urc(b"SEND FAIL")
+        # the segment left before any close: the peer's stack acknowledged it (a
+        # peer answering and closing at once must not turn it into SEND FAIL)
+        link.pending -= n
+        link.seg_ok[seg] = ok
+        if emu.generation != self.gen:
+            return
+        line = self.prefix + b"%d,SEND OK" % seg if ok else b"SEND FAIL"
+        if ok:
+            link.acked_seg = seg
+            emu.note("send_ok", link.id, seg)
+        if urc:
+            emu.urc(line)
+        else:
+            await emu.write_unit(line + b"\r\n")
 
 
 @handler("CIPBUFRESET")
@@ -701,12 +813,10 @@ async def cipclose(ctx, req):
         if net.server is not None:
             return "OK"  # spec 3.3.13: in server mode, ID 5 has no effect
         for link in sorted(list(st.links.values()), key=lambda x: x.id):
-            await net.close_link(link, notify=False)
-            await ctx.send_line(net.closed_line(link.id))
+            await net.close_link(link)
         return "OK"
     link = _need_link(ctx, lid)
-    await net.close_link(link, notify=False)
-    await ctx.send_line(net.closed_line(lid))
+    await net.close_link(link)
     return "OK"
 
 

@@ -20,6 +20,13 @@ command; small writes queued while a command is on the wire go out together.
 TCP links use AT+CIPSENDBUF (the UART keeps going while earlier segments await
 their ``<link>,<segment>,SEND OK``; at most 21,900 bytes unacknowledged); SSL
 and UDP links use AT+CIPSEND.  A ``SEND FAIL`` fails the link for good.
+
+The module numbers CIPSENDBUF segments with a 16-bit counter that answers ERROR
+after segment 65535 instead of wrapping (WIZnet forum topic 9959).  Before a link's
+last segment id reaches ``Link.segment_limit`` the sender waits for every segment's
+acknowledgement and sends AT+CIPBUFRESET (spec 3.3.10: only when nothing waits to be
+sent), so uploads of any length go on; an ERROR to a CIPSENDBUF header (nothing was
+sent yet) also gets one reset and one retry, for firmware whose limit is lower.
 """
 from __future__ import annotations
 
@@ -32,9 +39,15 @@ from typing import Optional, Tuple
 import trio
 
 from .. import errors as E
+from ..protocol import records as R
 from .core import MAX_SEND, SENDBUF_SIZE, req
 
 log = logging.getLogger("wizsock.engine")
+
+#: the last CIPSENDBUF segment id real firmware accepts (16 bits, no wrap)
+SEGMENT_LIMIT = 65535
+#: how long the sender waits for the acknowledgements before AT+CIPBUFRESET
+RESET_DRAIN_TIMEOUT = 30.0
 
 _INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
 
@@ -69,6 +82,7 @@ class Link:
         self._segs: deque = deque()   # (segment id, length) not yet acknowledged
         self._inflight = 0
         self._acked_seg = 0
+        self._last_seg = 0            # the module's last CIPSENDBUF segment id on this link
         self._ack_wait_since: Optional[float] = None
         self._send_lock = trio.Lock()
 
@@ -283,6 +297,9 @@ class Link:
     # called by the engine's sender task
     #: per-link override of Engine.use_sendbuf (None: the engine's setting)
     pipelined: Optional[bool] = None
+    #: the segment id after which the sender resets the module's counter (AT+CIPBUFRESET);
+    #: lower it (per link) for a module or emulator with a smaller counter
+    segment_limit: int = SEGMENT_LIMIT
 
     def _uses_sendbuf(self):
         if self.kind != "TCP":
@@ -326,6 +343,32 @@ class Link:
             n = min(n, SENDBUF_SIZE - self._inflight)
         chunk = bytes(self._tx[:n])
         name = "CIPSENDBUF" if sendbuf else "CIPSEND"
+        if sendbuf and self._last_seg >= self.segment_limit:
+            await self._reset_segments()
+        resp = await self._send_command(name, n, chunk)
+        if (sendbuf and resp.result == "ERROR" and self._last_seg
+                and _segment_of(resp, self.id if eng.mux else None) is None):
+            # refused before its '>' (no data went out): perhaps the counter's limit
+            log.debug("link %d: CIPSENDBUF refused after segment %d; resetting the counter",
+                      self.id, self._last_seg)
+            await self._reset_segments()
+            resp = await self._send_command(name, n, chunk)
+        self._check_send(resp, n)
+        if sendbuf:
+            seg = _segment_of(resp, self.id if eng.mux else None)
+            if seg is not None:
+                self._last_seg = seg
+                if seg > self._acked_seg:
+                    self._segs.append((seg, n))
+                    self._inflight += n
+            else:
+                log.debug("link %d: no segment id in %r", self.id, resp.lines())
+        del self._tx[:n]
+        self._tx_taken += n
+        self._wake_tx()
+
+    async def _send_command(self, name, n, chunk):
+        eng = self._engine
         try:
             resp = await eng.command(req(name, "set", link=self._engine_link_param(), length=n),
                                      payload=chunk, check=False, parse=False)
@@ -340,18 +383,26 @@ class Link:
             raise
         if self._error is not None:
             raise self._error
-        self._check_send(resp, n)
-        if sendbuf:
-            seg = _segment_of(resp, self.id if eng.mux else None)
-            if seg is not None:
-                if seg > self._acked_seg:
-                    self._segs.append((seg, n))
-                    self._inflight += n
-            else:
-                log.debug("link %d: no segment id in %r", self.id, resp.lines())
-        del self._tx[:n]
-        self._tx_taken += n
-        self._wake_tx()
+        return resp
+
+    async def _reset_segments(self):
+        """AT+CIPBUFRESET once every segment is acknowledged (the module refuses it while
+        data waits); the next segment is 1 again."""
+        with trio.move_on_after(RESET_DRAIN_TIMEOUT):
+            while self._segs and self._error is None and not self._module_closed:
+                await self._tx_event.wait()
+        if self._error is not None:
+            raise self._error
+        if self._module_closed:
+            return  # the sender sees the closed link and fails the queued bytes
+        resp = await self._engine.command(req("CIPBUFRESET", "set", link=self._engine_link_param()),
+                                          check=False, parse=False)
+        if resp.result != "OK":
+            err = E.SendFailed(f"link {self.id}: the module's segment counter is at {self._last_seg} "
+                               f"and AT+CIPBUFRESET answered {resp.result}", link=self.id)
+            self._fail(err)
+            raise err
+        self._last_seg = self._acked_seg = 0
 
     async def _resync_buffer(self):
         """Acks stopped coming: ask AT+CIPBUFSTATUS what the module really holds."""
@@ -361,15 +412,9 @@ class Link:
         except E.WizError:
             return
         rec = resp.record
-        acked = getattr(rec, "acked", None) or getattr(rec, "segment_acked", None)
-        if acked is None:
-            m = None
-            for line in resp.lines():
-                parts = [p.strip() for p in line.split(",")]
-                if len(parts) >= 5 and all(p.isdigit() for p in parts[:5]):
-                    m = [int(p) for p in parts]
-            if m is not None:
-                acked = m[2]
+        # the codec's record, not a second hand-written parser (the old getattr("acked")
+        # never matched the field, so the record was always thrown away)
+        acked = rec.acked_segment if isinstance(rec, R.BufferStatus) else None
         if resp.result != "OK":
             self._fail(E.SendFailed(f"link {self.id}: send buffer status unavailable "
                                     f"({resp.result}); link abandoned", link=self.id))

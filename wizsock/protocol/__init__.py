@@ -57,7 +57,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Optional, Type, TypeVar, overload
 
 from . import records
-from .commands import ALIASES, COMMANDS, DOC_TYPOS
+from .commands import ALIASES, COMMANDS, DOC_TYPOS, LEGACY
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
 from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, PEM_MAX, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
                        format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor, payload_for)
@@ -65,7 +65,7 @@ from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MAS
 from .shapes import ResponseError, lines_of
 
 __all__ = [
-    "COMMANDS", "ALIASES", "DOC_TYPOS", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
+    "COMMANDS", "ALIASES", "DOC_TYPOS", "LEGACY", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact", "Redactor",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
     "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "payload_for", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",

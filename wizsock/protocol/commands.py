@@ -358,6 +358,59 @@ pem_command("AWSPKSEND", "3.3.36", "Sets the private key")
 pem_command("CLICASEND", "3.3.37", "Sets the client certificate")
 add("AWSCON", "3.3.38", "Connects to AWS IoT Core", execute=Form(response=Fixed("CONNECT")))
 
+
+# ----------------------------------------------------------------------------
+# Legacy un-suffixed forms (ESP8266 AT 1.x)
+#
+# The WizFi360 spec (§4 Command History) lists only the _CUR/_DEF commands, but the
+# firmware descends from Espressif's ESP8266 AT and WIZnet's own drivers send the
+# older bare forms, so real modules answer them:
+#   - WIZnet WizFi360 Arduino library, src/utility/WizFi360Drv.cpp: reset() sends
+#     "AT+CWMODE=1" and "AT+CWDHCP=1,1"; getCurrentSSID() parses "+CWJAP:\"" from
+#     "AT+CWJAP?"; getNetmask()/getGateway() "+CIPSTA:netmask:\"" from "AT+CIPSTA?";
+#     getIpAddressAP() "+CIPAP:ip:\"" from "AT+CIPAP?".
+#   - WIZnet adafruit_wizfiatcontrol.py (Wiznet/WizFi360-EVB-Pico-CircuitPython,
+#     -MicroPython): "AT+CWMODE?" (parses "+CWMODE:"), "AT+CWMODE=%d",
+#     "AT+CWJAP?" (parses "+CWJAP:"), 'AT+CWJAP="ssid","pwd"'.
+#   - Espressif "ESP8266 AT Instruction Set" v2.x (2017): each of these is
+#     "[@deprecated] ... Please use AT+X_CUR or AT+X_DEF instead", its set form
+#     "saved in the flash", its response headed by the bare name ("+CWSAP:...",
+#     "+CIPAP:<ip>,...", "+CIPAPMAC:<mac>"): AT+UART §3.2.5, AT+CWMODE §4.2.1,
+#     AT+CWJAP §4.2.4, AT+CWSAP §4.2.10, AT+CWDHCP §4.2.15, AT+CIPSTAMAC §4.2.20,
+#     AT+CIPAPMAC §4.2.23, AT+CIPSTA §4.2.26, AT+CIPAP §4.2.29.
+# Not known to exist, hence absent: bare CWDHCPS, CWCOUNTRY, CIPDNS (ESP8266 AT
+# introduced them with _CUR/_DEF only).
+# Our choices where the sources are silent: parameters and responses are those of
+# the _DEF twin (the WizFi360 ranges); a set saves in the flash like _DEF; a query
+# answers the current value like _CUR (ESP8266 AT 1.x queries report the state in
+# use, and the drivers above read AT+CWJAP?/AT+CIPSTA? for the live connection).
+
+#: bare name -> where the evidence for it is (see the comment above)
+LEGACY = {
+    "UART": "ESP8266 AT v2.x §3.2.5",
+    "CWMODE": "ESP8266 AT v2.x §4.2.1; WizFi360Drv.cpp reset(); adafruit_wizfiatcontrol.py mode",
+    "CWJAP": "ESP8266 AT v2.x §4.2.4; WizFi360Drv.cpp getCurrentSSID(); adafruit_wizfiatcontrol.py join_AP",
+    "CWSAP": "ESP8266 AT v2.x §4.2.10",
+    "CWDHCP": "ESP8266 AT v2.x §4.2.15; WizFi360Drv.cpp reset()",
+    "CIPSTAMAC": "ESP8266 AT v2.x §4.2.20",
+    "CIPAPMAC": "ESP8266 AT v2.x §4.2.23",
+    "CIPSTA": "ESP8266 AT v2.x §4.2.26; WizFi360Drv.cpp getNetmask()/getGateway()",
+    "CIPAP": "ESP8266 AT v2.x §4.2.29; WizFi360Drv.cpp getIpAddressAP()",
+}
+
+
+def legacy(name: str, source: str) -> None:
+    """The deprecated bare form: the _DEF command's forms under the bare name."""
+    dflt = COMMANDS[name + "_DEF"]
+    spec = add_forms(name, "legacy", dflt.doc.replace("; saved in the flash", "") +
+                     " (deprecated ESP8266-AT-1.x form: set saves in the flash, query answers the current value; "
+                     + source + ")", dflt.forms, twin=dflt.name)
+    spec.legacy = True
+
+
+for _name, _source in LEGACY.items():
+    legacy(_name, _source)
+
 COMMANDS.aliases.update(ALIASES)
 
 #: spec 4 "Command History": the firmware version from which a command exists

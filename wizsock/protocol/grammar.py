@@ -446,6 +446,7 @@ class CommandSpec:
         self.twin = twin      # the _CUR/_DEF sibling
         self.bare = bare      # ATE0 / ATE1 / AT: no "+"
         self.since: Tuple[int, ...] = (1, 0, 1, 0)   # first firmware with it (spec 4)
+        self.legacy = False   # a deprecated ESP8266-AT-1.x bare form (commands.LEGACY)
 
     def available(self, version: Optional[Sequence[int]]) -> bool:
         """Whether firmware `version` (e.g. VersionInfo.version) has this command; unknown: True."""
@@ -579,7 +580,8 @@ class CommandSpec:
 
     def _ctx(self, opts: Dict[str, Any]) -> Dict[str, Any]:
         ctx = dict(opts)
-        base = self.name[:-4] if self.twin else None   # "+CWJAP:" for either twin, as ESP firmware prints
+        # "+CWJAP:" for either twin, as ESP firmware prints; a legacy bare form's twin is its _DEF
+        base = self.name[:-4] if self.name.endswith(("_CUR", "_DEF")) else None
         ctx["names"] = tuple(n for n in (self.name, self.twin, base, *self.aliases) if n)
         ctx["name"] = self.name
         return ctx

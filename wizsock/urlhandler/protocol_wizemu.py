@@ -1,4 +1,4 @@
-"""pyserial URL handler `wizemu://[name][?baud=N&rtt=MS&world=F&flash=F&faults=SPEC&seed=N&boot=S&pace_input=1]`.
+"""pyserial URL handler `wizemu://[name][?baud=N&rtt=MS&world=F&flash=F&faults=SPEC&seed=N&boot=S&pace_input=0&jitter=MS&segment_limit=N]`.
 
 `wizemu://` starts a private emulator for this port (stopped at close);
 `wizemu://<name>` attaches to a running `wizsock.emulator.Emulator` of that name.
@@ -60,7 +60,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
             raise SerialException(f"expected a wizemu:// URL, got {self._port!r}")
         name = url.netloc + url.path.strip("/")
         opts = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input"}
+        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input", "jitter", "segment_limit"}
         unknown = set(opts) - known
         if unknown:
             raise SerialException(f"unknown wizemu option(s): {', '.join(sorted(unknown))}")
@@ -78,7 +78,8 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
                 seed=int(opts["seed"]) if "seed" in opts else None,
                 boot_delay=float(opts.get("boot", 0.05)),
                 log_traffic=opts.get("log") in ("1", "true", "yes"),
-                pace_input=opts.get("pace_input") in ("1", "true", "yes"),
+                pace_input=opts.get("pace_input", "1") not in ("0", "false", "no"),
+                jitter=float(opts.get("jitter", 0)) / 1000.0, segment_limit=int(opts.get("segment_limit", 65535)),
             )
             emu.start()
             self._own = True

@@ -1,0 +1,307 @@
+"""Timing fidelity: the network model (--rtt, --jitter), the UART pacing of both
+directions, and link-id order. Times come from the emulator's own clock
+(`Emulator.events`, `Emulator.wire_rate`), which the loaded test machine cannot skew
+the way a host-side stopwatch would; orders are read from the host's byte stream."""
+import contextlib
+import re
+import socket
+import threading
+import time
+
+import pytest
+import serial
+
+from emulator.atclient import AT
+from emulator.conftest import join, open_at
+
+IPD = re.compile(rb"\+IPD,(?:(\d+),)?(\d+)(?:,\"[^\"]*\",\d+)?:")
+
+
+class Peer:
+    """A loopback TCP server: `mode` "echo" (answers each read at once), or "reply-close"
+    (answers the first read with `reply` and closes)."""
+
+    def __init__(self, mode="echo", reply=b""):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.mode, self.reply = mode, reply
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if self.mode == "echo":
+                    conn.sendall(data)
+                else:
+                    conn.sendall(self.reply)
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+def stream_events(raw: bytes):
+    """The host's byte stream -> [(kind, link, value)] in order: ("ipd", link, payload),
+    ("send_ok", link|None, segment|None), ("closed", link), ("connect", link)."""
+    out, i = [], 0
+    line = re.compile(rb"(?:(\d+),)?(?:(\d+),)?(SEND OK|CLOSED|CONNECT)\r\n")
+    while i < len(raw):
+        m = IPD.match(raw, i)
+        if m:
+            n = int(m.group(2))
+            link = None if m.group(1) is None else int(m.group(1))
+            out.append(("ipd", link, raw[m.end():m.end() + n]))
+            i = m.end() + n
+            continue
+        if raw[i:i + 1] in (b"\r", b"\n"):
+            i += 1
+            continue
+        if raw[i:i + 2] == b"> ":        # a prompt ends no line: what follows is a unit of its own
+            i += 2
+            continue
+        j = raw.find(b"\r\n", i)
+        if j < 0:
+            break
+        m = line.fullmatch(raw, i, j + 2)
+        if m:
+            kind = m.group(3).decode().lower().replace(" ", "_")
+            a, b = m.group(1), m.group(2)
+            if kind == "send_ok":   # [<link>,][<segment>,]SEND OK
+                nums = [int(x) for x in (a, b) if x is not None]
+                out.append((kind, nums[0] if len(nums) == 2 else None, nums[-1] if nums else None))
+            else:
+                out.append((kind, None if a is None else int(a), None))
+        i = j + 2
+    return out
+
+
+class Raw:
+    """The host side's bytes as they come (the AT helper takes +IPD frames out of its buffer)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.buf = b""
+
+    def until(self, pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not pred(self.buf):
+            if time.monotonic() > end:
+                raise TimeoutError(f"timed out; have {self.buf[-300:]!r}")
+            self.buf += self.port.read(max(1, self.port.in_waiting))
+        return self.buf
+
+    def has(self, token):
+        return self.until(lambda b: token in b)
+
+
+def have(kinds, payload_bytes=0):
+    def pred(b):
+        evs = stream_events(b)
+        got = {e[0] for e in evs}
+        return set(kinds) <= got and sum(len(e[2]) for e in evs if e[0] == "ipd") >= payload_bytes
+    return pred
+
+
+def events_of(emu, kind):
+    return [(t, link, d) for t, ev, link, d in list(emu.events) if ev == kind]
+
+
+def no_sooner(earlier, later, rtt):
+    """Each event of `later` comes at least one round trip after its partner in `earlier`."""
+    for (t0, _, _), (t1, _, _) in zip(earlier, later):
+        assert t1 - t0 >= rtt * 0.999, (t1 - t0, rtt)
+
+
+@contextlib.contextmanager
+def connected(make_emu, peer, mux=False, **emu_options):
+    """A joined emulator with one TCP link (id 1 with mux) to `peer`: (emu, at)."""
+    emu = make_emu(**emu_options)
+    at = open_at(emu)
+    try:
+        join(at, mux=mux)
+        at.ok(b'AT+CIPSTART=%s"TCP","127.0.0.1",%d' % (b"1," if mux else b"", peer.port))
+        yield emu, at
+    finally:
+        peer.close()
+        at.port.close()
+
+
+@pytest.mark.parametrize("rtt,jitter", [(0.06, 0.0), (0.04, 0.03)])
+def test_reply_never_reaches_the_host_before_one_rtt(make_emu, rtt, jitter):
+    """20 request/response rounds: SEND OK precedes the reply's +IPD every time, and on
+    the emulator's clock no reply data is printed sooner than R after its request left."""
+    with connected(make_emu, Peer("echo"), rtt=rtt, jitter=jitter, seed=5) as (emu, at):
+        raw = Raw(at.port)
+        for k in range(20):
+            payload = b"request %02d" % k
+            at.port.write(b"AT+CIPSEND=%d\r\n" % len(payload))
+            raw.has(b"> ")
+            at.port.write(payload)
+            raw.until(have(("send_ok", "ipd"), len(payload)))
+            order = [e[0] for e in stream_events(raw.buf) if e[0] in ("send_ok", "ipd")]
+            assert order[0] == "send_ok", raw.buf
+            raw.buf = b""
+        sent = events_of(emu, "sent")
+        ipd = events_of(emu, "ipd")
+        assert len(sent) == 20 and len(ipd) >= 20
+        no_sooner(sent, ipd, rtt)
+        no_sooner(sent, events_of(emu, "send_ok"), rtt)
+
+
+def test_pipelined_sendbuf_acks_precede_their_echo(make_emu):
+    rtt = 0.05
+    with connected(make_emu, Peer("echo"), mux=True, rtt=rtt, seed=2) as (emu, at):
+        sizes = [100 + 37 * k for k in range(8)]
+        raw = Raw(at.port)
+        for k, n in enumerate(sizes):        # pipelined: no waiting for SEND OK in between
+            at.port.write(b"AT+CIPSENDBUF=1,%d\r\n" % n)
+            raw.until(lambda b, k=k: b.count(b"> ") == k + 1)
+            at.port.write(bytes([65 + k]) * n)
+        total = sum(sizes)
+
+        def done(b):
+            evs = stream_events(b)
+            got = sum(len(e[2]) for e in evs if e[0] == "ipd")
+            return got >= total and len([e for e in evs if e[0] == "send_ok"]) >= len(sizes)
+        raw.until(done)
+        echoed = 0
+        acked = 0
+        for kind, link, value in stream_events(raw.buf):
+            if kind == "send_ok":
+                assert link == 1 and value == acked + 1
+                acked = value
+            elif kind == "ipd":
+                echoed += len(value)
+                # the echo of a segment cannot come before that segment's acknowledgement
+                assert echoed <= sum(sizes[:acked]), (echoed, acked)
+        assert acked == len(sizes) and echoed == total
+        sent = events_of(emu, "sent")
+        oks = events_of(emu, "send_ok")
+        assert [d for _, _, d in oks] == list(range(1, len(sizes) + 1))
+        no_sooner(sent, oks, rtt)
+        # pipelined: the segments' round trips overlap, not one rtt after another
+        assert oks[-1][0] - sent[0][0] < rtt * len(sizes) / 2
+
+
+def test_remote_close_follows_the_reply(make_emu):
+    rtt = 0.08
+    peer = Peer("reply-close", reply=b"HTTP/1.0 200 OK\r\n\r\nbye")
+    with connected(make_emu, peer, rtt=rtt, seed=3) as (emu, at):
+        raw = Raw(at.port)
+        at.port.write(b"AT+CIPSEND=4\r\n")
+        raw.has(b"> ")
+        at.port.write(b"GET ")
+        raw.has(b"CLOSED\r\n")
+        order = [e[0] for e in stream_events(raw.buf) if e[0] in ("send_ok", "ipd", "closed")]
+        assert order == ["send_ok", "ipd", "closed"], raw.buf
+        sent, closed = events_of(emu, "sent"), events_of(emu, "closed")
+        assert len(sent) == len(closed) == 1
+        no_sooner(sent, closed, rtt)
+
+
+def test_a_new_connection_never_precedes_the_old_ones_closed(make_emu):
+    """Four clients that close and reconnect at once, 30 times each: per link id the host sees
+    CONNECT, data, CLOSED, CONNECT, ... never a new CONNECT or +IPD before the old CLOSED."""
+    emu = make_emu(rtt=0.002)
+    at = open_at(emu)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    srv.close()
+    try:
+        join(at, mux=True)
+        at.ok(b"AT+CIPSERVER=1,%d" % port)
+        def client(n):
+            for k in range(30):
+                try:
+                    c = socket.create_connection(("127.0.0.1", port))
+                    c.sendall(b"hello %d.%d" % (n, k))
+                    c.close()
+                except OSError:   # all five ids busy: the module turned it away
+                    pass
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        reader = Raw(at.port)
+        quiet = time.monotonic() + 0.5
+        while time.monotonic() < quiet or reader.buf.count(b",CONNECT\r\n") != reader.buf.count(b",CLOSED\r\n"):
+            before = len(reader.buf)
+            reader.buf += at.port.read(max(1, at.port.in_waiting))
+            if len(reader.buf) != before:
+                quiet = time.monotonic() + 0.5
+        raw = reader.buf
+        state = {}
+        connects = 0
+        for kind, link, _ in stream_events(raw):
+            if kind == "connect":
+                assert state.get(link) in (None, "closed"), (link, raw)
+                state[link] = "open"
+                connects += 1
+            elif kind == "ipd":
+                assert state.get(link) == "open", (link, raw)
+            elif kind == "closed":
+                assert state.get(link) == "open", (link, raw)
+                state[link] = "closed"
+        # ids are reused: more connections than the module's five links went through
+        assert connects >= 20 and raw.count(b",CLOSED\r\n") == connects
+    finally:
+        at.port.close()
+
+
+@pytest.mark.parametrize("baud", [115200, 921600, 2000000])
+def test_both_directions_are_paced_within_one_percent(make_emu, baud):
+    """By default the UART takes the host's bytes and gives the module's at 10 bits a
+    byte (8N1) of the configured rate: measured over about a second each way."""
+    emu = make_emu(baudrate=baud, pace_input=True)
+    port = serial.serial_for_url(emu.url, baudrate=baud, timeout=0.05)
+    at = AT(port)
+    try:
+        at.wait_ready()
+        at.ok(b"AT")
+        emu.call(emu.reset_wire)
+        n = baud // 10            # one second of line time
+        line = b"X" * (n - 2) + b"\r\n"
+        port.write(line)          # not a command: echoed, then ERROR
+        at.read_until(lambda b: b.endswith(b"ERROR\r\n") or None, timeout=30)
+        rate_in = emu.wire_rate("in")
+        rate_out = emu.wire_rate("out")
+        assert emu.wire["in"][0] == n and emu.wire["out"][0] >= n
+        assert rate_in == pytest.approx(baud / 10, rel=0.01)
+        assert rate_out == pytest.approx(baud / 10, rel=0.01)
+    finally:
+        port.close()
+
+
+def test_url_options_for_pacing_jitter_and_the_segment_limit():
+    import wizsock  # noqa: F401
+    port = serial.serial_for_url("wizemu://?baud=921600&boot=0.01", baudrate=921600, timeout=0.05)
+    try:
+        assert port.emulator.pace_input is True          # the default
+    finally:
+        port.close()
+    port = serial.serial_for_url("wizemu://?baud=921600&boot=0.01&pace_input=0&rtt=30&jitter=5"
+                                 "&segment_limit=100", baudrate=921600, timeout=0.05)
+    try:
+        emu = port.emulator
+        assert not emu.pace_input and emu.rtt == 0.03 and emu.jitter == 0.005 and emu.segment_limit == 100
+        assert all(0.015 <= emu.one_way() <= 0.020 for _ in range(100))
+    finally:
+        port.close()
+    with pytest.raises(ValueError):
+        from wizsock.emulator import Emulator
+        Emulator(segment_limit=70000)
