@@ -6,6 +6,8 @@ import stat
 
 import pytest
 
+import trustme
+
 import wizsock
 from tools.conftest import CANARY_HTTP, CANARY_WIFI, wizsock as run_wizsock
 
@@ -54,8 +56,10 @@ def test_trace_masks_keys_echo_and_mqtt_password(tmp_path):
     trace = tmp_path / "t.jsonl"
     trace.write_text("old contents\n")
     os.chmod(trace, 0o644)
-    key = ("-----BEGIN PRIVATE KEY-----\nQ2FuYXJ5LUtleS1Cb2R5LVNlY3JldA0000000000000000\n"
-           "-----END PRIVATE KEY-----\n")
+    # a real PKCS#1 RSA key: the codec refuses anything that is not one DER structure
+    key = (trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("canary.test", key_type=trustme.KeyType.RSA)
+           .private_key_pem.bytes().decode())
+    key_body = key.splitlines()[3]
     with wizsock.Module("wizemu://?baud=921600", baudrate=921600, trace=str(trace)) as m:
         m.wifi.set_mode(1)
         m.wifi.join("wizsock-lab", "wizsock123")
@@ -68,7 +72,7 @@ def test_trace_masks_keys_echo_and_mqtt_password(tmp_path):
     assert stat.S_IMODE(os.stat(trace).st_mode) == 0o600
     raw = trace.read_text()
     assert "old contents" not in raw
-    _no_secret(raw, CANARY_WIFI, "wizsock123", "Q2FuYXJ5LUtleS1Cb2R5LVNlY3JldA")
+    _no_secret(raw, CANARY_WIFI, "wizsock123", key_body)
     records = [json.loads(line) for line in raw.splitlines()[1:]]
     assert any(r.get("cmd") == "AWSPKSEND" and r.get("masked") for r in records)
     assert any(r.get("ev") == "Echo" for r in records)       # echo recorded, redacted
