@@ -87,6 +87,11 @@ OK_GRACE = 0.03
 #: read it (after a real reset): such a payload is never written as a filler
 _COMMAND_LIKE = re.compile(rb"(?:^|[\r\n])[\x00- ]*[Aa][Tt]")
 
+#: what a UART glitch leaves between two units: a short burst of non-printing bytes.
+#: A spilled payload tail is the peer's bytes, with a printable one in it unless it
+#: is a few bytes long and all below 0x20 (probability 1/8 per byte)
+_NOISE = re.compile(rb"[\x00-\x1f]{1,8}")
+
 _SEG_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
 _URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
 
@@ -381,7 +386,7 @@ class Engine:
         if held is not None or after_data is not None:
             # the unit after a +IPD payload: an unreadable line, or text that the
             # command in flight (if any) does not print, means its length lied
-            spill = cls is Garbage or (
+            spill = (cls is Garbage and not _NOISE.fullmatch(bytes(ev.data))) or (
                 cls is Text and (cmd is None or cmd.final or not cmd.expects_lines)
                 and not _SEG_FAIL.match(ev.text))
             if held is not None:
