@@ -18,6 +18,9 @@ Structure (all on one trio loop):
   boot noise, a module that stopped answering): links fail with
   :class:`~wizsock.errors.ModuleReset`, the baud rate is found again, echo,
   CIPMUX and CIPDINFO are set again.
+* stray output (a ``ready`` mid-send, a false ``CLOSED``, a ``+IPD`` length that
+  lies, an answer that cannot be read) is handled by asking what the module may
+  still be waiting for or still be printing: docs/design.md section 4e.
 """
 from __future__ import annotations
 
