@@ -159,6 +159,23 @@ async def test_ready_during_send(phase, pipelined):
         _sink_prefix(sink, data)
 
 
+@pytest.mark.parametrize("noise", [READY, BOOT_NOISE], ids=["ready", "boot-noise"])
+@trio_test
+async def test_ready_after_the_payload(noise):
+    """CIPSEND: the module took the payload ("Recv N bytes"), then "ready" before SEND
+    OK: the send fails (whether the chunk left is unknown); nothing is owed."""
+    data = deterministic_bytes(3000)
+    with tcp_sink() as sink, tcp_echo_server() as echo:
+        async with hostile() as (m, port):
+            link = await m.net.open_tcp(*sink.address, pipelined=False)
+            rule = port.on_output(rb"Recv \d+ bytes\r\n", noise)
+            await expect(E.ModuleReset, link.send, data)
+            assert port.fired(rule)
+            await assert_usable(m, echo.address, trio.current_time())
+            await link.aclose()
+        _sink_prefix(sink, data)
+
+
 # ---------------------------------------------------------------------------------------
 # finding 4b: a stray "<id>,CLOSED" for a live link
 
@@ -193,7 +210,10 @@ async def test_stray_closed_then_data_on_the_link():
                 await link.send(data)
             # the EOF the module announced is not read before its data proves it false:
             # then the reader learns that its stream was cut, not that it ended
-            await trio.sleep(0.5)
+            with trio.fail_after(BOUND):
+                while link.error is None:
+                    await trio.sleep(0.01)
+            assert isinstance(link.error, E.ProtocolError)
             await read_until_cut(link, data)
             assert trio.current_time() - start < BOUND
             await link.aclose()
