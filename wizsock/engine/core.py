@@ -78,6 +78,9 @@ BUSY_GRACE = 0.25
 IPD_STALL = 1.3
 #: a payload held for the line after it (see Engine._on_data) this long: probe
 HOLD_PROBE = 0.2
+#: a payload spill is reported this late, so boot noise followed by ``ready`` (a
+#: module reset) fails the link with ModuleReset instead
+SPILL_VERDICT = 0.5
 #: after a suspicious exchange (a reset, an unreadable answer, a payload the module
 #: may still have been waiting for): wait for this much silence before the next
 #: command, at most SETTLE_MAX, so late answers are not taken for the next one's
@@ -968,6 +971,25 @@ class Engine:
                                       f"may have been lost", command=cmd.name)
             cmd.kick()
         self._resync = True
+        if self._nursery is not None and not self._closing:
+            self._nursery.start_soon(self._check_not_reset)
+
+    async def _check_not_reset(self):
+        """Output was lost (a stalled +IPD): a ``ready`` may have been among it.  A module
+        that reset has CIPMUX=0 again; then it is re-initialised like after any reset."""
+        r = req("CIPMUX", "query")
+        try:
+            async with self._cmd_lock:
+                if not self._usable.is_set() or self._closing:
+                    return
+                with trio.CancelScope(shield=True):
+                    resp = await self._exec(r, 2.0, internal=True)
+                    self._parse(r, resp)
+        except E.WizError as exc:
+            log.debug("%s: state check after lost output: %r", self.name, exc)
+            resp = None
+        if resp is None or getattr(resp.record, "mode", None) != 1:
+            self._declare_reset("module state lost with the output a +IPD swallowed")
 
     def _on_ipd_spill(self, link, n):
         """A line the framer cannot read (or text no command asked for) right after a
@@ -981,13 +1003,26 @@ class Engine:
         withdrawn = link._withdraw_tail(n)
         log.warning("%s: +IPD length on link %d did not match its data; %s", self.name,
                     link.id, "payload withdrawn" if withdrawn else "payload already read")
-        link._fail(E.ProtocolError(
+        err = E.ProtocolError(
             f"{self.name}: a +IPD on link {link.id} announced a length that did not match "
             f"the data that came (the next line was unreadable); the link's data is cut"
             + ("" if withdrawn else " (the suspect payload had already been read)"),
-            link=link.id))
-        if self._nursery is not None and not self._closing:
-            self._nursery.start_soon(self._close_quietly, link)
+            link=link.id)
+        if self._nursery is None or self._closing:
+            link._fail(err)
+            return
+        self._nursery.start_soon(self._cut_verdict, link, err)
+
+    async def _cut_verdict(self, link, err):
+        """Boot noise right after a payload looks like a spill: if the module turns out
+        to have reset (``ready`` within SPILL_VERDICT) the link fails with ModuleReset,
+        otherwise with ProtocolError.  Nothing after the cut is delivered meanwhile."""
+        resets = self.reset_count
+        await trio.sleep(SPILL_VERDICT)
+        if self.reset_count != resets or link.error is not None:
+            return
+        link._fail(err)
+        await self._close_quietly(link)
 
     def _on_ghost_data(self, lid):
         """Data on an id whose CLOSED we took: that CLOSED was false (the module still
