@@ -452,6 +452,18 @@ cdef class Framer:
     def raw(self):
         return self._raw
 
+    @property
+    def ipd_pending(self):
+        """``(link, bytes still to come)`` while inside a ``+IPD`` payload, else None (as the twin)."""
+        if self.state == S_PAYLOAD:
+            return (self.link, self.need)
+        return None
+
+    @property
+    def mid_line(self):
+        """True while the start of a line is buffered, waiting for its LF (as the twin)."""
+        return self.state == S_LINE and self.blen > 0
+
     @raw.setter
     def raw(self, on):
         # A mode switch is a frame boundary (as in the twin).

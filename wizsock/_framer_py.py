@@ -302,6 +302,25 @@ class Framer:
     def raw_on_prompt(self):
         return self._raw_on_prompt
 
+    @property
+    def ipd_pending(self):
+        """``(link, bytes still to come)`` while inside a ``+IPD`` payload, else None.
+
+        The module prints a ``+IPD`` unit in one go: a payload that stays
+        incomplete while the UART is quiet announced more than it carried (the
+        engine's stall check)."""
+        if self._state == _PAYLOAD:
+            return (self._link, self._need)
+        return None
+
+    @property
+    def mid_line(self):
+        """True while the start of a line is buffered, waiting for its LF.
+
+        Right after a ``+IPD`` payload this tells the engine whether the payload's
+        end is confirmed by a clean start of the next unit yet."""
+        return self._state == _LINE and bool(self._buf)
+
     @raw_on_prompt.setter
     def raw_on_prompt(self, on):
         self._raw_on_prompt = bool(on)

@@ -15,7 +15,7 @@ __all__ = [
     "WizError", "CommandError", "CommandTimeout", "ModuleReset", "ModuleUnresponsive",
     "LinkLimitError", "ConnectError", "ResolveError", "SendFailed", "JoinError",
     "NotGpioMode", "NotOutputMode", "BufferOverflow", "LinkClosed", "StaleLink",
-    "Busy",
+    "Busy", "ProtocolError", "BadResponse",
 ]
 
 
@@ -180,3 +180,26 @@ class LinkClosed(WizError):
 
 class StaleLink(LinkClosed):
     """The handle belongs to an older generation of its link id."""
+
+
+class ProtocolError(WizError):
+    """The module's output broke the AT protocol: a ``+IPD`` whose length lied, an
+    answer swallowed or garbled.  ``command`` names the command whose answer was
+    affected (or None), ``link`` the link whose data was (or None)."""
+
+    def __init__(self, message, *, command=None, link=None):
+        super().__init__(errno.EPROTO, message)
+        self.command = command
+        self.link = link
+
+    def __str__(self):
+        return self.strerror or super().__str__()
+
+
+class BadResponse(ProtocolError):
+    """A command's answer could not be read (a final result without the lines it
+    needs, or lines the codec cannot parse); ``lines`` holds what came."""
+
+    def __init__(self, message, *, command=None, lines=()):
+        super().__init__(message, command=command)
+        self.lines = tuple(lines)

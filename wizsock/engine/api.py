@@ -373,7 +373,7 @@ class Net(_Group):
             raise E.ResolveError(f"cannot resolve {name!r}: no address in {resp.lines()}")
         return ip
 
-    async def _open(self, kind, host, port, timeout=None, **extra) -> Link:
+    async def _open(self, kind, host, port, timeout=None, _reclaim=True, **extra) -> Link:
         e = self._e
         await e.wait_usable(10.0)
         lid = e._alloc_id(kind)
@@ -392,11 +392,13 @@ class Net(_Group):
                 # (ALREADY CONNECTED after our own "<id>,CONNECT": an attempt the module
                 # answered busy to was run after all; the link is ours and up)
                 lines = resp.lines()
-                if "ALREADY CONNECTED" in resp.notes and e._server is not None:
-                    # the id went to a connection accepted by our server meanwhile
+                if "ALREADY CONNECTED" in resp.notes and _reclaim:
+                    # the module holds the id: a connection our server accepted meanwhile,
+                    # or one whose CLOSED was false; the engine sorts it out, then once more
                     e._links.pop(lid, None)
-                    e._server._make(lid)
-                    return await self._open(kind, host, port, timeout=timeout, **extra)
+                    await e.reclaim_id(lid)
+                    return await self._open(kind, host, port, timeout=timeout, _reclaim=False,
+                                            **extra)
                 if "DNS Fail" in resp.notes:
                     raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
                 raise E.ConnectError(f"{kind} connect to {host}:{port} failed: "

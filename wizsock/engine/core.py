@@ -20,6 +20,9 @@ Structure (all on one trio loop):
   boot noise, a module that stopped answering): links fail with
   :class:`~wizsock.errors.ModuleReset`, the baud rate is found again, echo,
   CIPMUX and CIPDINFO are set again.
+* stray output (a ``ready`` mid-send, a false ``CLOSED``, a ``+IPD`` length that
+  lies, an answer that cannot be read) is handled by asking what the module may
+  still be waiting for or still be printing: docs/design.md section 4f.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -78,6 +82,32 @@ BUSY_BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.8, 1.0, 1.0)
 #: result before repeating the command
 BUSY_GRACE = 0.25
 
+#: a +IPD payload still incomplete after this long with the UART quiet announced more
+#: bytes than it carried (the module prints a +IPD unit in one go, pausing at most
+#: about a second)
+IPD_STALL = 1.3
+#: a payload held for the line after it (see Engine._on_data) this long: probe
+HOLD_PROBE = 0.2
+#: a payload spill is reported this late, so boot noise followed by ``ready`` (a
+#: module reset) fails the link with ModuleReset instead
+SPILL_VERDICT = 0.5
+#: after a suspicious exchange (a reset, an unreadable answer, a payload the module
+#: may still have been waiting for): wait for this much silence before the next
+#: command, at most SETTLE_MAX, so late answers are not taken for the next one's
+SETTLE_QUIET = 0.05
+SETTLE_MAX = 1.0
+#: an OK that comes before any of the lines its command prints is held this long:
+#: lines that follow at once show it was a stray OK, not an empty answer
+OK_GRACE = 0.03
+#: a payload line that would start an AT command if the module's command parser
+#: read it (after a real reset): such a payload is never written as a filler
+_COMMAND_LIKE = re.compile(rb"(?:^|[\r\n])[\x00- ]*[Aa][Tt]")
+
+#: what a UART glitch leaves between two units: a short burst of non-printing bytes.
+#: A spilled payload tail is the peer's bytes, with a printable one in it unless it
+#: is a few bytes long and all below 0x20 (probability 1/8 per byte)
+_NOISE = re.compile(rb"[\x00-\x1f]{1,8}")
+
 _SEG_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
 _URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
 
@@ -126,6 +156,8 @@ class _Cmd:
         self.prompted = False
         self.data_written = False
         self.busy_at: Optional[float] = None
+        self.ok_at: Optional[float] = None     # an OK held back (OK_GRACE)
+        self.expects_lines = _expects_lines(req)
         self.final = False
         self.error: Optional[BaseException] = None
         self._changed = trio.Event()
@@ -165,6 +197,13 @@ def port_fd(port) -> Optional[int]:
     except (OSError, ValueError, AttributeError):   # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def _expects_lines(request) -> bool:
+    """Whether the module prints lines before this command's OK (a response shape)."""
+    spec = P.COMMANDS.get(request.name) if hasattr(P.COMMANDS, "get") else None
+    form = getattr(spec, "forms", {}).get(request.form) if spec is not None else None
+    return getattr(form, "response", None) is not None
 
 
 def req(name: str, form: str, **params):
@@ -233,6 +272,16 @@ class Engine:
         self._last_garbage_probe = 0.0
         self._session: Dict[str, Any] = {}
         self.api = None
+        # recovery (see _owe, _settle): bytes the module may still be waiting for after a
+        # prompt command ended early; whether late answers may still be on their way;
+        # links the module reported CLOSED (a later +IPD on the id proves it false)
+        self._owed: Optional[bytes] = None
+        self._resync = False
+        self._ghosts: Dict[int, Any] = {}
+        self._last_data: Optional[tuple] = None
+        self._held: Optional[tuple] = None      # (link, payload, remote): see _on_data
+        self._cut: "weakref.WeakSet[Any]" = weakref.WeakSet()   # links whose stream is cut
+        self._last_line = 0.0       # when the last line/prompt (not +IPD data) arrived
 
         # links
         from .links import Link, Server  # noqa: F401  (cycle-free import)
@@ -322,6 +371,7 @@ class Engine:
         self._usable.set()
         nursery.start_soon(self._supervisor)
         nursery.start_soon(self._sender)
+        nursery.start_soon(self._ipd_watch)
         if self.probe_interval:
             nursery.start_soon(self._watchdog)
 
@@ -490,9 +540,26 @@ class Engine:
             self._tap("rx", ev)
         cls = type(ev)
         cmd = self._cmd
+        held, self._held = self._held, None
+        after_data, self._last_data = self._last_data, None
+        if held is not None or after_data is not None:
+            # the unit after a +IPD payload: an unreadable line, or text that the
+            # command in flight (if any) does not print, means its length lied
+            spill = (cls is Garbage and not _NOISE.fullmatch(bytes(ev.data))) or (
+                cls is Text and (cmd is None or cmd.final or not cmd.expects_lines)
+                and not _SEG_FAIL.match(ev.text))
+            if held is not None:
+                if spill:
+                    self._on_ipd_spill(held[0], 0)      # never delivered
+                else:
+                    self._deliver(*held)
+                    self._last_data = None
+            elif spill:
+                self._on_ipd_spill(*after_data)
         if cls is Data:
             self._on_data(ev)
             return
+        self._last_line = trio.current_time()
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s <- %s", self.name,
                            _redact_event(ev, cmd.name if cmd is not None else None))
@@ -559,6 +626,15 @@ class Engine:
             if code == "OK" and cmd.wants_prompt and not cmd.prompted:
                 cmd.resp.notes.append(code)      # CIPSEND prints OK before ">"
                 return
+            if (code == "OK" and cmd.expects_lines and not cmd.resp.events
+                    and cmd.ok_at is None):
+                # its own OK (an empty answer) or a stray one: lines that follow tell
+                cmd.ok_at = time.monotonic()
+                cmd.kick()
+                return
+            if code in ("ERROR", "FAIL"):
+                # possibly a stray one, and the command's real answer still to come
+                self._resync = True
             if code in FINAL:
                 cmd.finish(code)
             elif code == "CLOSE" and cmd.name == "MQTTDIS":
@@ -591,6 +667,11 @@ class Engine:
             if cmd.name == "CIPSENDBUF" and cmd.data_written:
                 cmd.finish("OK")
             return
+        if cmd.ok_at is not None:
+            log.warning("%s: an OK came before the answer to %s; it was not its own",
+                        self.name, cmd.name)
+            cmd.ok_at = None
+            self._resync = True
         cmd.resp.events.append(ev)
 
     # ------------------------------------------------------------------ commands
@@ -642,11 +723,17 @@ class Engine:
         try:
             resp.record = spec.parse_response(request.form, resp.events, **(opts or {}))
         except Exception as exc:
-            log.warning("%s: could not parse the %s response %r: %s", self.name, request.name,
-                        [P.redact(l.encode("utf-8", "surrogateescape"), request.name)
-                         .decode("utf-8", "replace") for l in resp.lines()]
-                        if request.name not in _SECRET_ANSWERS else "<redacted>",
-                        type(exc).__name__)
+            lines = resp.lines()
+            log.warning("%s: could not parse the %s response (%d line(s)): %s", self.name,
+                        request.name, len(lines), type(exc).__name__)
+            # a final result without the lines it needs is often a stray or early one:
+            # the real answer may still come, so the next command waits for silence
+            self._resync = True
+            secret = request.name in _SECRET_ANSWERS
+            raise E.BadResponse(
+                f"{self.name}: the answer to {request.name} cannot be read ({len(lines)} "
+                f"line(s) before {resp.result}; {type(exc).__name__})",
+                command=request.name, lines=() if secret else lines) from None
 
     async def _exec(self, request, timeout, *, payload=None, retry_busy=True, internal=False):
         """Send one command and wait for its final result.  Caller holds the lock."""
@@ -655,9 +742,11 @@ class Engine:
         attempt = 0
         started = trio.current_time()
         while True:
+            await self._settle()
             cmd = _Cmd(request, wants_prompt)
             self._cmd = cmd
             self._update_rts()
+            outcome = None
             try:
                 await self._write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
@@ -665,6 +754,8 @@ class Engine:
                 if self._cmd is cmd:
                     self._cmd = None
                 self._update_rts()
+                if wants_prompt and not cmd.data_written and not cmd.final and outcome != "busy":
+                    self._owe(request, payload)
             if outcome == "busy":
                 # retried with back-off for as long as the command's own timeout
                 if not retry_busy or (attempt >= len(BUSY_BACKOFF)
@@ -707,6 +798,9 @@ class Engine:
                     cmd.finish("OK")
                 continue
             wait_until = deadline
+            if cmd.ok_at is not None:
+                wait_until = min(deadline, trio.current_time() + max(
+                    0.0, OK_GRACE - (time.monotonic() - cmd.ok_at)))
             if cmd.busy_at is not None:
                 grace_end = trio.current_time() + max(
                     0.0, BUSY_GRACE - (time.monotonic() - cmd.busy_at))
@@ -715,6 +809,9 @@ class Engine:
                 await cmd.wait_change()
                 continue
             if cmd.final or cmd.error is not None or (cmd.prompted and not cmd.data_written):
+                continue
+            if cmd.ok_at is not None and time.monotonic() - cmd.ok_at >= OK_GRACE - 1e-3:
+                cmd.finish("OK")        # nothing followed: the answer is empty
                 continue
             if cmd.busy_at is not None and time.monotonic() - cmd.busy_at >= BUSY_GRACE - 1e-3:
                 return "busy"
@@ -924,6 +1021,8 @@ class Engine:
             self._trace.note(reason)
         log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
                     len(self._links))
+        # the module may not have reset at all and still finish what it was printing
+        self._resync = True
         self._usable = trio.Event() if self._usable.is_set() else self._usable
         # a reset module is in command mode whatever it was doing
         self._framer.raw = False
@@ -954,6 +1053,198 @@ class Engine:
         if cmd is not None and not cmd.final:
             cmd.error = err
             cmd.kick()
+
+    def _owe(self, request, payload):
+        """A prompt command ended before its payload was written (reset declared,
+        timeout, an answer lost): the module may have printed ``>`` (or be about to)
+        and then reads exactly that many bytes as data, whatever they are, so every
+        AT probe would vanish into the payload.  The next exchange first writes
+        bytes that complete it (see :meth:`_settle`)."""
+        if request.name in SEND_COMMANDS:
+            data = bytes(payload)
+            # the module may also have really reset: then these bytes reach its
+            # command parser, so the user's bytes are written only if no line of
+            # them could start a command; otherwise NULs of the same length
+            self._owed = data if not _COMMAND_LIKE.search(data) else bytes(len(data))
+        else:
+            # PEM uploads read up to an END line: give one (the module then refuses
+            # the upload; in command mode it is one line answered ERROR)
+            self._owed = b"\r\n-----END -----\r\n"
+        log.warning("%s: %s ended before its %d-byte payload was written; the module may "
+                    "still wait for it", self.name, request.name, len(payload))
+
+    async def _settle(self):
+        """Before a command: pay what the module may still be waiting for, and let
+        late answers of an earlier exchange arrive (and be dropped as unsolicited)."""
+        if self._owed is not None:
+            await self._quiet(SETTLE_QUIET, SETTLE_MAX)    # its ">" comes first
+            owed, self._owed = self._owed, None
+            log.warning("%s: writing %d byte(s) to complete a payload the module may be "
+                        "waiting for", self.name, len(owed))
+            await self._write(owed, redacted=None)
+            self._resync = True
+        if self._resync:
+            self._resync = False
+            await self._quiet(SETTLE_QUIET, SETTLE_MAX)
+
+    async def _quiet(self, gap, limit):
+        """Wait until no line or prompt arrived for ``gap`` seconds (at most ``limit``);
+        +IPD data does not count (a busy link must not stall the recovery)."""
+        end = trio.current_time() + limit
+        while True:
+            now = trio.current_time()
+            left = self._last_line + gap - now
+            if left <= 0 or now >= end:
+                return
+            await trio.sleep(min(left, end - now))
+
+    async def _ipd_watch(self):
+        """Units the module left unfinished while the UART went quiet.
+
+        * Inside a +IPD payload for IPD_STALL: the module prints a +IPD unit in one go
+          (pauses of up to about a second happen; the emulator's ``stall`` fault models
+          them), so a payload incomplete for longer announced more bytes than it
+          carried, and the framer would take the module's later output (answers, URCs)
+          as payload until the count is reached: the framer is resynchronised, the
+          link's data and the answer of the command in flight fail (ProtocolError,
+          BadResponse).
+        * A payload held because the line after it is unfinished (see ``_on_data``),
+          with no command in flight to make the module speak: an ``AT`` probe does,
+          and the line its answer ends tells whether the payload stands.  No bytes are
+          made up: ending the line artificially could cut a real unit in two."""
+        probed_at = None
+        while not self._closing:
+            await trio.sleep(HOLD_PROBE / 2)
+            framer = self._framer
+            if framer.raw or not self._rts:
+                continue
+            quiet = trio.current_time() - self._last_rx
+            pending = framer.ipd_pending
+            if pending is not None and quiet >= IPD_STALL:
+                self._on_ipd_stall(*pending)
+            elif (self._held is not None and quiet >= HOLD_PROBE and probed_at != self._last_rx
+                  and (self._cmd is None or self._cmd.final) and self._nursery is not None):
+                probed_at = self._last_rx
+                self._nursery.start_soon(self._check_alive)
+
+    def _on_ipd_stall(self, lid, missing):
+        self._framer.reset()
+        log.warning("%s: +IPD for link %s stalled %d byte(s) short; framer resynchronised",
+                    self.name, lid, missing)
+        what = (f"a +IPD for link {lid} announced {missing} byte(s) more than came; "
+                f"what followed it was taken as its data")
+        link = self._links.get(lid if self.mux else 0)
+        if link is not None:
+            self._cut.add(link)
+            link._fail(E.ProtocolError(f"{self.name}: {what}: the link's data is cut",
+                                       link=link.id))
+            if self._nursery is not None and not self._closing:
+                self._nursery.start_soon(self._close_quietly, link)
+        cmd = self._cmd
+        if cmd is not None and not cmd.final:
+            # its answer may be among the swallowed bytes: whether it ran is unknown
+            cmd.error = E.BadResponse(f"{self.name}: {what}: the answer to {cmd.name} "
+                                      f"may have been lost", command=cmd.name)
+            cmd.kick()
+        self._resync = True
+        if self._nursery is not None and not self._closing:
+            self._nursery.start_soon(self._check_not_reset)
+
+    async def _check_not_reset(self):
+        """Output was lost (a stalled +IPD): a ``ready`` may have been among it.  A module
+        that reset has CIPMUX=0 again; then it is re-initialised like after any reset."""
+        r = req("CIPMUX", "query")
+        try:
+            async with self._cmd_lock:
+                if not self._usable.is_set() or self._closing:
+                    return
+                with trio.CancelScope(shield=True):
+                    resp = await self._exec(r, 2.0, internal=True)
+                    self._parse(r, resp)
+        except E.WizError as exc:
+            log.debug("%s: state check after lost output: %r", self.name, exc)
+            resp = None
+        if resp is None or getattr(resp.record, "mode", None) != 1:
+            self._declare_reset("module state lost with the output a +IPD swallowed")
+
+    def _on_ipd_spill(self, link, n):
+        """A line the framer cannot read (or text no command asked for) right after a
+        +IPD payload: the module's lines start cleanly, so the length lied.  Too short:
+        the payload's tail spilled out as that line; too long: the payload took the
+        start of the next unit.  Either way the last payload is not the peer's data:
+        it is withdrawn if still unread, and the link fails with ProtocolError."""
+        if link in self._cut or link._closed:
+            return
+        self._cut.add(link)
+        withdrawn = link._withdraw_tail(n)
+        log.warning("%s: +IPD length on link %d did not match its data; %s", self.name,
+                    link.id, "payload withdrawn" if withdrawn else "payload already read")
+        err = E.ProtocolError(
+            f"{self.name}: a +IPD on link {link.id} announced a length that did not match "
+            f"the data that came (the next line was unreadable); the link's data is cut"
+            + ("" if withdrawn else " (the suspect payload had already been read)"),
+            link=link.id)
+        if self._nursery is None or self._closing:
+            link._fail(err)
+            return
+        self._nursery.start_soon(self._cut_verdict, link, err)
+
+    async def _cut_verdict(self, link, err):
+        """Boot noise right after a payload looks like a spill: if the module turns out
+        to have reset (``ready`` within SPILL_VERDICT) the link fails with ModuleReset,
+        otherwise with ProtocolError.  Nothing after the cut is delivered meanwhile."""
+        resets = self.reset_count
+        await trio.sleep(SPILL_VERDICT)
+        if self.reset_count != resets or link.error is not None:
+            return
+        link._fail(err)
+        await self._close_quietly(link)
+
+    def _on_ghost_data(self, lid):
+        """Data on an id whose CLOSED we took: that CLOSED was false (the module still
+        holds the connection).  The handle's stream is cut, which its reader must learn
+        as an error rather than an end of file; the id is closed on the module so it can
+        be used again."""
+        ghost = self._ghosts.pop(lid, None)
+        if ghost is None or ghost.generation != self._generations[lid] or self._closing:
+            return
+        log.warning("%s: data on link %d after its CLOSED: the CLOSED was false", self.name, lid)
+        ghost._fail(E.ProtocolError(
+            f"{self.name}: the module reported link {lid} CLOSED, then delivered more data "
+            f"on it: the stream is cut", link=lid))
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_id_quietly, lid, ghost.generation)
+
+    async def _close_id_quietly(self, lid, generation):
+        try:
+            async with self._cmd_lock:
+                if lid in self._links or self._generations[lid] != generation:
+                    return          # handed out meanwhile: reclaim_id deals with it
+                with trio.CancelScope(shield=True):
+                    await self._exec(req("CIPCLOSE", "set", link=lid if self.mux else None),
+                                     self.timeout_for("CIPCLOSE"), internal=True)
+        except E.WizError as exc:
+            log.debug("%s: closing ghost link %d: %r", self.name, lid, exc)
+
+    async def reclaim_id(self, lid: int) -> None:
+        """The module holds link ``lid`` although the engine took it for free
+        (``ALREADY CONNECTED``): after a false CLOSED, or a connection the server
+        accepted before its CONNECT was seen.  AT+CIPSTATUS decides: a server
+        connection becomes an accepted Link; anything else is closed (AT+CIPCLOSE),
+        so the id serves again instead of failing every later open."""
+        resp = await self.command(req("CIPSTATUS", "execute"), check=False)
+        rec = resp.record
+        held = [ls for ls in (getattr(rec, "links", ()) or ()) if ls.link == lid]
+        if lid in self._links:
+            return                  # a CONNECT arrived meanwhile
+        if held and held[0].tcp_type == 1 and self._server is not None:
+            self._server._make(lid, (held[0].remote_ip, held[0].remote_port))
+            return
+        if held or not resp.ok:
+            log.warning("%s: link %d is held by the module but by no handle; closing it",
+                        self.name, lid)
+            await self.command(req("CIPCLOSE", "set", link=lid if self.mux else None),
+                               check=False, parse=False)
 
     async def _supervisor(self):
         while not self._closing:
@@ -992,8 +1283,21 @@ class Engine:
             if link is None:
                 log.warning("%s: %d bytes for link %s which nobody holds; dropped", self.name,
                             len(ev.payload), lid)
+                self._on_ghost_data(lid)
                 return
-        link._on_data(ev.payload, ev.remote)
+        if link in self._cut:
+            return      # its stream was cut: nothing after the cut may reach the reader
+        if self._framer.mid_line:
+            # the read ended inside the line after this payload: if that line turns out
+            # unreadable, the +IPD length lied and this payload is not the peer's data;
+            # it waits for the line (microseconds, or IPD_STALL if the line never ends)
+            self._held = (link, ev.payload, ev.remote)
+            return
+        self._deliver(link, ev.payload, ev.remote)
+
+    def _deliver(self, link, payload, remote):
+        link._on_data(payload, remote)
+        self._last_data = (link, len(payload))
         self._update_rts()
 
     def _on_link_event(self, ev):
@@ -1012,6 +1316,7 @@ class Engine:
                 link._on_closed()
                 if not link._opening:
                     self._free(link)
+                    self._ghosts[ev.link] = link
             self._update_rts()
         elif ev.state == "CONNECT FAIL":
             if link is not None:

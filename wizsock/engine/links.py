@@ -157,6 +157,23 @@ class Link:
                 eng._nursery.start_soon(eng._close_quietly, self)
         self._wake_rx()
 
+    def _withdraw_tail(self, n) -> bool:
+        """Take back the last ``n`` bytes received if nobody has read them yet (the
+        engine found that the +IPD carrying them lied about its length)."""
+        if n == 0:
+            return True
+        if self.kind == "UDP":
+            if self._dgrams and len(self._dgrams[-1][0]) == n:
+                self._dgrams.pop()
+                self._rx_bytes -= n
+                return True
+            return False
+        if n > len(self._rx):
+            return False
+        del self._rx[len(self._rx) - n:]
+        self._rx_bytes -= n
+        return True
+
     def _on_ack(self, segment):
         self._acked_seg = max(self._acked_seg, segment)
         while self._segs and self._segs[0][0] <= segment:
