@@ -187,12 +187,15 @@ class ProtocolError(WizError):
     answer swallowed or garbled.  ``command`` names the command whose answer was
     affected (or None), ``link`` the link whose data was (or None)."""
 
-    def __init__(self, message, *, command=None, link=None):
+    link: Optional[int]
+
+    def __init__(self, message: str, *, command: Optional[str] = None,
+                 link: Optional[int] = None) -> None:
         super().__init__(errno.EPROTO, message)
         self.command = command
         self.link = link
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.strerror or super().__str__()
 
 
@@ -200,6 +203,7 @@ class BadResponse(ProtocolError):
     """A command's answer could not be read (a final result without the lines it
     needs, or lines the codec cannot parse); ``lines`` holds what came."""
 
-    def __init__(self, message, *, command=None, lines=()):
+    def __init__(self, message: str, *, command: Optional[str] = None,
+                 lines: Iterable[str] = ()) -> None:
         super().__init__(message, command=command)
         self.lines = tuple(lines)

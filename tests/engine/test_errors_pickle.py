@@ -31,6 +31,8 @@ SAMPLES = [
     E.LinkClosed(),
     E.LinkClosed("module closed"),
     E.StaleLink("link 2 generation 4 is gone"),
+    E.ProtocolError("link 1: +IPD length lied", command=None, link=1),
+    E.BadResponse("the answer to CIPSTATUS cannot be read", command="CIPSTATUS", lines=["x"]),
 ]
 
 
