@@ -81,6 +81,7 @@ class Conn:
         self.cancel_scope = None      # the pump's copy loop, while it runs
         self.pair_end = None          # our end of the pair, while the pump runs
         self.reclaimed = False
+        self.awaiting_reply = False   # the last bytes moved were the user's (idle reclaim)
         self.finished = threading.Event()   # set when the pump has let go of the link
 
     # -- helpers run on the engine loop -------------------------------------------
@@ -270,6 +271,7 @@ async def pump_stream(conn, pair_end, open_fn=None, junk=0):
         conn.state = "failed" if conn.state == "failed" else "closed"
         engine_closing = _engine_closing()
         await _close_link(link)
+        _reclaiming.discard(conn)
         if reset or (engine_closing and link is not None):
             conn.poke_user()   # the module went away under the connection: a reset
         tsock.close()
@@ -299,6 +301,7 @@ async def _run_stream(conn, link, tsock):
             if conn.remote_closed or send_dead:
                 continue  # the peer is gone; what the user still writes goes nowhere
             conn.last_active = trio.current_time()
+            conn.awaiting_reply = True
             try:
                 await link.send(data)
             except Exception as e:
@@ -331,6 +334,7 @@ async def _run_stream(conn, link, tsock):
                     cancel.cancel()  # both directions are done
                 return
             conn.last_active = trio.current_time()
+            conn.awaiting_reply = False
             try:
                 await _send_all(tsock, data)
             except OSError:
@@ -471,13 +475,15 @@ async def pump_listener(conn, pair_end, server, queue):
 # Idle-link reclaim (opt-in): the module has five links and no way to queue a sixth
 # connection; a keep-alive pool (requests.Session, aiohttp) that has talked to five
 # hosts holds them all while idle.  With RECLAIM_IDLE, a connect that finds every link
-# busy first closes the longest-idle connection that has nothing in flight, as its
-# peer could have at any time: the user reads EOF, and pools then reconnect.
+# busy first closes the longest-idle connection that has nothing in flight and whose
+# last bytes came from the peer (a request/response exchange that is over: a
+# connection whose request awaits its answer is never taken), as its peer could have
+# at any time: the user reads EOF, and pools then reconnect.
 
 #: close the longest-idle connection when a connect finds all links busy
 RECLAIM_IDLE = os.environ.get("WIZSOCK_RECLAIM_IDLE", "") not in ("", "0", "no", "false")
 #: a connection counts as idle after this many seconds without a byte either way
-RECLAIM_MIN_IDLE = 1.0
+RECLAIM_MIN_IDLE = 0.2
 
 _streams: "weakref.WeakSet[Conn]" = weakref.WeakSet()
 
@@ -509,8 +515,8 @@ def idle_candidate(module_aio):
         if link is None or link.closed or conn.remote_closed or conn.reclaimed \
                 or conn.cancel_scope is None or conn.pair_end is None:
             continue
-        if link.buffered or link.unsent or _queued(conn.pair_end):
-            continue
+        if link.buffered or link.unsent or _queued(conn.pair_end) or conn.awaiting_reply:
+            continue   # data in flight, or a request that has not been answered yet
         if now - conn.last_active < RECLAIM_MIN_IDLE:
             continue
         if best is None or conn.last_active < best.last_active:
@@ -518,14 +524,24 @@ def idle_candidate(module_aio):
     return best
 
 
-async def reclaim_idle_if_full(module_aio, max_links=5):
-    """If every link is held, close the longest-idle one (see RECLAIM_IDLE)."""
-    if len(module_aio.net.links) < max_links:
-        return
+async def reclaim_while_waiting(module_aio, max_links=5):
+    """Run beside a connect waiting for a link: whenever every link is held and none
+    is being reclaimed already, close the longest-idle one (see RECLAIM_IDLE)."""
+    while True:
+        if len(module_aio.net.links) >= max_links and not _reclaiming:
+            reclaim_idle(module_aio)
+        await trio.sleep(0.1)
+
+
+_reclaiming: "weakref.WeakSet[Conn]" = weakref.WeakSet()   # reclaimed, link not yet freed
+
+
+def reclaim_idle(module_aio):
     conn = idle_candidate(module_aio)
     if conn is None:
         return
-    log.info("all %d links busy: closing idle link %s to %s (idle %.1f s)", max_links,
+    _reclaiming.add(conn)
+    log.info("all links busy and a connect waits: closing idle link %s to %s (idle %.1f s)",
              getattr(conn.link, "id", "?"), conn.remote, trio.current_time() - conn.last_active)
     conn.reclaimed = True
     conn.remote_closed = True

@@ -449,7 +449,7 @@ def _address(address, what):
 #: how long a connect waits for one of the module's five links to be freed when the
 #: socket itself sets no limit (blocking with no timeout, or non-blocking): a program
 #: that holds every link and opens one more then fails in bounded time (see README)
-LINK_WAIT = 30.0
+LINK_WAIT = float(os.environ.get("WIZSOCK_LINK_WAIT", "30"))
 
 
 def _link_wait(timeout):
@@ -465,9 +465,15 @@ async def _reserve(aio, kind, wait):
     net = aio.net
     if not hasattr(net, "reserve_link"):
         return contextlib.nullcontext()
-    if _pump.RECLAIM_IDLE:
-        await _pump.reclaim_idle_if_full(aio)
-    return await net.reserve_link(kind, wait)
+    if not _pump.RECLAIM_IDLE:
+        return await net.reserve_link(kind, wait)
+    async with trio.open_nursery() as nursery:
+        # while this connect waits, idle connections may be reclaimed for it
+        nursery.start_soon(_pump.reclaim_while_waiting, aio)
+        try:
+            return await net.reserve_link(kind, wait)
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 async def _open_within(open_fn, timeout, box, aio=None, kind="TCP"):
