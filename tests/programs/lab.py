@@ -183,9 +183,11 @@ class Lab:
                    PYTHONUNBUFFERED="1", PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         return env
 
-    def run(self, argv, timeout=120):
+    def run(self, argv, timeout=120, **extra_env):
         """Run a client program to completion: CompletedProcess (text)."""
-        return subprocess.run(self.client_command(argv), env=self.env(), capture_output=True,
+        env = self.env()
+        env.update(extra_env)
+        return subprocess.run(self.client_command(argv), env=env, capture_output=True,
                               text=True, timeout=timeout, cwd=self.dir)
 
     def start(self, argv):
