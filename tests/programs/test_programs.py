@@ -8,7 +8,20 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from conftest import require
+from programs import lab as _lab
 from programs import remote
+
+
+@pytest.fixture(scope="module")
+def lab():
+    # under CI=true a missing capability (root, ip netns, unshare) fails, never skips
+    problem = _lab.capability_problem()
+    require(problem is None, f"the real-program lab: {problem}")
+    with _lab.Lab() as the_lab:
+        yield the_lab
 
 PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
 
