@@ -248,6 +248,14 @@ def _run_isolated(args):
             emu.stop()
 
 
+def _importer():
+    """The module whose import statement is running (past importlib's own frames)."""
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename.startswith("<frozen") or "importlib" in f.f_code.co_filename):
+        f = f.f_back
+    return (f.f_globals.get("__name__") or "") if f is not None else ""
+
+
 class _BypassWatch(importlib.abc.MetaPathFinder):
     """Says once, at import, that a library will bypass the module."""
 
@@ -255,10 +263,24 @@ class _BypassWatch(importlib.abc.MetaPathFinder):
         self.isolated = isolated
         self.warned = set()
 
+    def _exists(self, name, path, target):
+        # (a try-import of a library that is not installed bypasses nothing)
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            try:
+                if finder.find_spec(name, path, target) is not None:
+                    return True
+            except Exception:
+                continue
+        return False
+
     def find_spec(self, name, path=None, target=None):
         top = name.partition(".")[0]
         why = BYPASSING.get(top)
-        if why and top not in self.warned:
+        if why and top in ("aiodns", "pycares") and _importer().startswith("aiohttp"):
+            return None   # aiohttp's optional import: its default resolver is getaddrinfo's
+        if why and top not in self.warned and self._exists(name, path, target):
             self.warned.add(top)
             if self.isolated:
                 print(f"wizsock run: {top} bypasses the module ({why}); in this private network "
