@@ -1,10 +1,17 @@
-"""Pumps: trio tasks on the engine's loop that join a socketpair end to a link.
+"""Pumps: trio tasks that serve the other end of a facade socket's AF_UNIX pair.
 
-The user's socket owns one end of an AF_UNIX socketpair (its file descriptor
-was swapped in with ``os.dup2``); these tasks own the other end and copy bytes
-between it and the engine's :class:`Link`.  Everything the kernel does for the
-user's end (blocking, timeouts, non-blocking mode, select/poll/epoll, ssl)
-then works unchanged.
+A facade socket is, from its creation, one end of an AF_UNIX socketpair (the
+descriptor the program sees never changes, so its epoll/selector/asyncio/trio
+registrations stay valid).  These tasks own the other end and serve it:
+
+* ``pump_stream`` / ``pump_dgram`` / ``pump_listener`` (on the engine's loop): a
+  module link or server;
+* ``relay_stream`` / ``relay_dgram`` / ``relay_listener`` (on a private relay loop,
+  thread ``wizsock-relay``): a kernel socket, for what stays on the host (loopback,
+  the routing policy).
+
+Everything the kernel does for the user's end (blocking, timeouts, non-blocking
+mode, select/poll/epoll, ssl) then works unchanged.
 
 Signals back to the user's end, all through the kernel:
 
@@ -12,17 +19,21 @@ Signals back to the user's end, all through the kernel:
 * reset / failure   -> close our end with unread data in its receive queue: the
                        user's next ``recv`` raises ``ConnectionResetError``;
 * user close        -> our end reads EOF (and POLLHUP) -> the link is closed.
+* idle link reclaimed (opt-in, :data:`RECLAIM_IDLE`) -> as a remote close.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import logging
 import os
 import select
 import socket as _stdsocket
 import struct
+import termios
 import threading
+import weakref
 
 import trio
 
@@ -65,6 +76,12 @@ class Conn:
         self.shut_wr = False
         self.shut_rd = False
         self.remote_closed = False
+        self.relay = None             # the kernel socket a relay serves (None: a module link)
+        self.last_active = 0.0        # trio time of the last byte moved (idle reclaim)
+        self.cancel_scope = None      # the pump's copy loop, while it runs
+        self.pair_end = None          # our end of the pair, while the pump runs
+        self.reclaimed = False
+        self.awaiting_reply = False   # the last bytes moved were the user's (idle reclaim)
         self.finished = threading.Event()   # set when the pump has let go of the link
 
     # -- helpers run on the engine loop -------------------------------------------
@@ -99,8 +116,8 @@ class Conn:
 
 
 class _Pair:
-    """Our end of the socketpair, driven with trio's fd waits (not trio.socket: under a
-    patch trio only accepts the patched class, and the pair is a host socket)."""
+    """A host socket (our end of the pair, or a relay's kernel socket), driven with
+    trio's fd waits (not trio.socket: under a patch trio only accepts the patched class)."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -130,6 +147,12 @@ class _Pair:
 
     def send_nowait(self, data):
         return self.sock.send(data)
+
+    def recvfrom(self, n):
+        return self._io(self.sock.recvfrom, trio.lowlevel.wait_readable, n)
+
+    def sendto(self, data, addr):
+        return self._io(lambda d: self.sock.sendto(d, addr), trio.lowlevel.wait_writable, data)
 
     def shutdown(self, how):
         self.sock.shutdown(how)
@@ -248,6 +271,7 @@ async def pump_stream(conn, pair_end, open_fn=None, junk=0):
         conn.state = "failed" if conn.state == "failed" else "closed"
         engine_closing = _engine_closing()
         await _close_link(link)
+        _reclaiming.discard(conn)
         if reset or (engine_closing and link is not None):
             conn.poke_user()   # the module went away under the connection: a reset
         tsock.close()
@@ -268,11 +292,16 @@ async def _run_stream(conn, link, tsock):
             if not data:
                 log.debug("link %s: the user closed its end", getattr(link, "id", "?"))
                 if conn.shut_wr and not conn.remote_closed:
+                    shutdown_write = getattr(link, "shutdown_write", None)
+                    if shutdown_write is not None:
+                        shutdown_write()     # a kernel peer has half-close; the module has none
                     await _wait_user_gone(tsock)
                 cancel.cancel()
                 return
             if conn.remote_closed or send_dead:
                 continue  # the peer is gone; what the user still writes goes nowhere
+            conn.last_active = trio.current_time()
+            conn.awaiting_reply = True
             try:
                 await link.send(data)
             except Exception as e:
@@ -304,6 +333,8 @@ async def _run_stream(conn, link, tsock):
                 if conn.shut_wr:
                     cancel.cancel()  # both directions are done
                 return
+            conn.last_active = trio.current_time()
+            conn.awaiting_reply = False
             try:
                 await _send_all(tsock, data)
             except OSError:
@@ -312,10 +343,63 @@ async def _run_stream(conn, link, tsock):
                 cancel.cancel()  # the user closed its end
                 return
 
+    conn.last_active = trio.current_time()
+    conn.pair_end = tsock.sock
+    _streams.add(conn)
+    try:
+        async with trio.open_nursery() as nursery:
+            conn.cancel_scope = nursery.cancel_scope
+            nursery.start_soon(up, nursery.cancel_scope)
+            nursery.start_soon(down, nursery.cancel_scope)
+    finally:
+        _streams.discard(conn)
+        conn.cancel_scope = None
+        conn.pair_end = None
+    return outcome["reset"] and not conn.reclaimed
+
+
+async def _run_dgram(tsock, link):
+    """Datagrams both ways until the user closes (or the link fails)."""
+    async def up(cancel):
+        while True:
+            try:
+                frame = await tsock.recv(65536 + ADDR_LEN)
+            except OSError:
+                frame = b""
+            if not frame:
+                # a zero-length datagram can never come from the user (it is framed):
+                # this is the user's end closing
+                cancel.cancel()
+                return
+            addr = unpack_addr(frame)
+            payload = frame[ADDR_LEN:]
+            try:
+                if addr == tuple(link.remote or ()):
+                    await link.send(payload)
+                else:
+                    await link.send_to(payload, addr)
+            except Exception as e:
+                log.debug("UDP send failed: %r", e)  # datagrams may be lost
+
+    async def down(cancel):
+        while True:
+            try:
+                data, addr = await link.receive_from(65536)
+            except Exception as e:
+                log.debug("UDP receive failed: %r", e)
+                cancel.cancel()
+                return
+            try:
+                tsock.send_nowait(pack_addr(addr) + bytes(data))
+            except BlockingIOError:
+                pass  # receive queue full: drop, as UDP does
+            except OSError:
+                cancel.cancel()
+                return
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(up, nursery.cancel_scope)
         nursery.start_soon(down, nursery.cancel_scope)
-    return outcome["reset"]
 
 
 @_guarded
@@ -325,46 +409,7 @@ async def pump_dgram(conn, pair_end):
     tsock = _Pair(pair_end)
     link = conn.link
     try:
-        async def up(cancel):
-            while True:
-                try:
-                    frame = await tsock.recv(65536 + ADDR_LEN)
-                except OSError:
-                    frame = b""
-                if not frame:
-                    # a zero-length datagram can never come from the user (it is framed):
-                    # this is the user's end closing
-                    cancel.cancel()
-                    return
-                addr = unpack_addr(frame)
-                payload = frame[ADDR_LEN:]
-                try:
-                    if addr == tuple(link.remote or ()):
-                        await link.send(payload)
-                    else:
-                        await link.send_to(payload, addr)
-                except Exception as e:
-                    log.debug("UDP send failed: %r", e)  # datagrams may be lost
-
-        async def down(cancel):
-            while True:
-                try:
-                    data, addr = await link.receive_from(65536)
-                except Exception as e:
-                    log.debug("UDP receive failed: %r", e)
-                    cancel.cancel()
-                    return
-                try:
-                    tsock.send_nowait(pack_addr(addr) + bytes(data))
-                except BlockingIOError:
-                    pass  # receive queue full: drop, as UDP does
-                except OSError:
-                    cancel.cancel()
-                    return
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(up, nursery.cancel_scope)
-            nursery.start_soon(down, nursery.cancel_scope)
+        await _run_dgram(tsock, link)
     finally:
         conn.state = "closed"
         await _close_link(link)
@@ -372,40 +417,46 @@ async def pump_dgram(conn, pair_end):
         conn.finished.set()
 
 
+async def _run_listener(conn, tsock, queue, accept_one):
+    """Queue what ``accept_one()`` gives, one byte on the pair for each, until the user
+    closes the listening socket or accepting fails."""
+    async def accept_loop(cancel):
+        while True:
+            try:
+                item = await accept_one()
+            except Exception as e:
+                log.debug("accept failed: %r", e)
+                conn.fail(e)
+                cancel.cancel()
+                return
+            queue.append(item)
+            try:
+                await tsock.send(b"\1")
+            except OSError:
+                cancel.cancel()
+                return
+
+    async def closed_watch(cancel):
+        while True:
+            try:
+                data = await tsock.recv(1024)
+            except OSError:
+                data = b""
+            if not data:
+                cancel.cancel()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept_loop, nursery.cancel_scope)
+        nursery.start_soon(closed_watch, nursery.cancel_scope)
+
+
 @_guarded
 async def pump_listener(conn, pair_end, server, queue):
     """Accept loop for a module server: each accepted link is queued and one byte signals it."""
     tsock = _Pair(pair_end)
     try:
-        async def accept_loop(cancel):
-            while True:
-                try:
-                    link = await server.accept()
-                except Exception as e:
-                    log.debug("accept failed: %r", e)
-                    conn.fail(e)
-                    cancel.cancel()
-                    return
-                queue.append(link)
-                try:
-                    await tsock.send(b"\1")
-                except OSError:
-                    cancel.cancel()
-                    return
-
-        async def closed_watch(cancel):
-            while True:
-                try:
-                    data = await tsock.recv(1024)
-                except OSError:
-                    data = b""
-                if not data:
-                    cancel.cancel()
-                    return
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(accept_loop, nursery.cancel_scope)
-            nursery.start_soon(closed_watch, nursery.cancel_scope)
+        await _run_listener(conn, tsock, queue, server.accept)
     finally:
         conn.state = "closed"
         with trio.CancelScope(shield=True):
@@ -418,3 +469,243 @@ async def pump_listener(conn, pair_end, server, queue):
                 await _close_link(queue.pop())
         tsock.close()
         conn.finished.set()
+
+
+# --------------------------------------------------------------------------------------
+# Idle-link reclaim (opt-in): the module has five links and no way to queue a sixth
+# connection; a keep-alive pool (requests.Session, aiohttp) that has talked to five
+# hosts holds them all while idle.  With RECLAIM_IDLE, a connect that finds every link
+# busy first closes the longest-idle connection that has nothing in flight and whose
+# last bytes came from the peer (a request/response exchange that is over: a
+# connection whose request awaits its answer is never taken), as its peer could have
+# at any time: the user reads EOF, and pools then reconnect.
+
+#: close the longest-idle connection when a connect finds all links busy
+RECLAIM_IDLE = os.environ.get("WIZSOCK_RECLAIM_IDLE", "") not in ("", "0", "no", "false")
+#: a connection counts as idle after this many seconds without a byte either way
+RECLAIM_MIN_IDLE = 0.2
+
+_streams: "weakref.WeakSet[Conn]" = weakref.WeakSet()
+
+
+def _queued(sock):
+    """Bytes waiting in either direction of our end of the pair."""
+    fd = sock.fileno()
+    if fd < 0:
+        return 1
+    buf = bytearray(4)
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, buf)     # the user wrote, we did not read
+        inq = int.from_bytes(buf, "little")
+        fcntl.ioctl(fd, termios.TIOCOUTQ, buf)     # we wrote, the user did not read
+        outq = int.from_bytes(buf, "little")
+    except OSError:
+        return 1
+    return inq + outq
+
+
+def idle_candidate(module_aio):
+    """The longest-idle module connection with nothing unread, unsent or unacknowledged."""
+    now = trio.current_time()
+    best = None
+    for conn in list(_streams):
+        link = conn.link
+        if conn.module is None or getattr(conn.module, "aio", None) is not module_aio:
+            continue
+        if link is None or link.closed or conn.remote_closed or conn.reclaimed \
+                or conn.cancel_scope is None or conn.pair_end is None:
+            continue
+        if link.buffered or link.unsent or _queued(conn.pair_end) or conn.awaiting_reply:
+            continue   # data in flight, or a request that has not been answered yet
+        if now - conn.last_active < RECLAIM_MIN_IDLE:
+            continue
+        if best is None or conn.last_active < best.last_active:
+            best = conn
+    return best
+
+
+async def reclaim_while_waiting(module_aio, max_links=5):
+    """Run beside a connect waiting for a link: whenever every link is held and none
+    is being reclaimed already, close the longest-idle one (see RECLAIM_IDLE)."""
+    while True:
+        if len(module_aio.net.links) >= max_links and not _reclaiming:
+            reclaim_idle(module_aio)
+        await trio.sleep(0.1)
+
+
+_reclaiming: "weakref.WeakSet[Conn]" = weakref.WeakSet()   # reclaimed, link not yet freed
+
+
+def reclaim_idle(module_aio):
+    conn = idle_candidate(module_aio)
+    if conn is None:
+        return
+    _reclaiming.add(conn)
+    log.info("all links busy and a connect waits: closing idle link %s to %s (idle %.1f s)",
+             getattr(conn.link, "id", "?"), conn.remote, trio.current_time() - conn.last_active)
+    conn.reclaimed = True
+    conn.remote_closed = True
+    conn.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------------------
+# Relays: the other end of the pair served by a kernel socket, on a private trio loop
+# (independent of any module: loopback keeps working whatever the engine does)
+
+
+class _RelayLoop:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._token = None
+        self._nursery = None
+
+    def spawn(self, fn, *args):
+        with self._lock:
+            if self._token is None:
+                self._start()
+        self._token.run_sync_soon(self._nursery.start_soon, fn, *args)
+
+    def _start(self):
+        ready = threading.Event()
+
+        async def main():
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._token = trio.lowlevel.current_trio_token()
+                ready.set()
+                await trio.sleep_forever()
+
+        def thread():
+            _orig.mark_internal()
+            trio.run(main)
+
+        threading.Thread(target=thread, name="wizsock-relay", daemon=True).start()
+        ready.wait()
+
+
+_relay_loop = _RelayLoop()
+
+
+def relay_spawn(fn, *args):
+    """Run a relay task (fn(conn, pair_end, ...)) on the relay loop."""
+    _relay_loop.spawn(fn, *args)
+
+
+def _close_kernel(ksock):
+    if ksock.fileno() >= 0:
+        try:
+            trio.lowlevel.notify_closing(ksock)
+        except Exception:
+            pass
+        ksock.close()
+
+
+def _relay_guarded(fn):
+    """_guarded, closing the kernel socket too before the connection counts as
+    finished (a listener's port is free when close() returns)."""
+    @functools.wraps(fn)
+    async def body(conn, pair_end, ksock, *args):
+        try:
+            await fn(conn, pair_end, ksock, *args)
+        finally:
+            _close_kernel(ksock)
+            conn.finished.set()
+    return _guarded(body)
+
+
+class _KernelFar:
+    """A relayed kernel socket, with the part of the Link interface the copy loops use."""
+
+    remote = None
+
+    def __init__(self, ksock):
+        self.sock = ksock
+        self.pair = _Pair(ksock)
+
+    async def send(self, data):
+        await _send_all(self.pair, data)
+
+    async def receive(self, max_bytes):
+        return await self.pair.recv(max_bytes)
+
+    def shutdown_write(self):
+        try:
+            self.sock.shutdown(_stdsocket.SHUT_WR)
+        except OSError:
+            pass
+
+    async def send_to(self, data, addr):
+        await self.pair.sendto(data, addr)
+
+    async def receive_from(self, max_bytes):
+        while True:
+            try:
+                return await self.pair.recvfrom(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                raise
+            except OSError as e:
+                # ICMP errors of a datagram socket come with the next receive: that
+                # datagram is lost, the socket is not
+                log.debug("relayed receive: %r", e)
+
+    async def accept(self):
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            try:
+                s, addr = _orig.socket.accept(self.sock)
+            except BlockingIOError:
+                continue
+            return s.detach(), addr
+
+
+@_relay_guarded
+async def relay_stream(conn, pair_end, ksock, junk=0):
+    """A TCP connection kept on the host, relayed; connects first if conn is 'connecting'."""
+    tsock = _Pair(pair_end)
+    far = _KernelFar(ksock)
+    reset = False
+    try:
+        if conn.state == "connecting":
+            await trio.lowlevel.wait_writable(ksock)
+            err = ksock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
+            if err:
+                conn.fail(OSError(err, os.strerror(err)))
+                return
+            conn.state = "connected"
+            conn.local = ksock.getsockname()
+            if not await _drain(tsock, junk):
+                return
+        reset = await _run_stream(conn, far, tsock)
+    finally:
+        conn.state = "failed" if conn.state == "failed" else "closed"
+        if reset:
+            conn.poke_user()
+        tsock.close()
+
+
+@_relay_guarded
+async def relay_dgram(conn, pair_end, ksock):
+    """A datagram socket kept on the host, relayed with the pair's address framing."""
+    tsock = _Pair(pair_end)
+    try:
+        await _run_dgram(tsock, _KernelFar(ksock))
+    finally:
+        conn.state = "closed"
+        tsock.close()
+
+
+@_relay_guarded
+async def relay_listener(conn, pair_end, ksock, queue):
+    """A kernel listener: each accepted connection (a descriptor and its address) is
+    queued and one byte on the pair signals it; accept() hands out plain kernel sockets."""
+    tsock = _Pair(pair_end)
+    try:
+        await _run_listener(conn, tsock, queue, _KernelFar(ksock).accept)
+    finally:
+        conn.state = "closed"
+        while queue:
+            try:
+                os.close(queue.pop()[0])
+            except OSError:
+                pass
+        tsock.close()

@@ -114,10 +114,14 @@ class ModuleReset(WizError, ConnectionResetError):
 
 
 class LinkLimitError(WizError):
-    """No free link id (the module has five, 0-4) or a second SSL link was asked for."""
+    """No free link id (the module has five, 0-4) or a second SSL link was asked for.
+
+    errno EBUSY ("device or resource busy"): the module's links are busy.  Not EMFILE,
+    which tells a program that *it* ran out of descriptors; not EAGAIN, which asyncio
+    and selectors take for "try again" and would wait on forever."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(errno.EMFILE, message)
+        super().__init__(errno.EBUSY, message)
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()

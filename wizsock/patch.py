@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket as _stdsocket
 import sys
 import threading
@@ -46,18 +47,22 @@ EMULATOR_AP = ("wizsock-lab", "wizsock123")
 EMULATOR_BAUD = 921600
 
 
-def open_default_module(port=None, *, ssid=None, password="", baudrate=None, **options):
+def open_default_module(port=None, *, ssid=None, password="", baudrate=None, world=None, **options):
     """Open a blocking ``wizsock.Module`` ready to carry sockets.
 
     ``port`` None: the in-process emulator (``wizemu://``) at ``EMULATOR_BAUD``, joined
-    to its default world's access point.  With ``ssid`` the module joins that network
-    (station mode) before it is returned.
+    to its access point (``world``: a world file for it, else the default world).  With
+    ``ssid`` the module joins that network (station mode) before it is returned.
     """
+    from urllib.parse import quote
+
     from wizsock.engine import Module
 
     if port is None:
         baudrate = baudrate or EMULATOR_BAUD
         port = f"wizemu://?baud={baudrate}"
+        if world is not None:
+            port += "&world=" + quote(os.path.abspath(world), safe="/")
         if ssid is None:
             ssid, password = EMULATOR_AP
     baudrate = baudrate or 115200

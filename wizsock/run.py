@@ -10,12 +10,25 @@ default access point, so this works with no hardware.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import os
 import runpy
 import sys
 import threading
 
-__all__ = ["add_arguments", "run", "parse_program"]
+__all__ = ["add_arguments", "run", "parse_program", "BYPASSING", "IsolationError"]
+
+#: libraries that open their own sockets (or resolve names) in C, where the patch cannot
+#: reach: on an ordinary host their traffic silently uses the host's network
+BYPASSING = {
+    "pycurl": "libcurl opens its own sockets and resolves names in C",
+    "grpc": "gRPC's C core opens its own sockets and resolves names itself",
+    "pycares": "c-ares resolves names over its own sockets",
+    "aiodns": "it resolves names through c-ares, over its own sockets",
+    "zmq": "libzmq opens its own sockets",
+    "psycopg2": "libpq connects in C",
+    "MySQLdb": "libmysqlclient connects in C",
+}
 
 
 def add_arguments(parser):
@@ -36,6 +49,17 @@ def add_arguments(parser):
     parser.add_argument("--kernel", action="append", default=[], metavar="NET",
                         help="keep destinations in this IPv4 network (e.g. 10.0.0.0/8) on the "
                              "host's own network; repeatable")
+    parser.add_argument("--world", metavar="FILE", default=None,
+                        help="world file for the emulator (no --port): access points, dns names")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run the program in a private network namespace with only a loopback "
+                             "device (Linux; root or unprivileged user namespaces), so anything that "
+                             "does not go through the module fails instead of using this host's network")
+    parser.add_argument("--reclaim-idle", action="store_true",
+                        default=os.environ.get("WIZSOCK_RECLAIM_IDLE", "") not in ("", "0", "no", "false"),
+                        help="when a connect finds all five links busy, close the longest-idle "
+                             "connection with nothing in flight (as its peer could); env WIZSOCK_RECLAIM_IDLE=1")
+    parser.add_argument("--in-private-netns", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log wizsock's activity (-vv: the AT traffic too)")
     parser.add_argument("--trace", default=None, metavar="FILE",
@@ -105,12 +129,190 @@ def _exit_code(exc):
     return 1
 
 
-def run(args):
-    import logging
+class IsolationError(OSError):
+    """No private network namespace could be made (not root, no user namespaces)."""
+
+
+_CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
+
+
+def _unshare(flags):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(ctypes.c_int(flags)) != 0:
+        return ctypes.get_errno()
+    return 0
+
+
+def enter_private_netns():
+    """Move this (single-threaded) process into a new network namespace whose only
+    device is loopback, up.  As root directly; otherwise inside a new user namespace
+    (the same uid and gid mapped), where the kernel allows unprivileged ones."""
+    import errno
+
+    if not sys.platform.startswith("linux"):
+        raise IsolationError(errno.ENOSYS, "wizsock run --isolate needs Linux network namespaces")
+    err = _unshare(_CLONE_NEWNET)
+    if err:
+        uid, gid = os.getuid(), os.getgid()
+        err2 = _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
+        if err2:
+            raise IsolationError(
+                err2, "wizsock run --isolate: cannot create a private network namespace: "
+                f"unshare(CLONE_NEWNET) failed ({os.strerror(err)}: not root?) and an unprivileged "
+                f"user namespace is not available ({os.strerror(err2)}). Run as root, or allow user "
+                "namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces, "
+                "kernel.apparmor_restrict_unprivileged_userns=0)")
+        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
+                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
+            try:
+                with open(path, "w") as f:
+                    f.write(text)
+            except OSError:
+                pass    # (an old kernel without setgroups; the maps are what matter)
+    _loopback_up()
+
+
+def _loopback_up():
+    import fcntl
+    import socket
+    import struct
+
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    from wizsock import _orig
+
+    with _orig.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+
+
+def _child_command(args, port, baudrate, ssid):
+    cmd = [sys.executable, "-m", "wizsock", "run", "--in-private-netns", "--port", port]
+    if baudrate:
+        cmd += ["--baudrate", str(baudrate)]
+    if ssid is not None:
+        cmd += ["--ssid", ssid]         # the password goes in the environment, not argv
+    if args.flow_control:
+        cmd.append("--flow-control")
+    if args.no_sendbuf:
+        cmd.append("--no-sendbuf")
+    if args.reclaim_idle:
+        cmd.append("--reclaim-idle")
+    for net in args.kernel:
+        cmd += ["--kernel", net]
+    if args.verbose:
+        cmd.append("-" + "v" * args.verbose)
+    program = list(args.program)
+    if program and program[0] == "--":
+        program = program[1:]
+    return cmd + ["--"] + program
+
+
+def _run_isolated(args):
+    """The module stays outside, the program goes in: the emulator (or the serial
+    device) is reached over a tty, which no network namespace hides; the program runs
+    in a child process that enters a private namespace before anything else."""
+    import signal
+    import subprocess
 
     from wizsock import patch as _patch
 
+    parse_program(args.program)   # a bad command line fails here, before anything starts
+    port, ssid, password, baudrate = args.port, args.ssid, args.password, args.baudrate
+    emu = None
+    if port is None:
+        from wizsock.emulator.core import Emulator
+
+        baudrate = baudrate or _patch.EMULATOR_BAUD
+        emu = Emulator(world=args.world, baudrate=baudrate)
+        emu.start()
+        port = emu.serve_pty()
+        if ssid is None:
+            ssid, password = _patch.EMULATOR_AP
+    elif "://" in port and not port.startswith("file://"):
+        print(f"wizsock run --isolate: the module's port {port!r} is reached over a network, "
+              "which the private namespace does not have: give a serial device (/dev/ttyUSB0), "
+              "or no --port for the emulator", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env["WIZSOCK_PASSWORD"] = password or ""
+    try:
+        proc = subprocess.Popen(_child_command(args, port, baudrate, ssid), env=env)
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)   # (the terminal sent it to the child too)
+    finally:
+        if emu is not None:
+            emu.stop()
+
+
+def _importer():
+    """The module whose import statement is running (past importlib's own frames)."""
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename.startswith("<frozen") or "importlib" in f.f_code.co_filename):
+        f = f.f_back
+    return (f.f_globals.get("__name__") or "") if f is not None else ""
+
+
+class _BypassWatch(importlib.abc.MetaPathFinder):
+    """Says once, at import, that a library will bypass the module."""
+
+    def __init__(self, isolated):
+        self.isolated = isolated
+        self.warned = set()
+
+    def _exists(self, name, path, target):
+        # (a try-import of a library that is not installed bypasses nothing)
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            try:
+                if finder.find_spec(name, path, target) is not None:
+                    return True
+            except Exception:
+                continue
+        return False
+
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        why = BYPASSING.get(top)
+        if why and top in ("aiodns", "pycares") and _importer().startswith("aiohttp"):
+            return None   # aiohttp's optional import: its default resolver is getaddrinfo's
+        if why and top not in self.warned and self._exists(name, path, target):
+            self.warned.add(top)
+            if self.isolated:
+                print(f"wizsock run: {top} bypasses the module ({why}); in this private network "
+                      "namespace its connections fail", file=sys.stderr, flush=True)
+            else:
+                print(f"wizsock run: warning: {top} bypasses the module ({why}): its traffic uses "
+                      "this host's own network, not the WizFi360. Use `wizsock run --isolate` to "
+                      "make such traffic fail instead of leaking.", file=sys.stderr, flush=True)
+        return None
+
+
+def run(args):
+    import logging
+
+    if args.isolate and not args.in_private_netns:
+        return _run_isolated(args)
+    if args.in_private_netns:
+        try:
+            enter_private_netns()
+        except IsolationError as e:
+            print(e.strerror or str(e), file=sys.stderr)
+            return 3
+
+    from wizsock import _pump
+    from wizsock import patch as _patch
+
     kind, target, prog_argv = parse_program(args.program)
+    if args.reclaim_idle:
+        _pump.RECLAIM_IDLE = True
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(asctime)s %(name)s %(message)s")
@@ -124,8 +326,10 @@ def run(args):
     if args.trace:
         options["trace"] = args.trace
     module = _patch.open_default_module(args.port, ssid=args.ssid, password=args.password,
-                                        baudrate=args.baudrate, **options)
+                                        baudrate=args.baudrate, world=args.world, **options)
     _patch.patch(module, route=_route_policy(args.kernel))
+    watch = _BypassWatch(args.in_private_netns)
+    sys.meta_path.insert(0, watch)
     saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
     sys.argv = prog_argv
     code = 0
@@ -158,6 +362,8 @@ def run(args):
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path and sys.path[0] != saved_path0:
             sys.path.pop(0)
+        if watch in sys.meta_path:
+            sys.meta_path.remove(watch)
         _patch.unpatch()
         module.close()
     return code

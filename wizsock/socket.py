@@ -25,6 +25,7 @@ wizsock-internal context (:mod:`wizsock._orig`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -40,6 +41,7 @@ import weakref
 import trio
 
 from wizsock import _orig, _pump
+from wizsock.errors import LinkLimitError as _LinkLimitError
 
 log = logging.getLogger("wizsock.socket")
 
@@ -56,7 +58,8 @@ SOCK_DGRAM = _stdsocket.SOCK_DGRAM
 SOL_SOCKET = _stdsocket.SOL_SOCKET
 IPPROTO_TCP = _stdsocket.IPPROTO_TCP
 
-PAIR_BUFFER = 4096     # SO_SNDBUF asked for on both pair ends (the kernel doubles it)
+PAIR_BUFFER = 4096     # SO_SNDBUF asked for on both stream pair ends (the kernel doubles it)
+DGRAM_PAIR_BUFFER = 256 * 1024   # datagram pairs: room for a whole 64 KiB datagram and its frame
 _KSocket = _orig.socket
 
 # --------------------------------------------------------------------------------------
@@ -149,7 +152,7 @@ _kl_lock = threading.Lock()
 
 def _note_kernel_listener(sock):
     try:
-        port = _KSocket.getsockname(sock)[1]
+        port = sock.getsockname()[1]
     except (OSError, TypeError, IndexError):
         return
     with _kl_lock:
@@ -296,16 +299,89 @@ def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
     return _getaddrinfo(host, port, family, type, proto, flags, _resolve_name)
 
 
+_SOCKTYPES = ((SOCK_STREAM, _stdsocket.IPPROTO_TCP, "tcp"),
+              (SOCK_DGRAM, _stdsocket.IPPROTO_UDP, "udp"),
+              (_stdsocket.SOCK_RAW, 0, None))
+
+
+def _service_answers(port, type, proto, flags):
+    """The (socktype, proto, port) triples getaddrinfo gives for ``port`` (glibc's
+    order and errors), built here: asking the host's getaddrinfo would apply its
+    AI_ADDRCONFIG rule, which fails on a host whose only network is the module."""
+    if isinstance(port, (bytes, bytearray)):
+        port = bytes(port).decode("ascii")
+    if port is None:
+        number, service = 0, None
+    elif isinstance(port, int):
+        number, service = port, None
+    elif isinstance(port, str):
+        if port.isdigit() or (port[:1] in "+-" and port[1:].isdigit()):
+            number, service = int(port), None
+        elif flags & _stdsocket.AI_NUMERICSERV:
+            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+        else:
+            number, service = None, port
+    else:
+        raise OSError("Int or String expected")
+    if number is not None and not 0 <= number <= 65535:
+        number &= 0xFFFF   # as glibc does with a numeric service
+    out = []
+    for st, pr, pname in _SOCKTYPES:
+        if type and type != st:
+            continue
+        if proto and pr and proto != pr:
+            continue
+        if not type and (st == _stdsocket.SOCK_RAW and (service is not None or proto)):
+            continue
+        if not type and proto and not pr:
+            continue
+        p = pr if pr else proto
+        if service is None:
+            out.append((st, p, number))
+            continue
+        if pname is None:
+            continue
+        try:
+            out.append((st, p, _stdsocket.getservbyname(service, pname)))
+        except OSError:
+            pass
+    if not out:
+        if type and type not in (SOCK_STREAM, SOCK_DGRAM, _stdsocket.SOCK_RAW):
+            raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+        if service is not None:
+            raise _stdsocket.gaierror(_stdsocket.EAI_SERVICE, "Servname not supported for ai_socktype")
+        raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+    return out
+
+
+def _ipv4_answers(ip, port, type, proto, flags, canonname=""):
+    canon = canonname if flags & _stdsocket.AI_CANONNAME else ""
+    return [(AF_INET, _stdsocket.SocketKind(st), pr, canon if i == 0 else "", (ip, number))
+            for i, (st, pr, number) in enumerate(_service_answers(port, type, proto, flags))]
+
+
 def _getaddrinfo(host, port, family, type, proto, flags, resolve):
-    """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it)."""
+    """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it).
+
+    The answers are built here, never by the host's getaddrinfo with the caller's
+    flags: AI_ADDRCONFIG (aiohttp always passes it) makes glibc refuse IPv4 answers on
+    a host with no non-loopback IPv4 address, which is exactly a host whose only
+    network is the module."""
     if host is None or host == "" or host == b"":
-        fam = AF_INET if family in (0, AF_INET) else family
-        return _orig.getaddrinfo(host, port, fam, type, proto, flags)
+        if family not in (0, AF_INET, AF_INET6):
+            raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
+        if family == AF_INET6:
+            return _orig.getaddrinfo(host, port, family, type, proto, flags & ~_stdsocket.AI_ADDRCONFIG)
+        if host == "" or host == b"":
+            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+        ip = "0.0.0.0" if flags & _stdsocket.AI_PASSIVE else "127.0.0.1"
+        return _ipv4_answers(ip, port, type, proto, flags & ~_stdsocket.AI_CANONNAME)
     if family not in (0, AF_INET, AF_INET6):
         raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
     name = _host_str(host)
     if _is_ipv6_literal(name):
-        return _orig.getaddrinfo(name, port, family, type, proto, flags | _stdsocket.AI_NUMERICHOST)
+        return _orig.getaddrinfo(name, port, family, type, proto,
+                                 (flags & ~_stdsocket.AI_ADDRCONFIG) | _stdsocket.AI_NUMERICHOST)
     ip = _ipv4_literal(name)
     if ip is None:
         if flags & _stdsocket.AI_NUMERICHOST:
@@ -314,19 +390,11 @@ def _getaddrinfo(host, port, family, type, proto, flags, resolve):
         if family == AF_INET6:
             raise _stdsocket.gaierror(_stdsocket.EAI_NODATA, "No address associated with hostname")
         # the service part first, so a bad port fails without AT traffic
-        template = _orig.getaddrinfo("0.0.0.0", port, AF_INET, type, proto,
-                                     (flags & ~_stdsocket.AI_CANONNAME) | _stdsocket.AI_NUMERICHOST)
+        _service_answers(port, type, proto, flags)
         ip = resolve(name)
-    else:
-        if family == AF_INET6:
-            raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-        template = _orig.getaddrinfo("0.0.0.0", port, AF_INET, type, proto,
-                                     (flags & ~_stdsocket.AI_CANONNAME) | _stdsocket.AI_NUMERICHOST)
-    canon = name if flags & _stdsocket.AI_CANONNAME else ""
-    out = []
-    for i, (fam, st, pr, _c, sa) in enumerate(template):
-        out.append((fam, st, pr, canon if i == 0 else "", (ip, sa[1])))
-    return out
+    elif family == AF_INET6:
+        raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+    return _ipv4_answers(ip, port, type, proto, flags, name)
 
 
 def gethostbyname(hostname):
@@ -404,18 +472,54 @@ def _address(address, what):
     return _host_str(host), port
 
 
-async def _open_within(open_fn, timeout, box):
+#: how long a connect waits for one of the module's five links to be freed when the
+#: socket itself sets no limit (blocking with no timeout, or non-blocking): a program
+#: that holds every link and opens one more then fails in bounded time (see README)
+LINK_WAIT = float(os.environ.get("WIZSOCK_LINK_WAIT", "30"))
+
+
+def _link_wait(timeout):
+    """How long a connect waits for a free link: the socket's own timeout, or LINK_WAIT
+    for a socket that has none (blocking without timeout, or non-blocking)."""
+    if timeout is None or timeout == 0.0:
+        return LINK_WAIT
+    return timeout
+
+
+async def _reserve(aio, kind, wait):
+    """A reserved link id (waiting FIFO for one, at most ``wait`` s) or LinkLimitError."""
+    net = aio.net
+    if not hasattr(net, "reserve_link"):
+        return contextlib.nullcontext()
+    if not _pump.RECLAIM_IDLE:
+        return await net.reserve_link(kind, wait)
+    async with trio.open_nursery() as nursery:
+        # while this connect waits, idle connections may be reclaimed for it
+        nursery.start_soon(_pump.reclaim_while_waiting, aio)
+        try:
+            return await net.reserve_link(kind, wait)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _open_within(open_fn, timeout, box, aio=None, kind="TCP"):
     """Open a link, giving up after ``timeout`` seconds (None: no limit).
 
-    An AT command in flight is not cancelled by the engine; the open carries on in
-    a task of its own, and a link that arrives after the caller gave up (timeout,
-    or ``box["abandoned"]`` set by an interrupted caller) is closed.
+    The wait for a free link is part of the connect and bounded by the same timeout
+    (at most LINK_WAIT).  An AT command in flight is not cancelled by the engine; the
+    open carries on in a task of its own, and a link that arrives after the caller
+    gave up (timeout, or ``box["abandoned"]`` set by an interrupted caller) is closed.
     """
+    deadline = trio.current_time() + (math.inf if timeout is None else timeout)
+    reservation = contextlib.nullcontext()
+    if aio is not None:
+        reservation = await _reserve(aio, kind, _link_wait(timeout))
     done = trio.Event()
 
     async def opener():
         try:
-            box["link"] = await open_fn()
+            with reservation:
+                box["link"] = await open_fn()
         except Exception as exc:
             box["error"] = exc
         finally:
@@ -423,8 +527,12 @@ async def _open_within(open_fn, timeout, box):
             if box.get("abandoned") and "link" in box:
                 await _pump._close_link(box["link"])
 
-    trio.lowlevel.spawn_system_task(opener)
-    with trio.move_on_after(math.inf if timeout is None else timeout):
+    try:
+        trio.lowlevel.spawn_system_task(opener)
+    except BaseException:
+        reservation.__exit__(None, None, None)
+        raise
+    with trio.move_on_at(deadline):
         await done.wait()
     if not done.is_set():
         box["abandoned"] = True
@@ -434,32 +542,68 @@ async def _open_within(open_fn, timeout, box):
     return box["link"]
 
 
+_ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped; accept: force a pair
+
+_TYPE_FLAGS = getattr(_stdsocket, "SOCK_NONBLOCK", 0) | getattr(_stdsocket, "SOCK_CLOEXEC", 0)
+
+
+def _new_pair(pair_type):
+    """A fresh AF_UNIX pair with small stream buffers (so blocking and timeouts track
+    the UART): (the user's end, the pump's end)."""
+    mine, theirs = _orig.socketpair(_stdsocket.AF_UNIX, pair_type)
+    size = PAIR_BUFFER if pair_type == SOCK_STREAM else DGRAM_PAIR_BUFFER
+    for s in (mine, theirs):
+        s.setsockopt(SOL_SOCKET, _stdsocket.SO_SNDBUF, size)
+        s.setsockopt(SOL_SOCKET, _stdsocket.SO_RCVBUF, size)
+    return mine, theirs
+
+
 class socket(_KSocket):
-    """``socket.socket``, with AF_INET connections carried by the WizFi360."""
+    """``socket.socket``, with AF_INET connections carried by the WizFi360.
+
+    An AF_INET socket (outside the internal context, not built from ``fileno=``) is,
+    from its creation, one end of an AF_UNIX pair labelled AF_INET; the descriptor the
+    program sees never changes.  What ``connect``/``sendto``/``bind``/``listen`` decide
+    only chooses who serves the other end: a pump to a module link, or a relay to a
+    kernel socket (loopback, routing policy)."""
 
     # set by wizsock.ssl.ModuleSSLContext.wrap_socket: the module does the TLS
     _wiz_tls = None
     _wiz_tls_hostname = None
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-        internal = _orig.is_internal()
+        internal = _orig.is_internal() and not getattr(_ADOPT, "pair", False)
         if family == AF_INET6 and fileno is None and not internal:
             # the module has no IPv6: refuse like a host whose kernel has none
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
-        super().__init__(family, type, proto, fileno)
-        self._wiz = None            # _pump.Conn once routed to the module
+        self._wiz = None            # _pump.Conn once the other end is served
         self._wiz_handle = None     # the module (None: the default at connect time)
         self._wiz_bound = None      # a bind() kept for the module (non-loopback)
-        self._wiz_server = None     # (conn, queue) of a module server
-        self._wiz_kernel = (
-            internal or fileno is not None
-            or super().family != AF_INET
-            or super().type not in (SOCK_STREAM, SOCK_DGRAM)
-        )
+        self._wiz_server = None     # (conn, queue) of a listening socket
+        self._wiz_peer = None       # the other end of our pair, until a pump takes it
+        self._wiz_ksock = None      # a kernel socket bound before routing (loopback bind)
+        self._wiz_opts = []         # setsockopt calls, replayed on a relay's kernel socket
+        fam = AF_INET if family == -1 else family
+        typ = SOCK_STREAM if type == -1 else type
+        base = typ & ~_TYPE_FLAGS
+        if fileno is None and not internal and fam == AF_INET and base in (SOCK_STREAM, SOCK_DGRAM):
+            mine, theirs = _new_pair(SOCK_STREAM if base == SOCK_STREAM else _stdsocket.SOCK_SEQPACKET)
+            try:
+                super().__init__(AF_INET, base, 0 if proto == -1 else proto, mine.detach())
+            except BaseException:
+                theirs.close()
+                raise
+            self._wiz_peer = theirs
+            self._wiz_kernel = False
+            if typ & getattr(_stdsocket, "SOCK_NONBLOCK", 0):
+                self.setblocking(False)
+        else:
+            super().__init__(family, type, proto, fileno)
+            self._wiz_kernel = True
         src = getattr(_ADOPT, "src", None)
         if src is not None and fileno is not None:
             _ADOPT.src = None
-            _adopt(self, src)
+            _adopt(self, src, take=True)
 
     # -- routing ------------------------------------------------------------------------
 
@@ -470,28 +614,29 @@ class socket(_KSocket):
     def _wiz_h(self):
         return self._wiz_handle or _handle()
 
-    def _wiz_sync_blocking(self):
-        # the swapped-in descriptor carries its own O_NONBLOCK; match the timeout mode
-        _KSocket.settimeout(self, _KSocket.gettimeout(self))
-
-    @staticmethod
-    def _wiz_pair(sock_type):
-        """A fresh AF_UNIX pair with small buffers (so blocking and timeouts track the
-        UART): (the end that becomes ours, the pump's end)."""
-        mine, theirs = _orig.socketpair(_stdsocket.AF_UNIX, sock_type)
-        for s in (mine, theirs):
-            s.setsockopt(SOL_SOCKET, _stdsocket.SO_SNDBUF, PAIR_BUFFER)
-            s.setsockopt(SOL_SOCKET, _stdsocket.SO_RCVBUF, PAIR_BUFFER)
-        return mine, theirs
-
-    def _wiz_install(self, conn, mine):
-        os.dup2(mine.fileno(), self.fileno(), inheritable=False)
-        mine.close()
+    def _wiz_attach(self, conn):
+        """The other end of our pair, for the pump that serves ``conn`` from now on."""
+        peer = self._wiz_peer
+        if peer is None or self.fileno() < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        self._wiz_peer = None
         st = os.fstat(self.fileno())
         conn.user_id = (st.st_dev, st.st_ino)
         conn.user_fd = self.fileno()
         self._wiz = conn
-        self._wiz_sync_blocking()
+        return peer
+
+    def _wiz_prefill(self):
+        """Fill the pump's receive queue, so that our end turns writable only when the
+        pump drains it (a non-blocking connect completing, for asyncio/trio/selectors)."""
+        junk = 0
+        block = b"\0" * 1024
+        try:
+            while True:
+                junk += _KSocket.send(self, block, _stdsocket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        return junk
 
     def _wiz_resolve(self, host, handle):
         ip = _ipv4_literal(host)
@@ -500,6 +645,21 @@ class socket(_KSocket):
         if _is_ipv6_literal(host):
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
         return _resolve_name(host, handle)
+
+    def _wiz_kernel_socket(self):
+        """The kernel socket a relay serves: the one bound earlier, or a new one with the
+        options set so far."""
+        ks = self._wiz_ksock
+        if ks is not None:
+            self._wiz_ksock = None
+            return ks
+        ks = _orig.socket(AF_INET, self.type, self.proto)
+        for args in self._wiz_opts:
+            try:
+                _KSocket.setsockopt(ks, *args)
+            except OSError:
+                pass
+        return ks
 
     # -- connect ------------------------------------------------------------------------
 
@@ -525,11 +685,16 @@ class socket(_KSocket):
             if ex:
                 return err.errno or errno.EIO
             raise err
+        if self._wiz_server is not None:
+            err = OSError(errno.EISCONN, os.strerror(errno.EISCONN))
+            if ex:
+                return err.errno
+            raise err
         host, port = _address(address, "connect")
         try:
             ip = _ipv4_literal(host)
-            if ip is not None and _is_loopback(ip) and _kernel_listening(port):
-                handle = None      # a listener of this very process: stay on the kernel
+            if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
+                handle = None      # bound to loopback, or a listener of this very process
             else:
                 handle = self._wiz_h()
                 if ip is None:
@@ -537,8 +702,7 @@ class socket(_KSocket):
                 if not _route_to_module(ip, port, self.type, handle):
                     handle = None
             if handle is None:
-                self._wiz_kernel = True
-                return _KSocket.connect_ex(self, (ip, port)) if ex else _KSocket.connect(self, (ip, port))
+                return self._wiz_relay_connect((ip, port), ex)
             if self.type == SOCK_DGRAM:
                 return self._wiz_udp_connect((ip, port), ex)
             return self._wiz_tcp_connect(handle, ip, port, ex)
@@ -546,6 +710,42 @@ class socket(_KSocket):
             if ex and not isinstance(e, _stdsocket.gaierror):
                 return e.errno or errno.EIO
             raise
+
+    def _wiz_relay_connect(self, addr, ex):
+        """A connection kept on the host's kernel, relayed to our end of the pair."""
+        ks = self._wiz_kernel_socket()
+        kind = "UDP" if self.type == SOCK_DGRAM else "TCP"
+        conn = _pump.Conn(None, kind, addr)
+        conn.relay = ks
+        try:
+            if kind == "UDP":
+                _KSocket.connect(ks, addr)
+                conn.udp_peer = addr
+            else:
+                timeout = self.gettimeout()
+                if timeout == 0.0:
+                    ks.setblocking(False)
+                    err = ks.connect_ex(addr)
+                    if err not in (0, errno.EINPROGRESS):
+                        raise OSError(err, os.strerror(err))
+                    junk = self._wiz_prefill()
+                    peer = self._wiz_attach(conn)
+                    _pump.relay_spawn(_pump.relay_stream, conn, peer, ks, junk)
+                    if ex:
+                        return errno.EINPROGRESS
+                    raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+                ks.settimeout(timeout)
+                _KSocket.connect(ks, addr)
+        except BaseException:
+            if conn.user_fd < 0:
+                ks.close()
+            raise
+        conn.state = "connected"
+        conn.local = ks.getsockname()
+        peer = self._wiz_attach(conn)
+        fn = _pump.relay_dgram if kind == "UDP" else _pump.relay_stream
+        _pump.relay_spawn(fn, conn, peer, ks)
+        return 0
 
     def _wiz_open_fn(self, handle, ip, port):
         aio = handle.aio
@@ -559,22 +759,22 @@ class socket(_KSocket):
 
     def _wiz_tcp_connect(self, handle, ip, port, ex):
         timeout = self.gettimeout()
-        conn = _pump.Conn(handle, "SSL" if self._wiz_tls else "TCP", (ip, port))
+        kind = "SSL" if self._wiz_tls else "TCP"
+        conn = _pump.Conn(handle, kind, (ip, port))
         open_fn = self._wiz_open_fn(handle, ip, port)
+        aio = handle.aio
         if timeout == 0.0:
-            # non-blocking: the descriptor is swapped now, pre-filled so that it turns
-            # writable only when the pump has the link up (asyncio, trio, selectors).
-            mine, theirs = self._wiz_pair(SOCK_STREAM)
-            mine.setblocking(False)
-            junk = 0
-            block = b"\0" * 1024
-            try:
-                while True:
-                    junk += mine.send(block)
-            except BlockingIOError:
-                pass
-            self._wiz_install(conn, mine)
-            handle.spawn(_pump.pump_stream, conn, theirs, open_fn, junk)
+            # non-blocking: pre-fill the pair so that our end turns writable only when
+            # the pump has the link up (asyncio, trio, selectors); the wait for a free
+            # link happens there too
+            junk = self._wiz_prefill()
+            peer = self._wiz_attach(conn)
+
+            async def open_nonblocking():
+                reservation = await _reserve(aio, kind, _link_wait(None))
+                with reservation:
+                    return await open_fn()
+            handle.spawn(_pump.pump_stream, conn, peer, open_nonblocking, junk)
             if ex:
                 return errno.EINPROGRESS
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
@@ -582,7 +782,7 @@ class socket(_KSocket):
         box = {}
 
         async def open_blocking():
-            return await _open_within(open_fn, timeout, box)
+            return await _open_within(open_fn, timeout, box, aio, kind)
 
         try:
             link = handle.call(open_blocking)
@@ -592,17 +792,7 @@ class socket(_KSocket):
             if "link" in box:
                 handle.spawn(_pump._close_link, box["link"])
             raise
-        conn.link = link
-        conn.local = getattr(link, "local", None)
-        conn.state = "connected"
-        mine, theirs = self._wiz_pair(SOCK_STREAM)
-        try:
-            self._wiz_install(conn, mine)
-        except BaseException:
-            theirs.close()
-            handle.spawn(_pump._close_link, link)
-            raise
-        handle.spawn(_pump.pump_stream, conn, theirs)
+        self._wiz_start(handle, conn, link, _pump.pump_stream)
         return 0
 
     # -- UDP ------------------------------------------------------------------------------
@@ -616,20 +806,34 @@ class socket(_KSocket):
             kw = {"mode": 0 if connected else 2}
             if local_port:
                 kw["local_port"] = local_port
-            return await aio.net.open_udp(ip, port, **kw)
+            box = {}
+            return await _open_within(lambda: aio.net.open_udp(ip, port, **kw), None, box, aio, "UDP")
 
         link = handle.call(open_udp)
         conn = _pump.Conn(handle, "UDP", (ip, port))
-        conn.link = link
-        conn.local = getattr(link, "local", None)
-        conn.state = "connected"
-        mine, theirs = self._wiz_pair(_stdsocket.SOCK_SEQPACKET)
-        self._wiz_install(conn, mine)
-        handle.spawn(_pump.pump_dgram, conn, theirs)
+        self._wiz_start(handle, conn, link, _pump.pump_dgram)
         return conn
+
+    def _wiz_start(self, handle, conn, link, pump):
+        """``conn`` is up on ``link``: hand our pair's other end to its pump."""
+        conn.link = link
+        conn.local = getattr(link, "local", None) or conn.local
+        conn.state = "connected"
+        try:
+            peer = self._wiz_attach(conn)
+        except BaseException:
+            handle.spawn(_pump._close_link, link)
+            raise
+        handle.spawn(pump, conn, peer)
 
     def _wiz_udp_connect(self, address, ex):
         host, port = _address(address, "connect")
+        conn = self._wiz
+        if conn is not None and conn.relay is not None:
+            ip = _ipv4_literal(host) or self._wiz_resolve(host, self._wiz_h())
+            _KSocket.connect(conn.relay, (ip, port))
+            conn.udp_peer = (ip, port)
+            return 0
         ip = self._wiz_resolve(host, self._wiz_h())
         if self._wiz is None:
             self._wiz_udp_open(ip, port, True)
@@ -638,26 +842,52 @@ class socket(_KSocket):
 
     def _wiz_udp_dest(self, address):
         host, port = _address(address, "sendto")
+        ip = _ipv4_literal(host)
+        if ip is not None:
+            return ip, port
         return self._wiz_resolve(host, self._wiz_h()), port
+
+    def _wiz_udp_relay(self):
+        """A datagram socket kept on the kernel (loopback bind or destination)."""
+        ks = self._wiz_kernel_socket()
+        conn = _pump.Conn(None, "UDP", None)
+        conn.relay = ks
+        conn.state = "connected"
+        try:
+            if ks.getsockname()[1] == 0:
+                ks.bind(("0.0.0.0", 0))
+            conn.local = ks.getsockname()
+            peer = self._wiz_attach(conn)
+        except BaseException:
+            ks.close()
+            raise
+        _pump.relay_spawn(_pump.relay_dgram, conn, peer, ks)
+        return conn
 
     def sendto(self, data, flags_or_addr, addr=None):
         if addr is None:
             flags, addr = 0, flags_or_addr
         else:
             flags = flags_or_addr
-        if self._wiz_kernel or (self._wiz is None and self.type != SOCK_DGRAM):
+        if self._wiz_kernel:
             return _KSocket.sendto(self, data, flags, addr)
         if self.type != SOCK_DGRAM:
-            raise OSError(errno.EISCONN, os.strerror(errno.EISCONN))
+            code = errno.EISCONN if self._wiz is not None else errno.ENOTCONN
+            raise OSError(code, os.strerror(code))
         if self._wiz is None:
             host, port = _address(addr, "sendto")
-            handle = self._wiz_h()
-            ip = self._wiz_resolve(host, handle)
-            if not _route_to_module(ip, port, SOCK_DGRAM, handle):
-                self._wiz_kernel = True
-                return _KSocket.sendto(self, data, flags, (ip, port))
-            self._wiz_udp_open(ip, port, False)
-            dest = (ip, port)
+            ip = _ipv4_literal(host)
+            if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
+                self._wiz_udp_relay()
+            else:
+                handle = self._wiz_h()
+                if ip is None:
+                    ip = self._wiz_resolve(host, handle)
+                if _route_to_module(ip, port, SOCK_DGRAM, handle):
+                    self._wiz_udp_open(ip, port, False)
+                else:
+                    self._wiz_udp_relay()
+            dest = (ip, port) if ip is not None else self._wiz_udp_dest(addr)
         else:
             dest = self._wiz_udp_dest(addr)
         payload = memoryview(data).tobytes()
@@ -674,6 +904,8 @@ class socket(_KSocket):
             payload = memoryview(data).tobytes()
             _KSocket.send(self, _pump.pack_addr(peer) + payload, flags)
             return len(payload)
+        if w is None and not self._wiz_kernel:
+            self._wiz_not_connected()
         return _KSocket.send(self, data, flags)
 
     def sendall(self, data, flags=0):
@@ -681,19 +913,32 @@ class socket(_KSocket):
         if w is not None and w.kind == "UDP":
             self.send(data, flags)
             return None
+        if w is None and not self._wiz_kernel:
+            self._wiz_not_connected()
         return _KSocket.sendall(self, data, flags)
+
+    def _wiz_not_connected(self):
+        # what the kernel answers for a socket that was never connected
+        code = errno.EDESTADDRREQ if self.type == SOCK_DGRAM else errno.EPIPE
+        raise OSError(code, os.strerror(code))
 
     def recvfrom(self, bufsize, flags=0):
         w = self._wiz
         if w is not None and w.kind == "UDP":
             frame = _KSocket.recv(self, bufsize + _pump.ADDR_LEN, flags)
             return frame[_pump.ADDR_LEN:], _pump.unpack_addr(frame)
-        return _KSocket.recvfrom(self, bufsize, flags)
+        if w is None and not self._wiz_kernel and self.type == SOCK_STREAM:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        if self._wiz_kernel:
+            return _KSocket.recvfrom(self, bufsize, flags)
+        return _KSocket.recv(self, bufsize, flags), None   # a TCP peer's address is not reported
 
     def recv(self, bufsize, flags=0):
         w = self._wiz
         if w is not None and w.kind == "UDP":
             return self.recvfrom(bufsize, flags)[0]
+        if w is None and not self._wiz_kernel and self.type == SOCK_STREAM:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.recv(self, bufsize, flags)
 
     def recvfrom_into(self, buffer, nbytes=0, flags=0):
@@ -704,12 +949,16 @@ class socket(_KSocket):
             data, addr = self.recvfrom(n, flags)
             view[:len(data)] = data
             return len(data), addr
-        return _KSocket.recvfrom_into(self, buffer, nbytes, flags)
+        if self._wiz_kernel:
+            return _KSocket.recvfrom_into(self, buffer, nbytes, flags)
+        return self.recv_into(buffer, nbytes, flags), None
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         w = self._wiz
         if w is not None and w.kind == "UDP":
             return self.recvfrom_into(buffer, nbytes, flags)[0]
+        if w is None and not self._wiz_kernel and self.type == SOCK_STREAM:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.recv_into(self, buffer, nbytes, flags)
 
     # -- servers --------------------------------------------------------------------------
@@ -721,15 +970,24 @@ class socket(_KSocket):
         ip = _ipv4_literal(host) if host else "0.0.0.0"
         if ip is None:
             ip = gethostbyname(host)
-        if _is_loopback(ip) or not (self._wiz_handle or _default_handle):
-            # host-local: a kernel socket (paho's wake-up pair, local servers)
-            self._wiz_kernel = True
-            return _KSocket.bind(self, (ip, port))
-        if self._wiz_bound is not None or self._wiz is not None:
+        if self._wiz_bound is not None or self._wiz is not None or self._wiz_ksock is not None \
+                or self._wiz_server is not None:
             raise OSError(errno.EINVAL, "Invalid argument")
+        if _is_loopback(ip) or not (self._wiz_handle or _default_handle):
+            # host-local: served by a kernel socket (paho's wake-up pair, local servers)
+            ks = self._wiz_kernel_socket()
+            try:
+                ks.bind((ip, port))
+            except BaseException:
+                ks.close()
+                raise
+            self._wiz_ksock = ks
+            if self.type == SOCK_DGRAM:
+                self._wiz_udp_relay()   # a datagram socket receives from its bind on
+            return None
         if self.type == SOCK_DGRAM:
             # a datagram socket receives from its bind on: open the module's UDP link now
-            # (mode 2: any sender), so the descriptor asyncio/selectors watch is final
+            # (mode 2: any sender)
             self._wiz_bound = (ip, port or random.randint(49152, 65535))
             self._wiz_udp_open("0.0.0.0", 0, False)
             return None
@@ -737,16 +995,34 @@ class socket(_KSocket):
         return None
 
     def listen(self, backlog=128):
-        if self._wiz_kernel or self._wiz_bound is None:
-            if not self._wiz_kernel and self._wiz_bound is None:
-                self._wiz_kernel = True  # listening on an ephemeral kernel port
+        if self._wiz_kernel:
             _KSocket.listen(self, backlog)
             _note_kernel_listener(self)
             return None
         if self._wiz_server is not None:
             return None
-        if self.type != SOCK_STREAM:
-            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        if self.type != SOCK_STREAM or self._wiz is not None:
+            raise OSError(errno.EOPNOTSUPP if self.type != SOCK_STREAM else errno.EINVAL,
+                          "Operation not supported" if self.type != SOCK_STREAM else "Invalid argument")
+        queue = collections.deque()
+        if self._wiz_bound is None:
+            # bound to loopback, or never bound (an ephemeral port, as the kernel picks):
+            # a kernel listener whose connections are accepted as plain kernel sockets
+            ks = self._wiz_kernel_socket()
+            try:
+                ks.listen(backlog)
+            except BaseException:
+                ks.close()
+                raise
+            conn = _pump.Conn(None, "SERVER", None)
+            conn.relay = ks
+            conn.state = "listening"
+            conn.local = ks.getsockname()
+            peer = self._wiz_attach(conn)
+            self._wiz, self._wiz_server = None, (conn, queue)
+            _note_kernel_listener(self)
+            _pump.relay_spawn(_pump.relay_listener, conn, peer, ks, queue)
+            return None
         handle = self._wiz_h()
         aio = handle.aio
         port = self._wiz_bound[1]
@@ -760,35 +1036,43 @@ class socket(_KSocket):
         conn = _pump.Conn(handle, "SERVER", None)
         conn.state = "listening"
         conn.local = (self._wiz_bound[0], port)
-        queue = collections.deque()
-        mine, theirs = self._wiz_pair(SOCK_STREAM)
-        os.dup2(mine.fileno(), self.fileno(), inheritable=False)
-        mine.close()
-        self._wiz_sync_blocking()
-        self._wiz_server = (conn, queue)
-        handle.spawn(_pump.pump_listener, conn, theirs, server, queue)
+        peer = self._wiz_attach(conn)
+        self._wiz, self._wiz_server = None, (conn, queue)
+        handle.spawn(_pump.pump_listener, conn, peer, server, queue)
         return None
 
     def accept(self):
         if self._wiz_server is None:
-            return super().accept()
+            if self._wiz_kernel:
+                return super().accept()
+            raise OSError(errno.EINVAL, "Invalid argument")
         conn, queue = self._wiz_server
         if conn.state == "failed" and not queue:
             raise conn.error
         data = _KSocket.recv(self, 1)   # honours timeout / non-blocking mode natively
         if not data:
             raise conn.error or OSError(errno.EINVAL, "Invalid argument")
-        link = queue.popleft()
+        item = queue.popleft()
+        if conn.relay is not None:
+            fd, addr = item
+            new = socket(AF_INET, SOCK_STREAM, 0, fileno=fd)   # a plain kernel socket
+            if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
+                new.setblocking(True)
+            return new, addr
+        link = item
         handle = conn.module
-        new = socket(AF_INET, SOCK_STREAM)
+        _ADOPT.pair = True
+        try:
+            new = socket(AF_INET, SOCK_STREAM)
+        finally:
+            _ADOPT.pair = False
         new._wiz_handle = handle
-        c = _pump.Conn(handle, "TCP", tuple(link.remote) if link.remote else None)
-        c.link = link
-        c.local = getattr(link, "local", None) or conn.local
-        c.state = "connected"
-        mine, theirs = new._wiz_pair(SOCK_STREAM)
-        new._wiz_install(c, mine)
-        handle.spawn(_pump.pump_stream, c, theirs)
+        # the module did not say who called (a link already gone when asked): an address
+        # all the same, as callers of accept() unpack and print it
+        remote = tuple(link.remote) if link.remote else ("0.0.0.0", 0)
+        c = _pump.Conn(handle, "TCP", remote)
+        c.local = conn.local
+        new._wiz_start(handle, c, link, _pump.pump_stream)
         if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
             new.setblocking(True)
         return new, c.remote
@@ -796,9 +1080,11 @@ class socket(_KSocket):
     # -- describing the connection ------------------------------------------------------
 
     def getpeername(self):
-        conn = self._wiz
-        if conn is None or self._wiz_server is not None:
+        if self._wiz_kernel:
             return _KSocket.getpeername(self)
+        conn = self._wiz
+        if conn is None:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         if conn.kind == "UDP":
             peer = getattr(conn, "udp_peer", None)
             if peer is None:
@@ -809,51 +1095,77 @@ class socket(_KSocket):
         return conn.remote
 
     def getsockname(self):
+        if self._wiz_kernel:
+            return _KSocket.getsockname(self)
         if self._wiz_server is not None:
             return self._wiz_server[0].local
         conn = self._wiz
         if conn is None:
-            if self._wiz_bound is not None:
-                return self._wiz_bound
-            return _KSocket.getsockname(self)
+            if self._wiz_ksock is not None:
+                return self._wiz_ksock.getsockname()
+            return self._wiz_bound or ("0.0.0.0", 0)
+        if conn.relay is not None:
+            try:
+                return conn.relay.getsockname()
+            except OSError:
+                pass
         local = conn.local or self._wiz_bound
         if local:
             return tuple(local)
         return ("0.0.0.0", 0)
 
     def getsockopt(self, level, optname, buflen=None):
+        if self._wiz_kernel:
+            if buflen is None:
+                return _KSocket.getsockopt(self, level, optname)
+            return _KSocket.getsockopt(self, level, optname, buflen)
         conn = self._wiz
-        if conn is not None and buflen is None:
-            if level == SOL_SOCKET and optname == _stdsocket.SO_ERROR:
-                if conn.error is not None and not conn.so_error_reported:
+        if buflen is None and level == SOL_SOCKET:
+            if optname == _stdsocket.SO_ERROR:
+                if conn is not None and conn.error is not None and not conn.so_error_reported:
                     conn.so_error_reported = True
+                    if isinstance(conn.error, _LinkLimitError):
+                        # the errno alone would lose the point (the module's five-link
+                        # limit): asyncio and trio re-raise what this raises
+                        raise conn.error
                     return conn.error.errno or errno.EIO
                 return 0
-            if level == SOL_SOCKET and optname == _stdsocket.SO_TYPE:
+            if optname == _stdsocket.SO_TYPE:
                 return self.type
-            if level == SOL_SOCKET and optname == _stdsocket.SO_DOMAIN:
+            if optname == getattr(_stdsocket, "SO_DOMAIN", -1):
                 return AF_INET
-            if level == SOL_SOCKET and optname == _stdsocket.SO_PROTOCOL:
-                return self.proto
-            if level == IPPROTO_TCP:
-                return 1 if optname == _stdsocket.TCP_NODELAY else 0
-        if buflen is None:
-            return _KSocket.getsockopt(self, level, optname)
-        return _KSocket.getsockopt(self, level, optname, buflen)
+            if optname == getattr(_stdsocket, "SO_PROTOCOL", -1):
+                return self.proto or (_stdsocket.IPPROTO_TCP if self.type == SOCK_STREAM else _stdsocket.IPPROTO_UDP)
+            if optname == _stdsocket.SO_ACCEPTCONN:
+                return 1 if self._wiz_server is not None else 0
+        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
+        if ks is not None and ks.fileno() >= 0:
+            return ks.getsockopt(level, optname) if buflen is None else ks.getsockopt(level, optname, buflen)
+        if buflen is None and level == IPPROTO_TCP:
+            return 1 if optname == _stdsocket.TCP_NODELAY else 0
+        try:
+            if buflen is None:
+                return _KSocket.getsockopt(self, level, optname)
+            return _KSocket.getsockopt(self, level, optname, buflen)
+        except OSError:
+            if buflen is None:
+                return 0
+            raise
 
     def setsockopt(self, level, optname, value, optlen=None):
         args = (level, optname, value) if optlen is None else (level, optname, value, optlen)
-        if self._wiz_routed:
-            # TCP options (nodelay, keepalive, ...) mean nothing on the pair; never raise
-            try:
-                return _KSocket.setsockopt(self, *args)
-            except OSError:
-                return None
+        if self._wiz_kernel:
+            return _KSocket.setsockopt(self, *args)
+        conn = self._wiz
+        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
+        if ks is not None and ks.fileno() >= 0:
+            return _KSocket.setsockopt(ks, *args)
+        self._wiz_opts.append(args)
+        # TCP/IP options mean nothing on the pair (the module has its own stack): never
+        # raise; socket-level ones (buffer sizes) do apply to our end
         try:
             return _KSocket.setsockopt(self, *args)
         except OSError:
-            if self._wiz_kernel or level not in (IPPROTO_TCP, SOL_SOCKET):
-                raise
             return None
 
     def shutdown(self, how):
@@ -863,15 +1175,28 @@ class socket(_KSocket):
                 conn.shut_wr = True
             if how in (_stdsocket.SHUT_RD, _stdsocket.SHUT_RDWR):
                 conn.shut_rd = True
+        elif not self._wiz_kernel and self._wiz_server is None:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.shutdown(self, how)
 
     def _real_close(self, *args):
         server = self._wiz_server
+        conn = self._wiz
+        leftovers = (self._wiz_peer, self._wiz_ksock)
+        self._wiz_peer = self._wiz_ksock = None
         super()._real_close(*args)
-        if server is not None and not trio.lowlevel.in_trio_task():
+        for s in leftovers:
+            if s is not None:
+                s.close()
+        if trio.lowlevel.in_trio_task():
+            return
+        if server is not None:
             # like the kernel, closing a listening socket frees its port at once: wait
-            # (briefly) for AT+CIPSERVER=0, so the next listen() finds the server free
+            # (briefly) for AT+CIPSERVER=0 / the kernel listener's close, so the next
+            # bind()/listen() finds the port free
             server[0].finished.wait(5)
+        elif conn is not None and conn.relay is not None:
+            conn.finished.wait(2)     # the relayed kernel socket (and its port) is closed
 
     def dup(self):
         new = super().dup()
@@ -885,11 +1210,9 @@ class socket(_KSocket):
 SocketType = socket
 
 
-_ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped
-
-
-def _adopt(new, old):
-    """Carry the routing state of ``old`` over to ``new`` (same descriptor; ssl wrapping)."""
+def _adopt(new, old, take=False):
+    """Carry the routing state of ``old`` over to ``new`` (same descriptor).  ``take``
+    (ssl wrapping, where ``old`` is detached) also hands over what ``old`` owns."""
     if isinstance(old, socket):
         new._wiz = old._wiz
         new._wiz_handle = old._wiz_handle
@@ -898,3 +1221,7 @@ def _adopt(new, old):
         new._wiz_kernel = old._wiz_kernel
         new._wiz_tls = old._wiz_tls
         new._wiz_tls_hostname = old._wiz_tls_hostname
+        new._wiz_opts = list(old._wiz_opts)
+        if take:
+            new._wiz_peer, old._wiz_peer = old._wiz_peer, None
+            new._wiz_ksock, old._wiz_ksock = old._wiz_ksock, None

@@ -8,6 +8,7 @@ for commands that only answer OK); failures raise ``wizsock.errors``.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from dataclasses import dataclass
@@ -347,6 +348,33 @@ class Wifi(_Group):
 
 
 # ============================================================================ TCP/IP
+_RESERVATION: contextvars.ContextVar = contextvars.ContextVar("wizsock_link_reservation", default=None)
+
+
+class LinkReservation:
+    """A link id held for one open (see :meth:`Net.reserve_link`)."""
+
+    def __init__(self, engine, lid: int):
+        self.engine = engine
+        self.lid = lid
+        self.used = False
+        self._token = None
+
+    def __enter__(self) -> "LinkReservation":
+        self._token = _RESERVATION.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _RESERVATION.reset(self._token)
+        self.release()
+
+    def release(self) -> None:
+        """Give the id back if no open used it."""
+        if not self.used:
+            self.used = True
+            self.engine.release_id(self.lid)
+
+
 class Net(_Group):
     """TCP/IP commands (spec 3.3.1-3.3.28) and links."""
 
@@ -373,10 +401,25 @@ class Net(_Group):
             raise E.ResolveError(f"cannot resolve {name!r}: no address in {resp.lines()}")
         return ip
 
+    async def reserve_link(self, kind: str = "TCP", wait: Optional[float] = None) -> "LinkReservation":
+        """Wait, first come first served, up to ``wait`` seconds (None: no limit) for a
+        free link and hold it for the next open: ``with await net.reserve_link(w) as r:
+        await net.open_tcp(...)`` (the open inside the block, in the same task, uses it;
+        leaving the block gives back an unused one).  Raises LinkLimitError naming the
+        five-link limit when none frees in time.  Cancellable."""
+        lid = await self._e.reserve_id(kind, wait)
+        return LinkReservation(self._e, lid)
+
     async def _open(self, kind, host, port, timeout=None, _reclaim=True, **extra) -> Link:
         e = self._e
         await e.wait_usable(10.0)
-        lid = e._alloc_id(kind)
+        res = _RESERVATION.get()
+        if res is not None and res.engine is e and not res.used:
+            res.used = True
+            lid = res.lid
+            e.take_reserved(lid)
+        else:
+            lid = e._alloc_id(kind)
         gen = e._new_generation(lid)
         link = Link(e, lid, gen, kind, remote=(str(host), int(port)))
         e._links[lid] = link

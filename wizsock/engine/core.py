@@ -287,6 +287,9 @@ class Engine:
         from .links import Link, Server  # noqa: F401  (cycle-free import)
         self._links: Dict[int, Any] = {}
         self._generations = [0] * MAX_LINKS
+        # the link scheduler: ids handed to waiters (FIFO) but not yet opened
+        self._reserved: set = set()
+        self._id_waiters: deque = deque()
         self._server = None
         self._tx_wakeup = trio.Event()
         self._rr = 0
@@ -1325,6 +1328,7 @@ class Engine:
     def _free(self, link):
         if self._links.get(link.id) is link:
             del self._links[link.id]
+        self._grant_ids()
 
     def _on_sendbuf_ack(self, ev):
         lid = ev.link if self.mux else 0
@@ -1383,15 +1387,95 @@ class Engine:
 
     # ------------------------------------------------------------------ links: allocation
     def _alloc_id(self, kind):
+        """A free id now, or LinkLimitError.  Waiters queued for a link come first:
+        free ids are handed to them as they appear (_grant_ids), so none is free while
+        anyone waits."""
+        self._check_ssl_limit(kind)
+        lid = None if self._id_waiters else self._free_id()
+        if lid is None:
+            raise E.LinkLimitError(self._limit_message())
+        return lid
+
+    def _limit_message(self, waited=None):
+        held = sorted(self._links)
+        msg = (f"{self.name}: all {MAX_LINKS} links are in use (the WizFi360 carries at most "
+               f"{MAX_LINKS} connections at once; held: {held}")
+        if self._id_waiters:
+            msg += f"; {len(self._id_waiters)} connect(s) waiting"
+        msg += ")"
+        if waited is not None:
+            msg += f"; no link was freed within {waited:g} s"
+        return msg
+
+    def _check_ssl_limit(self, kind):
         if kind == "SSL" and any(l.kind == "SSL" for l in self._links.values()):
             raise E.LinkLimitError(f"{self.name}: the module carries one SSL link at most "
                                    f"(link {next(l.id for l in self._links.values() if l.kind == 'SSL')} is SSL)")
+
+    def _free_id(self):
         # from the top: the module numbers server connections from 0
         for lid in range(MAX_LINKS - 1, -1, -1):
-            if lid not in self._links:
+            if lid not in self._links and lid not in self._reserved:
                 return lid
-        raise E.LinkLimitError(f"{self.name}: all {MAX_LINKS} links are in use "
-                               f"({sorted(self._links)})")
+        return None
+
+    def _grant_ids(self):
+        """Hand free ids to waiting connects, first come first served."""
+        while self._id_waiters:
+            lid = self._free_id()
+            if lid is None:
+                return
+            waiter = self._id_waiters.popleft()
+            self._reserved.add(lid)
+            waiter["lid"] = lid
+            waiter["event"].set()
+
+    async def reserve_id(self, kind, wait):
+        """Wait (FIFO, at most ``wait`` seconds; None: no limit) for a free link id and
+        reserve it; the caller must hand it to :meth:`take_reserved` or
+        :meth:`release_id`.  Cancellable: a cancelled waiter leaves no reservation."""
+        self._check_ssl_limit(kind)
+        if not self._id_waiters:
+            lid = self._free_id()
+            if lid is not None:
+                self._reserved.add(lid)
+                return lid
+        if wait is not None and wait <= 0:
+            raise E.LinkLimitError(self._limit_message())
+        waiter = {"lid": None, "event": trio.Event()}
+        self._id_waiters.append(waiter)
+        try:
+            with trio.move_on_after(float("inf") if wait is None else wait):
+                while waiter["lid"] is None:
+                    # links cleared by a reset or shutdown free ids without _free: look again
+                    self._grant_ids()
+                    with trio.move_on_after(0.5):
+                        await waiter["event"].wait()
+        except BaseException:
+            self._drop_waiter(waiter)
+            raise
+        if waiter["lid"] is None:
+            self._drop_waiter(waiter)
+            raise E.LinkLimitError(self._limit_message(waited=wait))
+        return waiter["lid"]
+
+    def _drop_waiter(self, waiter):
+        try:
+            self._id_waiters.remove(waiter)
+        except ValueError:
+            pass
+        if waiter["lid"] is not None:
+            self.release_id(waiter["lid"])
+
+    def take_reserved(self, lid):
+        """The reserved id becomes a link's (the caller puts it in _links at once)."""
+        self._reserved.discard(lid)
+
+    def release_id(self, lid):
+        """Give back a reservation that was not used."""
+        if lid in self._reserved:
+            self._reserved.discard(lid)
+            self._grant_ids()
 
     def _new_generation(self, lid):
         self._generations[lid] += 1

@@ -237,6 +237,11 @@ class Link:
     def buffered(self):
         return self._rx_bytes
 
+    @property
+    def unsent(self) -> int:
+        """Bytes queued for sending or sent but not yet acknowledged by the remote."""
+        return len(self._tx) + self._inflight
+
     # ------------------------------------------------------------------ sending
     async def send(self, data):
         """Send all of ``data``; returns when the module has taken it.
