@@ -140,7 +140,14 @@ def check_response(name: str, form: str, data: bytes, mask: Optional[int]) -> No
         return
     for line in lines:
         assert isinstance(P.redact(line, name), bytes)
-    rec2 = spec.parse_response(form, _events(b"\r\n".join(lines)), **opts)
+    events = _events(b"\r\n".join(lines))
+    if P.lines_of(events) != [line.decode("utf-8", "surrogateescape") for line in lines]:
+        # The framer reads a formatted line as another event (a bare AT+MQTTSET?
+        # line whose client id holds " -> " is a subscription): the module's own
+        # ambiguity, which the host cannot resolve either.  Found by this harness;
+        # see docs/fuzzing.md.
+        return
+    rec2 = spec.parse_response(form, events, **opts)
     assert rec2 == rec, (name, form, rec, lines, rec2)
     secrets = _secret_fields(spec, form, rec)
     if secrets:
