@@ -56,9 +56,13 @@ def _response_lines() -> List[Tuple[str, bytes]]:
     return out
 
 
+# Issue 8 finding 3: max_line 2, then "+", "IPD", and a 255-byte line.
+ISSUE_8 = bytes([1, 0, 0, 0, 1]) + b"+" + bytes([0, 3]) + b"IPD" + bytes([0, 254]) + b"A" * 253 + b"\n"
+
+
 def framer_seeds() -> Iterable[bytes]:
     def enc(ml: int, mi: int, chunks: List[Tuple[int, bytes]]) -> bytes:
-        out = bytes([ml, mi])
+        out = bytes([ml, 0, mi])  # max_line index; max_ipd: a byte < 0xF0, then its index
         for kind, c in chunks:
             while c:
                 part, c = c[:200], c[200:]
@@ -69,9 +73,9 @@ def framer_seeds() -> Iterable[bytes]:
         yield enc(i % 9, i % 6, [(i % 8, s[:7]), ((i + 1) % 8, s[7:])])
         yield enc(1, 0, [(0, bytes([b])) for b in s[:40]])
     # raw_on_prompt then reset; raw toggles; issue 8: "+", "IPD", a long line with max_line 1
-    yield bytes([15, 8, 28, 1, 0, 9]) + b"OK\r\n> abc" + bytes([0, 3]) + b"def" + bytes([30, 0, 4]) + b"OK\r\n"
-    yield bytes([15, 8, 25, 1, 0, 3]) + b"+++" + bytes([25, 0, 0, 4]) + b"OK\r\n"
-    yield bytes([1, 0, 0, 1]) + b"+" + bytes([0, 3]) + b"IPD" + bytes([0, 255, 0x10, 0x27]) + b"A" * 255 + b"\n"
+    yield bytes([15, 0, 8, 28, 1, 0, 9]) + b"OK\r\n> abc" + bytes([0, 3]) + b"def" + bytes([30, 0, 4]) + b"OK\r\n"
+    yield bytes([15, 0, 8, 25, 1, 0, 3]) + b"+++" + bytes([25, 0, 0, 4]) + b"OK\r\n"
+    yield ISSUE_8
     yield bytes([0xFF, 3, 1])
 
 

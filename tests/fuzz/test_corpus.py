@@ -24,7 +24,8 @@ HARNESSES = ("framer", "codec", "emulator")
 def _load(name):
     if str(FUZZ) not in sys.path:
         sys.path.insert(0, str(FUZZ))
-    spec = importlib.util.spec_from_file_location(f"{name}_fuzz", FUZZ / f"{name}_fuzz.py")
+    path = FUZZ / (f"{name}_fuzz.py" if name in HARNESSES else f"{name}.py")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -76,8 +77,9 @@ def test_the_harness_checks_what_issue_8_broke():
     # a line longer than max_line (the harness's bounds check) and the compiled
     # framer overran its buffer (the sanitizer build, scripts/fuzz).
     framer = _load("framer")
-    repro = bytes([1, 0, 0, 1]) + b"+" + bytes([0, 3]) + b"IPD" + bytes([0, 255, 0x10, 0x27]) + b"A" * 255 + b"\n"
-    framer.run(repro, compiled_module(), PURE_MODULE)
+    seeds = _load("seeds")
+    assert seeds.ISSUE_8.endswith(b"A" * 253 + b"\n")
+    framer.run(seeds.ISSUE_8, compiled_module(), PURE_MODULE)
     with pytest.raises(AssertionError):
         framer.check_bounds([PURE_MODULE.Garbage(b"+IPDAAA", "line too long")], 2, 8192, 48, 1)
     with pytest.raises(AssertionError):
