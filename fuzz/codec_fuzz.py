@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzz harness for the codec (wizsock.protocol), the host's and the emulator's one grammar.
 
 One input picks a mode (fuzz/_reader.py decodes it) and checks properties, not

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzz harness for the emulator's command-line path: parser and dispatch.
 
 One input is up to 8 host lines (split at LF).  Each line goes through the

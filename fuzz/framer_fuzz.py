@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Differential fuzz harness: the compiled framer against its pure-Python twin.
 
 One input is a script of operations decoded by fuzz/_reader.py: the two
