@@ -28,7 +28,7 @@ from libc.string cimport memchr, memcmp, memcpy
 
 import sys
 
-from wizsock._framer_py import IPD_HEADER_MAX as _PY_IPD_HEADER_MAX, RESULT_CODES
+from wizsock._framer_py import IPD_HEADER_MAX as _PY_IPD_HEADER_MAX, LIMIT_MAX, RESULT_CODES, check_limits
 
 # Must equal the twin's bound, or over-long headers would be cut at different bytes.
 cdef enum:
@@ -58,7 +58,7 @@ cdef const unsigned char* IPD = <const unsigned char*>b"+IPD,"
 __all__ = [
     "Framer", "Data", "Prompt", "Result", "Busy", "Recv", "SendBufAck", "Ready",
     "LinkEvent", "Wifi", "Info", "Subscription", "Text", "Echo", "Garbage",
-    "IPD_HEADER_MAX", "RESULT_CODES",
+    "IPD_HEADER_MAX", "LIMIT_MAX", "RESULT_CODES", "check_limits",
 ]
 
 
@@ -421,10 +421,7 @@ cdef class Framer:
     cdef list rval
 
     def __cinit__(self, max_ipd=8192, max_line=4096):
-        if max_ipd < 1 or max_line < 1:
-            raise ValueError("max_ipd and max_line must be positive")
-        self.max_ipd = max_ipd
-        self.max_line = max_line
+        self.max_ipd, self.max_line = check_limits(max_ipd, max_line)
         self.buf = <unsigned char*>malloc(max(self.max_line, HDR_MAX) + 1)
         if self.buf == NULL:
             raise MemoryError()
@@ -546,11 +543,19 @@ cdef class Framer:
                     self._raw = True
                 self.state = S_AFTER_PROMPT
                 return pos + 1
-            if p[pos] == 43 and n - pos >= 5 and memcmp(p + pos, IPD, 5) == 0:
-                self.state = S_HEADER
-                return pos + 5
+            if p[pos] == 43:
+                avail = 5 if 5 < n - pos else n - pos
+                if memcmp(p + pos, IPD, avail) == 0:
+                    if avail == 5:
+                        self.state = S_HEADER
+                        return pos + 5
+                    # The chunk ends inside what may become "+IPD,": held, whatever
+                    # max_line, until the bytes that decide it come (buf has >= HDR_MAX).
+                    memcpy(self.buf, p + pos, avail)
+                    self.blen = avail
+                    return n
         elif L < 5 and memcmp(self.buf, IPD, L) == 0:
-            # A line start that may still become "+IPD," once more bytes come.
+            # A held line start that may still become "+IPD," once more bytes come.
             k = 5 - L
             avail = k if k < n - pos else n - pos
             if memcmp(p + pos, IPD + L, avail) == 0:
@@ -561,6 +566,14 @@ cdef class Framer:
                 memcpy(self.buf + L, p + pos, avail)
                 self.blen = L + avail
                 return n
+            if L > self.max_line:
+                # Not "+IPD," after all, and the held start is already longer than a
+                # line may be (max_line < 4): cut it where one chunk would have.
+                self.blen = 0
+                out.append(Garbage(_bytes(self.buf, self.max_line), R_LONG_LINE))
+                self.state = S_SKIP
+                return pos
+        # Invariant: L <= max_line, so room >= 0 (a negative room would overrun buf).
         room = self.max_line - L
         avail = room + 1 if room + 1 < n - pos else n - pos
         q = <const unsigned char*>memchr(p + pos, 10, avail)

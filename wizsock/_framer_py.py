@@ -17,7 +17,13 @@ Grammar (docs/design.md section 1):
   a line start again (firmware glues URCs to payloads without a CR LF).
 * Anything malformed is a ``Garbage`` event, after which the framer skips to
   the next LF.  A line longer than ``max_line`` bytes and a header longer than
-  ``IPD_HEADER_MAX`` bytes are cut there, so memory stays bounded.
+  ``IPD_HEADER_MAX`` bytes are cut there, so memory stays bounded.  A line
+  start that may still become ``+IPD,`` (at most 4 bytes) is held whatever
+  ``max_line`` until the next bytes decide it; if they don't make it a header,
+  a held start longer than ``max_line`` is cut at ``max_line`` as the whole
+  line would have been, so no event carries a line longer than ``max_line``
+  and the events don't depend on the split even for a tiny ``max_line``.
+* ``max_ipd`` and ``max_line`` are ints in 1..``LIMIT_MAX`` (``check_limits``).
 
 Decisions the contract leaves open (both framers, tested):
 
@@ -45,7 +51,8 @@ Copies: a payload that lies inside one chunk is one slice (one copy).  A
 payload split over chunks keeps zero-copy ``memoryview`` pieces of the
 (immutable) chunks and joins them once at the end.  Inputs that are not
 ``bytes`` are turned into ``bytes`` first (one extra copy that only this twin
-pays; the compiled framer reads any buffer in place).
+pays; the compiled framer reads any buffer in place, so both refuse a buffer
+that is not C-contiguous with ``BufferError``).
 """
 import operator
 import re
@@ -53,12 +60,15 @@ import re
 __all__ = [
     "Framer", "Data", "Prompt", "Result", "Busy", "Recv", "SendBufAck", "Ready",
     "LinkEvent", "Wifi", "Info", "Subscription", "Text", "Echo", "Garbage",
-    "IPD_HEADER_MAX", "RESULT_CODES",
+    "IPD_HEADER_MAX", "LIMIT_MAX", "RESULT_CODES", "check_limits",
 ]
 
 # Between "+IPD," and ":"; the longest well-formed header,
 # 9-digit id and len, a quoted dotted quad and a 9-digit port, is 47 bytes.
 IPD_HEADER_MAX = 48
+
+# Largest max_ipd / max_line a Framer accepts (check_limits).
+LIMIT_MAX = 1 << 30
 
 RESULT_CODES = (
     "OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL", "ALREADY CONNECTED", "DNS Fail",
@@ -135,6 +145,24 @@ _IPD = b"+IPD,"
 
 # Parser states.
 _LINE, _AFTER_PROMPT, _HEADER, _PAYLOAD, _SKIP = range(5)
+
+
+def check_limits(max_ipd, max_line):
+    """Validated (max_ipd, max_line) for a Framer; both framers call this one check.
+
+    Each must be an int (``operator.index``: TypeError otherwise) in
+    1..LIMIT_MAX (ValueError otherwise).  Any value in range works, also tiny
+    ones: a line start that may become ``+IPD,`` is held (at most 4 bytes)
+    until decided, whatever max_line.  The upper bound keeps the compiled
+    framer's buffer arithmetic far from overflow and is above any ``+IPD``
+    length (9 digits).
+    """
+    max_ipd = operator.index(max_ipd)
+    max_line = operator.index(max_line)
+    for name, value in (("max_ipd", max_ipd), ("max_line", max_line)):
+        if not 1 <= value <= LIMIT_MAX:
+            raise ValueError(f"{name} must be in 1..{LIMIT_MAX}, got {value}")
+    return max_ipd, max_line
 
 
 def _decode(b):
@@ -264,12 +292,7 @@ class Framer:
                  "_need", "_pieces", "_link", "_remote")
 
     def __init__(self, max_ipd=8192, max_line=4096):
-        max_ipd = operator.index(max_ipd)
-        max_line = operator.index(max_line)
-        if max_ipd < 1 or max_line < 1:
-            raise ValueError("max_ipd and max_line must be positive")
-        self._max_ipd = max_ipd
-        self._max_line = max_line
+        self._max_ipd, self._max_line = check_limits(max_ipd, max_line)
         self._raw = False
         self._raw_on_prompt = False
         self.reset()
@@ -329,7 +352,11 @@ class Framer:
         """Consume one chunk (any bytes-like, any size); return the events it completed."""
         if type(data) is not bytes:
             # memoryview first: bytes(5) would be five NULs, not a TypeError.
-            data = memoryview(data).tobytes()
+            view = memoryview(data)
+            if not view.c_contiguous:
+                # As the compiled framer, which reads the buffer in place.
+                raise BufferError("feed() needs a C-contiguous buffer")
+            data = view.tobytes()
         n = len(data)
         if self._raw:
             if self._state == _AFTER_PROMPT:  # raw_on_prompt fired at the chunk's end
@@ -388,11 +415,17 @@ class Framer:
                     self._raw = True
                 self._state = _AFTER_PROMPT
                 return pos + 1
-            if first == 0x2B and data.startswith(_IPD, pos):
-                self._state = _HEADER
-                return pos + 5
+            if first == 0x2B:
+                if data.startswith(_IPD, pos):
+                    self._state = _HEADER
+                    return pos + 5
+                if n - pos < 5 and _IPD.startswith(data[pos:]):
+                    # The chunk ends inside what may become "+IPD,": held, whatever
+                    # max_line, until the bytes that decide it come.
+                    self._buf = data[pos:]
+                    return n
         elif len(buf) < 5 and _IPD.startswith(buf):
-            # A line start that may still become "+IPD," once more bytes come.
+            # A held line start that may still become "+IPD," once more bytes come.
             k = 5 - len(buf)
             cand = buf + data[pos:pos + k]
             if cand == _IPD:
@@ -402,6 +435,14 @@ class Framer:
             if _IPD.startswith(cand):
                 self._buf = cand
                 return n
+            if len(buf) > self._max_line:
+                # Not "+IPD," after all, and the held start is already longer than a
+                # line may be (max_line < 4): cut it where one chunk would have.
+                self._buf = b""
+                out.append(Garbage(buf[:self._max_line], R_LONG_LINE))
+                self._state = _SKIP
+                return pos
+        # Invariant: len(buf) <= max_line, so room >= 0.
         room = self._max_line - len(buf)
         j = data.find(b"\n", pos, pos + room + 1)
         if j >= 0:
