@@ -9,10 +9,13 @@ from typing_extensions import disjoint_base
 __all__ = [
     "Framer", "Data", "Prompt", "Result", "Busy", "Recv", "SendBufAck", "Ready",
     "LinkEvent", "Wifi", "Info", "Subscription", "Text", "Echo", "Garbage",
-    "IPD_HEADER_MAX", "RESULT_CODES",
+    "IPD_HEADER_MAX", "LIMIT_MAX", "RESULT_CODES", "check_limits",
 ]
 
 IPD_HEADER_MAX: int
+LIMIT_MAX: int
+
+def check_limits(max_ipd: int, max_line: int) -> Tuple[int, int]: ...
 RESULT_CODES: Tuple[str, ...]
 
 class _Event:
@@ -122,6 +125,10 @@ class Framer:
     @raw.setter
     def raw(self, on: bool) -> None: ...
     raw_on_prompt: bool
+    @property
+    def ipd_pending(self) -> Optional[Tuple[int, int]]: ...
+    @property
+    def mid_line(self) -> bool: ...
     def reset(self) -> None: ...
     def feed(
         self, data: ReadableBuffer
