@@ -93,7 +93,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
         self._far_stopped = False
         try:
             # not emu.call: the port may be opened from a thread running trio
-            emu.call_soon(self._start_far_end)
+            emu.call_soon(self._start_far_end, emu)
         except BaseException:
             self._far.close()
             self._close_fds()
@@ -145,12 +145,14 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
         return self._host.fileno()
 
     # ------------------------------------------------ the far end (emulator thread)
-    def _start_far_end(self) -> None:
+    def _start_far_end(self, emu: Any) -> None:
+        # emu is passed in, not read from self: close() in the host's thread may
+        # already have cleared self._emu while this call waited in the loop's queue
         if self._far_stopped:            # closed before the loop got here
             return
         self._far_scope = trio.CancelScope()
         try:
-            self._emu.nursery.start_soon(self._far_end)
+            emu.nursery.start_soon(self._far_end)
         except RuntimeError:             # the emulator is stopping
             self._stop_far_end()
 
