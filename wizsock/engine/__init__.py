@@ -33,7 +33,7 @@ async def open_module(port, baudrate=115200, **options):
     receive limit, default 1 MiB), ``rx_high``/``rx_low`` (RTS water marks),
     ``use_sendbuf`` (AT+CIPSENDBUF for TCP, default True), ``probe_interval``
     (idle AT probe period), ``serial_kwargs``, ``trace`` (a path or an open text file: a
-    timestamped record of the UART traffic, secrets masked; see :mod:`wizsock.engine.trace`).
+    timestamped record of the UART traffic, secrets masked; see ``wizsock.engine.trace`` and the ``wizsock trace`` command).
     """
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
