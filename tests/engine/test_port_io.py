@@ -122,7 +122,10 @@ async def _socket_url_streams(host, p):
         dt = await _download(m, n)
         assert n / dt > 0.6 * 92160, f"{n / dt:.0f} B/s"
         reads = m.engine.rx_reads - reads0
-        assert (m.engine.rx_bytes - bytes0) / reads > 256, "reads were not gathered"
+        # the old thread reader got ~2 bytes a hop here (in_waiting answers 0 or 1 on
+        # socket://); how much more than a slice a read gathers depends on the load
+        # (the cost itself is bench/bench_cpu.py's job)
+        assert (m.engine.rx_bytes - bytes0) / reads > 64, "reads were not gathered"
         await _upload(m, 20000)
 
 
