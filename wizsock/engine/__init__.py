@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import sys
 from contextlib import asynccontextmanager
-
-import trio
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
-from .api import AsyncModule, MqttMessage
-from .core import BAUD_RATES, Engine, Response
-from .links import Link, Server
-from .sync import Module
+if TYPE_CHECKING:
+    from .api import AsyncModule, MqttMessage
+    from .core import BAUD_RATES, Engine, Response
+    from .links import Link, Server
+    from .sync import Module
+
+# loaded on first use: the sans-I/O session (engine.session) and its tests must not pull
+# trio in through this package
+_LAZY = {"AsyncModule": "api", "MqttMessage": "api", "BAUD_RATES": "core", "Engine": "core",
+         "Response": "core", "Link": "links", "Server": "links", "Module": "sync"}
+
+
+def __getattr__(name: str) -> Any:
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{sub}"), name)
 
 __all__ = ["open_module", "Module", "AsyncModule", "Engine", "Link", "Server", "MqttMessage",
            "Response", "BAUD_RATES"]
@@ -35,6 +48,10 @@ async def open_module(port, baudrate=115200, **options):
     (idle AT probe period), ``serial_kwargs``, ``trace`` (a path or an open text file: a
     timestamped record of the UART traffic, secrets masked; see ``wizsock.engine.trace`` and the ``wizsock trace`` command).
     """
+    import trio
+
+    from .api import AsyncModule
+    from .core import Engine
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
     body_error = None

@@ -1,0 +1,392 @@
+"""The sans-I/O session, rule by rule, driven by the module's bytes through the framer."""
+from __future__ import annotations
+
+import pytest
+
+from wizsock.engine import session as S
+from wizsock.engine.session import (BUSY_GRACE, OK_GRACE, LinkLimit, LinkSlot, SENDBUF_SIZE)
+from wizsock.framer import Data, Garbage, Result, Text
+
+from engine.session.kit import Rig, kinds, req
+
+CIPSEND = req("CIPSEND", "set", link=4, length=5)
+CIPSENDBUF = req("CIPSENDBUF", "set", link=4, length=5)
+
+
+# ---------------------------------------------------------------- commands
+def test_plain_command_finishes_on_ok():
+    r = Rig()
+    cmd = r.start(req("", "execute"))
+    out = r.feed(b"\r\nOK\r\n")
+    assert out == [S.CommandFinished(cmd)]
+    assert cmd.final and cmd.result == "OK" and cmd.response.ok
+    assert r.session.active is None and r.session.command is cmd
+    r.session.end_command(cmd)
+    assert r.session.command is None
+
+
+def test_query_collects_its_lines():
+    r = Rig()
+    cmd = r.start(req("CIPMUX", "query"))
+    out = r.feed(b"+CIPMUX:1\r\n\r\nOK\r\n")
+    assert kinds(out) == ["CommandFinished"]
+    assert cmd.response.lines() == ["+CIPMUX:1"]
+
+
+def test_ok_before_the_lines_is_held_then_taken_as_the_empty_answer():
+    r = Rig()
+    cmd = r.start(req("CWLAP", "execute"))
+    assert r.feed(b"OK\r\n") == [S.OkHeld(cmd)]
+    assert not cmd.final and cmd.ok_at == r.now
+    assert r.session.next_deadline() == pytest.approx(r.now + OK_GRACE)
+    assert r.tick(OK_GRACE / 3) == []
+    assert r.tick(OK_GRACE) == [S.CommandFinished(cmd)]
+    assert cmd.result == "OK" and cmd.response.lines() == []
+    assert r.session.next_deadline() is None
+
+
+def test_a_stray_ok_is_dropped_when_the_lines_follow():
+    r = Rig()
+    cmd = r.start(req("CWLAP", "execute"))
+    r.feed(b"OK\r\n")
+    out = r.feed(b'+CWLAP:(3,"x",-50,"aa:bb:cc:dd:ee:ff",1)\r\n')
+    assert out == [S.StrayOk(cmd)]
+    assert r.session.resync and cmd.ok_at is None
+    assert r.feed(b"OK\r\n") == [S.CommandFinished(cmd)]
+    assert len(cmd.response.lines()) == 1
+
+
+def test_error_fails_and_asks_for_silence_before_the_next_command():
+    r = Rig()
+    cmd = r.start(req("CIPMUX", "query"))
+    assert not r.session.resync
+    r.feed(b"ERROR\r\n")
+    assert cmd.result == "ERROR" and r.session.resync
+
+
+def test_stop_and_wait_send():
+    r = Rig()
+    r.open()
+    cmd = r.start(CIPSEND, b"hello")
+    assert r.feed(b"\r\nOK\r\n") == []               # OK before ">" is a note
+    assert r.feed(b"> ") == [S.PromptReady(cmd)]
+    assert r.write_payload(cmd) == []
+    assert r.feed(b"\r\nRecv 5 bytes\r\n") == []
+    assert r.feed(b"\r\nSEND OK\r\n") == [S.CommandFinished(cmd)]
+    assert (cmd.result, cmd.response.recv, cmd.response.notes) == ("SEND OK", 5, ["OK"])
+
+
+def test_sendbuf_finishes_when_the_payload_is_written_and_the_ack_moves_the_window():
+    r = Rig()
+    link = r.open()
+    cmd = r.start(CIPSENDBUF, b"hello")
+    assert r.feed(b"1,0\r\n\r\nOK\r\n> ") == [S.PromptReady(cmd)]
+    assert r.write_payload(cmd) == [S.CommandFinished(cmd)]
+    assert cmd.response.lines() == ["1,0", "OK"]
+    link.add_segment(1, 5)
+    assert (link.inflight, link.window_room) == (5, SENDBUF_SIZE - 5)
+    r.session.end_command(cmd)
+    assert r.feed(b"4,1,SEND OK\r\n") == [S.SegmentAcked(link, 1)]
+    assert (link.inflight, link.acked_segment, list(link.segments)) == (0, 1, [])
+
+
+def test_busy_before_the_prompt_waits_its_grace_and_a_late_result_wins():
+    r = Rig()
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    assert r.session.next_deadline() == pytest.approx(r.now + BUSY_GRACE)
+    assert r.tick(BUSY_GRACE / 2) == []
+    assert r.feed(b"4,CONNECT\r\n\r\nOK\r\n")[-1] == S.CommandFinished(cmd)
+    assert cmd.result == "OK"
+
+
+def test_busy_with_no_result_in_its_grace_means_not_run():
+    r = Rig()
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    r.feed(b"busy s...\r\n")
+    assert r.tick(BUSY_GRACE) == [S.BusyExpired(cmd)]
+    assert not cmd.final
+
+
+def test_busy_after_the_payload_fails_the_send():
+    r = Rig()
+    cmd = r.start(CIPSEND, b"hello")
+    r.feed(b"> ")
+    r.write_payload(cmd)
+    assert r.feed(b"busy s...\r\n") == [S.CommandFinished(cmd)]
+    assert cmd.result == "BUSY" and cmd.response.notes == ["busy s"]
+
+
+@pytest.mark.parametrize("code", ["ALREADY CONNECTED", "link is not valid"])
+def test_refusals_end_a_prompt_command_as_error(code):
+    r = Rig()
+    cmd = r.start(CIPSEND, b"hello")
+    assert r.feed(code.encode() + b"\r\n") == [S.CommandFinished(cmd)]
+    assert cmd.result == "ERROR" and code in cmd.response.notes
+
+
+def test_already_connected_is_a_note_for_cipstart():
+    r = Rig()
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"ALREADY CONNECTED\r\n") == []
+    r.feed(b"\r\nERROR\r\n")
+    assert cmd.result == "ERROR" and cmd.response.notes == ["ALREADY CONNECTED"]
+
+
+def test_close_ends_mqttdis_only():
+    r = Rig()
+    cmd = r.start(req("CIPMUX", "query"))
+    r.feed(b"CLOSE\r\n")
+    assert not cmd.final and cmd.response.notes == ["CLOSE"]
+    r.session.end_command(cmd)
+    cmd = r.start(req("MQTTDIS", "execute"))
+    assert r.feed(b"CLOSE\r\n") == [S.CommandFinished(cmd)]
+    assert cmd.result == "CLOSE"
+
+
+def test_abort_sets_the_error_and_stops_the_timers():
+    r = Rig()
+    cmd = r.start(req("CWLAP", "execute"))
+    r.feed(b"OK\r\n")
+    err = RuntimeError("reset")
+    assert r.session.abort_command(err) is cmd and cmd.error is err
+    assert r.tick(1.0) == []
+
+
+def test_bare_link_event_is_part_of_the_answer_or_for_mqtt():
+    r = Rig()
+    cmd = r.start(req("CIPSTART", "set", link=None, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"CONNECT\r\n") == []
+    assert cmd.response.lines() == ["CONNECT"]
+    r.feed(b"OK\r\n")
+    out = r.feed(b"CLOSED\r\n")
+    assert kinds(out) == ["BareLinkEvent"] and out[0].event.state == "CLOSED"
+
+
+# ---------------------------------------------------------------- owed payloads
+def test_owed_payload_is_the_users_bytes_unless_they_could_start_a_command():
+    r = Rig()
+    assert r.session.owe(CIPSEND, b"hello") == b"hello"
+    assert r.session.take_owed() == b"hello" and r.session.owed is None
+    assert r.session.owe(CIPSEND, b"x\r\nAT+RST\r\n") == bytes(11)
+    assert r.session.owe(req("CASEND", "set", mode=1), b"pem") == S.PEM_FILLER
+
+
+# ---------------------------------------------------------------- the link table
+def test_ids_from_the_top_five_at_most_one_ssl():
+    r = Rig()
+    s = r.session
+    links = [r.open() for _ in range(4)]
+    assert [ln.id for ln in links] == [4, 3, 2, 1]
+    with pytest.raises(LinkLimit, match="one SSL"):
+        r.open("SSL") and r.open("SSL")
+    with pytest.raises(LinkLimit, match="all 5 links are in use"):
+        s.alloc_id("TCP")
+    s.free(links[1])
+    assert s.alloc_id("TCP") == 3
+    assert s.new_generation(3) == 2 and s.generation(3) == 2
+
+
+def test_waiters_are_granted_first_come_first_served():
+    r = Rig()
+    s = r.session
+    links = [r.open() for _ in range(5)]
+    assert s.reserve("TCP") is None
+    first, second = s.enqueue("TCP"), s.enqueue("TCP")
+    assert s.waiting == 2
+    with pytest.raises(LinkLimit, match="2 connect\\(s\\) waiting"):
+        s.alloc_id("TCP")
+    assert s.free(links[0]) == [first] and first.lid == 4 and 4 in s.reserved
+    # a CLOSED frees an id too: the granted waiter is in the events
+    out = r.feed(b"3,CLOSED\r\n")
+    assert out == [S.LinkClosed(links[1], True), S.IdGranted(second)] and second.lid == 3
+    # the first gives up: its grant goes back (nobody else waits)
+    assert s.drop_waiter(first) == [] and 4 not in s.reserved
+    s.take_reserved(3)
+    assert s.reserve("TCP") == 4 and s.release_id(4) == []
+    assert s.limit_message(waited=2.0).endswith("no link was freed within 2 s")
+
+
+def test_closed_frees_the_id_and_remembers_a_ghost_data_on_it_proves_it_false():
+    r = Rig()
+    link = r.open()
+    out = r.feed(b"4,CLOSED\r\n")
+    assert out == [S.LinkClosed(link, True)]
+    assert link.module_closed and 4 not in r.session.links and r.session.ghosts[4] is link
+    out = r.feed(b"+IPD,4,3:abc")
+    assert kinds(out) == ["Ignored", "GhostData"] and out[1].link is link
+    assert 4 not in r.session.ghosts
+    assert kinds(r.feed(b"+IPD,4,3:abc")) == ["Ignored"]   # once
+
+
+def test_a_ghost_of_an_older_generation_is_not_blamed():
+    r = Rig()
+    link = r.open()
+    r.feed(b"4,CLOSED\r\n")
+    r.session.new_generation(4)          # handed out again meanwhile
+    assert kinds(r.feed(b"+IPD,4,3:abc")) == ["Ignored"]
+    assert link.cut is False
+
+
+def test_closed_while_opening_keeps_the_id():
+    r = Rig()
+    s = r.session
+    lid = s.alloc_id("TCP")
+    link = LinkSlot(lid, s.new_generation(lid), "TCP")
+    s.add(link)
+    assert r.feed(b"4,CLOSED\r\n") == [S.LinkClosed(link, False)]
+    assert s.link(4) is link and 4 not in s.ghosts
+
+
+def test_connect_and_connect_fail():
+    r = Rig()
+    s = r.session
+    lid = s.alloc_id("TCP")
+    link = LinkSlot(lid, s.new_generation(lid), "TCP")
+    s.add(link)
+    assert r.feed(b"4,CONNECT\r\n") == [S.LinkConnected(link)] and link.connected
+    assert r.feed(b"4,CONNECT FAIL\r\n") == [S.LinkConnectFailed(link)] and link.module_closed
+    assert kinds(r.feed(b"2,CONNECT\r\n")) == ["Ignored"]
+
+
+def test_the_server_accepts_on_connect_and_on_data_before_connect():
+    r = Rig()
+    s = r.session
+    s.accepting = True
+    out = r.feed(b"0,CONNECT\r\n")
+    assert kinds(out) == ["LinkAccepted"] and not out[0].implicit
+    accepted = out[0].link
+    assert s.link(0) is accepted and accepted.accepted and accepted.generation == 1
+    out = r.feed(b'+IPD,1,2,"10.0.0.9",5000:hi')
+    assert kinds(out) == ["LinkAccepted", "DataReceived"] and out[0].implicit
+    assert out[1] == S.DataReceived(out[0].link, b"hi", ("10.0.0.9", 5000))
+    assert s.accept(2, ("10.0.0.8", 1)).id == 2
+
+
+def test_single_connection_mode_maps_everything_to_link_zero():
+    r = Rig()
+    s = r.session
+    s.mux = False
+    link = LinkSlot(0, s.new_generation(0), "TCP")
+    s.add(link)
+    out = r.feed(b"+IPD,3:abc")
+    assert out == [S.DataReceived(link, b"abc", None)]
+    assert kinds(r.feed(b"CLOSED\r\n")) == ["BareLinkEvent"]
+
+
+def test_send_fail_with_and_without_an_id():
+    r = Rig()
+    a, b = r.open(), r.open()
+    b.add_segment(1, 100)
+    assert r.feed(b"SEND FAIL\r\n") == [S.SendFailed(b)]    # the one with segments out
+    assert b.inflight == 0
+    assert r.feed(b"4,7,SEND FAIL\r\n") == [S.SendFailed(a)]
+    assert kinds(r.feed(b"SEND FAIL\r\n")) == ["Ignored"]
+
+
+def test_module_reset_takes_every_link():
+    r = Rig()
+    links = {r.open().id for _ in range(3)}
+    r.session.accepting = r.session.passthrough = True
+    assert kinds(r.feed(b"ready\r\n")) == ["ModuleReset"]
+    gone = r.session.module_reset()
+    assert {ln.id for ln in gone} == links and not r.session.links
+    assert r.session.resync and not r.session.accepting and not r.session.passthrough
+
+
+def test_ready_while_initialising_is_expected():
+    r = Rig()
+    r.session.initialising = True
+    assert r.feed(b"ready\r\n") == [] and r.session.init_ready_seen
+
+
+def test_wifi_state_follows_the_urcs():
+    r = Rig()
+    r.session.station_ip = "10.0.0.2"
+    assert kinds(r.feed(b"WIFI CONNECTED\r\n")) == ["WifiChanged"]
+    assert r.session.wifi_state == "CONNECTED" and r.session.station_ip == "10.0.0.2"
+    r.feed(b"WIFI DISCONNECT\r\n")
+    assert r.session.wifi_state == "DISCONNECT" and r.session.station_ip is None
+
+
+def test_garbage_asks_for_a_probe_at_most_twice_a_second():
+    r = Rig()
+    assert kinds(r.feed(b"\x01\x02ab\xffc\r\n")) == ["Ignored", "ProbeWanted"]
+    r.now += 0.2
+    assert kinds(r.feed(b"\x01\x02ab\xffc\r\n")) == ["Ignored"]
+    r.now += 0.4
+    assert kinds(r.feed(b"\x01\x02ab\xffc\r\n")) == ["Ignored", "ProbeWanted"]
+
+
+def test_passthrough_takes_all_data():
+    r = Rig()
+    r.session.passthrough = True
+    assert r.feed(b"+IPD,0,3:abc") == [S.PassthroughData(b"abc")]
+
+
+# ---------------------------------------------------------------- +IPD lengths that lie
+def test_an_unreadable_line_after_a_payload_cuts_the_link():
+    r = Rig()
+    link = r.open()
+    assert r.feed(b"+IPD,4,5:hello") == [S.DataReceived(link, b"hello", None)]
+    assert r.feed(b"tail\x01\r\n") == [S.IpdSpill(link, 5), S.Ignored(
+        Garbage(b"tail\x01", "control bytes"), "garbage"), S.ProbeWanted(
+        "module unreadable (boot noise or baud change)")]
+    assert link.cut
+    assert r.feed(b"+IPD,4,3:abc") == []            # nothing after the cut
+
+
+def test_unasked_text_after_a_payload_is_a_spill_but_not_a_segment_fail():
+    r = Rig()
+    link = r.open()
+    r.feed(b"+IPD,4,5:hello")
+    assert r.feed(b"4,3,SEND FAIL\r\n") == [S.SendFailed(link)]
+    assert not link.cut
+    r.feed(b"+IPD,4,5:hello")
+    assert kinds(r.feed(b"lo world\r\n")) == ["IpdSpill", "Ignored"]
+
+
+def test_text_after_a_payload_belongs_to_a_command_that_prints_lines():
+    r = Rig()
+    link = r.open()
+    cmd = r.start(req("CIPMUX", "query"))
+    r.feed(b"+IPD,4,5:hello")
+    assert r.feed(b"+CIPMUX:1\r\n") == [] and not link.cut
+    assert cmd.response.lines() == ["+CIPMUX:1"]
+
+
+def test_a_short_noise_burst_is_a_glitch_not_a_spill():
+    r = Rig()
+    link = r.open()
+    r.feed(b"+IPD,4,5:hello")
+    assert kinds(r.feed(b"\x01\x02\r\n")) == ["Ignored", "ProbeWanted"]
+    assert not link.cut
+
+
+def test_a_payload_read_up_to_the_middle_of_a_line_is_held_until_it_settles():
+    r = Rig()
+    link = r.open()
+    assert r.feed(b"+IPD,4,5:helloOK") == [] and r.session.held is not None
+    assert r.feed(b"\r\n") == [S.DataReceived(link, b"hello", None), S.Ignored(
+        Result("OK"), "no command in flight")]
+    assert r.session.held is None
+    # the same, settled by an unreadable line: never delivered
+    assert r.feed(b"+IPD,4,5:hellotai") == []
+    assert r.feed(b"l\x01\r\n")[0] == S.IpdSpill(link, 0)
+    assert link.cut
+
+
+def test_a_stalled_payload_cuts_its_link():
+    r = Rig()
+    link = r.open()
+    assert r.session.ipd_stalled(4) == [S.LinkCut(link)]
+    assert link.cut and r.session.resync
+    assert r.session.ipd_stalled(2) == []
+
+
+def test_events_for_a_whole_read():
+    r = Rig()
+    link = r.open()
+    evs = [Data(4, b"ab", None), Text("1,0"), Result("OK")]
+    out = r.session.events_for(evs, r.now)
+    assert kinds(out) == ["DataReceived", "IpdSpill", "Ignored", "Ignored"] and link.cut

@@ -1,0 +1,1055 @@
+"""The command session: the rules of the AT conversation, without I/O.
+
+h11's ``Connection`` is the model.  The session is told what the module said
+(framer events, :meth:`Session.receive`), what the host did
+(:meth:`Session.start_command`, :meth:`Session.writing_payload`, ...) and what
+time it is (``now``, a float the caller chooses; nothing here reads a clock),
+and answers with small records naming what happened
+(:class:`CommandFinished`, :class:`DataReceived`, :class:`LinkClosed`, ...).
+It never reads or writes the port, sleeps or wakes anybody: the driver
+(``wizsock.engine.core.Engine``) does all I/O and all waiting, and acts on the
+records in the order they come.  docs/design.md section 4g is the contract.
+
+What the session owns:
+
+* the command in flight (:class:`Command`): its prompt, its payload written or
+  not, a ``busy`` answer in its grace, an ``OK`` held in its grace, its result
+  and the lines it printed;
+* the link table: ids, generations, reservations and their FIFO waiters (plain
+  :class:`IdWaiter` records), the five-link and one-SSL limits, ids reported
+  ``CLOSED`` (ghosts), links whose stream is cut, and each link's CIPSENDBUF
+  window (segments awaiting ``<link>,<segment>,SEND OK``, the 21,900-byte budget);
+* the recovery state that follows from what was seen: a ``+IPD`` payload held for
+  the line after it, the payload last delivered (a spill after it), bytes the
+  module may still wait for (:meth:`Session.owe`), whether late answers may
+  still come (:attr:`Session.resync`).
+
+The rules for unsolicited output are tables (:data:`URC_RULES`,
+:data:`COMMAND_RULES`, :data:`IDLE_RULES` and the result-code sets), read by
+:meth:`Session.receive`.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import (Any, Callable, Deque, Dict, FrozenSet, Generic, Iterable, List, Mapping, Optional, Set,
+                    Tuple, TypeVar)
+
+from .. import protocol as P
+from ..framer import (Busy, Data, Echo, Event, Garbage, Info, LinkEvent, Prompt, Ready, Recv,
+                      Result, SendBufAck, Subscription, Text, Wifi)
+
+__all__ = [
+    "Session", "Command", "Response", "LinkSlot", "IdWaiter", "LinkLimit", "SessionEvent",
+    "CommandEvent", "PromptReady", "CommandFinished", "OkHeld", "BusySeen", "BusyExpired",
+    "StrayOk", "DataReceived", "PassthroughData", "LinkAccepted", "LinkConnected",
+    "LinkClosed", "LinkConnectFailed", "BareLinkEvent", "SegmentAcked", "SendFailed",
+    "IdGranted", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "WifiChanged",
+    "InfoUrc", "MqttMessage", "Ignored", "MAX_LINKS", "SENDBUF_SIZE", "OK_GRACE", "BUSY_GRACE",
+    "FINAL", "PROMPT_COMMANDS", "SEND_COMMANDS",
+]
+
+Remote = Tuple[str, int]
+
+MAX_LINKS = 5
+SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
+
+#: results that end any command
+FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
+#: results that end only the commands named (any other command keeps them as notes)
+ENDS_ONLY: Mapping[str, FrozenSet[str]] = {"CLOSE": frozenset({"MQTTDIS"})}
+#: the answers to a payload sent stop-and-wait (CIPSEND)
+SEND_RESULTS = frozenset({"SEND OK", "SEND FAIL"})
+#: commands whose payload the module answers with SEND OK / SEND FAIL
+STOP_AND_WAIT = frozenset({"CIPSEND", "CIPSENDEX"})
+#: results after which the real answer may still come: the next command waits for silence
+RESYNC_RESULTS = frozenset({"ERROR", "FAIL"})
+#: answers that refuse a prompt command before its ``>`` (no payload will be read)
+PROMPT_REFUSALS = frozenset({"ALREADY CONNECTED", "link is not valid"})
+PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
+                             "AWSPKSEND"})
+SEND_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF"})
+#: ``+NAME:`` lines that are URCs, never part of an answer (softAP stations)
+URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
+
+#: an OK that comes before any of the lines its command prints is held this long:
+#: lines that follow at once show it was a stray OK, not an empty answer
+OK_GRACE = 0.03
+#: a "busy" may be stale (the tail of an earlier burst): wait this long for a late
+#: result before repeating the command
+BUSY_GRACE = 0.25
+#: unreadable lines start a liveness probe at most this often
+GARBAGE_PROBE_INTERVAL = 0.5
+
+#: ``[<link>,]<segment>,SEND FAIL``: a CIPSENDBUF segment the module could not send
+SEGMENT_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
+#: what a UART glitch leaves between two units: a short burst of non-printing bytes.
+#: A spilled payload tail is the peer's bytes, with a printable one in it unless it
+#: is a few bytes long and all below 0x20 (probability 1/8 per byte)
+NOISE = re.compile(rb"[\x00-\x1f]{1,8}")
+#: a payload line that would start an AT command if the module's command parser
+#: read it (after a real reset): such a payload is never written as a filler
+COMMAND_LIKE = re.compile(rb"(?:^|[\r\n])[\x00- ]*[Aa][Tt]")
+#: what a PEM upload (CASEND, ...) is owed: an END line ends it (the module then
+#: refuses the upload; in command mode it is one line answered ERROR)
+PEM_FILLER = b"\r\n-----END -----\r\n"
+
+
+# ---------------------------------------------------------------------- the command
+class Response:
+    """What a finished command produced."""
+
+    __slots__ = ("name", "form", "result", "events", "notes", "recv", "record")
+
+    def __init__(self, name: str, form: str) -> None:
+        self.name = name
+        self.form = form
+        self.result: Optional[str] = None
+        self.events: List[Event] = []
+        self.notes: List[str] = []
+        self.recv: Optional[int] = None
+        #: the codec's record for the answer (set by the driver after parsing)
+        self.record: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("OK", "SEND OK")
+
+    def lines(self) -> List[str]:
+        out: List[str] = []
+        for ev in self.events:
+            if isinstance(ev, Info):
+                out.append(f"+{ev.name}" + ("" if ev.value is None else ":" + ev.value))
+            elif isinstance(ev, Text):
+                out.append(ev.text)
+            elif isinstance(ev, LinkEvent):
+                out.append(ev.state if ev.link is None else f"{ev.link},{ev.state}")
+        return out + list(self.notes)
+
+    def __repr__(self) -> str:
+        return f"Response({self.name!r}, {self.result!r}, lines={self.lines()!r})"
+
+
+def expects_lines(request: P.Request) -> bool:
+    """Whether the module prints lines before this command's OK (a response shape)."""
+    spec = P.COMMANDS.get(request.name)
+    form = spec.forms.get(request.form) if spec is not None else None
+    return form is not None and form.response is not None
+
+
+class Command:
+    """The command in flight, as the session sees it (no waiting: the driver waits)."""
+
+    __slots__ = ("request", "name", "response", "wants_prompt", "prompted", "data_written",
+                 "busy_at", "ok_at", "expects_lines", "final", "error", "started")
+
+    def __init__(self, request: P.Request, wants_prompt: bool, now: float) -> None:
+        self.request = request
+        self.name = request.name
+        self.response = Response(request.name, request.form)
+        #: a payload follows a ``>`` prompt
+        self.wants_prompt = wants_prompt
+        self.prompted = False
+        #: set just before the payload is written (its answer may come before the write returns)
+        self.data_written = False
+        #: when a ``busy`` answered it before any prompt (BUSY_GRACE runs from there)
+        self.busy_at: Optional[float] = None
+        #: when an OK came before the lines the command prints (OK_GRACE runs from there)
+        self.ok_at: Optional[float] = None
+        self.expects_lines = expects_lines(request)
+        self.final = False
+        #: set by the driver when the command cannot finish (a reset, lost output, shutdown)
+        self.error: Optional[BaseException] = None
+        self.started = now
+
+    @property
+    def result(self) -> Optional[str]:
+        return self.response.result
+
+    def finish(self, code: str) -> None:
+        self.response.result = code
+        self.final = True
+
+    def __repr__(self) -> str:
+        state = ("final " + repr(self.response.result) if self.final else
+                 "written" if self.data_written else "prompted" if self.prompted else "sent")
+        return f"<Command {self.name} {state}>"
+
+
+# ---------------------------------------------------------------------- links
+class LinkSlot:
+    """One generation of one link id in the session's table.
+
+    The engine's :class:`~wizsock.engine.links.Link` is one (it subclasses this);
+    the fields here are the ones the session's rules read and write."""
+
+    def __init__(self, lid: int, generation: int, kind: str, *, accepted: bool = False) -> None:
+        self.id = lid
+        self.generation = generation
+        self.kind = kind
+        self.accepted = accepted
+        #: CIPSTART not answered yet: a CLOSED now does not free the id (the open fails)
+        self.opening = not accepted
+        self.connected = accepted
+        #: the module reported it CLOSED (or it was closed with CIPCLOSE): the id is free
+        self.module_closed = False
+        #: the owner closed the handle
+        self.owner_closed = False
+        #: its stream was cut (a +IPD that lied): nothing after the cut may reach the reader
+        self.cut = False
+        # the CIPSENDBUF window: (segment id, length) not yet acknowledged
+        self.segments: Deque[Tuple[int, int]] = deque()
+        self.inflight = 0
+        self.acked_segment = 0
+        #: the module's last CIPSENDBUF segment id on this link
+        self.last_segment = 0
+
+    @property
+    def window_room(self) -> int:
+        """Bytes the module's send buffer takes before acknowledgements free some."""
+        return SENDBUF_SIZE - self.inflight
+
+    def add_segment(self, segment: int, n: int) -> None:
+        """The module took ``n`` bytes as CIPSENDBUF segment ``segment``."""
+        self.last_segment = segment
+        if segment > self.acked_segment:
+            self.segments.append((segment, n))
+            self.inflight += n
+
+    def ack(self, segment: int) -> None:
+        """Every segment up to ``segment`` reached the remote."""
+        self.acked_segment = max(self.acked_segment, segment)
+        while self.segments and self.segments[0][0] <= segment:
+            _, n = self.segments.popleft()
+            self.inflight -= n
+
+    def clear_window(self) -> None:
+        """Forget the unacknowledged segments (the link failed or closed)."""
+        self.segments.clear()
+        self.inflight = 0
+
+    def reset_segments(self) -> None:
+        """AT+CIPBUFRESET succeeded: the module numbers from 1 again."""
+        self.last_segment = self.acked_segment = 0
+
+
+L = TypeVar("L", bound=LinkSlot)
+
+
+class IdWaiter:
+    """A connect waiting, first come first served, for a link id (the driver wakes it)."""
+
+    __slots__ = ("kind", "lid")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        #: the id granted (reserved for it), or None while it waits
+        self.lid: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return f"<IdWaiter {self.kind} lid={self.lid}>"
+
+
+class LinkLimit(Exception):
+    """No link id can be had (five links, or a second SSL link); the driver raises
+    :class:`~wizsock.errors.LinkLimitError` with this message."""
+
+
+# ---------------------------------------------------------------------- what the session says
+@dataclass(frozen=True)
+class SessionEvent:
+    """Something the driver acts on (subclasses name what)."""
+
+
+@dataclass(frozen=True)
+class CommandEvent(SessionEvent):
+    """The command in flight changed: its waiter must look again."""
+    command: Command
+
+
+@dataclass(frozen=True)
+class PromptReady(CommandEvent):
+    """The ``>`` came: the driver writes the payload (after :meth:`Session.writing_payload`)."""
+
+
+@dataclass(frozen=True)
+class CommandFinished(CommandEvent):
+    """The command has its result (``command.result``)."""
+
+
+@dataclass(frozen=True)
+class OkHeld(CommandEvent):
+    """An OK came before the lines the command prints; OK_GRACE tells (see :meth:`Session.timer`)."""
+
+
+@dataclass(frozen=True)
+class BusySeen(CommandEvent):
+    """``busy`` before the prompt: a late result may still come within BUSY_GRACE."""
+
+
+@dataclass(frozen=True)
+class BusyExpired(CommandEvent):
+    """BUSY_GRACE passed with no result: the command was not run; the driver repeats it."""
+
+
+@dataclass(frozen=True)
+class StrayOk(CommandEvent):
+    """The OK held in grace was not the command's own (its lines followed): dropped."""
+
+
+@dataclass(frozen=True)
+class DataReceived(SessionEvent):
+    """A ``+IPD`` payload for a held link, to its receive buffer."""
+    link: LinkSlot
+    payload: bytes
+    remote: Optional[Remote]
+
+
+@dataclass(frozen=True)
+class PassthroughData(SessionEvent):
+    """Bytes of the passthrough stream (``Session.passthrough`` is on)."""
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class LinkAccepted(SessionEvent):
+    """The server got a connection: a new link (made by the session's ``accept`` factory),
+    already in the table; ``implicit``: its data came before its CONNECT."""
+    link: LinkSlot
+    implicit: bool
+
+
+@dataclass(frozen=True)
+class LinkConnected(SessionEvent):
+    link: LinkSlot
+
+
+@dataclass(frozen=True)
+class LinkClosed(SessionEvent):
+    """``<id>,CLOSED`` for a held link: it reads EOF (``freed``: the id left the table and
+    is remembered as a ghost; a link still opening keeps it until its CIPSTART answers)."""
+    link: LinkSlot
+    freed: bool
+
+
+@dataclass(frozen=True)
+class LinkConnectFailed(SessionEvent):
+    link: LinkSlot
+
+
+@dataclass(frozen=True)
+class BareLinkEvent(SessionEvent):
+    """``CONNECT``/``CLOSED`` with no id (single mode, MQTT) and no command in flight."""
+    event: LinkEvent
+
+
+@dataclass(frozen=True)
+class SegmentAcked(SessionEvent):
+    """``[<link>,]<segment>,SEND OK``: the link's window moved (``link`` None: nobody holds
+    the id); the sender may go on."""
+    link: Optional[LinkSlot]
+    segment: int
+
+
+@dataclass(frozen=True)
+class SendFailed(SessionEvent):
+    """The module could not send data of this link (SEND FAIL): its stream has a hole."""
+    link: LinkSlot
+
+
+@dataclass(frozen=True)
+class IdGranted(SessionEvent):
+    """A freed id went to a waiting connect (``waiter.lid``): wake it."""
+    waiter: IdWaiter
+
+
+@dataclass(frozen=True)
+class IpdSpill(SessionEvent):
+    """The +IPD before an unreadable line lied about its length: the link's stream is
+    cut (``link.cut``); the last ``withdraw`` bytes delivered are not the peer's."""
+    link: LinkSlot
+    withdraw: int
+
+
+@dataclass(frozen=True)
+class LinkCut(SessionEvent):
+    """A +IPD for the link stalled short (:meth:`Session.ipd_stalled`): its data is cut."""
+    link: LinkSlot
+
+
+@dataclass(frozen=True)
+class GhostData(SessionEvent):
+    """Data on an id whose CLOSED was taken: that CLOSED was false; ``link`` is the
+    handle it closed (its stream is cut; the id is still held by the module)."""
+    link: LinkSlot
+
+
+@dataclass(frozen=True)
+class ModuleReset(SessionEvent):
+    """The module restarted (``ready``): the driver declares a reset."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProbeWanted(SessionEvent):
+    """Unreadable output: whether the module still answers is worth an ``AT``."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class WifiChanged(SessionEvent):
+    """``WIFI CONNECTED``/``GOT IP``/``DISCONNECT`` (``Session.wifi_state`` is updated)."""
+    event: Wifi
+
+
+@dataclass(frozen=True)
+class InfoUrc(SessionEvent):
+    """``+STA_CONNECTED`` & co. (softAP stations)."""
+    event: Info
+
+
+@dataclass(frozen=True)
+class MqttMessage(SessionEvent):
+    """``<topic> -> <data>``."""
+    event: Subscription
+
+
+@dataclass(frozen=True)
+class Ignored(SessionEvent):
+    """Output that belongs to nobody (logged by the driver, otherwise dropped)."""
+    event: Event
+    why: str
+
+
+# ---------------------------------------------------------------------- the session
+Handler = Callable[["Session[Any]", Any, float, List[SessionEvent]], bool]
+
+
+class Session(Generic[L]):
+    """The AT conversation with one module; see the module docstring.
+
+    ``accept(lid, generation, remote)`` makes the link for a connection the server
+    accepted (the engine's Link; a :class:`LinkSlot` in tests)."""
+
+    def __init__(self, accept: Callable[[int, int, Optional[Remote]], L], *,
+                 name: str = "module") -> None:
+        self.name = name
+        self._accept = accept
+        #: CIPMUX=1 (ids on links); off: every link is id 0
+        self.mux = True
+        #: a passthrough stream owns the UART: all data is its
+        self.passthrough = False
+        #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection
+        self.accepting = False
+        #: the driver is (re-)initialising the module: ``ready`` is expected, not a reset
+        self.initialising = False
+        self.init_ready_seen = False
+        self.wifi_state: Optional[str] = None
+        self.station_ip: Optional[str] = None
+        #: when the last line or prompt (not +IPD data) arrived
+        self.last_line = 0.0
+        #: late answers of an earlier exchange may still come: wait for silence first
+        self.resync = False
+        #: bytes the module may still read as a payload (see owe)
+        self.owed: Optional[bytes] = None
+        self.command: Optional[Command] = None
+        self._links: Dict[int, L] = {}
+        self._generations = [0] * MAX_LINKS
+        self._reserved: Set[int] = set()
+        self._waiters: Deque[IdWaiter] = deque()
+        self._ghosts: Dict[int, L] = {}
+        #: a payload held for the line after it: (link, payload, remote)
+        self.held: Optional[Tuple[L, bytes, Optional[Remote]]] = None
+        #: the payload delivered last, while the next unit may still show its length lied
+        self._last_data: Optional[Tuple[L, int]] = None
+        self._last_garbage_probe = -GARBAGE_PROBE_INTERVAL - 1.0
+
+    # ------------------------------------------------------------------ commands
+    @property
+    def active(self) -> Optional[Command]:
+        """The command in flight if it has no result yet."""
+        cmd = self.command
+        return cmd if cmd is not None and not cmd.final else None
+
+    @property
+    def command_name(self) -> Optional[str]:
+        cmd = self.active
+        return cmd.name if cmd is not None else None
+
+    def start_command(self, request: P.Request, wants_prompt: bool, now: float) -> Command:
+        """The driver is about to write ``request``; output from now on is its answer."""
+        cmd = Command(request, wants_prompt, now)
+        self.command = cmd
+        return cmd
+
+    def end_command(self, cmd: Command) -> None:
+        """The driver is done with ``cmd`` (finished, failed or abandoned)."""
+        if self.command is cmd:
+            self.command = None
+
+    def writing_payload(self, cmd: Command) -> None:
+        """The payload goes out now (marked before the write: its answer may be read
+        before the write returns)."""
+        cmd.data_written = True
+
+    def payload_written(self, cmd: Command) -> List[SessionEvent]:
+        """The payload left the host.  The module answers nothing after CIPSENDBUF data
+        (spec 3.3.9): the segment is in its buffer, ``<link>,<seg>,SEND OK`` comes later."""
+        if cmd.name == "CIPSENDBUF" and not cmd.final:
+            cmd.finish("OK")
+            return [CommandFinished(cmd)]
+        return []
+
+    def abort_command(self, error: BaseException) -> Optional[Command]:
+        """The command in flight cannot finish (the driver's ``error`` says why)."""
+        cmd = self.active
+        if cmd is not None:
+            cmd.error = error
+        return cmd
+
+    def next_deadline(self) -> Optional[float]:
+        """When :meth:`timer` has something to decide (an OK or a busy in grace), or None."""
+        cmd = self.active
+        if cmd is None:
+            return None
+        ends = []
+        if cmd.ok_at is not None:
+            ends.append(cmd.ok_at + OK_GRACE)
+        if cmd.busy_at is not None:
+            ends.append(cmd.busy_at + BUSY_GRACE)
+        return min(ends) if ends else None
+
+    def timer(self, now: float) -> List[SessionEvent]:
+        """Graces that ran out by ``now``: an OK held with nothing after it was the
+        (empty) answer; a busy with no late result means the command was not run."""
+        cmd = self.active
+        if cmd is None or cmd.error is not None or (cmd.prompted and not cmd.data_written):
+            return []
+        if cmd.ok_at is not None and now - cmd.ok_at >= OK_GRACE - 1e-3:
+            cmd.finish("OK")
+            return [CommandFinished(cmd)]
+        if cmd.busy_at is not None and now - cmd.busy_at >= BUSY_GRACE - 1e-3:
+            return [BusyExpired(cmd)]
+        return []
+
+    def owe(self, request: P.Request, payload: bytes) -> bytes:
+        """A prompt command ended before its payload was written: the module may have
+        printed ``>`` (or be about to) and then reads exactly that many bytes as data,
+        whatever they are.  The bytes that complete it are kept in :attr:`owed` (and
+        returned); the driver writes them before the next exchange.  The user's own
+        bytes only if no line of them could start a command (the module may really
+        have reset, and then they reach its command parser), else NULs."""
+        if request.name in SEND_COMMANDS:
+            data = bytes(payload)
+            owed = data if not COMMAND_LIKE.search(data) else bytes(len(data))
+        else:
+            owed = PEM_FILLER
+        self.owed = owed
+        return owed
+
+    def take_owed(self) -> Optional[bytes]:
+        owed, self.owed = self.owed, None
+        return owed
+
+    # ------------------------------------------------------------------ the module's output
+    def receive(self, event: Event, now: float, *, mid_line: bool = False) -> List[SessionEvent]:
+        """One framer event; ``mid_line``: the framer's read ended inside a line (a payload
+        delivered now waits for that line: it may show that the +IPD length lied)."""
+        out: List[SessionEvent] = []
+        cls = type(event)
+        held, self.held = self.held, None
+        after, self._last_data = self._last_data, None
+        if held is not None or after is not None:
+            if self._is_spill(event):
+                if held is not None:
+                    self._spill(held[0], 0, out)          # never delivered
+                elif after is not None:
+                    self._spill(after[0], after[1], out)
+            elif held is not None:
+                self._deliver(*held, out)
+                self._last_data = None
+        if cls is Data:
+            assert isinstance(event, Data)
+            self._on_data(event, mid_line, out)
+            return out
+        self.last_line = now
+        rule = URC_RULES.get(cls)
+        if rule is not None and rule(self, event, now, out):
+            return out
+        cmd = self.active
+        if cmd is None:
+            IDLE_RULES.get(cls, Session._idle_other)(self, event, now, out)
+        else:
+            COMMAND_RULES.get(cls, Session._cmd_line)(self, event, now, out)
+        return out
+
+    def events_for(self, events: Iterable[Event], now: float, *,
+                   mid_line: bool = False) -> List[SessionEvent]:
+        """:meth:`receive` for each event of one read, in order."""
+        out: List[SessionEvent] = []
+        for ev in events:
+            out.extend(self.receive(ev, now, mid_line=mid_line))
+        return out
+
+    def _is_spill(self, event: Event) -> bool:
+        """The unit after a +IPD payload: an unreadable line, or text that the command in
+        flight (if any) does not print, means its length lied."""
+        if isinstance(event, Garbage):
+            return not NOISE.fullmatch(bytes(event.data))
+        if isinstance(event, Text):
+            cmd = self.active
+            return ((cmd is None or not cmd.expects_lines)
+                    and not SEGMENT_FAIL.match(event.text))
+        return False
+
+    # ---- +IPD
+    def _on_data(self, ev: Data, mid_line: bool, out: List[SessionEvent]) -> None:
+        if self.passthrough:          # the UART carries one stream
+            out.append(PassthroughData(ev.payload))
+            return
+        lid = ev.link if self.mux else 0
+        link = self._links.get(lid)
+        if link is None:
+            if self.accepting:
+                link = self._new_accepted(lid, ev.remote, True, out)
+            else:
+                out.append(Ignored(ev, f"data for link {lid}, which nobody holds"))
+                ghost = self._ghosts.pop(lid, None)
+                if ghost is not None and ghost.generation == self._generations[lid]:
+                    out.append(GhostData(ghost))
+                return
+        if link.cut:
+            return      # its stream was cut: nothing after the cut may reach the reader
+        if mid_line:
+            # the read ended inside the line after this payload: if that line turns out
+            # unreadable, the +IPD length lied and this payload is not the peer's data
+            self.held = (link, ev.payload, ev.remote)
+            return
+        self._deliver(link, ev.payload, ev.remote, out)
+
+    def _deliver(self, link: L, payload: bytes, remote: Optional[Remote],
+                 out: List[SessionEvent]) -> None:
+        out.append(DataReceived(link, payload, remote))
+        self._last_data = (link, len(payload))
+
+    def _spill(self, link: L, n: int, out: List[SessionEvent]) -> None:
+        if link.cut or link.owner_closed:
+            return
+        link.cut = True
+        out.append(IpdSpill(link, n))
+
+    def ipd_stalled(self, lid: Optional[int]) -> List[SessionEvent]:
+        """A +IPD payload for ``lid`` stayed incomplete while the UART was quiet: it
+        announced more than came, and what followed was taken as its data (the driver
+        resets the framer).  The link's stream is cut; the command in flight may have
+        lost its answer (the driver fails it); late answers may still come."""
+        out: List[SessionEvent] = []
+        link = self._links.get(lid if self.mux and lid is not None else 0)
+        if link is not None:
+            link.cut = True
+            out.append(LinkCut(link))
+        self.resync = True
+        return out
+
+    # ---- URCs (whatever command runs)
+    def _urc_link_event(self, ev: LinkEvent, now: float, out: List[SessionEvent]) -> bool:
+        if ev.link is None or not self.mux:
+            cmd = self.active
+            if cmd is not None:
+                cmd.response.events.append(ev)
+            else:
+                out.append(BareLinkEvent(ev))
+            return True
+        rule = LINK_STATES.get(ev.state)
+        if rule is None:
+            out.append(Ignored(ev, f"link state {ev.state!r}"))
+        else:
+            rule(self, ev.link, ev, out)
+        return True
+
+    def _link_connect(self, lid: int, ev: LinkEvent, out: List[SessionEvent]) -> None:
+        link = self._links.get(lid)
+        if link is not None:
+            link.connected = True
+            out.append(LinkConnected(link))
+        elif self.accepting:
+            self._new_accepted(lid, None, False, out)
+        else:
+            out.append(Ignored(ev, f"CONNECT on link {lid}, which nobody opened"))
+
+    def _link_closed(self, lid: int, ev: LinkEvent, out: List[SessionEvent]) -> None:
+        link = self._links.get(lid)
+        if link is None:
+            out.append(Ignored(ev, f"CLOSED on link {lid}, which nobody holds"))
+            return
+        link.module_closed = True
+        link.clear_window()
+        freed = not link.opening
+        out.append(LinkClosed(link, freed))
+        if freed:
+            out.extend(IdGranted(w) for w in self.free(link))
+            self._ghosts[lid] = link
+
+    def _link_connect_fail(self, lid: int, ev: LinkEvent, out: List[SessionEvent]) -> None:
+        link = self._links.get(lid)
+        if link is None:
+            out.append(Ignored(ev, f"CONNECT FAIL on link {lid}, which nobody holds"))
+            return
+        link.module_closed = True
+        link.clear_window()
+        out.append(LinkConnectFailed(link))
+
+    def _urc_sendbuf_ack(self, ev: SendBufAck, now: float, out: List[SessionEvent]) -> bool:
+        lid = ev.link if self.mux else 0
+        link = self._links.get(lid) if lid is not None else None
+        if link is not None:
+            link.ack(ev.segment)
+        out.append(SegmentAcked(link, ev.segment))
+        return True
+
+    def _urc_ready(self, ev: Ready, now: float, out: List[SessionEvent]) -> bool:
+        if self.initialising:
+            self.init_ready_seen = True
+        else:
+            out.append(ModuleReset("module reset (ready)"))
+        return True
+
+    def _urc_subscription(self, ev: Subscription, now: float, out: List[SessionEvent]) -> bool:
+        out.append(MqttMessage(ev))
+        return True
+
+    def _urc_wifi(self, ev: Wifi, now: float, out: List[SessionEvent]) -> bool:
+        self.wifi_state = ev.state
+        if ev.state == "DISCONNECT":
+            self.station_ip = None
+        out.append(WifiChanged(ev))
+        return True
+
+    def _urc_garbage(self, ev: Garbage, now: float, out: List[SessionEvent]) -> bool:
+        out.append(Ignored(ev, "garbage"))
+        # a burst of unreadable lines: boot noise or a baud-rate change; one probe
+        # (a 4-byte AT) per GARBAGE_PROBE_INTERVAL at most
+        if now - self._last_garbage_probe > GARBAGE_PROBE_INTERVAL:
+            self._last_garbage_probe = now
+            out.append(ProbeWanted("module unreadable (boot noise or baud change)"))
+        return True
+
+    def _urc_echo(self, ev: Echo, now: float, out: List[SessionEvent]) -> bool:
+        return True          # ATE1: the module repeats our line
+
+    def _urc_info(self, ev: Info, now: float, out: List[SessionEvent]) -> bool:
+        if ev.name not in URC_INFO:
+            return False
+        out.append(InfoUrc(ev))
+        return True
+
+    def _urc_text(self, ev: Text, now: float, out: List[SessionEvent]) -> bool:
+        m = SEGMENT_FAIL.match(ev.text)
+        if m is None:
+            return False
+        self._send_fail(int(m.group(1)) if m.group(1) else None, out, ev)
+        return True
+
+    def _send_fail(self, lid: Optional[int], out: List[SessionEvent], ev: Event) -> None:
+        """SEND FAIL for CIPSENDBUF data (possibly without a link id: then every link with
+        unacknowledged segments)."""
+        if lid is not None:
+            link = self._links.get(lid)
+            cands = [link] if link is not None else []
+        else:
+            cands = [ln for ln in self._links.values() if ln.segments]
+        if not cands:
+            out.append(Ignored(ev, "SEND FAIL with no send outstanding (after a close)"))
+            return
+        for link in cands:
+            link.clear_window()
+            out.append(SendFailed(link))
+
+    # ---- no command in flight
+    def _idle_result(self, ev: Result, now: float, out: List[SessionEvent]) -> None:
+        if ev.code == "SEND FAIL":
+            self._send_fail(None, out, ev)
+        else:
+            out.append(Ignored(ev, "no command in flight"))
+
+    def _idle_busy(self, ev: Busy, now: float, out: List[SessionEvent]) -> None:
+        out.append(Ignored(ev, "busy with no command in flight (tail of a burst)"))
+
+    def _idle_other(self, ev: Event, now: float, out: List[SessionEvent]) -> None:
+        out.append(Ignored(ev, "no command in flight"))
+
+    # ---- the command in flight
+    def _cmd_result(self, ev: Result, now: float, out: List[SessionEvent]) -> None:
+        cmd = self.command
+        assert cmd is not None
+        code = ev.code
+        if code in SEND_RESULTS:
+            if cmd.name in STOP_AND_WAIT and cmd.data_written:
+                cmd.finish(code)
+                out.append(CommandFinished(cmd))
+            elif code == "SEND FAIL":
+                self._send_fail(None, out, ev)
+            else:
+                out.append(Ignored(ev, f"SEND OK during {cmd.name}"))
+            return
+        if code == "OK" and cmd.wants_prompt and not cmd.prompted:
+            cmd.response.notes.append(code)      # CIPSEND prints OK before ">"
+            return
+        if (code == "OK" and cmd.expects_lines and not cmd.response.events
+                and cmd.ok_at is None):
+            # its own OK (an empty answer) or a stray one: lines that follow tell
+            cmd.ok_at = now
+            out.append(OkHeld(cmd))
+            return
+        if code in RESYNC_RESULTS:
+            # possibly a stray one, and the command's real answer still to come
+            self.resync = True
+        if code in FINAL or cmd.name in ENDS_ONLY.get(code, ()):
+            cmd.finish(code)
+            out.append(CommandFinished(cmd))
+            return
+        cmd.response.notes.append(code)
+        if code in PROMPT_REFUSALS and cmd.wants_prompt:
+            cmd.finish("ERROR")
+            out.append(CommandFinished(cmd))
+
+    def _cmd_prompt(self, ev: Prompt, now: float, out: List[SessionEvent]) -> None:
+        cmd = self.command
+        assert cmd is not None
+        if cmd.wants_prompt and not cmd.prompted:
+            cmd.prompted = True
+            cmd.busy_at = None
+            out.append(PromptReady(cmd))
+        else:
+            out.append(Ignored(ev, f"stray prompt during {cmd.name}"))
+
+    def _cmd_busy(self, ev: Busy, now: float, out: List[SessionEvent]) -> None:
+        cmd = self.command
+        assert cmd is not None
+        if cmd.data_written:
+            # data went out and the module says busy: whether it was taken is
+            # unknown, so the send fails (it is never repeated)
+            cmd.response.notes.append("busy " + ev.kind)
+            cmd.finish("BUSY")
+            out.append(CommandFinished(cmd))
+        elif not cmd.prompted:
+            cmd.busy_at = now
+            out.append(BusySeen(cmd))
+        else:
+            out.append(Ignored(ev, f"busy after the prompt of {cmd.name}"))
+
+    def _cmd_recv(self, ev: Recv, now: float, out: List[SessionEvent]) -> None:
+        cmd = self.command
+        assert cmd is not None
+        cmd.response.recv = ev.n
+        if cmd.name == "CIPSENDBUF" and cmd.data_written:
+            cmd.finish("OK")
+            out.append(CommandFinished(cmd))
+
+    def _cmd_line(self, ev: Event, now: float, out: List[SessionEvent]) -> None:
+        cmd = self.command
+        assert cmd is not None
+        if cmd.ok_at is not None:
+            cmd.ok_at = None
+            self.resync = True
+            out.append(StrayOk(cmd))
+        cmd.response.events.append(ev)
+
+    # ------------------------------------------------------------------ the module restarted
+    def module_reset(self) -> List[L]:
+        """A reset is declared: every link is gone (returned, for the driver to fail), the
+        server with them; the module may still finish what it was printing."""
+        self.resync = True
+        self.accepting = False
+        self.passthrough = False
+        gone = list(self._links.values())
+        self._links.clear()
+        return gone
+
+    def clear_links(self) -> List[L]:
+        """Shutdown or a dead port: every link leaves the table (returned)."""
+        gone = list(self._links.values())
+        self._links.clear()
+        return gone
+
+    # ------------------------------------------------------------------ the link table
+    @property
+    def links(self) -> Mapping[int, L]:
+        """Read-only view: id -> link held now."""
+        return MappingProxyType(self._links)
+
+    def link(self, lid: int) -> Optional[L]:
+        return self._links.get(lid)
+
+    @property
+    def waiting(self) -> int:
+        """Connects waiting for an id."""
+        return len(self._waiters)
+
+    def generation(self, lid: int) -> int:
+        return self._generations[lid]
+
+    def new_generation(self, lid: int) -> int:
+        """The next generation of ``lid`` (for the link about to be opened on it)."""
+        self._generations[lid] += 1
+        return self._generations[lid]
+
+    def add(self, link: L) -> None:
+        """``link`` holds its id from now on (a reservation of the id is used up)."""
+        self._reserved.discard(link.id)
+        self._links[link.id] = link
+
+    def remove(self, lid: int) -> Optional[L]:
+        """Take ``lid`` out of the table without handing it on (the module still holds it)."""
+        return self._links.pop(lid, None)
+
+    def free(self, link: L) -> List[IdWaiter]:
+        """``link`` no longer holds its id; waiting connects get the ids now free."""
+        if self._links.get(link.id) is link:
+            del self._links[link.id]
+        return self.grant_ids()
+
+    def accept(self, lid: int, remote: Optional[Remote] = None) -> L:
+        """The server holds a connection on ``lid`` (AT+CIPSTATUS said so): a new link."""
+        out: List[SessionEvent] = []
+        return self._new_accepted(lid, remote, False, out)
+
+    def _new_accepted(self, lid: int, remote: Optional[Remote], implicit: bool,
+                      out: List[SessionEvent]) -> L:
+        link = self._accept(lid, self.new_generation(lid), remote)
+        self._links[lid] = link
+        out.append(LinkAccepted(link, implicit))
+        return link
+
+    def check_ssl_limit(self, kind: str) -> None:
+        if kind == "SSL":
+            ssl = [ln.id for ln in self._links.values() if ln.kind == "SSL"]
+            if ssl:
+                raise LinkLimit(f"{self.name}: the module carries one SSL link at most "
+                                f"(link {ssl[0]} is SSL)")
+
+    def limit_message(self, waited: Optional[float] = None) -> str:
+        held = sorted(self._links)
+        msg = (f"{self.name}: all {MAX_LINKS} links are in use (the WizFi360 carries at most "
+               f"{MAX_LINKS} connections at once; held: {held}")
+        if self._waiters:
+            msg += f"; {len(self._waiters)} connect(s) waiting"
+        msg += ")"
+        if waited is not None:
+            msg += f"; no link was freed within {waited:g} s"
+        return msg
+
+    def free_id(self) -> Optional[int]:
+        # from the top: the module numbers server connections from 0
+        for lid in range(MAX_LINKS - 1, -1, -1):
+            if lid not in self._links and lid not in self._reserved:
+                return lid
+        return None
+
+    def alloc_id(self, kind: str) -> int:
+        """A free id now, or :class:`LinkLimit`.  Waiters queued for a link come first:
+        free ids are handed to them as they appear, so none is free while anyone waits."""
+        self.check_ssl_limit(kind)
+        lid = None if self._waiters else self.free_id()
+        if lid is None:
+            raise LinkLimit(self.limit_message())
+        return lid
+
+    def reserve(self, kind: str) -> Optional[int]:
+        """Reserve a free id now if nobody waits for one (else None: queue a waiter)."""
+        self.check_ssl_limit(kind)
+        if self._waiters:
+            return None
+        lid = self.free_id()
+        if lid is not None:
+            self._reserved.add(lid)
+        return lid
+
+    def enqueue(self, kind: str) -> IdWaiter:
+        waiter = IdWaiter(kind)
+        self._waiters.append(waiter)
+        return waiter
+
+    def grant_ids(self) -> List[IdWaiter]:
+        """Hand free ids to waiting connects, first come first served (returned: wake them)."""
+        granted = []
+        while self._waiters:
+            lid = self.free_id()
+            if lid is None:
+                break
+            waiter = self._waiters.popleft()
+            self._reserved.add(lid)
+            waiter.lid = lid
+            granted.append(waiter)
+        return granted
+
+    def drop_waiter(self, waiter: IdWaiter) -> List[IdWaiter]:
+        """A waiter gave up (timeout, cancelled): out of the queue, its grant given back."""
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+        if waiter.lid is not None:
+            return self.release_id(waiter.lid)
+        return []
+
+    def take_reserved(self, lid: int) -> None:
+        """The reserved id becomes a link's (:meth:`add` follows)."""
+        self._reserved.discard(lid)
+
+    def release_id(self, lid: int) -> List[IdWaiter]:
+        """Give back a reservation that was not used."""
+        if lid in self._reserved:
+            self._reserved.discard(lid)
+            return self.grant_ids()
+        return []
+
+    @property
+    def reserved(self) -> FrozenSet[int]:
+        return frozenset(self._reserved)
+
+    @property
+    def ghosts(self) -> Mapping[int, L]:
+        """Ids reported CLOSED, with the link they closed (data on one proves it false)."""
+        return MappingProxyType(self._ghosts)
+
+
+#: the link URCs by state
+LINK_STATES: Dict[str, Callable[[Session[Any], int, LinkEvent, List[SessionEvent]], None]] = {
+    "CONNECT": Session._link_connect,
+    "CLOSED": Session._link_closed,
+    "CONNECT FAIL": Session._link_connect_fail,
+}
+
+#: output that is not an answer, whatever command runs (a rule returns False to pass the
+#: event on to the command or idle rules)
+URC_RULES: Dict[type, Handler] = {
+    LinkEvent: Session._urc_link_event,
+    SendBufAck: Session._urc_sendbuf_ack,
+    Ready: Session._urc_ready,
+    Subscription: Session._urc_subscription,
+    Wifi: Session._urc_wifi,
+    Garbage: Session._urc_garbage,
+    Echo: Session._urc_echo,
+    Info: Session._urc_info,
+    Text: Session._urc_text,
+}
+
+Rule = Callable[[Session[Any], Any, float, List[SessionEvent]], None]
+
+#: output while a command waits for its answer (anything else is one of its lines)
+COMMAND_RULES: Dict[type, Rule] = {
+    Result: Session._cmd_result,
+    Prompt: Session._cmd_prompt,
+    Busy: Session._cmd_busy,
+    Recv: Session._cmd_recv,
+}
+
+#: output with no command in flight (anything else: Ignored)
+IDLE_RULES: Dict[type, Rule] = {
+    Result: Session._idle_result,
+    Busy: Session._idle_busy,
+}
+
