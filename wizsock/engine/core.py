@@ -1561,6 +1561,8 @@ class Engine:
     async def start_task(self, async_fn: Callable[..., Any], *args: Any) -> Any:
         """Start ``async_fn(*args)`` as a task of the engine and wait for its
         ``task_status.started()`` (trio's ``Nursery.start``)."""
+        if self._nursery is None:
+            raise RuntimeError(f"{self.name}: the engine is not started")
         return await self._nursery.start(async_fn, *args)
 
     def close_link_soon(self, link) -> bool:
