@@ -137,7 +137,7 @@ async def test_refused_while_links_or_a_server_are_open():
             with pytest.raises(E.ConnectError):
                 async with m.net.passthrough("127.0.0.1", 1):
                     pass
-            assert m.engine.mux is True and m.engine._pt is None
+            assert m.engine.mux is True and m.engine.passthrough is None
             assert (await m.net.transfer_mode()).mode == 0
             link = await m.net.open_tcp("127.0.0.1", echo.port)
             await link.aclose()
@@ -215,7 +215,7 @@ async def test_unread_data_beyond_rx_limit_ends_the_session():
                             got += await stream.receive_some(65536)
             assert got == deterministic_bytes(len(got)) and len(got) >= 8192
             await m.system.at()
-            assert m.engine.mux is True and m.engine._pt is None
+            assert m.engine.mux is True and m.engine.passthrough is None
 
 
 def test_blocking_module():

@@ -381,8 +381,7 @@ class Net(_Group):
     @property
     def links(self):
         """Read-only view: link id -> Link currently held by the engine."""
-        from types import MappingProxyType
-        return MappingProxyType(self._e._links)
+        return self._e.links
 
     async def status(self):
         """AT+CIPSTATUS -> records.ConnectionStatus."""
@@ -419,10 +418,10 @@ class Net(_Group):
             lid = res.lid
             e.take_reserved(lid)
         else:
-            lid = e._alloc_id(kind)
-        gen = e._new_generation(lid)
+            lid = e.alloc_id(kind)
+        gen = e.new_generation(lid)
         link = Link(e, lid, gen, kind, remote=(str(host), int(port)))
-        e._links[lid] = link
+        e.add_link(link)
         sent = False
         try:
             r = req("CIPSTART", "set", link=lid if e.mux else None, type=kind, remote=str(host),
@@ -431,14 +430,14 @@ class Net(_Group):
             resp = await e.command(r, timeout=timeout, check=False, parse=False)
             if link._error is not None:
                 raise link._error
-            if resp.result != "OK" and not (link._connected and "ALREADY CONNECTED" in resp.notes):
+            if resp.result != "OK" and not (link.connected and "ALREADY CONNECTED" in resp.notes):
                 # (ALREADY CONNECTED after our own "<id>,CONNECT": an attempt the module
                 # answered busy to was run after all; the link is ours and up)
                 lines = resp.lines()
                 if "ALREADY CONNECTED" in resp.notes and _reclaim:
                     # the module holds the id: a connection our server accepted meanwhile,
                     # or one whose CLOSED was false; the engine sorts it out, then once more
-                    e._links.pop(lid, None)
+                    e.session.remove(lid)
                     await e.reclaim_id(lid)
                     return await self._open(kind, host, port, timeout=timeout, _reclaim=False,
                                             **extra)
@@ -446,29 +445,29 @@ class Net(_Group):
                     raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
                 raise E.ConnectError(f"{kind} connect to {host}:{port} failed: "
                                      f"{'; '.join(lines) or resp.result}", lines=lines)
-            link._opening = False
-            link._connected = True
-            if link._module_closed:       # CLOSED already (early close): keep data, free id
+            link.opening = False
+            link.connected = True
+            if link.module_closed:       # CLOSED already (early close): keep data, free id
                 e._free(link)
             sent = False
             await trio.lowlevel.checkpoint_if_cancelled()
             try:
-                if kind != "SSL" and not link._module_closed:
+                if kind != "SSL" and not link.module_closed:
                     await self._fill_addresses(link)
             except E.WizError:
                 pass
             return link
         except BaseException:
-            link._opening = False
-            if e._links.get(lid) is link:
-                if not sent and link._connected and not link._module_closed:
+            link.opening = False
+            if e.links.get(lid) is link:
+                if not sent and link.connected and not link.module_closed:
                     with trio.CancelScope(shield=True):
                         try:
                             await link._module_close()
                         except E.WizError:
                             pass
                 e._free(link)
-            link._closed = True
+            link.owner_closed = True
             raise
 
     async def _fill_addresses(self, link):
@@ -516,7 +515,7 @@ class Net(_Group):
         lid = int(link)
         e = self._e
         await e.command(req("CIPCLOSE", "set", link=lid), check=False)
-        targets = list(e._links.values()) if lid == 5 else [e._links.get(lid)]
+        targets = list(e.links.values()) if lid == 5 else [e.links.get(lid)]
         for l in targets:
             if l is not None:
                 l._on_closed()
@@ -576,7 +575,7 @@ class Net(_Group):
 
     async def set_mux(self, mode: int) -> None:
         """AT+CIPMUX=<mode> (only with no link open; the engine's links need 1)."""
-        if mode == 0 and self._e._links:
+        if mode == 0 and self._e.links:
             raise E.CommandError("CIPMUX=0 needs every link closed", command="CIPMUX")
         await self._cmd("CIPMUX", "set", mode=mode)
         self._e.mux = bool(mode)
@@ -584,16 +583,16 @@ class Net(_Group):
     async def listen(self, port: int, backlog: int = 4) -> Server:
         """AT+CIPSERVERMAXCONN and AT+CIPSERVER=1,<port> -> Server (one per module)."""
         e = self._e
-        if e._server is not None:
-            raise E.LinkLimitError(f"the module runs one server (port {e._server.port})")
+        if e.server is not None:
+            raise E.LinkLimitError(f"the module runs one server (port {e.server.port})")
         n = max(1, min(4, int(backlog or 4)))
         await self._cmd("CIPSERVERMAXCONN", "set", num=n)
         server = Server(e, int(port), n)
-        e._server = server
+        e.server = server
         try:
             await self._cmd("CIPSERVER", "set", mode=1, port=int(port))
         except BaseException:
-            e._server = None
+            e.server = None
             raise
         return server
 
@@ -825,9 +824,9 @@ class Mqtt(_Group):
         lid = None
         placeholder = None
         if e.mux:
-            lid = e._alloc_id("MQTT")
-            placeholder = Link(e, lid, e._new_generation(lid), "MQTT", remote=(host, port))
-            e._links[lid] = placeholder
+            lid = e.alloc_id("MQTT")
+            placeholder = Link(e, lid, e.new_generation(lid), "MQTT", remote=(host, port))
+            e.add_link(placeholder)
         try:
             resp = await e.command(req("MQTTCON", "set", link=lid, enable=int(bool(auth)),
                                        broker=host, port=port), timeout=timeout, check=False)
@@ -840,7 +839,8 @@ class Mqtt(_Group):
                 e._free(placeholder)
             raise E.ConnectError(f"MQTT connect to {host}:{port} failed: "
                                  f"{'; '.join(resp.lines()) or resp.result}", lines=resp.lines())
-        placeholder and setattr(placeholder, "_opening", False)
+        if placeholder is not None:
+            placeholder.opening = False
         self._link = placeholder
         self.connected = True
 
@@ -928,7 +928,7 @@ class Aws(_Group):
         switches to single-connection mode until ``mqtt.disconnect()``."""
         e = self._e
         if e.mux:
-            if e._links:
+            if e.links:
                 raise E.LinkLimitError("AT+AWSCON needs CIPMUX=0: close every link first")
             await self._cmd("CIPMUX", "set", mode=0)
             e.mux = False

@@ -55,7 +55,7 @@ from typing import List, Optional, Tuple
 import trio
 
 from .. import errors as E
-from .core import _Cmd, req
+from .core import req
 
 log = logging.getLogger("wizsock.engine")
 
@@ -163,18 +163,16 @@ class Passthrough(trio.abc.Stream):
         f = e._framer
         r = req("CIPSEND", "execute")
         for attempt in range(BUSY_TRIES):
-            cmd = _Cmd(r, True)
             f.raw_on_prompt = True
-            e._cmd = cmd
+            cmd = e.start_command(r, True)
             try:
                 await e._write(r.encode())
                 with trio.move_on_after(timeout):
                     while not (cmd.prompted or cmd.final or cmd.error is not None
                                or cmd.busy_at is not None):
-                        await cmd.wait_change()
+                        await e.wait_command_change()
             finally:
-                if e._cmd is cmd:
-                    e._cmd = None
+                e.end_command(cmd)
             if cmd.prompted:
                 return
             f.raw_on_prompt = False
@@ -184,9 +182,9 @@ class Passthrough(trio.abc.Stream):
                 await trio.sleep(0.1 * (attempt + 1))
                 continue
             if cmd.final:
-                lines = cmd.resp.lines()
-                raise E.CommandError(f"passthrough: AT+CIPSEND failed: {cmd.resp.result}",
-                                     command="CIPSEND", result=cmd.resp.result, lines=lines)
+                lines = cmd.response.lines()
+                raise E.CommandError(f"passthrough: AT+CIPSEND failed: {cmd.response.result}",
+                                     command="CIPSEND", result=cmd.response.result, lines=lines)
             raise E.CommandTimeout("passthrough: no '>' after AT+CIPSEND", command="CIPSEND",
                                    timeout=timeout)
         raise E.Busy("passthrough: module busy, AT+CIPSEND not run", command="CIPSEND",
@@ -222,8 +220,8 @@ class Passthrough(trio.abc.Stream):
         e = self._e
         self._done = True
         self._hold_added.set()
-        if e._pt is self:
-            e._pt = None
+        if e.passthrough is self:
+            e.passthrough = None
         e._framer.raw_on_prompt = False
         self._release.set()
 
@@ -397,30 +395,30 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
     await e.wait_usable(10.0)
 
     def check_alone():
-        busy = sorted(e._links)
-        if e._pt is not None:
+        busy = sorted(e.links)
+        if e.passthrough is not None:
             raise E.LinkLimitError("a passthrough session is already open")
-        if busy or e._server is not None:
+        if busy or e.server is not None:
             what = (f"link(s) {busy}" if busy else "") + (
-                " and " if busy and e._server is not None else "") + (
-                f"a server on port {e._server.port}" if e._server is not None else "")
+                " and " if busy and e.server is not None else "") + (
+                f"a server on port {e.server.port}" if e.server is not None else "")
             raise E.LinkLimitError(f"passthrough needs the module to itself: close {what} first")
 
     check_alone()
     stream = Passthrough(e, kind, (str(host), int(port)))
-    e._pt = stream
+    e.passthrough = stream
     try:
         await e._nursery.start(stream._hold_lock)
     except BaseException:
-        e._pt = None
+        e.passthrough = None
         raise
     try:
         with trio.CancelScope(shield=True):
             if not e._usable.is_set():
                 raise E.ModuleReset(f"{e.name}: module reset before passthrough began")
-            e._pt = None
+            e.passthrough = None
             check_alone()        # something may have been opened while we waited
-            e._pt = stream
+            e.passthrough = stream
             await stream._cmd_ok("CIPMUX", "set", mode=0)
             e.mux = False
             await stream._cmd_ok("CIPMODE", "set", mode=1)
@@ -436,7 +434,7 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
     except BaseException:
         with trio.CancelScope(shield=True):
             try:
-                if e._pt is stream and e._usable.is_set():
+                if e.passthrough is stream and e._usable.is_set():
                     e._framer.raw = False
                     await stream._restore()
             except E.WizError as exc2:

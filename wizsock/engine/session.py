@@ -860,10 +860,10 @@ class Session(Generic[L]):
     # ------------------------------------------------------------------ the module restarted
     def module_reset(self) -> List[L]:
         """A reset is declared: every link is gone (returned, for the driver to fail), the
-        server with them; the module may still finish what it was printing."""
+        server with them; the module may still finish what it was printing.  (A
+        passthrough stream stays until its owner ends it: the driver fails it.)"""
         self.resync = True
         self.accepting = False
-        self.passthrough = False
         gone = list(self._links.values())
         self._links.clear()
         return gone

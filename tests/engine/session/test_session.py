@@ -291,7 +291,7 @@ def test_module_reset_takes_every_link():
     assert kinds(r.feed(b"ready\r\n")) == ["ModuleReset"]
     gone = r.session.module_reset()
     assert {ln.id for ln in gone} == links and not r.session.links
-    assert r.session.resync and not r.session.accepting and not r.session.passthrough
+    assert r.session.resync and not r.session.accepting
 
 
 def test_ready_while_initialising_is_expected():
