@@ -300,9 +300,9 @@ class StrayOk(CommandEvent):
 
 
 @dataclass(frozen=True)
-class DataReceived(SessionEvent):
+class DataReceived(SessionEvent, Generic[L]):
     """A ``+IPD`` payload for a held link, to its receive buffer."""
-    link: LinkSlot
+    link: L
     payload: bytes
     remote: Optional[Remote]
 
@@ -314,29 +314,29 @@ class PassthroughData(SessionEvent):
 
 
 @dataclass(frozen=True)
-class LinkAccepted(SessionEvent):
+class LinkAccepted(SessionEvent, Generic[L]):
     """The server got a connection: a new link (made by the session's ``accept`` factory),
     already in the table; ``implicit``: its data came before its CONNECT."""
-    link: LinkSlot
+    link: L
     implicit: bool
 
 
 @dataclass(frozen=True)
-class LinkConnected(SessionEvent):
-    link: LinkSlot
+class LinkConnected(SessionEvent, Generic[L]):
+    link: L
 
 
 @dataclass(frozen=True)
-class LinkClosed(SessionEvent):
+class LinkClosed(SessionEvent, Generic[L]):
     """``<id>,CLOSED`` for a held link: it reads EOF (``freed``: the id left the table and
     is remembered as a ghost; a link still opening keeps it until its CIPSTART answers)."""
-    link: LinkSlot
+    link: L
     freed: bool
 
 
 @dataclass(frozen=True)
-class LinkConnectFailed(SessionEvent):
-    link: LinkSlot
+class LinkConnectFailed(SessionEvent, Generic[L]):
+    link: L
 
 
 @dataclass(frozen=True)
@@ -346,17 +346,17 @@ class BareLinkEvent(SessionEvent):
 
 
 @dataclass(frozen=True)
-class SegmentAcked(SessionEvent):
+class SegmentAcked(SessionEvent, Generic[L]):
     """``[<link>,]<segment>,SEND OK``: the link's window moved (``link`` None: nobody holds
     the id); the sender may go on."""
-    link: Optional[LinkSlot]
+    link: Optional[L]
     segment: int
 
 
 @dataclass(frozen=True)
-class SendFailed(SessionEvent):
+class SendFailed(SessionEvent, Generic[L]):
     """The module could not send data of this link (SEND FAIL): its stream has a hole."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
@@ -366,24 +366,24 @@ class IdGranted(SessionEvent):
 
 
 @dataclass(frozen=True)
-class IpdSpill(SessionEvent):
+class IpdSpill(SessionEvent, Generic[L]):
     """The +IPD before an unreadable line lied about its length: the link's stream is
     cut (``link.cut``); the last ``withdraw`` bytes delivered are not the peer's."""
-    link: LinkSlot
+    link: L
     withdraw: int
 
 
 @dataclass(frozen=True)
-class LinkCut(SessionEvent):
+class LinkCut(SessionEvent, Generic[L]):
     """A +IPD for the link stalled short (:meth:`Session.ipd_stalled`): its data is cut."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
-class GhostData(SessionEvent):
+class GhostData(SessionEvent, Generic[L]):
     """Data on an id whose CLOSED was taken: that CLOSED was false; ``link`` is the
     handle it closed (its stream is cut; the id is still held by the module)."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
