@@ -6,9 +6,11 @@ Structure (all on one trio loop):
   (``wait_readable``, then everything available) -- ttys, ptys, ``socket://``
   and ``wizemu://`` have one; a port without one is read in a worker thread --
   and feeds every byte to ONE framer; nothing else reads or flushes the port.
-  Writes go to the same descriptor (``wait_writable`` when the port is full).  Events are dispatched synchronously, in order, by ``_dispatch``:
-  URCs (``+IPD``, ``<id>,CLOSED``, ``ready``, MQTT messages, ...) go to their
-  owner whatever command is running; the rest belongs to the command in flight.
+  Writes go to the same descriptor (``wait_writable`` when the port is full).  Events go
+  synchronously, in order, to the sans-I/O :class:`~wizsock.engine.session.Session`,
+  which keeps the rules (the command in flight, the link table, what unsolicited
+  output means); ``_dispatch`` carries out what it reports (``_EFFECTS``): data to
+  a link's buffer, a link closed, a waiter woken, a reset declared.
 * **commands** go through ``Engine.command``: a FIFO lock keeps one in flight;
   once written, a command runs to its final result or its own timeout under a
   cancel shield, so a cancelled caller never leaves the module half way
@@ -30,17 +32,16 @@ import logging
 import os
 import re
 import time
-import weakref
-from collections import deque
-from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional
 
 import trio
 
 from .. import errors as E
 from .. import protocol as P
-from ..framer import (Busy, Data, Echo, Framer, Garbage, Info, LinkEvent, Prompt, Ready,
-                      Recv, Result, SendBufAck, Subscription, Text, Wifi)
+from ..framer import Data, Echo, Framer, Garbage, Info, LinkEvent, Subscription, Text
+from . import session as S
+from .session import (BUSY_GRACE, FINAL, MAX_LINKS, OK_GRACE, PROMPT_COMMANDS,  # noqa: F401
+                      SEND_COMMANDS, SENDBUF_SIZE, Command, LinkLimit, Response, Session)
 
 log = logging.getLogger("wizsock.engine")
 wire_log = logging.getLogger("wizsock.engine.at")
@@ -48,9 +49,7 @@ wire_log = logging.getLogger("wizsock.engine.at")
 #: the module's UART rates (spec 3.1.7), in the order tried after the configured one
 BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 38400,
               19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
-MAX_LINKS = 5
 MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
-SENDBUF_SIZE = 21900       # the module's TCP send buffer (spec 3.3.11)
 READ_MAX = 1 << 16         # bytes per read of the port
 DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
@@ -58,11 +57,6 @@ WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (
 COALESCE_MIN = 256         # a read at least this long means a stream is flowing
 COALESCE_BYTES = 4096      # gather about this much wire time (a tty buffers 4 KiB per read)
 COALESCE_MAX = 0.020       # ... but never pause longer than this
-
-FINAL = frozenset({"OK", "ERROR", "FAIL", "SEND OK", "SEND FAIL"})
-PROMPT_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF", "CASEND", "CLICASEND",
-                             "AWSPKSEND"})
-SEND_COMMANDS = frozenset({"CIPSEND", "CIPSENDEX", "CIPSENDBUF"})
 
 #: per-command timeouts (seconds); everything else gets DEFAULT_TIMEOUT
 DEFAULT_TIMEOUT = 3.0
@@ -79,9 +73,6 @@ TIMEOUTS: Dict[str, float] = {
 }
 #: a busy answer is retried after these pauses (then the command fails with errors.Busy)
 BUSY_BACKOFF = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.8, 1.0, 1.0)
-#: a "busy" may be stale (the tail of an earlier burst): wait this long for a late
-#: result before repeating the command
-BUSY_GRACE = 0.25
 
 #: a +IPD payload still incomplete after this long with the UART quiet announced more
 #: bytes than it carried (the module prints a +IPD unit in one go, pausing at most
@@ -97,83 +88,6 @@ SPILL_VERDICT = 0.5
 #: command, at most SETTLE_MAX, so late answers are not taken for the next one's
 SETTLE_QUIET = 0.05
 SETTLE_MAX = 1.0
-#: an OK that comes before any of the lines its command prints is held this long:
-#: lines that follow at once show it was a stray OK, not an empty answer
-OK_GRACE = 0.03
-#: a payload line that would start an AT command if the module's command parser
-#: read it (after a real reset): such a payload is never written as a filler
-_COMMAND_LIKE = re.compile(rb"(?:^|[\r\n])[\x00- ]*[Aa][Tt]")
-
-#: what a UART glitch leaves between two units: a short burst of non-printing bytes.
-#: A spilled payload tail is the peer's bytes, with a printable one in it unless it
-#: is a few bytes long and all below 0x20 (probability 1/8 per byte)
-_NOISE = re.compile(rb"[\x00-\x1f]{1,8}")
-
-_SEG_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
-_URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
-
-
-class Response:
-    """What a finished command produced."""
-
-    __slots__ = ("name", "form", "result", "events", "notes", "recv", "record")
-
-    def __init__(self, name, form):
-        self.name = name
-        self.form = form
-        self.result: Optional[str] = None
-        self.events: List[Any] = []
-        self.notes: List[str] = []
-        self.recv: Optional[int] = None
-        self.record = None
-
-    @property
-    def ok(self):
-        return self.result in ("OK", "SEND OK")
-
-    def lines(self):
-        out = []
-        for ev in self.events:
-            if isinstance(ev, Info):
-                out.append(f"+{ev.name}" + ("" if ev.value is None else ":" + ev.value))
-            elif isinstance(ev, Text):
-                out.append(ev.text)
-            elif isinstance(ev, LinkEvent):
-                out.append(ev.state if ev.link is None else f"{ev.link},{ev.state}")
-        return out + list(self.notes)
-
-    def __repr__(self):
-        return f"Response({self.name!r}, {self.result!r}, lines={self.lines()!r})"
-
-
-class _Cmd:
-    """The command in flight (seen by the dispatcher)."""
-
-    def __init__(self, req, wants_prompt):
-        self.req = req
-        self.name = req.name
-        self.resp = Response(req.name, req.form)
-        self.wants_prompt = wants_prompt
-        self.prompted = False
-        self.data_written = False
-        self.busy_at: Optional[float] = None
-        self.ok_at: Optional[float] = None     # an OK held back (OK_GRACE)
-        self.expects_lines = _expects_lines(req)
-        self.final = False
-        self.error: Optional[BaseException] = None
-        self._changed = trio.Event()
-
-    def kick(self):
-        self._changed.set()
-
-    async def wait_change(self):
-        await self._changed.wait()
-        self._changed = trio.Event()
-
-    def finish(self, code):
-        self.resp.result = code
-        self.final = True
-        self.kick()
 
 
 def port_fd(port) -> Optional[int]:
@@ -198,13 +112,6 @@ def port_fd(port) -> Optional[int]:
     except (OSError, ValueError, AttributeError):   # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) and fd >= 0 else None
-
-
-def _expects_lines(request) -> bool:
-    """Whether the module prints lines before this command's OK (a response shape)."""
-    spec = P.COMMANDS.get(request.name) if hasattr(P.COMMANDS, "get") else None
-    form = getattr(spec, "forms", {}).get(request.form) if spec is not None else None
-    return getattr(form, "response", None) is not None
 
 
 def req(name: str, form: str, **params):
@@ -242,23 +149,22 @@ class Engine:
 
         self.firmware: Optional[str] = None
         self.version = None           # the codec's record for AT+GMR
-        self.mux = True
-        self.wifi_state: Optional[str] = None
-        self.station_ip: Optional[str] = None
+        #: the rules of the conversation (command in flight, link table, recovery state):
+        #: sans-I/O, docs/design.md section 4g; the engine does its I/O and waiting
+        self.session: Session[Any] = Session(self._make_accepted, name=self.name)
         self.reset_count = 0
         self.resets: List[float] = []
         self.last_reset_reason: Optional[str] = None
 
         self._port = None
         self._framer = Framer(max_ipd=8192, max_line=4096)
-        self._cmd: Optional[_Cmd] = None
+        self._cmd_changed = trio.Event()   # the command in flight changed (see _kick)
         self._cmd_lock = trio.Lock()
         self._write_lock = trio.Lock()
         self._usable = trio.Event()       # set when initialised and not recovering
         self._need_init = trio.Event()
         self._closing = False
         self._nursery: Optional[trio.Nursery] = None
-        self._garbage_times: deque = deque(maxlen=8)
         self._rts = True
         self._reader_done = trio.Event()
         self._reader_scope = trio.CancelScope()
@@ -267,35 +173,16 @@ class Engine:
         #: reads of the port and the bytes they gave (diagnostics, benchmarks)
         self.rx_reads = 0
         self.rx_bytes = 0
-        self._initialising = False
-        self._init_ready_seen = False
         self._last_rx = 0.0
-        self._last_garbage_probe = 0.0
-        self._session: Dict[str, Any] = {}
+        self._replay: Dict[str, Any] = {}     # CUR settings replayed after a reset
         self.api = None
-        # recovery (see _owe, _settle): bytes the module may still be waiting for after a
-        # prompt command ended early; whether late answers may still be on their way;
-        # links the module reported CLOSED (a later +IPD on the id proves it false)
-        self._owed: Optional[bytes] = None
-        self._resync = False
-        self._ghosts: Dict[int, Any] = {}
-        self._last_data: Optional[tuple] = None
-        self._held: Optional[tuple] = None      # (link, payload, remote): see _on_data
-        self._cut: "weakref.WeakSet[Any]" = weakref.WeakSet()   # links whose stream is cut
-        self._last_line = 0.0       # when the last line/prompt (not +IPD data) arrived
-
-        # links
-        from .links import Link, Server  # noqa: F401  (cycle-free import)
-        self._links: Dict[int, Any] = {}
-        self._generations = [0] * MAX_LINKS
-        # the link scheduler: ids handed to waiters (FIFO) but not yet opened
-        self._reserved: set = set()
-        self._id_waiters: deque = deque()
+        # connects waiting for a link id: the session's FIFO records, woken from here
+        self._id_events: Dict[S.IdWaiter, trio.Event] = {}
         self._server = None
         self._tx_wakeup = trio.Event()
         self._rr = 0
         self._mqtt = None  # set by api.Mqtt
-        self._pt = None    # the passthrough session (passthrough.Passthrough) while one is open
+        self._passthrough = None   # the passthrough stream (passthrough.Passthrough) while open
         self._urc_callbacks: List[Any] = []
         self.token: Optional[trio.lowlevel.TrioToken] = None
         self._taps: List[Callable[[str, Any, Optional[str]], None]] = []
@@ -304,6 +191,86 @@ class Engine:
             from .trace import TraceWriter
             self._trace = TraceWriter(trace, port=port, baudrate=self.baudrate)
             self.add_tap(self._trace)
+
+    # ------------------------------------------------------------------ session state
+    @property
+    def mux(self) -> bool:
+        """CIPMUX=1 (links carry ids); the session's setting."""
+        return self.session.mux
+
+    @mux.setter
+    def mux(self, on: bool) -> None:
+        self.session.mux = bool(on)
+
+    @property
+    def wifi_state(self) -> Optional[str]:
+        return self.session.wifi_state
+
+    @property
+    def station_ip(self) -> Optional[str]:
+        return self.session.station_ip
+
+    @station_ip.setter
+    def station_ip(self, ip: Optional[str]) -> None:
+        self.session.station_ip = ip
+
+    @property
+    def links(self) -> Mapping[int, Any]:
+        """Read-only view: link id -> Link held now."""
+        return self.session.links
+
+    @property
+    def server(self) -> Any:
+        """The module's TCP server (links.Server) while one listens, else None."""
+        return self._server
+
+    @server.setter
+    def server(self, server: Any) -> None:
+        self._server = server
+        self.session.accepting = server is not None
+
+    @property
+    def passthrough_session(self) -> Any:
+        """The open passthrough session (it receives every byte of data), else None."""
+        return self._passthrough
+
+    @passthrough_session.setter
+    def passthrough_session(self, session: Any) -> None:
+        self._passthrough = session
+        self.session.passthrough = session is not None
+
+    def stop_accepting(self) -> None:
+        """The server is closing: a connection from now on is nobody's (links.Server)."""
+        self.session.accepting = False
+
+    def _make_accepted(self, lid: int, generation: int, remote: Any) -> Any:
+        """The session's factory for a connection the server accepted."""
+        from .links import Link
+        port = self._server.port if self._server is not None else 0
+        return Link(self, lid, generation, "TCP", remote=remote,
+                    local=(self.station_ip or "0.0.0.0", port), accepted=True)
+
+    # ------------------------------------------------------------------ the command in flight
+    def start_command(self, request: P.Request, wants_prompt: bool) -> Command:
+        """``request`` is about to be written: what comes now is its answer (caller holds
+        the command lock; :meth:`end_command` when done)."""
+        self._cmd_changed = trio.Event()
+        return self.session.start_command(request, wants_prompt, trio.current_time())
+
+    def end_command(self, cmd: Command) -> None:
+        self.session.end_command(cmd)
+
+    async def wait_command_change(self) -> None:
+        """Until the command in flight changes (prompt, result, busy, held OK, error)."""
+        await self._cmd_changed.wait()
+        self._cmd_changed = trio.Event()
+
+    def _kick(self) -> None:
+        self._cmd_changed.set()
+
+    def _abort_command(self, err: BaseException) -> None:
+        if self.session.abort_command(err) is not None:
+            self._kick()
 
     # ------------------------------------------------------------------ taps
     def add_tap(self, callback: Callable[[str, Any, Optional[str]], None]) -> Callable[[], None]:
@@ -322,8 +289,7 @@ class Engine:
         return remove
 
     def _tap(self, kind, item):
-        cmd = self._cmd
-        name = cmd.name if cmd is not None and not cmd.final else None
+        name = self.session.command_name
         for cb in list(self._taps):
             try:
                 cb(kind, item, name)
@@ -385,14 +351,14 @@ class Engine:
         with trio.CancelScope(shield=True):
             # close links politely while the module still answers
             with trio.move_on_after(3):
-                for link in list(self._links.values()):
+                for link in list(self.session.links.values()):
                     if hasattr(link, "aclose"):
                         with trio.move_on_after(1.5):
                             try:
                                 await link.aclose()
                             except Exception:
                                 pass
-            pt = self._pt
+            pt = self._passthrough
             if pt is not None:
                 with trio.move_on_after(4):
                     try:
@@ -403,12 +369,9 @@ class Engine:
                 pt.end_session()
             self._closing = True
             err = E.LinkClosed("module closed")
-            for link in list(self._links.values()):
+            for link in self.session.clear_links():
                 link.fail(err)
-            self._links.clear()
-            if self._cmd is not None and not self._cmd.final:
-                self._cmd.error = E.LinkClosed("module closed")
-                self._cmd.kick()
+            self._abort_command(E.LinkClosed("module closed"))
             if self._mqtt is not None:
                 self._mqtt.shutdown()
             self._reader_scope.cancel()
@@ -487,7 +450,7 @@ class Engine:
                 self._feed(data)
                 if self._closing:
                     return
-            if total >= COALESCE_MIN and self._cmd is None:
+            if total >= COALESCE_MIN and self.session.command is None:
                 with trio.move_on_after(self._coalesce_delay()) as self._coalescing:
                     await trio.sleep_forever()
                 self._coalescing = None
@@ -542,141 +505,105 @@ class Engine:
     def _dispatch(self, ev):
         if self._taps:
             self._tap("rx", ev)
-        cls = type(ev)
-        cmd = self._cmd
-        held, self._held = self._held, None
-        after_data, self._last_data = self._last_data, None
-        if held is not None or after_data is not None:
-            # the unit after a +IPD payload: an unreadable line, or text that the
-            # command in flight (if any) does not print, means its length lied
-            spill = (cls is Garbage and not _NOISE.fullmatch(bytes(ev.data))) or (
-                cls is Text and (cmd is None or cmd.final or not cmd.expects_lines)
-                and not _SEG_FAIL.match(ev.text))
-            if held is not None:
-                if spill:
-                    self._on_ipd_spill(held[0], 0)      # never delivered
-                else:
-                    self._deliver(*held)
-                    self._last_data = None
-            elif spill:
-                self._on_ipd_spill(*after_data)
-        if cls is Data:
-            self._on_data(ev)
+        if wire_log.isEnabledFor(logging.DEBUG) and type(ev) is not Data:
+            wire_log.debug("%s <- %s", self.name, _redact_event(ev, self.session.command_name))
+        for sev in self.session.receive(ev, trio.current_time(), mid_line=self._framer.mid_line):
+            self._EFFECTS[type(sev)](self, sev)
+
+    # what the engine does about what the session reports (the table _EFFECTS, at the end)
+    def _on_command_event(self, sev: S.CommandEvent) -> None:
+        self._kick()
+
+    def _on_stray_ok(self, sev: S.StrayOk) -> None:
+        log.warning("%s: an OK came before the answer to %s; it was not its own",
+                    self.name, sev.command.name)
+
+    def _on_data_received(self, sev: S.DataReceived) -> None:
+        sev.link.data_received(sev.payload, sev.remote)
+        self.update_rts()
+
+    def _on_passthrough_data(self, sev: S.PassthroughData) -> None:
+        if self._passthrough is not None:
+            self._passthrough.data_received(sev.payload)
+
+    def _on_link_accepted(self, sev: S.LinkAccepted) -> None:
+        if sev.implicit:
+            log.debug("data on link %d before its CONNECT; taking it as accepted", sev.link.id)
+        if self._server is not None:
+            self._server.accepted(sev.link)
+
+    def _on_link_connected(self, sev: S.LinkConnected) -> None:
+        sev.link.connection_made()
+
+    def _on_link_closed(self, sev: S.LinkClosed) -> None:
+        link = sev.link
+        if link.kind == "MQTT" and self._mqtt is not None:
+            self._mqtt.link_event_received(LinkEvent(link.id, "CLOSED"))
+        link.connection_closed()
+        self.update_rts()
+
+    def _on_link_connect_failed(self, sev: S.LinkConnectFailed) -> None:
+        sev.link.connection_closed()
+
+    def _on_bare_link_event(self, sev: S.BareLinkEvent) -> None:
+        if self._mqtt is not None:
+            self._mqtt.link_event_received(sev.event)
+
+    def _on_segment_acked(self, sev: S.SegmentAcked) -> None:
+        if sev.link is not None:
+            sev.link.segment_acked(sev.segment)
+        self.wake_sender()
+
+    def _on_send_failed(self, sev: S.SendFailed) -> None:
+        link = sev.link
+        link.fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
+                                f"stream has a hole and is abandoned", link=link.id))
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_quietly, link)
+        self.wake_sender()
+
+    def _on_id_granted(self, sev: S.IdGranted) -> None:
+        self._wake_waiters([sev.waiter])
+
+    def _on_ghost(self, sev: S.GhostData) -> None:
+        """Data on an id whose CLOSED we took: that CLOSED was false (the module still
+        holds the connection).  The handle's stream is cut, which its reader must learn
+        as an error rather than an end of file; the id is closed on the module so it can
+        be used again."""
+        if self._closing:
             return
-        self._last_line = trio.current_time()
-        if wire_log.isEnabledFor(logging.DEBUG):
-            wire_log.debug("%s <- %s", self.name,
-                           _redact_event(ev, cmd.name if cmd is not None else None))
-        if cls is LinkEvent:
-            if ev.link is None or not self.mux:
-                if cmd is not None and not cmd.final:
-                    cmd.resp.events.append(ev)
-                elif self._mqtt is not None:
-                    self._mqtt.link_event_received(ev)
-                return
-            self._on_link_event(ev)
-            return
-        if cls is SendBufAck:
-            self._on_sendbuf_ack(ev)
-            return
-        if cls is Ready:
-            self._on_ready()
-            return
-        if cls is Subscription:
-            if self._mqtt is not None:
-                self._mqtt.message_received(ev)
-            else:
-                log.info("%s: subscription message with no MQTT client: %r", self.name, ev.topic)
-            return
-        if cls is Wifi:
-            self.wifi_state = ev.state
-            if ev.state == "DISCONNECT":
-                self.station_ip = None
-            for cb in list(self._urc_callbacks):
-                cb(ev)
-            return
-        if cls is Garbage:
-            log.debug("%s: garbage from module: %s", self.name, _redact_event(ev))
-            self._on_garbage()
-            return
-        if cls is Echo:
-            return
-        if cls is Info and ev.name in _URC_INFO:
-            for cb in list(self._urc_callbacks):
-                cb(ev)
-            return
-        if cls is Text:
-            m = _SEG_FAIL.match(ev.text)
-            if m:
-                self._on_async_send_fail(int(m.group(1)) if m.group(1) else None, int(m.group(2)))
-                return
-        if cmd is None or cmd.final:
-            if cls is Result and ev.code == "SEND FAIL":
-                self._on_async_send_fail(None, None)
-            elif cls is Busy:
-                log.debug("%s: busy with no command in flight (tail of a burst)", self.name)
-            else:
-                log.debug("%s: unsolicited %s", self.name, _redact_event(ev))
-            return
-        # ---- belongs to the command in flight
-        if cls is Result:
-            code = ev.code
-            if code in ("SEND OK", "SEND FAIL"):
-                if cmd.name in ("CIPSEND", "CIPSENDEX") and cmd.data_written:
-                    cmd.finish(code)
-                elif code == "SEND FAIL":
-                    self._on_async_send_fail(None, None)
-                return
-            if code == "OK" and cmd.wants_prompt and not cmd.prompted:
-                cmd.resp.notes.append(code)      # CIPSEND prints OK before ">"
-                return
-            if (code == "OK" and cmd.expects_lines and not cmd.resp.events
-                    and cmd.ok_at is None):
-                # its own OK (an empty answer) or a stray one: lines that follow tell
-                cmd.ok_at = time.monotonic()
-                cmd.kick()
-                return
-            if code in ("ERROR", "FAIL"):
-                # possibly a stray one, and the command's real answer still to come
-                self._resync = True
-            if code in FINAL:
-                cmd.finish(code)
-            elif code == "CLOSE" and cmd.name == "MQTTDIS":
-                cmd.finish(code)
-            else:
-                cmd.resp.notes.append(code)
-                if code in ("ALREADY CONNECTED", "link is not valid") and cmd.wants_prompt:
-                    cmd.finish("ERROR")
-            return
-        if cls is Prompt:
-            if cmd.wants_prompt and not cmd.prompted:
-                cmd.prompted = True
-                cmd.busy_at = None
-                cmd.kick()
-            else:
-                log.debug("%s: stray prompt during %s", self.name, cmd.name)
-            return
-        if cls is Busy:
-            if cmd.data_written:
-                # data went out and the module says busy: whether it was taken is
-                # unknown, so the send fails (it is never repeated)
-                cmd.resp.notes.append("busy " + ev.kind)
-                cmd.finish("BUSY")
-            elif not cmd.prompted:
-                cmd.busy_at = time.monotonic()
-                cmd.kick()
-            return
-        if cls is Recv:
-            cmd.resp.recv = ev.n
-            if cmd.name == "CIPSENDBUF" and cmd.data_written:
-                cmd.finish("OK")
-            return
-        if cmd.ok_at is not None:
-            log.warning("%s: an OK came before the answer to %s; it was not its own",
-                        self.name, cmd.name)
-            cmd.ok_at = None
-            self._resync = True
-        cmd.resp.events.append(ev)
+        ghost, lid = sev.link, sev.link.id
+        log.warning("%s: data on link %d after its CLOSED: the CLOSED was false", self.name, lid)
+        ghost.fail(E.ProtocolError(
+            f"{self.name}: the module reported link {lid} CLOSED, then delivered more data "
+            f"on it: the stream is cut", link=lid))
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_id_quietly, lid, ghost.generation)
+
+    def _on_module_reset(self, sev: S.ModuleReset) -> None:
+        self.declare_reset(sev.reason)
+
+    def _on_probe_wanted(self, sev: S.ProbeWanted) -> None:
+        if self._usable.is_set() and self._nursery is not None and not self._closing:
+            self._nursery.start_soon(self._check_alive)
+
+    def _on_urc(self, sev: Any) -> None:
+        for cb in list(self._urc_callbacks):
+            cb(sev.event)
+
+    def _on_mqtt_message(self, sev: S.MqttMessage) -> None:
+        if self._mqtt is not None:
+            self._mqtt.message_received(sev.event)
+        else:
+            log.info("%s: subscription message with no MQTT client: %r", self.name,
+                     sev.event.topic)
+
+    def _on_ignored(self, sev: S.Ignored) -> None:
+        if type(sev.event) is Data:
+            log.warning("%s: %d bytes dropped: %s", self.name, len(sev.event.payload), sev.why)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s: %s", self.name, sev.why, _redact_event(sev.event))
+
 
     # ------------------------------------------------------------------ commands
     def timeout_for(self, name, override=None):
@@ -732,7 +659,7 @@ class Engine:
                         request.name, len(lines), type(exc).__name__)
             # a final result without the lines it needs is often a stray or early one:
             # the real answer may still come, so the next command waits for silence
-            self._resync = True
+            self.session.resync = True
             secret = request.name in _SECRET_ANSWERS
             raise E.BadResponse(
                 f"{self.name}: the answer to {request.name} cannot be read ({len(lines)} "
@@ -747,16 +674,14 @@ class Engine:
         started = trio.current_time()
         while True:
             await self._settle()
-            cmd = _Cmd(request, wants_prompt)
-            self._cmd = cmd
+            cmd = self.start_command(request, wants_prompt)
             self.update_rts()
             outcome = None
             try:
                 await self.write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
             finally:
-                if self._cmd is cmd:
-                    self._cmd = None
+                self.end_command(cmd)
                 self.update_rts()
                 if wants_prompt and not cmd.data_written and not cmd.final and outcome != "busy":
                     self._owe(request, payload)
@@ -777,7 +702,7 @@ class Engine:
                     raise E.CommandTimeout(f"{self.name}: no answer to {request.name}",
                                            command=request.name, timeout=timeout)
                 await self._after_timeout(request, timeout)
-            return cmd.resp
+            return cmd.response
 
     async def _wait(self, cmd, timeout, payload):
         # The answer queues behind whatever the module is still printing (+IPD data
@@ -793,32 +718,24 @@ class Engine:
             if cmd.final:
                 return "final"
             if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
-                # set before the write: the answer may be dispatched before it returns
-                cmd.data_written = True
+                self.session.writing_payload(cmd)
                 await self.write(payload, redacted=None)
-                if cmd.name == "CIPSENDBUF" and not cmd.final:
-                    # the module answers nothing after CIPSENDBUF data (spec 3.3.9):
-                    # the segment is in its buffer; "<link>,<seg>,SEND OK" comes later
-                    cmd.finish("OK")
+                for sev in self.session.payload_written(cmd):
+                    self._EFFECTS[type(sev)](self, sev)
                 continue
             wait_until = deadline
-            if cmd.ok_at is not None:
-                wait_until = min(deadline, trio.current_time() + max(
-                    0.0, OK_GRACE - (time.monotonic() - cmd.ok_at)))
-            if cmd.busy_at is not None:
-                grace_end = trio.current_time() + max(
-                    0.0, BUSY_GRACE - (time.monotonic() - cmd.busy_at))
+            grace_end = self.session.next_deadline()     # an OK or a busy in its grace
+            if grace_end is not None:
                 wait_until = min(deadline, grace_end)
             with trio.move_on_at(wait_until):
-                await cmd.wait_change()
+                await self.wait_command_change()
                 continue
             if cmd.final or cmd.error is not None or (cmd.prompted and not cmd.data_written):
                 continue
-            if cmd.ok_at is not None and time.monotonic() - cmd.ok_at >= OK_GRACE - 1e-3:
-                cmd.finish("OK")        # nothing followed: the answer is empty
-                continue
-            if cmd.busy_at is not None and time.monotonic() - cmd.busy_at >= BUSY_GRACE - 1e-3:
+            if any(type(sev) is S.BusyExpired for sev in self.session.timer(trio.current_time())):
                 return "busy"
+            if cmd.final:
+                continue        # an OK held in grace with nothing after it: the empty answer
             if trio.current_time() >= min(hard, max(deadline, self._last_rx + timeout)):
                 return "timeout"
 
@@ -834,8 +751,6 @@ class Engine:
                                    f"recovering", command=request.name, timeout=timeout)
 
     async def write(self, data, redacted=True):
-        """Write bytes to the port (one writer at a time).  ``redacted``: a command line
-        (tapped as ``"tx"``, logged redacted); otherwise payload (``"data"``, logged by size)."""
         if self._taps:
             self._tap("tx" if redacted else "data", data)
         if wire_log.isEnabledFor(logging.DEBUG):
@@ -882,22 +797,22 @@ class Engine:
 
         Caller holds the command lock.  A ``ready`` seen meanwhile (the module
         was still booting) starts the sequence again."""
-        self._initialising = True
+        self.session.initialising = True
         try:
             for _ in range(5):
-                self._init_ready_seen = False
+                self.session.init_ready_seen = False
                 await self._initialise_once(first)
-                if not self._init_ready_seen:
+                if not self.session.init_ready_seen:
                     break
                 log.info("%s: module restarted during initialisation; again", self.name)
             await self._restore_session()
         finally:
-            self._initialising = False
+            self.session.initialising = False
 
     async def _restore_session(self):
         """After a reset: the WiFi mode and the AP joined through this engine (CUR settings)."""
         for name in ("CWMODE_CUR", "CWJAP_CUR"):
-            r = self._session.get(name)
+            r = self._replay.get(name)
             if r is None:
                 continue
             try:
@@ -909,10 +824,10 @@ class Engine:
 
     def remember(self, request):
         """Keep a CUR setting to replay after a module reset (mode, join)."""
-        self._session[request.name] = request
+        self._replay[request.name] = request
 
     def forget(self, name):
-        self._session.pop(name, None)
+        self._replay.pop(name, None)
 
     async def _initialise_once(self, first):
         self._framer.reset()
@@ -932,7 +847,7 @@ class Engine:
             if resp.result != "OK":
                 raise E.CommandError(f"{self.name}: start-up {r.name} failed: {resp.result}",
                                      command=r.name, result=resp.result, lines=resp.lines())
-        self.mux = True
+        self.session.mux = True
         if not first:
             # the module may not have restarted (it stopped answering for a while):
             # its links belong to handles that were failed; close them all
@@ -982,23 +897,6 @@ class Engine:
         await self.probe(tries=2, wait=0.25)
 
     # ------------------------------------------------------------------ recovery
-    def _on_ready(self):
-        if self._initialising:
-            self._init_ready_seen = True
-            return
-        self.declare_reset("module reset (ready)")
-
-    def _on_garbage(self):
-        now = time.monotonic()
-        self._garbage_times.append(now)
-        # a burst of unreadable lines with nothing valid between: boot noise or a
-        # baud-rate change; probe (handled by the supervisor)
-        # (one probe per 0.5 s at most; a probe is a 4-byte AT)
-        if now - self._last_garbage_probe > 0.5:
-            self._last_garbage_probe = now
-            if self._usable.is_set() and self._nursery is not None and not self._closing:
-                self._nursery.start_soon(self._check_alive)
-
     async def _check_alive(self):
         try:
             async with self._cmd_lock:
@@ -1018,8 +916,6 @@ class Engine:
             await self._check_alive()
 
     def declare_reset(self, reason):
-        """The module reset (or must be taken as reset): everything open fails with
-        ModuleReset and the supervisor re-initialises it."""
         if self._closing:
             return
         self.reset_count += 1
@@ -1027,40 +923,34 @@ class Engine:
         self.last_reset_reason = reason
         if self._trace is not None:
             self._trace.note(reason)
-        log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
-                    len(self._links))
         # the module may not have reset at all and still finish what it was printing
-        self._resync = True
+        gone = self.session.module_reset()
+        log.warning("%s: %s: failing %d link(s) and re-initialising", self.name, reason,
+                    len(gone))
         self._usable = trio.Event() if self._usable.is_set() else self._usable
         # a reset module is in command mode whatever it was doing
         self._framer.raw = False
         self._framer.raw_on_prompt = False
         err = E.ModuleReset(f"{self.name}: {reason}")
-        if self._pt is not None:
-            self._pt.fail(err)
-        for link in list(self._links.values()):
+        if self._passthrough is not None:
+            self._passthrough.fail(err)
+        for link in gone:
             link.fail(err)
-        self._links.clear()
         if self._server is not None:
             self._server.fail(err)
-            self._server = None
+            self.server = None
         if self._mqtt is not None:
             self._mqtt.module_reset(err)
-        cmd = self._cmd
-        if cmd is not None and not cmd.final:
-            cmd.error = err
-            cmd.kick()
+        self._abort_command(err)
+        # waiters for an id need not wait for their next look: the ids are free now
+        self._wake_waiters(self.session.grant_ids())
         self._need_init.set()
 
     def _fail_everything(self, err):
         self._closing = True
-        for link in list(self._links.values()):
+        for link in self.session.clear_links():
             link.fail(err)
-        self._links.clear()
-        cmd = self._cmd
-        if cmd is not None and not cmd.final:
-            cmd.error = err
-            cmd.kick()
+        self._abort_command(err)
 
     def _owe(self, request, payload):
         """A prompt command ended before its payload was written (reset declared,
@@ -1068,31 +958,24 @@ class Engine:
         and then reads exactly that many bytes as data, whatever they are, so every
         AT probe would vanish into the payload.  The next exchange first writes
         bytes that complete it (see :meth:`_settle`)."""
-        if request.name in SEND_COMMANDS:
-            data = bytes(payload)
-            # the module may also have really reset: then these bytes reach its
-            # command parser, so the user's bytes are written only if no line of
-            # them could start a command; otherwise NULs of the same length
-            self._owed = data if not _COMMAND_LIKE.search(data) else bytes(len(data))
-        else:
-            # PEM uploads read up to an END line: give one (the module then refuses
-            # the upload; in command mode it is one line answered ERROR)
-            self._owed = b"\r\n-----END -----\r\n"
+        self.session.owe(request, payload)     # what completes it: Session.owe
         log.warning("%s: %s ended before its %d-byte payload was written; the module may "
                     "still wait for it", self.name, request.name, len(payload))
 
     async def _settle(self):
         """Before a command: pay what the module may still be waiting for, and let
         late answers of an earlier exchange arrive (and be dropped as unsolicited)."""
-        if self._owed is not None:
+        session = self.session
+        if session.owed is not None:
             await self._quiet(SETTLE_QUIET, SETTLE_MAX)    # its ">" comes first
-            owed, self._owed = self._owed, None
-            log.warning("%s: writing %d byte(s) to complete a payload the module may be "
-                        "waiting for", self.name, len(owed))
-            await self.write(owed, redacted=None)
-            self._resync = True
-        if self._resync:
-            self._resync = False
+            owed = session.take_owed()
+            if owed is not None:
+                log.warning("%s: writing %d byte(s) to complete a payload the module may be "
+                            "waiting for", self.name, len(owed))
+                await self.write(owed, redacted=None)
+            session.resync = True
+        if session.resync:
+            session.resync = False
             await self._quiet(SETTLE_QUIET, SETTLE_MAX)
 
     async def _quiet(self, gap, limit):
@@ -1101,7 +984,7 @@ class Engine:
         end = trio.current_time() + limit
         while True:
             now = trio.current_time()
-            left = self._last_line + gap - now
+            left = self.session.last_line + gap - now
             if left <= 0 or now >= end:
                 return
             await trio.sleep(min(left, end - now))
@@ -1130,8 +1013,9 @@ class Engine:
             pending = framer.ipd_pending
             if pending is not None and quiet >= IPD_STALL:
                 self._on_ipd_stall(*pending)
-            elif (self._held is not None and quiet >= HOLD_PROBE and probed_at != self._last_rx
-                  and (self._cmd is None or self._cmd.final) and self._nursery is not None):
+            elif (self.session.held is not None and quiet >= HOLD_PROBE
+                  and probed_at != self._last_rx and self.session.active is None
+                  and self._nursery is not None):
                 probed_at = self._last_rx
                 self._nursery.start_soon(self._check_alive)
 
@@ -1141,20 +1025,18 @@ class Engine:
                     self.name, lid, missing)
         what = (f"a +IPD for link {lid} announced {missing} byte(s) more than came; "
                 f"what followed it was taken as its data")
-        link = self._links.get(lid if self.mux else 0)
-        if link is not None:
-            self._cut.add(link)
+        for sev in self.session.ipd_stalled(lid):
+            link = sev.link
             link.fail(E.ProtocolError(f"{self.name}: {what}: the link's data is cut",
                                        link=link.id))
             if self._nursery is not None and not self._closing:
                 self._nursery.start_soon(self._close_quietly, link)
-        cmd = self._cmd
-        if cmd is not None and not cmd.final:
+        cmd = self.session.active
+        if cmd is not None:
             # its answer may be among the swallowed bytes: whether it ran is unknown
-            cmd.error = E.BadResponse(f"{self.name}: {what}: the answer to {cmd.name} "
-                                      f"may have been lost", command=cmd.name)
-            cmd.kick()
-        self._resync = True
+            self._abort_command(E.BadResponse(f"{self.name}: {what}: the answer to "
+                                              f"{cmd.name} may have been lost",
+                                              command=cmd.name))
         if self._nursery is not None and not self._closing:
             self._nursery.start_soon(self._check_not_reset)
 
@@ -1175,16 +1057,14 @@ class Engine:
         if resp is None or getattr(resp.record, "mode", None) != 1:
             self.declare_reset("module state lost with the output a +IPD swallowed")
 
-    def _on_ipd_spill(self, link, n):
+    def _on_ipd_spill(self, sev: S.IpdSpill) -> None:
         """A line the framer cannot read (or text no command asked for) right after a
         +IPD payload: the module's lines start cleanly, so the length lied.  Too short:
         the payload's tail spilled out as that line; too long: the payload took the
         start of the next unit.  Either way the last payload is not the peer's data:
         it is withdrawn if still unread, and the link fails with ProtocolError."""
-        if link in self._cut or link.owner_closed:
-            return
-        self._cut.add(link)
-        withdrawn = link.withdraw_tail(n)
+        link = sev.link
+        withdrawn = link.withdraw_tail(sev.withdraw)
         log.warning("%s: +IPD length on link %d did not match its data; %s", self.name,
                     link.id, "payload withdrawn" if withdrawn else "payload already read")
         err = E.ProtocolError(
@@ -1208,25 +1088,10 @@ class Engine:
         link.fail(err)
         await self._close_quietly(link)
 
-    def _on_ghost_data(self, lid):
-        """Data on an id whose CLOSED we took: that CLOSED was false (the module still
-        holds the connection).  The handle's stream is cut, which its reader must learn
-        as an error rather than an end of file; the id is closed on the module so it can
-        be used again."""
-        ghost = self._ghosts.pop(lid, None)
-        if ghost is None or ghost.generation != self._generations[lid] or self._closing:
-            return
-        log.warning("%s: data on link %d after its CLOSED: the CLOSED was false", self.name, lid)
-        ghost.fail(E.ProtocolError(
-            f"{self.name}: the module reported link {lid} CLOSED, then delivered more data "
-            f"on it: the stream is cut", link=lid))
-        if self._nursery is not None:
-            self._nursery.start_soon(self._close_id_quietly, lid, ghost.generation)
-
     async def _close_id_quietly(self, lid, generation):
         try:
             async with self._cmd_lock:
-                if lid in self._links or self._generations[lid] != generation:
+                if self.session.link(lid) is not None or self.session.generation(lid) != generation:
                     return          # handed out meanwhile: reclaim_id deals with it
                 with trio.CancelScope(shield=True):
                     await self._exec(req("CIPCLOSE", "set", link=lid if self.mux else None),
@@ -1243,10 +1108,11 @@ class Engine:
         resp = await self.command(req("CIPSTATUS", "execute"), check=False)
         rec = resp.record
         held = [ls for ls in (getattr(rec, "links", ()) or ()) if ls.link == lid]
-        if lid in self._links:
+        if self.session.link(lid) is not None:
             return                  # a CONNECT arrived meanwhile
         if held and held[0].tcp_type == 1 and self._server is not None:
-            self._server.add_connection(lid, (held[0].remote_ip, held[0].remote_port))
+            link = self.session.accept(lid, (held[0].remote_ip, held[0].remote_port))
+            self._server.accepted(link)
             return
         if held or not resp.ok:
             log.warning("%s: link %d is held by the module but by no handle; closing it",
@@ -1278,87 +1144,10 @@ class Engine:
                 log.info("%s: recovered", self.name)
                 break
 
-    # ------------------------------------------------------------------ links: incoming
-    def _on_data(self, ev):
-        if self._pt is not None:          # passthrough: the UART carries one stream
-            self._pt.data_received(ev.payload)
-            return
-        lid = ev.link if self.mux else 0
-        link = self._links.get(lid)
-        if link is None:
-            if self._server is not None and lid is not None:
-                link = self._server.implicit_accept(lid, ev.remote)
-            if link is None:
-                log.warning("%s: %d bytes for link %s which nobody holds; dropped", self.name,
-                            len(ev.payload), lid)
-                self._on_ghost_data(lid)
-                return
-        if link in self._cut:
-            return      # its stream was cut: nothing after the cut may reach the reader
-        if self._framer.mid_line:
-            # the read ended inside the line after this payload: if that line turns out
-            # unreadable, the +IPD length lied and this payload is not the peer's data;
-            # it waits for the line (microseconds, or IPD_STALL if the line never ends)
-            self._held = (link, ev.payload, ev.remote)
-            return
-        self._deliver(link, ev.payload, ev.remote)
-
-    def _deliver(self, link, payload, remote):
-        link.data_received(payload, remote)
-        self._last_data = (link, len(payload))
-        self.update_rts()
-
-    def _on_link_event(self, ev):
-        link = self._links.get(ev.link)
-        if ev.state == "CONNECT":
-            if link is not None:
-                link.connection_made()
-            elif self._server is not None:
-                self._server.connection_made(ev.link)
-            else:
-                log.debug("%s: CONNECT on link %d which nobody opened", self.name, ev.link)
-        elif ev.state == "CLOSED":
-            if link is not None and link.kind == "MQTT" and self._mqtt is not None:
-                self._mqtt.link_event_received(ev)
-            if link is not None:
-                link.connection_closed()
-                if not link.opening:
-                    self.free_link(link)
-                    self._ghosts[ev.link] = link
-            self.update_rts()
-        elif ev.state == "CONNECT FAIL":
-            if link is not None:
-                link.connection_closed()
-
+    # ------------------------------------------------------------------ links
     def free_link(self, link):
-        """Take ``link`` out of the link table if it still holds its id; the id goes
-        to a waiting connect."""
-        if self._links.get(link.id) is link:
-            del self._links[link.id]
-        self._grant_ids()
-
-    def _on_sendbuf_ack(self, ev):
-        lid = ev.link if self.mux else 0
-        link = self._links.get(lid)
-        if link is not None:
-            link.segment_acked(ev.segment)
-        self.wake_sender()
-
-    def _on_async_send_fail(self, lid, segment):
-        """SEND FAIL for CIPSENDBUF data (possibly without a link id)."""
-        if lid is not None:
-            cands = [self._links.get(lid)] if self._links.get(lid) is not None else []
-        else:
-            cands = [l for l in self._links.values() if l.unacked_segments]
-        if not cands:
-            log.debug("%s: SEND FAIL with no send outstanding (after a close)", self.name)
-            return
-        for link in cands:
-            link.fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
-                                    f"stream has a hole and is abandoned", link=link.id))
-            if self._nursery is not None:
-                self._nursery.start_soon(self._close_quietly, link)
-        self.wake_sender()
+        """``link`` no longer holds its id (closed): connects waiting get it."""
+        self._wake_waiters(self.session.free(link))
 
     async def _close_quietly(self, link):
         try:
@@ -1368,17 +1157,13 @@ class Engine:
 
     # ------------------------------------------------------------------ flow control
     def buffered(self):
-        """Bytes received and not yet read, over all links."""
-        return sum(l.buffered for l in self._links.values())
+        return sum(l.buffered for l in self.session.links.values())
 
     def update_rts(self):
-        """Drive RTS (hardware flow control) from the data buffered over all links;
-        called whenever a link's buffer or the command in flight changed."""
         if not self.flow_control or self._port is None:
             return
         total = self.buffered()
-        cmd = self._cmd
-        if cmd is not None and not cmd.final:
+        if self.session.active is not None:
             # a command's answer queues behind the data: let it through (up to the
             # hard per-link limit) rather than deadlock the command on our own RTS
             want = total < self.rx_limit
@@ -1396,136 +1181,78 @@ class Engine:
                 log.warning("%s: could not set RTS: %r", self.name, exc)
 
     # ------------------------------------------------------------------ links: allocation
-    def alloc_id(self, kind):
-        """A free id now, or LinkLimitError.  Waiters queued for a link come first:
-        free ids are handed to them as they appear (_grant_ids), so none is free while
-        anyone waits."""
-        self._check_ssl_limit(kind)
-        lid = None if self._id_waiters else self._free_id()
-        if lid is None:
-            raise E.LinkLimitError(self._limit_message())
-        return lid
+    # (the rules are the session's: ids from the top, five links, one SSL link, FIFO
+    # waiters; the engine turns its LinkLimit into LinkLimitError and wakes the waiters)
+    def alloc_id(self, kind: str) -> int:
+        """A free id now, or LinkLimitError.  Waiters queued for a link come first."""
+        try:
+            return self.session.alloc_id(kind)
+        except LinkLimit as exc:
+            raise E.LinkLimitError(str(exc)) from None
 
-    def _limit_message(self, waited=None):
-        held = sorted(self._links)
-        msg = (f"{self.name}: all {MAX_LINKS} links are in use (the WizFi360 carries at most "
-               f"{MAX_LINKS} connections at once; held: {held}")
-        if self._id_waiters:
-            msg += f"; {len(self._id_waiters)} connect(s) waiting"
-        msg += ")"
-        if waited is not None:
-            msg += f"; no link was freed within {waited:g} s"
-        return msg
+    def new_generation(self, lid: int) -> int:
+        return self.session.new_generation(lid)
 
-    def _check_ssl_limit(self, kind):
-        if kind == "SSL" and any(l.kind == "SSL" for l in self._links.values()):
-            raise E.LinkLimitError(f"{self.name}: the module carries one SSL link at most "
-                                   f"(link {next(l.id for l in self._links.values() if l.kind == 'SSL')} is SSL)")
+    def add_link(self, link: Any) -> None:
+        """``link`` holds its id from now on (its reservation, if any, is used up)."""
+        self.session.add(link)
 
-    def _free_id(self):
-        # from the top: the module numbers server connections from 0
-        for lid in range(MAX_LINKS - 1, -1, -1):
-            if lid not in self._links and lid not in self._reserved:
-                return lid
-        return None
-
-    def _grant_ids(self):
-        """Hand free ids to waiting connects, first come first served."""
-        while self._id_waiters:
-            lid = self._free_id()
-            if lid is None:
-                return
-            waiter = self._id_waiters.popleft()
-            self._reserved.add(lid)
-            waiter["lid"] = lid
-            waiter["event"].set()
+    def _wake_waiters(self, granted: List[S.IdWaiter]) -> None:
+        for waiter in granted:
+            event = self._id_events.get(waiter)
+            if event is not None:
+                event.set()
 
     async def reserve_id(self, kind, wait):
         """Wait (FIFO, at most ``wait`` seconds; None: no limit) for a free link id and
         reserve it; the caller must hand it to :meth:`take_reserved` or
         :meth:`release_id`.  Cancellable: a cancelled waiter leaves no reservation."""
-        self._check_ssl_limit(kind)
-        if not self._id_waiters:
-            lid = self._free_id()
-            if lid is not None:
-                self._reserved.add(lid)
-                return lid
+        session = self.session
+        try:
+            lid = session.reserve(kind)
+        except LinkLimit as exc:
+            raise E.LinkLimitError(str(exc)) from None
+        if lid is not None:
+            return lid
         if wait is not None and wait <= 0:
-            raise E.LinkLimitError(self._limit_message())
-        waiter = {"lid": None, "event": trio.Event()}
-        self._id_waiters.append(waiter)
+            raise E.LinkLimitError(session.limit_message())
+        waiter = session.enqueue(kind)
+        event = self._id_events[waiter] = trio.Event()
         try:
             with trio.move_on_after(float("inf") if wait is None else wait):
-                while waiter["lid"] is None:
-                    # links cleared by a reset or shutdown free ids without free_link: look again
-                    self._grant_ids()
+                while waiter.lid is None:
+                    # links cleared by a shutdown free ids without a grant: look again
+                    self._wake_waiters(session.grant_ids())
                     with trio.move_on_after(0.5):
-                        await waiter["event"].wait()
+                        await event.wait()
         except BaseException:
             self._drop_waiter(waiter)
             raise
-        if waiter["lid"] is None:
+        finally:
+            del self._id_events[waiter]
+        if waiter.lid is None:
             self._drop_waiter(waiter)
-            raise E.LinkLimitError(self._limit_message(waited=wait))
-        return waiter["lid"]
+            raise E.LinkLimitError(session.limit_message(waited=wait))
+        return waiter.lid
 
-    def _drop_waiter(self, waiter):
-        try:
-            self._id_waiters.remove(waiter)
-        except ValueError:
-            pass
-        if waiter["lid"] is not None:
-            self.release_id(waiter["lid"])
+    def _drop_waiter(self, waiter: S.IdWaiter) -> None:
+        self._wake_waiters(self.session.drop_waiter(waiter))
 
     def take_reserved(self, lid):
-        """The reserved id becomes a link's (the caller puts it in _links at once)."""
-        self._reserved.discard(lid)
+        """The reserved id becomes a link's (the caller adds the link at once)."""
+        self.session.take_reserved(lid)
 
     def release_id(self, lid):
         """Give back a reservation that was not used."""
-        if lid in self._reserved:
-            self._reserved.discard(lid)
-            self._grant_ids()
-
-    def new_generation(self, lid):
-        """The next generation number of link id ``lid`` (for a new Link on it)."""
-        self._generations[lid] += 1
-        return self._generations[lid]
+        self._wake_waiters(self.session.release_id(lid))
 
     # ------------------------------------------------------------------ between engine modules
     # (api, links and passthrough use these rather than the engine's private state:
     # docs/design.md 4c "Between engine modules")
-    @property
-    def links(self) -> Mapping[int, Any]:
-        """Read-only view: link id -> the Link that holds it."""
-        return MappingProxyType(self._links)
-
-    def add_link(self, link) -> None:
-        """Enter a new Link in the link table under its id (allocated, reserved or accepted)."""
-        self._links[link.id] = link
-
     def drop_link(self, lid: int) -> None:
         """Take id ``lid`` out of the link table without handing it to a waiting connect
         (the caller examines the id itself next: :meth:`reclaim_id`)."""
-        self._links.pop(lid, None)
-
-    @property
-    def server(self):
-        """The module's TCP server (links.Server) while one listens, else None."""
-        return self._server
-
-    @server.setter
-    def server(self, server) -> None:
-        self._server = server
-
-    @property
-    def passthrough_session(self):
-        """The open passthrough session (it receives every byte of data), else None."""
-        return self._pt
-
-    @passthrough_session.setter
-    def passthrough_session(self, session) -> None:
-        self._pt = session
+        self.session.remove(lid)
 
     def attach_mqtt(self, client) -> None:
         """The module's MQTT client (api.Mqtt): it gets subscription messages, MQTT link
@@ -1583,23 +1310,21 @@ class Engine:
             self._parse(request, resp)
         return resp
 
-    async def await_prompt(self, request, timeout: float) -> _Cmd:
+    async def await_prompt(self, request, timeout: float) -> Command:
         """Write a command that answers ``>`` (AT+CIPSEND in passthrough) with the framer
         set to turn raw at the prompt, and wait at most ``timeout`` for the prompt, a final
         result, a busy or an error; returns the command (the framer stays raw only if it
         was prompted).  The caller holds the command lock."""
-        cmd = _Cmd(request, True)
         self._framer.raw_on_prompt = True
-        self._cmd = cmd
+        cmd = self.start_command(request, True)
         try:
             await self.write(request.encode())
             with trio.move_on_after(timeout):
                 while not (cmd.prompted or cmd.final or cmd.error is not None
                            or cmd.busy_at is not None):
-                    await cmd.wait_change()
+                    await self.wait_command_change()
         finally:
-            if self._cmd is cmd:
-                self._cmd = None
+            self.end_command(cmd)
         if not cmd.prompted:
             self._framer.raw_on_prompt = False
         return cmd
@@ -1642,7 +1367,6 @@ class Engine:
 
     # ------------------------------------------------------------------ sending
     def wake_sender(self):
-        """Tell the sender task that a link may have bytes to send (or room again)."""
         self._tx_wakeup.set()
 
     async def _sender(self):
@@ -1650,7 +1374,7 @@ class Engine:
             await self._tx_wakeup.wait()
             self._tx_wakeup = trio.Event()
             while not self._closing:
-                ready = [l for l in self._links.values() if l.tx_ready()]
+                ready = [l for l in self.session.links.values() if l.tx_ready()]
                 if not ready:
                     break
                 ready.sort(key=lambda l: (l.id - self._rr) % MAX_LINKS)
@@ -1663,6 +1387,34 @@ class Engine:
                 except Exception:
                     log.exception("%s: sender failed on link %d", self.name, link.id)
                     link.fail(E.SendFailed("internal error while sending", link=link.id))
+
+    #: what the engine does about each thing the session reports
+    _EFFECTS: ClassVar[Dict[type, Callable[..., None]]] = {
+        S.PromptReady: _on_command_event,
+        S.CommandFinished: _on_command_event,
+        S.OkHeld: _on_command_event,
+        S.BusySeen: _on_command_event,
+        S.BusyExpired: _on_command_event,
+        S.StrayOk: _on_stray_ok,
+        S.DataReceived: _on_data_received,
+        S.PassthroughData: _on_passthrough_data,
+        S.LinkAccepted: _on_link_accepted,
+        S.LinkConnected: _on_link_connected,
+        S.LinkClosed: _on_link_closed,
+        S.LinkConnectFailed: _on_link_connect_failed,
+        S.BareLinkEvent: _on_bare_link_event,
+        S.SegmentAcked: _on_segment_acked,
+        S.SendFailed: _on_send_failed,
+        S.IdGranted: _on_id_granted,
+        S.IpdSpill: _on_ipd_spill,
+        S.GhostData: _on_ghost,
+        S.ModuleReset: _on_module_reset,
+        S.ProbeWanted: _on_probe_wanted,
+        S.WifiChanged: _on_urc,
+        S.InfoUrc: _on_urc,
+        S.MqttMessage: _on_mqtt_message,
+        S.Ignored: _on_ignored,
+    }
 
 
 def _check(resp: Response):

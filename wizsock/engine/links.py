@@ -41,6 +41,7 @@ import trio
 from .. import errors as E
 from ..protocol import records as R
 from .core import MAX_SEND, SENDBUF_SIZE, req
+from .session import LinkSlot
 
 log = logging.getLogger("wizsock.engine")
 
@@ -52,19 +53,17 @@ RESET_DRAIN_TIMEOUT = 30.0
 _INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
 
 
-class Link:
+class Link(LinkSlot):
     """One connection on the module (TCP, UDP or SSL)."""
 
     def __init__(self, engine, lid, generation, kind, remote=None, local=None, accepted=False):
+        # id, generation, kind, accepted, opening, connected, module_closed, owner_closed,
+        # cut and the CIPSENDBUF window are the session's (engine.session.LinkSlot): the
+        # session's link table holds the Link itself
+        super().__init__(lid, generation, kind, accepted=accepted)
         self._engine = engine
-        self.id = lid
-        self.generation = generation
-        self.kind = kind
         self.remote: Optional[Tuple[str, int]] = remote
         self.local: Optional[Tuple[str, int]] = local
-        self.accepted = accepted
-        self._opening = not accepted
-        self._connected = accepted
         # receive side
         self._rx = bytearray()
         self._rx_bytes = 0
@@ -72,70 +71,43 @@ class Link:
         self._rx_event = trio.Event()
         self._eof = False
         self._error: Optional[BaseException] = None
-        self._closed = False          # closed by the owner
-        self._module_closed = False   # the module reported CLOSED (id free)
         # send side
         self._tx = bytearray()
         self._tx_queued = 0      # bytes ever queued
         self._tx_taken = 0       # bytes the module has taken
         self._tx_event = trio.Event()
-        self._segs: deque = deque()   # (segment id, length) not yet acknowledged
-        self._inflight = 0
-        self._acked_seg = 0
-        self._last_seg = 0            # the module's last CIPSENDBUF segment id on this link
         self._ack_wait_since: Optional[float] = None
         self._send_lock = trio.Lock()
 
     def __repr__(self):
-        state = ("closed" if self._closed else "failed" if self._error else
+        state = ("closed" if self.owner_closed else "failed" if self._error else
                  "eof" if self._eof else "open")
         return (f"<Link {self.id}.{self.generation} {self.kind} {self.remote} {state}>")
 
     # ------------------------------------------------------------------ state
     @property
     def closed(self):
-        return self._closed or self._module_closed or self._error is not None
+        return self.owner_closed or self.module_closed or self._error is not None
 
     @property
     def error(self):
         return self._error
 
-    @property
-    def opening(self) -> bool:
-        """Its open (CIPSTART, MQTTCON) is still running: a CLOSED now ends the attempt
-        and the opener frees the id."""
-        return self._opening
-
     def end_opening(self) -> None:
         """The open is over (done or failed): from now on a CLOSED frees the id."""
-        self._opening = False
-
-    @property
-    def connected(self) -> bool:
-        """The module reported CONNECT for it (or its open succeeded, or it was accepted)."""
-        return self._connected
-
-    @property
-    def module_closed(self) -> bool:
-        """The module reported it CLOSED (or it was closed there): its id is free."""
-        return self._module_closed
-
-    @property
-    def owner_closed(self) -> bool:
-        """``aclose()`` was called or the open failed: its owner is done with it."""
-        return self._closed
+        self.opening = False
 
     def discard(self) -> None:
         """Its open failed: the handle is closed for good (the opener freed the id)."""
-        self._closed = True
+        self.owner_closed = True
 
     @property
     def unacked_segments(self) -> int:
         """CIPSENDBUF segments the module took and has not acknowledged yet."""
-        return len(self._segs)
+        return len(self.segments)
 
     def _check_usable(self):
-        if self._closed:
+        if self.owner_closed:
             raise E.LinkClosed(f"link {self.id}.{self.generation} is closed")
 
     def _wake_rx(self):
@@ -149,36 +121,34 @@ class Link:
     def fail(self, err):
         """Fail the link with ``err`` (raised to readers once buffered data is read, and
         to senders)."""
-        if self._error is None and not self._closed:
+        if self._error is None and not self.owner_closed:
             self._error = err
-        self._segs.clear()
-        self._inflight = 0
+        self.clear_window()
         self._wake_rx()
         self._wake_tx()
 
     # ------------------------------------------------------------------ events from the engine
     def connection_made(self):
         """The module reported ``<id>,CONNECT`` (or CIPSTART answered OK)."""
-        self._connected = True
+        self.connected = True
 
     def connection_closed(self):
         """The module reported ``<id>,CLOSED`` (or the id was closed): end of stream;
         bytes not yet handed to the module fail their send()."""
-        self._module_closed = True
+        self.module_closed = True
         self._eof = True
         # bytes still queued (never handed to the module) fail their send() calls
         # (see send); segments the module holds unacknowledged are the remote's
         # business now, as with a kernel socket
-        if self._segs:
-            log.debug("link %d: closed with %d bytes unacknowledged", self.id, self._inflight)
-        self._segs.clear()
-        self._inflight = 0
+        if self.segments:
+            log.debug("link %d: closed with %d bytes unacknowledged", self.id, self.inflight)
+        self.clear_window()
         self._wake_rx()
         self._wake_tx()
 
     def data_received(self, payload, remote):
         """A ``+IPD`` payload for this link (``remote``: its sender, with CIPDINFO=1)."""
-        if self._closed:
+        if self.owner_closed:
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
             return
         n = len(payload)
@@ -214,10 +184,7 @@ class Link:
 
     def segment_acked(self, segment):
         """``<link>,<segment>,SEND OK``: the module's TCP delivered every segment up to this."""
-        self._acked_seg = max(self._acked_seg, segment)
-        while self._segs and self._segs[0][0] <= segment:
-            _, n = self._segs.popleft()
-            self._inflight -= n
+        self.ack(segment)          # (again, if the session did: idempotent)
         self._ack_wait_since = None
         self._wake_tx()
 
@@ -279,7 +246,7 @@ class Link:
     @property
     def unsent(self) -> int:
         """Bytes queued for sending or sent but not yet acknowledged by the remote."""
-        return len(self._tx) + self._inflight
+        return len(self._tx) + self.inflight
 
     # ------------------------------------------------------------------ sending
     async def send(self, data):
@@ -293,7 +260,7 @@ class Link:
         self._check_usable()
         if self._error is not None:
             raise self._error
-        if self._module_closed:
+        if self.module_closed:
             raise E.SendFailed(f"link {self.id}: connection closed by the remote end",
                                link=self.id)
         if not data:
@@ -305,9 +272,9 @@ class Link:
         while self._tx_taken < target:
             if self._error is not None:
                 raise self._error
-            if self._closed:
+            if self.owner_closed:
                 raise E.LinkClosed(f"link {self.id} closed while sending")
-            if self._module_closed and not self._sending:
+            if self.module_closed and not self._sending:
                 raise E.SendFailed(f"link {self.id}: connection closed by the remote end with "
                                    f"{target - self._tx_taken} bytes unsent", link=self.id)
             await self._tx_event.wait()
@@ -350,7 +317,7 @@ class Link:
                                f"{'; '.join(resp.lines())})", link=self.id)
         if fail_link:
             self.fail(err)
-            if not self._module_closed:
+            if not self.module_closed:
                 self._engine.close_link_soon(self)
         raise err
 
@@ -368,13 +335,13 @@ class Link:
 
     def tx_ready(self):
         """It has bytes to send and the module has room for them (the sender's choice)."""
-        if not self._tx or self._error is not None or self._module_closed:
-            if self._tx and (self._error is not None or self._module_closed):
+        if not self._tx or self._error is not None or self.module_closed:
+            if self._tx and (self._error is not None or self.module_closed):
                 # nothing more will go out: wake the senders so they raise
                 self._wake_tx()
             return False
         if self._uses_sendbuf():
-            room = SENDBUF_SIZE - self._inflight
+            room = SENDBUF_SIZE - self.inflight
             if room < min(len(self._tx), 1024):
                 if self._ack_wait_since is None:
                     self._ack_wait_since = time.monotonic()
@@ -400,27 +367,24 @@ class Link:
         n = min(len(self._tx), MAX_SEND)
         sendbuf = self._uses_sendbuf()
         if sendbuf:
-            n = min(n, SENDBUF_SIZE - self._inflight)
+            n = min(n, SENDBUF_SIZE - self.inflight)
         chunk = bytes(self._tx[:n])
         name = "CIPSENDBUF" if sendbuf else "CIPSEND"
-        if sendbuf and self._last_seg >= self.segment_limit:
+        if sendbuf and self.last_segment >= self.segment_limit:
             await self._reset_segments()
         resp = await self._send_command(name, n, chunk)
-        if (sendbuf and resp.result == "ERROR" and self._last_seg
+        if (sendbuf and resp.result == "ERROR" and self.last_segment
                 and _segment_of(resp, self.id if eng.mux else None) is None):
             # refused before its '>' (no data went out): perhaps the counter's limit
             log.debug("link %d: CIPSENDBUF refused after segment %d; resetting the counter",
-                      self.id, self._last_seg)
+                      self.id, self.last_segment)
             await self._reset_segments()
             resp = await self._send_command(name, n, chunk)
         self._check_send(resp, n)
         if sendbuf:
             seg = _segment_of(resp, self.id if eng.mux else None)
             if seg is not None:
-                self._last_seg = seg
-                if seg > self._acked_seg:
-                    self._segs.append((seg, n))
-                    self._inflight += n
+                self.add_segment(seg, n)
             else:
                 log.debug("link %d: no segment id in %r", self.id, resp.lines())
         del self._tx[:n]
@@ -448,20 +412,20 @@ class Link:
         """AT+CIPBUFRESET once every segment is acknowledged (the module refuses it while
         data waits); the next segment is 1 again."""
         with trio.move_on_after(RESET_DRAIN_TIMEOUT):
-            while self._segs and self._error is None and not self._module_closed:
+            while self.segments and self._error is None and not self.module_closed:
                 await self._tx_event.wait()
         if self._error is not None:
             raise self._error
-        if self._module_closed:
+        if self.module_closed:
             return  # the sender sees the closed link and fails the queued bytes
         resp = await self._engine.command(req("CIPBUFRESET", "set", link=self._engine_link_param()),
                                           check=False, parse=False)
         if resp.result != "OK":
-            err = E.SendFailed(f"link {self.id}: the module's segment counter is at {self._last_seg} "
+            err = E.SendFailed(f"link {self.id}: the module's segment counter is at {self.last_segment} "
                                f"and AT+CIPBUFRESET answered {resp.result}", link=self.id)
             self.fail(err)
             raise err
-        self._last_seg = self._acked_seg = 0
+        self.reset_segments()
 
     async def _resync_buffer(self):
         """Acks stopped coming: ask AT+CIPBUFSTATUS what the module really holds."""
@@ -484,7 +448,7 @@ class Link:
     async def flush(self, timeout=30.0):
         """Wait until everything sent has been acknowledged by the remote's TCP."""
         with trio.move_on_after(timeout) as cs:
-            while (self._tx or self._segs) and self._error is None and not self._module_closed:
+            while (self._tx or self.segments) and self._error is None and not self.module_closed:
                 await self._tx_event.wait()
         if self._error is not None:
             raise self._error
@@ -496,28 +460,28 @@ class Link:
     async def module_close(self):
         """AT+CIPCLOSE its id if it still holds it (no flush; buffers kept); frees the id."""
         eng = self._engine
-        if self._module_closed or eng.links.get(self.id) is not self:
+        if self.module_closed or eng.links.get(self.id) is not self:
             return
         resp = await eng.command(req("CIPCLOSE", "set", link=self._engine_link_param()),
                                  check=False, parse=False)
-        self._module_closed = True
+        self.module_closed = True
         eng.free_link(self)
         if resp.result != "OK":
             log.debug("link %d: CIPCLOSE answered %s %s", self.id, resp.result, resp.lines())
 
     async def aclose(self, flush_timeout=10.0):
         """Flush what was sent (bounded), close the connection, free the id."""
-        if self._closed:
+        if self.owner_closed:
             return
         try:
-            if self.kind != "UDP" and self._error is None and not self._module_closed:
+            if self.kind != "UDP" and self._error is None and not self.module_closed:
                 with trio.move_on_after(flush_timeout):
                     try:
                         await self.flush(flush_timeout)
                     except E.WizError:
                         pass
         finally:
-            self._closed = True
+            self.owner_closed = True
             self._rx.clear()
             self._dgrams.clear()
             self._rx_bytes = 0
@@ -585,29 +549,12 @@ class Server:
         self._event.set()
         self._event = trio.Event()
 
-    def add_connection(self, lid, remote=None):
-        """A connection the module accepted on id ``lid``: a new Link, queued for accept()."""
-        eng = self._engine
-        link = Link(eng, lid, eng.new_generation(lid), "TCP", remote=remote,
-                    local=(eng.station_ip or "0.0.0.0", self.port), accepted=True)
-        eng.add_link(link)
+    def accepted(self, link):
+        """A connection the module accepted: ``link`` (made by the engine's session, which
+        holds its id) is queued for :meth:`accept`."""
         self._queue.append(link)
         self._event.set()
         self._event = trio.Event()
-        return link
-
-    def connection_made(self, lid):
-        """``<id>,CONNECT`` on an id nobody opened: a connection to this server."""
-        if self._closed:
-            return
-        self.add_connection(lid)
-
-    def implicit_accept(self, lid, remote):
-        """Data on an id nobody holds, before its CONNECT: taken as accepted (None if closed)."""
-        if self._closed:
-            return None
-        log.debug("data on link %d before its CONNECT; taking it as accepted", lid)
-        return self.add_connection(lid, remote)
 
     async def accept(self) -> Link:
         """The next accepted connection (its remote filled in from AT+CIPSTATUS)."""
@@ -632,6 +579,7 @@ class Server:
         self._closed = True
         self._event.set()
         eng = self._engine
+        eng.stop_accepting()          # connections from now on are not this server's
         with trio.CancelScope(shield=True):
             try:
                 await eng.command(req("CIPSERVER", "set", mode=0), check=False)

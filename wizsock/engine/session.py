@@ -34,7 +34,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import (Any, Callable, Deque, Dict, FrozenSet, Generic, Iterable, List, Mapping, Optional, Set,
+from typing import (Any, Callable, ClassVar, Deque, Dict, FrozenSet, Generic, Iterable, List, Mapping, Optional, Set,
                     Tuple, TypeVar)
 
 from .. import protocol as P
@@ -300,9 +300,9 @@ class StrayOk(CommandEvent):
 
 
 @dataclass(frozen=True)
-class DataReceived(SessionEvent):
+class DataReceived(SessionEvent, Generic[L]):
     """A ``+IPD`` payload for a held link, to its receive buffer."""
-    link: LinkSlot
+    link: L
     payload: bytes
     remote: Optional[Remote]
 
@@ -314,29 +314,29 @@ class PassthroughData(SessionEvent):
 
 
 @dataclass(frozen=True)
-class LinkAccepted(SessionEvent):
+class LinkAccepted(SessionEvent, Generic[L]):
     """The server got a connection: a new link (made by the session's ``accept`` factory),
     already in the table; ``implicit``: its data came before its CONNECT."""
-    link: LinkSlot
+    link: L
     implicit: bool
 
 
 @dataclass(frozen=True)
-class LinkConnected(SessionEvent):
-    link: LinkSlot
+class LinkConnected(SessionEvent, Generic[L]):
+    link: L
 
 
 @dataclass(frozen=True)
-class LinkClosed(SessionEvent):
+class LinkClosed(SessionEvent, Generic[L]):
     """``<id>,CLOSED`` for a held link: it reads EOF (``freed``: the id left the table and
     is remembered as a ghost; a link still opening keeps it until its CIPSTART answers)."""
-    link: LinkSlot
+    link: L
     freed: bool
 
 
 @dataclass(frozen=True)
-class LinkConnectFailed(SessionEvent):
-    link: LinkSlot
+class LinkConnectFailed(SessionEvent, Generic[L]):
+    link: L
 
 
 @dataclass(frozen=True)
@@ -346,17 +346,17 @@ class BareLinkEvent(SessionEvent):
 
 
 @dataclass(frozen=True)
-class SegmentAcked(SessionEvent):
+class SegmentAcked(SessionEvent, Generic[L]):
     """``[<link>,]<segment>,SEND OK``: the link's window moved (``link`` None: nobody holds
     the id); the sender may go on."""
-    link: Optional[LinkSlot]
+    link: Optional[L]
     segment: int
 
 
 @dataclass(frozen=True)
-class SendFailed(SessionEvent):
+class SendFailed(SessionEvent, Generic[L]):
     """The module could not send data of this link (SEND FAIL): its stream has a hole."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
@@ -366,24 +366,24 @@ class IdGranted(SessionEvent):
 
 
 @dataclass(frozen=True)
-class IpdSpill(SessionEvent):
+class IpdSpill(SessionEvent, Generic[L]):
     """The +IPD before an unreadable line lied about its length: the link's stream is
     cut (``link.cut``); the last ``withdraw`` bytes delivered are not the peer's."""
-    link: LinkSlot
+    link: L
     withdraw: int
 
 
 @dataclass(frozen=True)
-class LinkCut(SessionEvent):
+class LinkCut(SessionEvent, Generic[L]):
     """A +IPD for the link stalled short (:meth:`Session.ipd_stalled`): its data is cut."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
-class GhostData(SessionEvent):
+class GhostData(SessionEvent, Generic[L]):
     """Data on an id whose CLOSED was taken: that CLOSED was false; ``link`` is the
     handle it closed (its stream is cut; the id is still held by the module)."""
-    link: LinkSlot
+    link: L
 
 
 @dataclass(frozen=True)
@@ -425,6 +425,7 @@ class Ignored(SessionEvent):
 
 # ---------------------------------------------------------------------- the session
 Handler = Callable[["Session[Any]", Any, float, List[SessionEvent]], bool]
+Rule = Callable[["Session[Any]", Any, float, List[SessionEvent]], None]
 
 
 class Session(Generic[L]):
@@ -575,14 +576,22 @@ class Session(Generic[L]):
             self._on_data(event, mid_line, out)
             return out
         self.last_line = now
-        rule = URC_RULES.get(cls)
+        rule = self.URC_RULES.get(cls)
         if rule is not None and rule(self, event, now, out):
             return out
         cmd = self.active
         if cmd is None:
-            IDLE_RULES.get(cls, Session._idle_other)(self, event, now, out)
+            idle = self.IDLE_RULES.get(cls)
+            if idle is None:
+                self._idle_other(event, now, out)
+            else:
+                idle(self, event, now, out)
         else:
-            COMMAND_RULES.get(cls, Session._cmd_line)(self, event, now, out)
+            answer = self.COMMAND_RULES.get(cls)
+            if answer is None:
+                self._cmd_line(event, now, out)
+            else:
+                answer(self, event, now, out)
         return out
 
     def events_for(self, events: Iterable[Event], now: float, *,
@@ -662,7 +671,7 @@ class Session(Generic[L]):
             else:
                 out.append(BareLinkEvent(ev))
             return True
-        rule = LINK_STATES.get(ev.state)
+        rule = self.LINK_STATES.get(ev.state)
         if rule is None:
             out.append(Ignored(ev, f"link state {ev.state!r}"))
         else:
@@ -860,10 +869,10 @@ class Session(Generic[L]):
     # ------------------------------------------------------------------ the module restarted
     def module_reset(self) -> List[L]:
         """A reset is declared: every link is gone (returned, for the driver to fail), the
-        server with them; the module may still finish what it was printing."""
+        server with them; the module may still finish what it was printing.  (A
+        passthrough stream stays until its owner ends it: the driver fails it.)"""
         self.resync = True
         self.accepting = False
-        self.passthrough = False
         gone = list(self._links.values())
         self._links.clear()
         return gone
@@ -1015,41 +1024,47 @@ class Session(Generic[L]):
         """Ids reported CLOSED, with the link they closed (data on one proves it false)."""
         return MappingProxyType(self._ghosts)
 
+    # ------------------------------------------------------------------ the rules, as tables
+    #: the link URCs by state
+    LINK_STATES: ClassVar[Dict[str, Callable[["Session[Any]", int, LinkEvent, List[SessionEvent]], None]]] = {
+        "CONNECT": _link_connect,
+        "CLOSED": _link_closed,
+        "CONNECT FAIL": _link_connect_fail,
+    }
 
-#: the link URCs by state
-LINK_STATES: Dict[str, Callable[[Session[Any], int, LinkEvent, List[SessionEvent]], None]] = {
-    "CONNECT": Session._link_connect,
-    "CLOSED": Session._link_closed,
-    "CONNECT FAIL": Session._link_connect_fail,
-}
+    #: output that is not an answer, whatever command runs (a rule returns False to pass the
+    #: event on to the command or idle rules)
+    URC_RULES: ClassVar[Dict[type, Handler]] = {
+        LinkEvent: _urc_link_event,
+        SendBufAck: _urc_sendbuf_ack,
+        Ready: _urc_ready,
+        Subscription: _urc_subscription,
+        Wifi: _urc_wifi,
+        Garbage: _urc_garbage,
+        Echo: _urc_echo,
+        Info: _urc_info,
+        Text: _urc_text,
+    }
 
-#: output that is not an answer, whatever command runs (a rule returns False to pass the
-#: event on to the command or idle rules)
-URC_RULES: Dict[type, Handler] = {
-    LinkEvent: Session._urc_link_event,
-    SendBufAck: Session._urc_sendbuf_ack,
-    Ready: Session._urc_ready,
-    Subscription: Session._urc_subscription,
-    Wifi: Session._urc_wifi,
-    Garbage: Session._urc_garbage,
-    Echo: Session._urc_echo,
-    Info: Session._urc_info,
-    Text: Session._urc_text,
-}
+    #: output while a command waits for its answer (anything else is one of its lines)
+    COMMAND_RULES: ClassVar[Dict[type, Rule]] = {
+        Result: _cmd_result,
+        Prompt: _cmd_prompt,
+        Busy: _cmd_busy,
+        Recv: _cmd_recv,
+    }
 
-Rule = Callable[[Session[Any], Any, float, List[SessionEvent]], None]
+    #: output with no command in flight (anything else: Ignored)
+    IDLE_RULES: ClassVar[Dict[type, Rule]] = {
+        Result: _idle_result,
+        Busy: _idle_busy,
+    }
 
-#: output while a command waits for its answer (anything else is one of its lines)
-COMMAND_RULES: Dict[type, Rule] = {
-    Result: Session._cmd_result,
-    Prompt: Session._cmd_prompt,
-    Busy: Session._cmd_busy,
-    Recv: Session._cmd_recv,
-}
 
-#: output with no command in flight (anything else: Ignored)
-IDLE_RULES: Dict[type, Rule] = {
-    Result: Session._idle_result,
-    Busy: Session._idle_busy,
-}
-
+#: the rules, as tables (see Session): link URCs by state; output that is not an answer
+#: whatever command runs (a rule returns False to pass the event on); output while a
+#: command waits (anything else is a line of its answer); output with no command
+LINK_STATES = Session.LINK_STATES
+URC_RULES = Session.URC_RULES
+COMMAND_RULES = Session.COMMAND_RULES
+IDLE_RULES = Session.IDLE_RULES

@@ -291,7 +291,7 @@ def test_module_reset_takes_every_link():
     assert kinds(r.feed(b"ready\r\n")) == ["ModuleReset"]
     gone = r.session.module_reset()
     assert {ln.id for ln in gone} == links and not r.session.links
-    assert r.session.resync and not r.session.accepting and not r.session.passthrough
+    assert r.session.resync and not r.session.accepting
 
 
 def test_ready_while_initialising_is_expected():
@@ -390,3 +390,24 @@ def test_events_for_a_whole_read():
     evs = [Data(4, b"ab", None), Text("1,0"), Result("OK")]
     out = r.session.events_for(evs, r.now)
     assert kinds(out) == ["DataReceived", "IpdSpill", "Ignored", "Ignored"] and link.cut
+
+
+# ---------------------------------------------------------------- the send window
+def test_the_window_counts_unacknowledged_segments():
+    link = LinkSlot(4, 1, "TCP")
+    link.add_segment(1, 2048)
+    link.add_segment(2, 1000)
+    assert (link.inflight, link.window_room, link.last_segment) == (3048, SENDBUF_SIZE - 3048, 2)
+    link.ack(1)
+    assert (link.inflight, list(link.segments), link.acked_segment) == (1000, [(2, 1000)], 1)
+    link.ack(1)                          # twice: the same
+    assert link.inflight == 1000
+    link.ack(5)                          # a later ack covers the earlier ones
+    assert (link.inflight, link.acked_segment) == (0, 5)
+    link.add_segment(3, 10)              # acknowledged already (an early ack): not counted
+    assert (link.inflight, link.last_segment) == (0, 3)
+    link.reset_segments()
+    assert (link.last_segment, link.acked_segment) == (0, 0)
+    link.add_segment(1, 7)
+    link.clear_window()
+    assert (link.inflight, list(link.segments)) == (0, [])
