@@ -32,16 +32,18 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, NoReturn, Optional, Union
 
 import trio
 
 from .. import errors as E
 from .. import protocol as P
-from ..framer import Data, Echo, Framer, Garbage, Info, LinkEvent, Subscription, Text
+from ..framer import Data, Echo, Event, Framer, Garbage, Info, LinkEvent, Subscription, Text
 from . import session as S
 from .session import (BUSY_GRACE, FINAL, MAX_LINKS, OK_GRACE, PROMPT_COMMANDS,  # noqa: F401
                       SEND_COMMANDS, SENDBUF_SIZE, Command, LinkLimit, Response, Session)
+
+Buffer = Union[bytes, bytearray, memoryview]
 
 log = logging.getLogger("wizsock.engine")
 wire_log = logging.getLogger("wizsock.engine.at")
@@ -90,7 +92,7 @@ SETTLE_QUIET = 0.05
 SETTLE_MAX = 1.0
 
 
-def port_fd(port) -> Optional[int]:
+def port_fd(port: Any) -> Optional[int]:
     """The descriptor the engine reads and writes itself, or None (worker threads then).
 
     pyserial's ttys/ptys and ``socket://`` expose theirs through ``fileno()``, as
@@ -102,7 +104,7 @@ def port_fd(port) -> Optional[int]:
         return None
     cls = type(port)
 
-    def owner(name):
+    def owner(name: str) -> Optional[type]:
         return next((k for k in cls.__mro__ if name in vars(k)), None)
 
     if owner("fileno") is None or not (owner("fileno") is owner("read") is owner("write")):
@@ -114,19 +116,23 @@ def port_fd(port) -> Optional[int]:
     return fd if isinstance(fd, int) and fd >= 0 else None
 
 
-def req(name: str, form: str, **params):
+def req(name: str, form: str, **params: Any) -> P.Request:
     """Build a request through the codec (the only place AT text is made)."""
     spec = P.COMMANDS[name]
-    return getattr(spec, form)(**params)
+    return spec.request(form, **params)
 
 
 class Engine:
     """One module.  Use :func:`wizsock.open_module` rather than this class directly."""
 
-    def __init__(self, port, baudrate=115200, *, timeouts: Optional[Dict[str, float]] = None,
-                 hunt_baud=True, flow_control=False, rx_limit=1 << 20, rx_high=None,
-                 rx_low=None, use_sendbuf=True, read_timeout=0.02, serial_kwargs=None,
-                 probe_interval: Optional[float] = None, name=None, trace=None):
+    def __init__(self, port: Any, baudrate: int = 115200, *,
+                 timeouts: Optional[Dict[str, float]] = None, hunt_baud: bool = True,
+                 flow_control: bool = False, rx_limit: int = 1 << 20,
+                 rx_high: Optional[int] = None, rx_low: Optional[int] = None,
+                 use_sendbuf: bool = True, read_timeout: float = 0.02,
+                 serial_kwargs: Optional[Dict[str, Any]] = None,
+                 probe_interval: Optional[float] = None, name: Optional[str] = None,
+                 trace: Any = None) -> None:
         self.port_url = port
         self.baudrate = int(baudrate)
         self.timeouts = dict(TIMEOUTS)
@@ -156,7 +162,7 @@ class Engine:
         self.resets: List[float] = []
         self.last_reset_reason: Optional[str] = None
 
-        self._port = None
+        self._port: Any = None     # a pyserial port (or one given by the caller)
         self._framer = Framer(max_ipd=8192, max_line=4096)
         self._cmd_changed = trio.Event()   # the command in flight changed (see _kick)
         self._cmd_lock = trio.Lock()
@@ -288,7 +294,7 @@ class Engine:
                 self._taps.remove(callback)
         return remove
 
-    def _tap(self, kind, item):
+    def _tap(self, kind: str, item: Any) -> None:
         name = self.session.command_name
         for cb in list(self._taps):
             try:
@@ -299,10 +305,11 @@ class Engine:
                     self._taps.remove(cb)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self, nursery: trio.Nursery):
+    async def start(self, nursery: trio.Nursery) -> None:
         import serial
         from .. import _orig
-        kw = dict(baudrate=self.baudrate, timeout=self.read_timeout, write_timeout=30)
+        kw: Dict[str, Any] = dict(baudrate=self.baudrate, timeout=self.read_timeout,
+                                  write_timeout=30)
         kw.update(self.serial_kwargs)
         if isinstance(self.port_url, str):
             with _orig.internal():
@@ -345,7 +352,7 @@ class Engine:
         if self.probe_interval:
             nursery.start_soon(self._watchdog)
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         if self._closing:
             return
         with trio.CancelScope(shield=True):
@@ -382,7 +389,7 @@ class Engine:
                 except Exception:
                     pass
 
-    def close_port(self):
+    def close_port(self) -> None:
         if self._trace is not None:
             self._trace.close()
         if self._port is not None:
@@ -392,16 +399,16 @@ class Engine:
                 pass
 
     # ------------------------------------------------------------------ reading
-    def _read_some(self):
+    def _read_some(self) -> bytes:
         port = self._port
-        data = port.read(1)
+        data: bytes = port.read(1)
         if data:
             n = port.in_waiting
             if n:
                 data += port.read(min(n, READ_MAX))
         return data
 
-    async def _reader(self):
+    async def _reader(self) -> None:
         try:
             with self._reader_scope:
                 if self._fd is not None:
@@ -411,7 +418,7 @@ class Engine:
         finally:
             self._reader_done.set()
 
-    async def _read_loop_fd(self, fd):
+    async def _read_loop_fd(self, fd: int) -> None:
         """Read the port's descriptor from the event loop: no thread, everything available.
 
         Wait, then read until the port has nothing more (a tty hands over at most
@@ -455,14 +462,14 @@ class Engine:
                     await trio.sleep_forever()
                 self._coalescing = None
 
-    def _coalesce_delay(self):
+    def _coalesce_delay(self) -> float:
         try:
             baud = float(self._port.baudrate) or 115200.0
         except (TypeError, ValueError, AttributeError):
             baud = 115200.0
         return min(COALESCE_MAX, COALESCE_BYTES * 10.0 / baud)
 
-    async def _read_loop(self):
+    async def _read_loop(self) -> None:
         """Ports without a descriptor (rfc2217://, loop://, wrappers): a blocking read in a thread."""
         while not self._closing:
             try:
@@ -475,7 +482,7 @@ class Engine:
             if data:
                 self._feed(data)
 
-    def _port_failed(self, exc):
+    def _port_failed(self, exc: BaseException) -> None:
         log.error("%s: serial read failed: %r", self.name, exc)
         self._fail_everything(E.WizError(f"serial port failed: {exc!r}"))
 
@@ -485,7 +492,7 @@ class Engine:
         ``"thread"``: through pyserial in worker threads (a port without one)."""
         return "loop" if self._fd is not None else "thread"
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         self.rx_reads += 1
         self.rx_bytes += len(data)
         self._last_rx = trio.current_time()
@@ -502,7 +509,7 @@ class Engine:
                 log.exception("%s: dispatching %s failed", self.name, _redact_event(ev))
 
     # ------------------------------------------------------------------ dispatch
-    def _dispatch(self, ev):
+    def _dispatch(self, ev: Event) -> None:
         if self._taps:
             self._tap("rx", ev)
         if wire_log.isEnabledFor(logging.DEBUG) and type(ev) is not Data:
@@ -518,7 +525,7 @@ class Engine:
         log.warning("%s: an OK came before the answer to %s; it was not its own",
                     self.name, sev.command.name)
 
-    def _on_data_received(self, sev: S.DataReceived) -> None:
+    def _on_data_received(self, sev: S.DataReceived[Any]) -> None:
         sev.link.data_received(sev.payload, sev.remote)
         self.update_rts()
 
@@ -526,35 +533,35 @@ class Engine:
         if self._passthrough is not None:
             self._passthrough.data_received(sev.payload)
 
-    def _on_link_accepted(self, sev: S.LinkAccepted) -> None:
+    def _on_link_accepted(self, sev: S.LinkAccepted[Any]) -> None:
         if sev.implicit:
             log.debug("data on link %d before its CONNECT; taking it as accepted", sev.link.id)
         if self._server is not None:
             self._server.accepted(sev.link)
 
-    def _on_link_connected(self, sev: S.LinkConnected) -> None:
+    def _on_link_connected(self, sev: S.LinkConnected[Any]) -> None:
         sev.link.connection_made()
 
-    def _on_link_closed(self, sev: S.LinkClosed) -> None:
+    def _on_link_closed(self, sev: S.LinkClosed[Any]) -> None:
         link = sev.link
         if link.kind == "MQTT" and self._mqtt is not None:
             self._mqtt.link_event_received(LinkEvent(link.id, "CLOSED"))
         link.connection_closed()
         self.update_rts()
 
-    def _on_link_connect_failed(self, sev: S.LinkConnectFailed) -> None:
+    def _on_link_connect_failed(self, sev: S.LinkConnectFailed[Any]) -> None:
         sev.link.connection_closed()
 
     def _on_bare_link_event(self, sev: S.BareLinkEvent) -> None:
         if self._mqtt is not None:
             self._mqtt.link_event_received(sev.event)
 
-    def _on_segment_acked(self, sev: S.SegmentAcked) -> None:
+    def _on_segment_acked(self, sev: S.SegmentAcked[Any]) -> None:
         if sev.link is not None:
             sev.link.segment_acked(sev.segment)
         self.wake_sender()
 
-    def _on_send_failed(self, sev: S.SendFailed) -> None:
+    def _on_send_failed(self, sev: S.SendFailed[Any]) -> None:
         link = sev.link
         link.fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
                                 f"stream has a hole and is abandoned", link=link.id))
@@ -565,7 +572,7 @@ class Engine:
     def _on_id_granted(self, sev: S.IdGranted) -> None:
         self._wake_waiters([sev.waiter])
 
-    def _on_ghost(self, sev: S.GhostData) -> None:
+    def _on_ghost(self, sev: S.GhostData[Any]) -> None:
         """Data on an id whose CLOSED we took: that CLOSED was false (the module still
         holds the connection).  The handle's stream is cut, which its reader must learn
         as an error rather than an end of file; the id is closed on the module so it can
@@ -606,12 +613,12 @@ class Engine:
 
 
     # ------------------------------------------------------------------ commands
-    def timeout_for(self, name, override=None):
+    def timeout_for(self, name: str, override: Optional[float] = None) -> float:
         if override is not None:
             return override
         return self.timeouts.get(name, DEFAULT_TIMEOUT)
 
-    async def wait_usable(self, timeout):
+    async def wait_usable(self, timeout: float) -> None:
         if self._closing:
             raise E.LinkClosed("module closed")
         if not self._usable.is_set():
@@ -623,8 +630,10 @@ class Engine:
         if self._closing:
             raise E.LinkClosed("module closed")
 
-    async def command(self, request, *, timeout=None, payload=None, retry_busy=True,
-                      check=True, parse=True, parse_opts=None):
+    async def command(self, request: P.Request, *, timeout: Optional[float] = None,
+                      payload: Optional[Buffer] = None, retry_busy: bool = True,
+                      check: bool = True, parse: bool = True,
+                      parse_opts: Optional[Dict[str, Any]] = None) -> Response:
         """Run one command; returns a :class:`Response` (``.record`` parsed by the codec).
 
         With ``check`` (default) ERROR/FAIL raise :class:`~wizsock.errors.CommandError`.
@@ -647,7 +656,8 @@ class Engine:
             _check(resp)
         return resp
 
-    def _parse(self, request, resp, opts=None):
+    def _parse(self, request: P.Request, resp: Response,
+               opts: Optional[Dict[str, Any]] = None) -> None:
         spec = P.COMMANDS.get(request.name) if hasattr(P.COMMANDS, "get") else None
         if spec is None or resp.result not in ("OK", "SEND OK"):
             return
@@ -666,7 +676,8 @@ class Engine:
                 f"line(s) before {resp.result}; {type(exc).__name__})",
                 command=request.name, lines=() if secret else lines) from None
 
-    async def _exec(self, request, timeout, *, payload=None, retry_busy=True, internal=False):
+    async def _exec(self, request: P.Request, timeout: float, *, payload: Optional[bytes] = None,
+                    retry_busy: bool = True, internal: bool = False) -> Response:
         """Send one command and wait for its final result.  Caller holds the lock."""
         wire = request.encode()
         wants_prompt = payload is not None
@@ -683,7 +694,8 @@ class Engine:
             finally:
                 self.end_command(cmd)
                 self.update_rts()
-                if wants_prompt and not cmd.data_written and not cmd.final and outcome != "busy":
+                if (payload is not None and not cmd.data_written and not cmd.final
+                        and outcome != "busy"):
                     self._owe(request, payload)
             if outcome == "busy":
                 # retried with back-off for as long as the command's own timeout
@@ -704,7 +716,7 @@ class Engine:
                 await self._after_timeout(request, timeout)
             return cmd.response
 
-    async def _wait(self, cmd, timeout, payload):
+    async def _wait(self, cmd: Command, timeout: float, payload: Optional[bytes]) -> str:
         # The answer queues behind whatever the module is still printing (+IPD data
         # at the UART rate), so the timeout counts from the last byte received,
         # up to a hard cap.
@@ -718,6 +730,7 @@ class Engine:
             if cmd.final:
                 return "final"
             if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
+                assert payload is not None          # (wants_prompt: a payload was given)
                 self.session.writing_payload(cmd)
                 await self.write(payload, redacted=None)
                 for sev in self.session.payload_written(cmd):
@@ -739,7 +752,7 @@ class Engine:
             if trio.current_time() >= min(hard, max(deadline, self._last_rx + timeout)):
                 return "timeout"
 
-    async def _after_timeout(self, request, timeout):
+    async def _after_timeout(self, request: P.Request, timeout: float) -> NoReturn:
         """A command got no answer: probe; an unresponsive module is recovered."""
         log.warning("%s: no answer to %s within %.1fs; probing", self.name, request.name, timeout)
         if await self.probe(tries=3, wait=0.5):
@@ -750,7 +763,7 @@ class Engine:
         raise E.ModuleUnresponsive(f"{self.name}: module stopped answering ({request.name}); "
                                    f"recovering", command=request.name, timeout=timeout)
 
-    async def write(self, data, redacted=True):
+    async def write(self, data: Buffer, redacted: Optional[bool] = True) -> None:
         if self._taps:
             self._tap("tx" if redacted else "data", data)
         if wire_log.isEnabledFor(logging.DEBUG):
@@ -778,7 +791,7 @@ class Engine:
                 raise E.WizError(f"{self.name}: serial write stalled for {WRITE_TIMEOUT:.0f} s "
                                  f"({len(view)} of {len(data)} bytes unwritten)")
 
-    async def probe(self, tries=3, wait=0.3):
+    async def probe(self, tries: int = 3, wait: float = 0.3) -> bool:
         """``AT`` until ``OK``; returns True if the module answered."""
         for _ in range(tries):
             try:
@@ -792,7 +805,7 @@ class Engine:
         return False
 
     # ------------------------------------------------------------------ initialisation
-    async def _initialise(self, first=False):
+    async def _initialise(self, first: bool = False) -> None:
         """Find the module, sync, set echo off, CIPMUX=1, CIPDINFO=1, learn the version.
 
         Caller holds the command lock.  A ``ready`` seen meanwhile (the module
@@ -809,7 +822,7 @@ class Engine:
         finally:
             self.session.initialising = False
 
-    async def _restore_session(self):
+    async def _restore_session(self) -> None:
         """After a reset: the WiFi mode and the AP joined through this engine (CUR settings)."""
         for name in ("CWMODE_CUR", "CWJAP_CUR"):
             r = self._replay.get(name)
@@ -822,14 +835,14 @@ class Engine:
             except E.WizError as exc:
                 log.warning("%s: restoring %s after reset: %s", self.name, name, exc)
 
-    def remember(self, request):
+    def remember(self, request: P.Request) -> None:
         """Keep a CUR setting to replay after a module reset (mode, join)."""
         self._replay[request.name] = request
 
-    def forget(self, name):
+    def forget(self, name: str) -> None:
         self._replay.pop(name, None)
 
-    async def _initialise_once(self, first):
+    async def _initialise_once(self, first: bool) -> None:
         self._framer.reset()
         found = await self._find_module()
         if not found:
@@ -860,7 +873,7 @@ class Engine:
         log.info("%s: module ready at %d baud, firmware %s", self.name, self._port.baudrate,
                  self.firmware)
 
-    async def _find_module(self):
+    async def _find_module(self) -> bool:
         port = self._port
         rates = [self.baudrate] + [r for r in BAUD_RATES if r != self.baudrate]
         if not self.hunt_baud:
@@ -878,7 +891,7 @@ class Engine:
                 return True
         return False
 
-    async def _switch_baud(self, found_rate):
+    async def _switch_baud(self, found_rate: int) -> None:
         """Found at another rate: bring the module to the configured one (AT+UART_CUR)."""
         r = req("UART_CUR", "set", baudrate=self.baudrate, databits=8, stopbits=1, parity=0,
                 flow_control=1 if self.flow_control else 0)
@@ -897,7 +910,7 @@ class Engine:
         await self.probe(tries=2, wait=0.25)
 
     # ------------------------------------------------------------------ recovery
-    async def _check_alive(self):
+    async def _check_alive(self) -> None:
         try:
             async with self._cmd_lock:
                 if not self._usable.is_set() or self._closing:
@@ -908,14 +921,15 @@ class Engine:
         except E.WizError as exc:          # a reset meanwhile: the supervisor handles it
             log.debug("%s: liveness probe: %s", self.name, exc)
 
-    async def _watchdog(self):
+    async def _watchdog(self) -> None:
+        interval = self.probe_interval or 0.0
         while not self._closing:
-            await trio.sleep(self.probe_interval)
+            await trio.sleep(interval)
             if self._cmd_lock.locked() or not self._usable.is_set():
                 continue
             await self._check_alive()
 
-    def declare_reset(self, reason):
+    def declare_reset(self, reason: str) -> None:
         if self._closing:
             return
         self.reset_count += 1
@@ -946,13 +960,13 @@ class Engine:
         self._wake_waiters(self.session.grant_ids())
         self._need_init.set()
 
-    def _fail_everything(self, err):
+    def _fail_everything(self, err: BaseException) -> None:
         self._closing = True
         for link in self.session.clear_links():
             link.fail(err)
         self._abort_command(err)
 
-    def _owe(self, request, payload):
+    def _owe(self, request: P.Request, payload: bytes) -> None:
         """A prompt command ended before its payload was written (reset declared,
         timeout, an answer lost): the module may have printed ``>`` (or be about to)
         and then reads exactly that many bytes as data, whatever they are, so every
@@ -962,7 +976,7 @@ class Engine:
         log.warning("%s: %s ended before its %d-byte payload was written; the module may "
                     "still wait for it", self.name, request.name, len(payload))
 
-    async def _settle(self):
+    async def _settle(self) -> None:
         """Before a command: pay what the module may still be waiting for, and let
         late answers of an earlier exchange arrive (and be dropped as unsolicited)."""
         session = self.session
@@ -978,7 +992,7 @@ class Engine:
             session.resync = False
             await self._quiet(SETTLE_QUIET, SETTLE_MAX)
 
-    async def _quiet(self, gap, limit):
+    async def _quiet(self, gap: float, limit: float) -> None:
         """Wait until no line or prompt arrived for ``gap`` seconds (at most ``limit``);
         +IPD data does not count (a busy link must not stall the recovery)."""
         end = trio.current_time() + limit
@@ -989,7 +1003,7 @@ class Engine:
                 return
             await trio.sleep(min(left, end - now))
 
-    async def _ipd_watch(self):
+    async def _ipd_watch(self) -> None:
         """Units the module left unfinished while the UART went quiet.
 
         * Inside a +IPD payload for IPD_STALL: the module prints a +IPD unit in one go
@@ -1019,7 +1033,7 @@ class Engine:
                 probed_at = self._last_rx
                 self._nursery.start_soon(self._check_alive)
 
-    def _on_ipd_stall(self, lid, missing):
+    def _on_ipd_stall(self, lid: int, missing: int) -> None:
         self._framer.reset()
         log.warning("%s: +IPD for link %s stalled %d byte(s) short; framer resynchronised",
                     self.name, lid, missing)
@@ -1040,7 +1054,7 @@ class Engine:
         if self._nursery is not None and not self._closing:
             self._nursery.start_soon(self._check_not_reset)
 
-    async def _check_not_reset(self):
+    async def _check_not_reset(self) -> None:
         """Output was lost (a stalled +IPD): a ``ready`` may have been among it.  A module
         that reset has CIPMUX=0 again; then it is re-initialised like after any reset."""
         r = req("CIPMUX", "query")
@@ -1057,7 +1071,7 @@ class Engine:
         if resp is None or getattr(resp.record, "mode", None) != 1:
             self.declare_reset("module state lost with the output a +IPD swallowed")
 
-    def _on_ipd_spill(self, sev: S.IpdSpill) -> None:
+    def _on_ipd_spill(self, sev: S.IpdSpill[Any]) -> None:
         """A line the framer cannot read (or text no command asked for) right after a
         +IPD payload: the module's lines start cleanly, so the length lied.  Too short:
         the payload's tail spilled out as that line; too long: the payload took the
@@ -1077,7 +1091,7 @@ class Engine:
             return
         self._nursery.start_soon(self._cut_verdict, link, err)
 
-    async def _cut_verdict(self, link, err):
+    async def _cut_verdict(self, link: Any, err: BaseException) -> None:
         """Boot noise right after a payload looks like a spill: if the module turns out
         to have reset (``ready`` within SPILL_VERDICT) the link fails with ModuleReset,
         otherwise with ProtocolError.  Nothing after the cut is delivered meanwhile."""
@@ -1088,7 +1102,7 @@ class Engine:
         link.fail(err)
         await self._close_quietly(link)
 
-    async def _close_id_quietly(self, lid, generation):
+    async def _close_id_quietly(self, lid: int, generation: int) -> None:
         try:
             async with self._cmd_lock:
                 if self.session.link(lid) is not None or self.session.generation(lid) != generation:
@@ -1120,7 +1134,7 @@ class Engine:
             await self.command(req("CIPCLOSE", "set", link=lid if self.mux else None),
                                check=False, parse=False)
 
-    async def _supervisor(self):
+    async def _supervisor(self) -> None:
         while not self._closing:
             await self._need_init.wait()
             self._need_init = trio.Event()
@@ -1145,21 +1159,21 @@ class Engine:
                 break
 
     # ------------------------------------------------------------------ links
-    def free_link(self, link):
+    def free_link(self, link: Any) -> None:
         """``link`` no longer holds its id (closed): connects waiting get it."""
         self._wake_waiters(self.session.free(link))
 
-    async def _close_quietly(self, link):
+    async def _close_quietly(self, link: Any) -> None:
         try:
             await link.module_close()
         except Exception as exc:
             log.debug("%s: closing failed link %d: %r", self.name, link.id, exc)
 
     # ------------------------------------------------------------------ flow control
-    def buffered(self):
+    def buffered(self) -> int:
         return sum(l.buffered for l in self.session.links.values())
 
-    def update_rts(self):
+    def update_rts(self) -> None:
         if not self.flow_control or self._port is None:
             return
         total = self.buffered()
@@ -1203,7 +1217,7 @@ class Engine:
             if event is not None:
                 event.set()
 
-    async def reserve_id(self, kind, wait):
+    async def reserve_id(self, kind: str, wait: Optional[float]) -> int:
         """Wait (FIFO, at most ``wait`` seconds; None: no limit) for a free link id and
         reserve it; the caller must hand it to :meth:`take_reserved` or
         :meth:`release_id`.  Cancellable: a cancelled waiter leaves no reservation."""
@@ -1238,11 +1252,11 @@ class Engine:
     def _drop_waiter(self, waiter: S.IdWaiter) -> None:
         self._wake_waiters(self.session.drop_waiter(waiter))
 
-    def take_reserved(self, lid):
+    def take_reserved(self, lid: int) -> None:
         """The reserved id becomes a link's (the caller adds the link at once)."""
         self.session.take_reserved(lid)
 
-    def release_id(self, lid):
+    def release_id(self, lid: int) -> None:
         """Give back a reservation that was not used."""
         self._wake_waiters(self.session.release_id(lid))
 
@@ -1254,7 +1268,7 @@ class Engine:
         (the caller examines the id itself next: :meth:`reclaim_id`)."""
         self.session.remove(lid)
 
-    def attach_mqtt(self, client) -> None:
+    def attach_mqtt(self, client: Any) -> None:
         """The module's MQTT client (api.Mqtt): it gets subscription messages, MQTT link
         events and resets."""
         self._mqtt = client
@@ -1292,7 +1306,7 @@ class Engine:
             raise RuntimeError(f"{self.name}: the engine is not started")
         return await self._nursery.start(async_fn, *args)
 
-    def close_link_soon(self, link) -> bool:
+    def close_link_soon(self, link: Any) -> bool:
         """CIPCLOSE a failed link in the background (errors logged); False before start."""
         return self.spawn(self._close_quietly, link)
 
@@ -1301,7 +1315,7 @@ class Engine:
         passthrough session holds it; use :meth:`command_held` meanwhile)."""
         return self._cmd_lock
 
-    async def command_held(self, request, timeout: Optional[float] = None, *,
+    async def command_held(self, request: P.Request, timeout: Optional[float] = None, *,
                            parse: bool = True) -> Response:
         """Run one command while the caller holds the command lock (:meth:`exclusive`).
         No timeout recovery: no answer raises CommandTimeout; ERROR is returned, not raised."""
@@ -1310,7 +1324,7 @@ class Engine:
             self._parse(request, resp)
         return resp
 
-    async def await_prompt(self, request, timeout: float) -> Command:
+    async def await_prompt(self, request: P.Request, timeout: float) -> Command:
         """Write a command that answers ``>`` (AT+CIPSEND in passthrough) with the framer
         set to turn raw at the prompt, and wait at most ``timeout`` for the prompt, a final
         result, a busy or an error; returns the command (the framer stays raw only if it
@@ -1366,10 +1380,10 @@ class Engine:
         self.update_rts()
 
     # ------------------------------------------------------------------ sending
-    def wake_sender(self):
+    def wake_sender(self) -> None:
         self._tx_wakeup.set()
 
-    async def _sender(self):
+    async def _sender(self) -> None:
         while not self._closing:
             await self._tx_wakeup.wait()
             self._tx_wakeup = trio.Event()
@@ -1417,7 +1431,7 @@ class Engine:
     }
 
 
-def _check(resp: Response):
+def _check(resp: Response) -> None:
     if resp.result in ("OK", "SEND OK", "CLOSE"):
         return
     lines = resp.lines()
@@ -1435,7 +1449,7 @@ def _check(resp: Response):
                          command=resp.name, result=resp.result, lines=lines)
 
 
-def _firmware_of(resp):
+def _firmware_of(resp: Response) -> Optional[str]:
     for line in resp.lines():
         if line.startswith("AT version:"):
             return line[len("AT version:"):].split("(")[0].strip()
@@ -1448,7 +1462,7 @@ _SECRET_ANSWERS = frozenset({"MQTTSET", "AZSET", "CWSAP_CUR", "CWSAP_DEF", "AWSP
 _PASSWORD_TEXT = re.compile(r"(?i)(password\s*[:=]\s*).*")
 
 
-def _redact_event(ev, command=None):
+def _redact_event(ev: Event, command: Optional[str] = None) -> str:
     if isinstance(ev, (Info, Text)):
         try:
             line = (f"+{ev.name}:{ev.value}" if isinstance(ev, Info) else ev.text)

@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import trio
 
@@ -56,7 +56,9 @@ _INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
 class Link(LinkSlot):
     """One connection on the module (TCP, UDP or SSL)."""
 
-    def __init__(self, engine, lid, generation, kind, remote=None, local=None, accepted=False):
+    def __init__(self, engine: Any, lid: int, generation: int, kind: str,
+                 remote: Optional[Tuple[str, int]] = None,
+                 local: Optional[Tuple[str, int]] = None, accepted: bool = False) -> None:
         # id, generation, kind, accepted, opening, connected, module_closed, owner_closed,
         # cut and the CIPSENDBUF window are the session's (engine.session.LinkSlot): the
         # session's link table holds the Link itself

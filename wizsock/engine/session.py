@@ -182,7 +182,7 @@ class Command:
 class LinkSlot:
     """One generation of one link id in the session's table.
 
-    The engine's :class:`~wizsock.engine.links.Link` is one (it subclasses this);
+    The engine's :class:`~wizsock.engine.Link` is one (it subclasses this);
     the fields here are the ones the session's rules read and write."""
 
     def __init__(self, lid: int, generation: int, kind: str, *, accepted: bool = False) -> None:
@@ -649,12 +649,12 @@ class Session(Generic[L]):
         link.cut = True
         out.append(IpdSpill(link, n))
 
-    def ipd_stalled(self, lid: Optional[int]) -> List[SessionEvent]:
+    def ipd_stalled(self, lid: Optional[int]) -> List[LinkCut[L]]:
         """A +IPD payload for ``lid`` stayed incomplete while the UART was quiet: it
         announced more than came, and what followed was taken as its data (the driver
         resets the framer).  The link's stream is cut; the command in flight may have
         lost its answer (the driver fails it); late answers may still come."""
-        out: List[SessionEvent] = []
+        out: List[LinkCut[L]] = []
         link = self._links.get(lid if self.mux and lid is not None else 0)
         if link is not None:
             link.cut = True
