@@ -325,6 +325,10 @@ class Framer:
     def raw_on_prompt(self):
         return self._raw_on_prompt
 
+    @raw_on_prompt.setter
+    def raw_on_prompt(self, on):
+        self._raw_on_prompt = bool(on)
+
     @property
     def ipd_pending(self):
         """``(link, bytes still to come)`` while inside a ``+IPD`` payload, else None.
@@ -343,10 +347,6 @@ class Framer:
         Right after a ``+IPD`` payload this tells the engine whether the payload's
         end is confirmed by a clean start of the next unit yet."""
         return self._state == _LINE and bool(self._buf)
-
-    @raw_on_prompt.setter
-    def raw_on_prompt(self, on):
-        self._raw_on_prompt = bool(on)
 
     def feed(self, data):
         """Consume one chunk (any bytes-like, any size); return the events it completed."""

@@ -146,7 +146,7 @@ def set_routing_policy(policy):
 
 
 # Loopback ports a kernel socket of this process (created through this class) listens on.
-_kernel_listeners = {}       # port -> weakref to the listening socket
+_kernel_listeners: dict[int, weakref.ref[_stdsocket.socket]] = {}   # port -> the listening socket
 _kl_lock = threading.Lock()
 
 
@@ -187,9 +187,9 @@ def _route_to_module(ip, port, type_, handle):
 # Name resolution: stdlib semantics, resolved by the module (AT+CIPDOMAIN)
 
 _DNS_TTL = 30.0
-_dns_cache = {}
+_dns_cache: dict[str, tuple[str, float]] = {}   # name -> (address, expiry on the monotonic clock)
 _dns_lock = threading.Lock()
-_dns_inflight = {}
+_dns_inflight: dict[str, threading.Lock] = {}
 _LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
 
 
