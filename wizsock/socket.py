@@ -34,6 +34,7 @@ import os
 import random
 import re
 import socket as _stdsocket
+import sys
 import threading
 import time
 import weakref
@@ -45,6 +46,9 @@ import trio
 
 from wizsock import _orig, _pump
 from wizsock.errors import LinkLimitError as _LinkLimitError
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self   # collections.abc.Buffer / typing.Self from 3.12 / 3.11
@@ -458,7 +462,10 @@ def create_connection(address: tuple[Optional[str], Union[bytes, str, int, None]
                       all_errors: bool = False) -> _stdsocket.socket:
     """``socket.create_connection`` over the facade (stdlib semantics)."""
     if _orig.is_internal():
-        return _orig.create_connection(address, timeout, source_address, all_errors=all_errors)
+        if all_errors:
+            return _orig.create_connection(address, timeout, source_address, all_errors=True)
+        # without the keyword: Python 3.10's create_connection has no all_errors
+        return _orig.create_connection(address, timeout, source_address)
     host, port = address
     exceptions: list[OSError] = []
     for res in getaddrinfo(host, port, 0, SOCK_STREAM):
