@@ -252,7 +252,7 @@ def _remote_closed_after_send(link: Far, exc: BaseException) -> bool:
     ``Connection: close``) does exactly that, and the kernel would give EOF: so do we."""
     from wizsock import errors
 
-    return isinstance(exc, errors.SendFailed) and bool(getattr(link, "_module_closed", False))
+    return isinstance(exc, errors.SendFailed) and bool(getattr(link, "module_closed", False))
 
 
 def _hung_up(fd: int) -> bool:

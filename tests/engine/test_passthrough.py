@@ -53,12 +53,12 @@ async def test_tcp_both_ways_byte_exact_then_commands_work():
             await joined(m)
             async with m.net.passthrough("127.0.0.1", echo.port) as stream:
                 assert isinstance(stream, trio.abc.Stream)
-                assert m.engine.mux is False and m.engine._framer.raw
+                assert m.engine.mux is False and m.engine.raw
                 await _echo_round(stream, TRICKY)          # first bytes right after ">"
                 await _echo_round(stream, payload)
                 await _echo_round(stream, b"\x00")
             # command mode, the engine's multi-link state is back
-            assert not m.engine._framer.raw and m.engine.mux is True
+            assert not m.engine.raw and m.engine.mux is True
             await m.system.at()
             assert (await m.net.transfer_mode()).mode == 0
             assert (await m.net.mux()).mode == 1
@@ -137,7 +137,7 @@ async def test_refused_while_links_or_a_server_are_open():
             with pytest.raises(E.ConnectError):
                 async with m.net.passthrough("127.0.0.1", 1):
                     pass
-            assert m.engine.mux is True and m.engine._pt is None
+            assert m.engine.mux is True and m.engine.passthrough_session is None
             assert (await m.net.transfer_mode()).mode == 0
             link = await m.net.open_tcp("127.0.0.1", echo.port)
             await link.aclose()
@@ -215,7 +215,7 @@ async def test_unread_data_beyond_rx_limit_ends_the_session():
                             got += await stream.receive_some(65536)
             assert got == deterministic_bytes(len(got)) and len(got) >= 8192
             await m.system.at()
-            assert m.engine.mux is True and m.engine._pt is None
+            assert m.engine.mux is True and m.engine.passthrough_session is None
 
 
 def test_blocking_module():

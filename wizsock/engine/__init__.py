@@ -51,7 +51,7 @@ async def open_module(port, baudrate=115200, **options):
                 await engine.aclose()
                 with trio.CancelScope(shield=True):
                     with trio.move_on_after(2):
-                        await engine._reader_done.wait()
+                        await engine.wait_reader_done()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The caller's own exception comes back as itself (as from trio's open_*

@@ -78,15 +78,15 @@ class System(_Group):
         with trio.move_on_after(timeout) as cs:
             while e.reset_count == before:
                 await trio.sleep(0.01)
-            await e._usable.wait()
-            while not e._usable.is_set():
+            await e.until_usable()
+            while not e.usable:
                 await trio.sleep(0.01)
         if cs.cancelled_caught:
             if e.reset_count == before:
                 # no "ready" seen: the module may restart silently; probe until it answers
-                e._declare_reset(f"{r.name} (no ready seen)")
+                e.declare_reset(f"{r.name} (no ready seen)")
             with trio.fail_after(timeout):
-                while not e._usable.is_set():
+                while not e.usable:
                     await trio.sleep(0.01)
 
     async def version(self):
@@ -111,20 +111,7 @@ class System(_Group):
             await e.command(r)
             return
         resp = await e.command(r)
-        port = e._port
-        await trio.sleep(0.01)
-        async with e._cmd_lock:
-            port.baudrate = baudrate
-            e.baudrate = baudrate
-            e.flow_control = bool(flow_control)
-            e._framer.reset()
-            if not e.flow_control:
-                e._rts = True
-                try:
-                    port.rts = True
-                except Exception:
-                    pass
-        e._update_rts()
+        await e.follow_uart(baudrate, flow_control)
         return resp.record
 
     async def uart_cur(self):
@@ -343,8 +330,7 @@ class Wifi(_Group):
 
     def on_event(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for WiFi/SoftAP URCs; returns an unsubscribe function."""
-        self._e._urc_callbacks.append(callback)
-        return lambda: self._e._urc_callbacks.remove(callback)
+        return self._e.on_urc(callback)
 
 
 # ============================================================================ TCP/IP
@@ -381,8 +367,7 @@ class Net(_Group):
     @property
     def links(self):
         """Read-only view: link id -> Link currently held by the engine."""
-        from types import MappingProxyType
-        return MappingProxyType(self._e._links)
+        return self._e.links
 
     async def status(self):
         """AT+CIPSTATUS -> records.ConnectionStatus."""
@@ -419,26 +404,26 @@ class Net(_Group):
             lid = res.lid
             e.take_reserved(lid)
         else:
-            lid = e._alloc_id(kind)
-        gen = e._new_generation(lid)
+            lid = e.alloc_id(kind)
+        gen = e.new_generation(lid)
         link = Link(e, lid, gen, kind, remote=(str(host), int(port)))
-        e._links[lid] = link
+        e.add_link(link)
         sent = False
         try:
             r = req("CIPSTART", "set", link=lid if e.mux else None, type=kind, remote=str(host),
                     port=int(port), **extra)
             sent = True
             resp = await e.command(r, timeout=timeout, check=False, parse=False)
-            if link._error is not None:
-                raise link._error
-            if resp.result != "OK" and not (link._connected and "ALREADY CONNECTED" in resp.notes):
+            if link.error is not None:
+                raise link.error
+            if resp.result != "OK" and not (link.connected and "ALREADY CONNECTED" in resp.notes):
                 # (ALREADY CONNECTED after our own "<id>,CONNECT": an attempt the module
                 # answered busy to was run after all; the link is ours and up)
                 lines = resp.lines()
                 if "ALREADY CONNECTED" in resp.notes and _reclaim:
                     # the module holds the id: a connection our server accepted meanwhile,
                     # or one whose CLOSED was false; the engine sorts it out, then once more
-                    e._links.pop(lid, None)
+                    e.drop_link(lid)
                     await e.reclaim_id(lid)
                     return await self._open(kind, host, port, timeout=timeout, _reclaim=False,
                                             **extra)
@@ -446,32 +431,33 @@ class Net(_Group):
                     raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
                 raise E.ConnectError(f"{kind} connect to {host}:{port} failed: "
                                      f"{'; '.join(lines) or resp.result}", lines=lines)
-            link._opening = False
-            link._connected = True
-            if link._module_closed:       # CLOSED already (early close): keep data, free id
-                e._free(link)
+            link.end_opening()
+            link.connection_made()
+            if link.module_closed:       # CLOSED already (early close): keep data, free id
+                e.free_link(link)
             sent = False
             await trio.lowlevel.checkpoint_if_cancelled()
             try:
-                if kind != "SSL" and not link._module_closed:
-                    await self._fill_addresses(link)
+                if kind != "SSL" and not link.module_closed:
+                    await self.fill_addresses(link)
             except E.WizError:
                 pass
             return link
         except BaseException:
-            link._opening = False
-            if e._links.get(lid) is link:
-                if not sent and link._connected and not link._module_closed:
+            link.end_opening()
+            if e.links.get(lid) is link:
+                if not sent and link.connected and not link.module_closed:
                     with trio.CancelScope(shield=True):
                         try:
-                            await link._module_close()
+                            await link.module_close()
                         except E.WizError:
                             pass
-                e._free(link)
-            link._closed = True
+                e.free_link(link)
+            link.discard()
             raise
 
-    async def _fill_addresses(self, link):
+    async def fill_addresses(self, link):
+        """Fill ``link.local`` (and an accepted link's ``remote``) from AT+CIFSR/AT+CIPSTATUS."""
         e = self._e
         if e.station_ip is None:
             try:
@@ -516,11 +502,11 @@ class Net(_Group):
         lid = int(link)
         e = self._e
         await e.command(req("CIPCLOSE", "set", link=lid), check=False)
-        targets = list(e._links.values()) if lid == 5 else [e._links.get(lid)]
+        targets = list(e.links.values()) if lid == 5 else [e.links.get(lid)]
         for l in targets:
             if l is not None:
-                l._on_closed()
-                e._free(l)
+                l.connection_closed()
+                e.free_link(l)
 
     async def ssl_size(self):
         return await self._get("CIPSSLSIZE")
@@ -535,7 +521,8 @@ class Net(_Group):
     async def set_ssl_conf(self, mode: int) -> None:
         await self._cmd("CIPSSLCONF", "set", mode=mode)
 
-    async def _send_pem(self, name, pem):
+    async def send_pem(self, name, pem):
+        """Upload a PEM with AT+<name>=1 (CASEND, CLICASEND, AWSPKSEND), checked by the codec."""
         # the codec's check is the one path to the wire: a second block or anything
         # after the END line would otherwise run as commands (PemError, a ValueError)
         data = P.pem_upload(name, pem)
@@ -543,7 +530,7 @@ class Net(_Group):
 
     async def set_ca(self, pem) -> None:
         """AT+CASEND=1 and the CA certificate (PEM)."""
-        await self._send_pem("CASEND", pem)
+        await self.send_pem("CASEND", pem)
 
     async def delete_ca(self) -> None:
         await self._cmd("CASEND", "set", mode=0)
@@ -576,7 +563,7 @@ class Net(_Group):
 
     async def set_mux(self, mode: int) -> None:
         """AT+CIPMUX=<mode> (only with no link open; the engine's links need 1)."""
-        if mode == 0 and self._e._links:
+        if mode == 0 and self._e.links:
             raise E.CommandError("CIPMUX=0 needs every link closed", command="CIPMUX")
         await self._cmd("CIPMUX", "set", mode=mode)
         self._e.mux = bool(mode)
@@ -584,16 +571,16 @@ class Net(_Group):
     async def listen(self, port: int, backlog: int = 4) -> Server:
         """AT+CIPSERVERMAXCONN and AT+CIPSERVER=1,<port> -> Server (one per module)."""
         e = self._e
-        if e._server is not None:
-            raise E.LinkLimitError(f"the module runs one server (port {e._server.port})")
+        if e.server is not None:
+            raise E.LinkLimitError(f"the module runs one server (port {e.server.port})")
         n = max(1, min(4, int(backlog or 4)))
         await self._cmd("CIPSERVERMAXCONN", "set", num=n)
         server = Server(e, int(port), n)
-        e._server = server
+        e.server = server
         try:
             await self._cmd("CIPSERVER", "set", mode=1, port=int(port))
         except BaseException:
-            e._server = None
+            e.server = None
             raise
         return server
 
@@ -627,7 +614,7 @@ class Net(_Group):
                                local_port: Optional[int] = None, timeout=None):
         """The session of :meth:`passthrough` without the ``async with``; ``aclose`` it."""
         from .passthrough import open_passthrough
-        return await open_passthrough(self, host, port, kind, local_port, timeout)
+        return await open_passthrough(self._e, host, port, kind, local_port, timeout)
 
     async def transfer_mode(self):
         """AT+CIPMODE? -> records.TransferMode."""
@@ -739,7 +726,7 @@ class Mqtt(_Group):
 
     def __init__(self, module):
         super().__init__(module)
-        self._e._mqtt = self
+        self._e.attach_mqtt(self)
         self.on_message: Optional[Callable[[MqttMessage], Any]] = None
         self._subscribers = []
         self._backlog = []
@@ -749,7 +736,8 @@ class Mqtt(_Group):
         self.on_disconnect: Optional[Callable[[Optional[BaseException]], Any]] = None
 
     # -- engine hooks
-    def _on_message(self, ev):
+    def message_received(self, ev):
+        """A subscription message from the module (the engine calls this)."""
         msg = MqttMessage(ev.topic, bytes(ev.data))
         if self.on_message is not None:
             try:
@@ -773,11 +761,13 @@ class Mqtt(_Group):
                 self.dropped += 1
                 log.error("mqtt: %d messages waiting with no reader; dropping", len(self._backlog))
 
-    def _on_link_event(self, ev):
+    def link_event_received(self, ev):
+        """A CLOSED of the MQTT connection ends the session (the engine calls this)."""
         if ev.state == "CLOSED" and self.connected:
             self._gone(None)
 
-    def _on_reset(self, err):
+    def module_reset(self, err):
+        """The module reset: a connected session is gone (the engine calls this)."""
         if self.connected:
             self._gone(err)
 
@@ -790,7 +780,8 @@ class Mqtt(_Group):
             except Exception:
                 log.exception("mqtt on_disconnect callback failed")
 
-    def _shutdown(self):
+    def shutdown(self):
+        """The engine closes: every ``messages()`` iterator ends."""
         for send in self._subscribers:
             send.close()
         self._subscribers.clear()
@@ -825,22 +816,23 @@ class Mqtt(_Group):
         lid = None
         placeholder = None
         if e.mux:
-            lid = e._alloc_id("MQTT")
-            placeholder = Link(e, lid, e._new_generation(lid), "MQTT", remote=(host, port))
-            e._links[lid] = placeholder
+            lid = e.alloc_id("MQTT")
+            placeholder = Link(e, lid, e.new_generation(lid), "MQTT", remote=(host, port))
+            e.add_link(placeholder)
         try:
             resp = await e.command(req("MQTTCON", "set", link=lid, enable=int(bool(auth)),
                                        broker=host, port=port), timeout=timeout, check=False)
         except BaseException:
             if placeholder is not None:
-                e._free(placeholder)
+                e.free_link(placeholder)
             raise
         if resp.result != "OK":
             if placeholder is not None:
-                e._free(placeholder)
+                e.free_link(placeholder)
             raise E.ConnectError(f"MQTT connect to {host}:{port} failed: "
                                  f"{'; '.join(resp.lines()) or resp.result}", lines=resp.lines())
-        placeholder and setattr(placeholder, "_opening", False)
+        if placeholder is not None:
+            placeholder.end_opening()
         self._link = placeholder
         self.connected = True
 
@@ -862,11 +854,10 @@ class Mqtt(_Group):
             await e.command(req("MQTTDIS", "execute"), check=False)
         finally:
             if self._link is not None:
-                e._free(self._link)
+                e.free_link(self._link)
             self.connected = False
             self._link = None
-            if self._m._aws_single:
-                await self._m.aws._restore_mux()
+            await self._m.aws.restore_mux()
 
     def messages(self, max_buffer: int = 1000):
         """An async iterator of MqttMessage (use as ``async for``; close it to stop)."""
@@ -899,7 +890,7 @@ class Aws(_Group):
 
     async def set_private_key(self, pem) -> None:
         """AT+AWSPKSEND=1 and the key (redacted in logs)."""
-        await self._m.net._send_pem("AWSPKSEND", pem)
+        await self._m.net.send_pem("AWSPKSEND", pem)
 
     async def delete_private_key(self) -> None:
         await self._cmd("AWSPKSEND", "set", mode=0)
@@ -912,7 +903,7 @@ class Aws(_Group):
 
     async def set_client_cert(self, pem) -> None:
         """AT+CLICASEND=1 and the client certificate."""
-        await self._m.net._send_pem("CLICASEND", pem)
+        await self._m.net.send_pem("CLICASEND", pem)
 
     async def delete_client_cert(self) -> None:
         await self._cmd("CLICASEND", "set", mode=0)
@@ -928,22 +919,26 @@ class Aws(_Group):
         switches to single-connection mode until ``mqtt.disconnect()``."""
         e = self._e
         if e.mux:
-            if e._links:
+            if e.links:
                 raise E.LinkLimitError("AT+AWSCON needs CIPMUX=0: close every link first")
             await self._cmd("CIPMUX", "set", mode=0)
             e.mux = False
-            self._m._aws_single = True
+            self._single = True
         resp = await e.command(req("AWSCON", "execute"), timeout=timeout, check=False)
         if resp.result != "OK":
-            await self._restore_mux()
+            await self.restore_mux()
             raise E.ConnectError(f"AWS connect failed: {'; '.join(resp.lines()) or resp.result}",
                                  lines=resp.lines())
         self._m.mqtt.connected = True
 
-    async def _restore_mux(self):
+    #: AWSCON switched the module to CIPMUX=0 (until mqtt.disconnect)
+    _single = False
+
+    async def restore_mux(self) -> None:
+        """Back to CIPMUX=1 if :meth:`connect` switched to single-connection mode."""
         e = self._e
-        if self._m._aws_single:
-            self._m._aws_single = False
+        if self._single:
+            self._single = False
             await self._cmd("CIPMUX", "set", mode=1)
             e.mux = True
 
@@ -954,7 +949,6 @@ class AsyncModule:
     def __init__(self, engine: Engine):
         self.engine = engine
         engine.api = self
-        self._aws_single = False
         self.system = System(self)
         self.wifi = Wifi(self)
         self.net = Net(self)

@@ -32,7 +32,8 @@ import re
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 import trio
 
@@ -398,18 +399,18 @@ class Engine:
                         await pt.aclose()
                     except Exception:
                         pass
-                pt._fail(E.LinkClosed("module closed"))
-                pt._end()
+                pt.fail(E.LinkClosed("module closed"))
+                pt.end_session()
             self._closing = True
             err = E.LinkClosed("module closed")
             for link in list(self._links.values()):
-                link._fail(err)
+                link.fail(err)
             self._links.clear()
             if self._cmd is not None and not self._cmd.final:
                 self._cmd.error = E.LinkClosed("module closed")
                 self._cmd.kick()
             if self._mqtt is not None:
-                self._mqtt._shutdown()
+                self._mqtt.shutdown()
             self._reader_scope.cancel()
             port = self._port
             if port is not None and self._fd is None:
@@ -571,7 +572,7 @@ class Engine:
                 if cmd is not None and not cmd.final:
                     cmd.resp.events.append(ev)
                 elif self._mqtt is not None:
-                    self._mqtt._on_link_event(ev)
+                    self._mqtt.link_event_received(ev)
                 return
             self._on_link_event(ev)
             return
@@ -583,7 +584,7 @@ class Engine:
             return
         if cls is Subscription:
             if self._mqtt is not None:
-                self._mqtt._on_message(ev)
+                self._mqtt.message_received(ev)
             else:
                 log.info("%s: subscription message with no MQTT client: %r", self.name, ev.topic)
             return
@@ -748,15 +749,15 @@ class Engine:
             await self._settle()
             cmd = _Cmd(request, wants_prompt)
             self._cmd = cmd
-            self._update_rts()
+            self.update_rts()
             outcome = None
             try:
-                await self._write(wire, redacted=True)
+                await self.write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
             finally:
                 if self._cmd is cmd:
                     self._cmd = None
-                self._update_rts()
+                self.update_rts()
                 if wants_prompt and not cmd.data_written and not cmd.final and outcome != "busy":
                     self._owe(request, payload)
             if outcome == "busy":
@@ -794,7 +795,7 @@ class Engine:
             if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
                 # set before the write: the answer may be dispatched before it returns
                 cmd.data_written = True
-                await self._write(payload, redacted=None)
+                await self.write(payload, redacted=None)
                 if cmd.name == "CIPSENDBUF" and not cmd.final:
                     # the module answers nothing after CIPSENDBUF data (spec 3.3.9):
                     # the segment is in its buffer; "<link>,<seg>,SEND OK" comes later
@@ -824,15 +825,17 @@ class Engine:
     async def _after_timeout(self, request, timeout):
         """A command got no answer: probe; an unresponsive module is recovered."""
         log.warning("%s: no answer to %s within %.1fs; probing", self.name, request.name, timeout)
-        if await self._probe(tries=3, wait=0.5):
+        if await self.probe(tries=3, wait=0.5):
             raise E.CommandTimeout(f"{self.name}: no answer to {request.name} within {timeout}s "
                                    f"(the module answers AT)", command=request.name,
                                    timeout=timeout)
-        self._declare_reset(f"module stopped answering (after {request.name})")
+        self.declare_reset(f"module stopped answering (after {request.name})")
         raise E.ModuleUnresponsive(f"{self.name}: module stopped answering ({request.name}); "
                                    f"recovering", command=request.name, timeout=timeout)
 
-    async def _write(self, data, redacted=True):
+    async def write(self, data, redacted=True):
+        """Write bytes to the port (one writer at a time).  ``redacted``: a command line
+        (tapped as ``"tx"``, logged redacted); otherwise payload (``"data"``, logged by size)."""
         if self._taps:
             self._tap("tx" if redacted else "data", data)
         if wire_log.isEnabledFor(logging.DEBUG):
@@ -860,7 +863,7 @@ class Engine:
                 raise E.WizError(f"{self.name}: serial write stalled for {WRITE_TIMEOUT:.0f} s "
                                  f"({len(view)} of {len(data)} bytes unwritten)")
 
-    async def _probe(self, tries=3, wait=0.3):
+    async def probe(self, tries=3, wait=0.3):
         """``AT`` until ``OK``; returns True if the module answered."""
         for _ in range(tries):
             try:
@@ -953,7 +956,7 @@ class Engine:
                 self._framer.reset()
             # a fresh module may still be booting: a few tries at the configured rate
             tries = 6 if rate == self.baudrate else 2
-            if await self._probe(tries=tries, wait=0.25):
+            if await self.probe(tries=tries, wait=0.25):
                 # discard whatever was pending before the probe's OK
                 if rate != self.baudrate:
                     await self._switch_baud(rate)
@@ -969,21 +972,21 @@ class Engine:
             await trio.sleep(0.02)
             self._port.baudrate = self.baudrate
             self._framer.reset()
-            if await self._probe(tries=4, wait=0.25):
+            if await self.probe(tries=4, wait=0.25):
                 log.info("%s: module found at %d baud, switched to %d", self.name, found_rate,
                          self.baudrate)
                 return
             self._port.baudrate = found_rate
             self._framer.reset()
         log.warning("%s: module stays at %d baud", self.name, found_rate)
-        await self._probe(tries=2, wait=0.25)
+        await self.probe(tries=2, wait=0.25)
 
     # ------------------------------------------------------------------ recovery
     def _on_ready(self):
         if self._initialising:
             self._init_ready_seen = True
             return
-        self._declare_reset("module reset (ready)")
+        self.declare_reset("module reset (ready)")
 
     def _on_garbage(self):
         now = time.monotonic()
@@ -1002,8 +1005,8 @@ class Engine:
                 if not self._usable.is_set() or self._closing:
                     return
                 with trio.CancelScope(shield=True):
-                    if not await self._probe(tries=3, wait=0.4):
-                        self._declare_reset("module unreadable (boot noise or baud change)")
+                    if not await self.probe(tries=3, wait=0.4):
+                        self.declare_reset("module unreadable (boot noise or baud change)")
         except E.WizError as exc:          # a reset meanwhile: the supervisor handles it
             log.debug("%s: liveness probe: %s", self.name, exc)
 
@@ -1014,7 +1017,9 @@ class Engine:
                 continue
             await self._check_alive()
 
-    def _declare_reset(self, reason):
+    def declare_reset(self, reason):
+        """The module reset (or must be taken as reset): everything open fails with
+        ModuleReset and the supervisor re-initialises it."""
         if self._closing:
             return
         self.reset_count += 1
@@ -1032,15 +1037,15 @@ class Engine:
         self._framer.raw_on_prompt = False
         err = E.ModuleReset(f"{self.name}: {reason}")
         if self._pt is not None:
-            self._pt._fail(err)
+            self._pt.fail(err)
         for link in list(self._links.values()):
-            link._fail(err)
+            link.fail(err)
         self._links.clear()
         if self._server is not None:
-            self._server._fail(err)
+            self._server.fail(err)
             self._server = None
         if self._mqtt is not None:
-            self._mqtt._on_reset(err)
+            self._mqtt.module_reset(err)
         cmd = self._cmd
         if cmd is not None and not cmd.final:
             cmd.error = err
@@ -1050,7 +1055,7 @@ class Engine:
     def _fail_everything(self, err):
         self._closing = True
         for link in list(self._links.values()):
-            link._fail(err)
+            link.fail(err)
         self._links.clear()
         cmd = self._cmd
         if cmd is not None and not cmd.final:
@@ -1084,7 +1089,7 @@ class Engine:
             owed, self._owed = self._owed, None
             log.warning("%s: writing %d byte(s) to complete a payload the module may be "
                         "waiting for", self.name, len(owed))
-            await self._write(owed, redacted=None)
+            await self.write(owed, redacted=None)
             self._resync = True
         if self._resync:
             self._resync = False
@@ -1139,7 +1144,7 @@ class Engine:
         link = self._links.get(lid if self.mux else 0)
         if link is not None:
             self._cut.add(link)
-            link._fail(E.ProtocolError(f"{self.name}: {what}: the link's data is cut",
+            link.fail(E.ProtocolError(f"{self.name}: {what}: the link's data is cut",
                                        link=link.id))
             if self._nursery is not None and not self._closing:
                 self._nursery.start_soon(self._close_quietly, link)
@@ -1168,7 +1173,7 @@ class Engine:
             log.debug("%s: state check after lost output: %r", self.name, exc)
             resp = None
         if resp is None or getattr(resp.record, "mode", None) != 1:
-            self._declare_reset("module state lost with the output a +IPD swallowed")
+            self.declare_reset("module state lost with the output a +IPD swallowed")
 
     def _on_ipd_spill(self, link, n):
         """A line the framer cannot read (or text no command asked for) right after a
@@ -1176,10 +1181,10 @@ class Engine:
         the payload's tail spilled out as that line; too long: the payload took the
         start of the next unit.  Either way the last payload is not the peer's data:
         it is withdrawn if still unread, and the link fails with ProtocolError."""
-        if link in self._cut or link._closed:
+        if link in self._cut or link.owner_closed:
             return
         self._cut.add(link)
-        withdrawn = link._withdraw_tail(n)
+        withdrawn = link.withdraw_tail(n)
         log.warning("%s: +IPD length on link %d did not match its data; %s", self.name,
                     link.id, "payload withdrawn" if withdrawn else "payload already read")
         err = E.ProtocolError(
@@ -1188,7 +1193,7 @@ class Engine:
             + ("" if withdrawn else " (the suspect payload had already been read)"),
             link=link.id)
         if self._nursery is None or self._closing:
-            link._fail(err)
+            link.fail(err)
             return
         self._nursery.start_soon(self._cut_verdict, link, err)
 
@@ -1200,7 +1205,7 @@ class Engine:
         await trio.sleep(SPILL_VERDICT)
         if self.reset_count != resets or link.error is not None:
             return
-        link._fail(err)
+        link.fail(err)
         await self._close_quietly(link)
 
     def _on_ghost_data(self, lid):
@@ -1212,7 +1217,7 @@ class Engine:
         if ghost is None or ghost.generation != self._generations[lid] or self._closing:
             return
         log.warning("%s: data on link %d after its CLOSED: the CLOSED was false", self.name, lid)
-        ghost._fail(E.ProtocolError(
+        ghost.fail(E.ProtocolError(
             f"{self.name}: the module reported link {lid} CLOSED, then delivered more data "
             f"on it: the stream is cut", link=lid))
         if self._nursery is not None:
@@ -1241,7 +1246,7 @@ class Engine:
         if lid in self._links:
             return                  # a CONNECT arrived meanwhile
         if held and held[0].tcp_type == 1 and self._server is not None:
-            self._server._make(lid, (held[0].remote_ip, held[0].remote_port))
+            self._server.add_connection(lid, (held[0].remote_ip, held[0].remote_port))
             return
         if held or not resp.ok:
             log.warning("%s: link %d is held by the module but by no handle; closing it",
@@ -1276,13 +1281,13 @@ class Engine:
     # ------------------------------------------------------------------ links: incoming
     def _on_data(self, ev):
         if self._pt is not None:          # passthrough: the UART carries one stream
-            self._pt._on_data(ev.payload)
+            self._pt.data_received(ev.payload)
             return
         lid = ev.link if self.mux else 0
         link = self._links.get(lid)
         if link is None:
             if self._server is not None and lid is not None:
-                link = self._server._implicit_accept(lid, ev.remote)
+                link = self._server.implicit_accept(lid, ev.remote)
             if link is None:
                 log.warning("%s: %d bytes for link %s which nobody holds; dropped", self.name,
                             len(ev.payload), lid)
@@ -1299,33 +1304,35 @@ class Engine:
         self._deliver(link, ev.payload, ev.remote)
 
     def _deliver(self, link, payload, remote):
-        link._on_data(payload, remote)
+        link.data_received(payload, remote)
         self._last_data = (link, len(payload))
-        self._update_rts()
+        self.update_rts()
 
     def _on_link_event(self, ev):
         link = self._links.get(ev.link)
         if ev.state == "CONNECT":
             if link is not None:
-                link._on_connect()
+                link.connection_made()
             elif self._server is not None:
-                self._server._on_connect(ev.link)
+                self._server.connection_made(ev.link)
             else:
                 log.debug("%s: CONNECT on link %d which nobody opened", self.name, ev.link)
         elif ev.state == "CLOSED":
             if link is not None and link.kind == "MQTT" and self._mqtt is not None:
-                self._mqtt._on_link_event(ev)
+                self._mqtt.link_event_received(ev)
             if link is not None:
-                link._on_closed()
-                if not link._opening:
-                    self._free(link)
+                link.connection_closed()
+                if not link.opening:
+                    self.free_link(link)
                     self._ghosts[ev.link] = link
-            self._update_rts()
+            self.update_rts()
         elif ev.state == "CONNECT FAIL":
             if link is not None:
-                link._on_closed()
+                link.connection_closed()
 
-    def _free(self, link):
+    def free_link(self, link):
+        """Take ``link`` out of the link table if it still holds its id; the id goes
+        to a waiting connect."""
         if self._links.get(link.id) is link:
             del self._links[link.id]
         self._grant_ids()
@@ -1334,36 +1341,39 @@ class Engine:
         lid = ev.link if self.mux else 0
         link = self._links.get(lid)
         if link is not None:
-            link._on_ack(ev.segment)
-        self._wake_sender()
+            link.segment_acked(ev.segment)
+        self.wake_sender()
 
     def _on_async_send_fail(self, lid, segment):
         """SEND FAIL for CIPSENDBUF data (possibly without a link id)."""
         if lid is not None:
             cands = [self._links.get(lid)] if self._links.get(lid) is not None else []
         else:
-            cands = [l for l in self._links.values() if l._segs]
+            cands = [l for l in self._links.values() if l.unacked_segments]
         if not cands:
             log.debug("%s: SEND FAIL with no send outstanding (after a close)", self.name)
             return
         for link in cands:
-            link._fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
+            link.fail(E.SendFailed(f"link {link.id}: the module reported SEND FAIL; the "
                                     f"stream has a hole and is abandoned", link=link.id))
             if self._nursery is not None:
                 self._nursery.start_soon(self._close_quietly, link)
-        self._wake_sender()
+        self.wake_sender()
 
     async def _close_quietly(self, link):
         try:
-            await link._module_close()
+            await link.module_close()
         except Exception as exc:
             log.debug("%s: closing failed link %d: %r", self.name, link.id, exc)
 
     # ------------------------------------------------------------------ flow control
     def buffered(self):
-        return sum(l._rx_bytes for l in self._links.values())
+        """Bytes received and not yet read, over all links."""
+        return sum(l.buffered for l in self._links.values())
 
-    def _update_rts(self):
+    def update_rts(self):
+        """Drive RTS (hardware flow control) from the data buffered over all links;
+        called whenever a link's buffer or the command in flight changed."""
         if not self.flow_control or self._port is None:
             return
         total = self.buffered()
@@ -1386,7 +1396,7 @@ class Engine:
                 log.warning("%s: could not set RTS: %r", self.name, exc)
 
     # ------------------------------------------------------------------ links: allocation
-    def _alloc_id(self, kind):
+    def alloc_id(self, kind):
         """A free id now, or LinkLimitError.  Waiters queued for a link come first:
         free ids are handed to them as they appear (_grant_ids), so none is free while
         anyone waits."""
@@ -1447,7 +1457,7 @@ class Engine:
         try:
             with trio.move_on_after(float("inf") if wait is None else wait):
                 while waiter["lid"] is None:
-                    # links cleared by a reset or shutdown free ids without _free: look again
+                    # links cleared by a reset or shutdown free ids without free_link: look again
                     self._grant_ids()
                     with trio.move_on_after(0.5):
                         await waiter["event"].wait()
@@ -1477,12 +1487,162 @@ class Engine:
             self._reserved.discard(lid)
             self._grant_ids()
 
-    def _new_generation(self, lid):
+    def new_generation(self, lid):
+        """The next generation number of link id ``lid`` (for a new Link on it)."""
         self._generations[lid] += 1
         return self._generations[lid]
 
+    # ------------------------------------------------------------------ between engine modules
+    # (api, links and passthrough use these rather than the engine's private state:
+    # docs/design.md 4c "Between engine modules")
+    @property
+    def links(self) -> Mapping[int, Any]:
+        """Read-only view: link id -> the Link that holds it."""
+        return MappingProxyType(self._links)
+
+    def add_link(self, link) -> None:
+        """Enter a new Link in the link table under its id (allocated, reserved or accepted)."""
+        self._links[link.id] = link
+
+    def drop_link(self, lid: int) -> None:
+        """Take id ``lid`` out of the link table without handing it to a waiting connect
+        (the caller examines the id itself next: :meth:`reclaim_id`)."""
+        self._links.pop(lid, None)
+
+    @property
+    def server(self):
+        """The module's TCP server (links.Server) while one listens, else None."""
+        return self._server
+
+    @server.setter
+    def server(self, server) -> None:
+        self._server = server
+
+    @property
+    def passthrough_session(self):
+        """The open passthrough session (it receives every byte of data), else None."""
+        return self._pt
+
+    @passthrough_session.setter
+    def passthrough_session(self, session) -> None:
+        self._pt = session
+
+    def attach_mqtt(self, client) -> None:
+        """The module's MQTT client (api.Mqtt): it gets subscription messages, MQTT link
+        events and resets."""
+        self._mqtt = client
+
+    def on_urc(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for WiFi/SoftAP URCs; returns a function that removes it."""
+        self._urc_callbacks.append(callback)
+        return lambda: self._urc_callbacks.remove(callback)
+
+    @property
+    def usable(self) -> bool:
+        """The module is initialised and not recovering: commands may run."""
+        return self._usable.is_set()
+
+    async def until_usable(self) -> None:
+        """Wait, with no limit, until the module is usable (see :meth:`wait_usable`)."""
+        await self._usable.wait()
+
+    async def wait_reader_done(self) -> None:
+        """Wait until the reader task has ended (after :meth:`aclose`)."""
+        await self._reader_done.wait()
+
+    def spawn(self, async_fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``async_fn(*args)`` as a background task of the engine; False (nothing
+        started) before :meth:`start`."""
+        if self._nursery is None:
+            return False
+        self._nursery.start_soon(async_fn, *args)
+        return True
+
+    async def start_task(self, async_fn: Callable[..., Any], *args: Any) -> Any:
+        """Start ``async_fn(*args)`` as a task of the engine and wait for its
+        ``task_status.started()`` (trio's ``Nursery.start``)."""
+        if self._nursery is None:
+            raise RuntimeError(f"{self.name}: the engine is not started")
+        return await self._nursery.start(async_fn, *args)
+
+    def close_link_soon(self, link) -> bool:
+        """CIPCLOSE a failed link in the background (errors logged); False before start."""
+        return self.spawn(self._close_quietly, link)
+
+    def exclusive(self) -> trio.Lock:
+        """The command lock, for ``async with``: while held no other command runs (a
+        passthrough session holds it; use :meth:`command_held` meanwhile)."""
+        return self._cmd_lock
+
+    async def command_held(self, request, timeout: Optional[float] = None, *,
+                           parse: bool = True) -> Response:
+        """Run one command while the caller holds the command lock (:meth:`exclusive`).
+        No timeout recovery: no answer raises CommandTimeout; ERROR is returned, not raised."""
+        resp = await self._exec(request, self.timeout_for(request.name, timeout), internal=True)
+        if parse:
+            self._parse(request, resp)
+        return resp
+
+    async def await_prompt(self, request, timeout: float) -> _Cmd:
+        """Write a command that answers ``>`` (AT+CIPSEND in passthrough) with the framer
+        set to turn raw at the prompt, and wait at most ``timeout`` for the prompt, a final
+        result, a busy or an error; returns the command (the framer stays raw only if it
+        was prompted).  The caller holds the command lock."""
+        cmd = _Cmd(request, True)
+        self._framer.raw_on_prompt = True
+        self._cmd = cmd
+        try:
+            await self.write(request.encode())
+            with trio.move_on_after(timeout):
+                while not (cmd.prompted or cmd.final or cmd.error is not None
+                           or cmd.busy_at is not None):
+                    await cmd.wait_change()
+        finally:
+            if self._cmd is cmd:
+                self._cmd = None
+        if not cmd.prompted:
+            self._framer.raw_on_prompt = False
+        return cmd
+
+    @property
+    def raw(self) -> bool:
+        """The framer takes every byte as data (passthrough); False: it reads lines."""
+        return self._framer.raw
+
+    @raw.setter
+    def raw(self, value: bool) -> None:
+        self._framer.raw = value
+
+    @property
+    def raw_on_prompt(self) -> bool:
+        """The framer turns raw at the next ``>`` (set by :meth:`await_prompt`)."""
+        return self._framer.raw_on_prompt
+
+    @raw_on_prompt.setter
+    def raw_on_prompt(self, value: bool) -> None:
+        self._framer.raw_on_prompt = value
+
+    async def follow_uart(self, baudrate: int, flow_control: Any) -> None:
+        """The module took AT+UART_CUR: the host port follows (rate, RTS/CTS) between
+        commands."""
+        port = self._port
+        await trio.sleep(0.01)
+        async with self._cmd_lock:
+            port.baudrate = baudrate
+            self.baudrate = baudrate
+            self.flow_control = bool(flow_control)
+            self._framer.reset()
+            if not self.flow_control:
+                self._rts = True
+                try:
+                    port.rts = True
+                except Exception:
+                    pass
+        self.update_rts()
+
     # ------------------------------------------------------------------ sending
-    def _wake_sender(self):
+    def wake_sender(self):
+        """Tell the sender task that a link may have bytes to send (or room again)."""
         self._tx_wakeup.set()
 
     async def _sender(self):
@@ -1490,19 +1650,19 @@ class Engine:
             await self._tx_wakeup.wait()
             self._tx_wakeup = trio.Event()
             while not self._closing:
-                ready = [l for l in self._links.values() if l._tx_ready()]
+                ready = [l for l in self._links.values() if l.tx_ready()]
                 if not ready:
                     break
                 ready.sort(key=lambda l: (l.id - self._rr) % MAX_LINKS)
                 link = ready[0]
                 self._rr = (link.id + 1) % MAX_LINKS
                 try:
-                    await link._send_some()
+                    await link.send_some()
                 except E.WizError as exc:
                     log.debug("%s: send on link %d: %r", self.name, link.id, exc)
                 except Exception:
                     log.exception("%s: sender failed on link %d", self.name, link.id)
-                    link._fail(E.SendFailed("internal error while sending", link=link.id))
+                    link.fail(E.SendFailed("internal error while sending", link=link.id))
 
 
 def _check(resp: Response):

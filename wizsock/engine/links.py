@@ -100,6 +100,40 @@ class Link:
     def error(self):
         return self._error
 
+    @property
+    def opening(self) -> bool:
+        """Its open (CIPSTART, MQTTCON) is still running: a CLOSED now ends the attempt
+        and the opener frees the id."""
+        return self._opening
+
+    def end_opening(self) -> None:
+        """The open is over (done or failed): from now on a CLOSED frees the id."""
+        self._opening = False
+
+    @property
+    def connected(self) -> bool:
+        """The module reported CONNECT for it (or its open succeeded, or it was accepted)."""
+        return self._connected
+
+    @property
+    def module_closed(self) -> bool:
+        """The module reported it CLOSED (or it was closed there): its id is free."""
+        return self._module_closed
+
+    @property
+    def owner_closed(self) -> bool:
+        """``aclose()`` was called or the open failed: its owner is done with it."""
+        return self._closed
+
+    def discard(self) -> None:
+        """Its open failed: the handle is closed for good (the opener freed the id)."""
+        self._closed = True
+
+    @property
+    def unacked_segments(self) -> int:
+        """CIPSENDBUF segments the module took and has not acknowledged yet."""
+        return len(self._segs)
+
     def _check_usable(self):
         if self._closed:
             raise E.LinkClosed(f"link {self.id}.{self.generation} is closed")
@@ -112,7 +146,9 @@ class Link:
         self._tx_event.set()
         self._tx_event = trio.Event()
 
-    def _fail(self, err):
+    def fail(self, err):
+        """Fail the link with ``err`` (raised to readers once buffered data is read, and
+        to senders)."""
         if self._error is None and not self._closed:
             self._error = err
         self._segs.clear()
@@ -121,10 +157,13 @@ class Link:
         self._wake_tx()
 
     # ------------------------------------------------------------------ events from the engine
-    def _on_connect(self):
+    def connection_made(self):
+        """The module reported ``<id>,CONNECT`` (or CIPSTART answered OK)."""
         self._connected = True
 
-    def _on_closed(self):
+    def connection_closed(self):
+        """The module reported ``<id>,CLOSED`` (or the id was closed): end of stream;
+        bytes not yet handed to the module fail their send()."""
         self._module_closed = True
         self._eof = True
         # bytes still queued (never handed to the module) fail their send() calls
@@ -137,7 +176,8 @@ class Link:
         self._wake_rx()
         self._wake_tx()
 
-    def _on_data(self, payload, remote):
+    def data_received(self, payload, remote):
+        """A ``+IPD`` payload for this link (``remote``: its sender, with CIPDINFO=1)."""
         if self._closed:
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
             return
@@ -152,12 +192,10 @@ class Link:
                 f"link {self.id}: {self._rx_bytes} bytes unread, over the limit of "
                 f"{self._engine.rx_limit} (read faster, raise rx_limit, or enable flow control)")
             log.error("link %d: receive buffer overflow; closing the link", self.id)
-            eng = self._engine
-            if eng._nursery is not None:
-                eng._nursery.start_soon(eng._close_quietly, self)
+            self._engine.close_link_soon(self)
         self._wake_rx()
 
-    def _withdraw_tail(self, n) -> bool:
+    def withdraw_tail(self, n) -> bool:
         """Take back the last ``n`` bytes received if nobody has read them yet (the
         engine found that the +IPD carrying them lied about its length)."""
         if n == 0:
@@ -174,7 +212,8 @@ class Link:
         self._rx_bytes -= n
         return True
 
-    def _on_ack(self, segment):
+    def segment_acked(self, segment):
+        """``<link>,<segment>,SEND OK``: the module's TCP delivered every segment up to this."""
         self._acked_seg = max(self._acked_seg, segment)
         while self._segs and self._segs[0][0] <= segment:
             _, n = self._segs.popleft()
@@ -207,7 +246,7 @@ class Link:
             if self._dgrams:
                 data, remote = self._dgrams.popleft()
                 self._rx_bytes -= len(data)
-                self._engine._update_rts()
+                self._engine.update_rts()
                 return data[:max_bytes], remote
             if self.kind != "UDP" and self._rx:
                 data = await self.receive(max_bytes)
@@ -225,7 +264,7 @@ class Link:
             out = bytes(self._rx[:max_bytes])
             del self._rx[:max_bytes]
             self._rx_bytes -= len(out)
-            self._engine._update_rts()
+            self._engine.update_rts()
             return out
         if self._error is not None:
             raise self._error
@@ -262,7 +301,7 @@ class Link:
         self._tx += data
         self._tx_queued += len(data)
         target = self._tx_queued
-        self._engine._wake_sender()
+        self._engine.wake_sender()
         while self._tx_taken < target:
             if self._error is not None:
                 raise self._error
@@ -310,10 +349,9 @@ class Link:
             err = E.SendFailed(f"link {self.id}: send refused ({resp.result}; "
                                f"{'; '.join(resp.lines())})", link=self.id)
         if fail_link:
-            self._fail(err)
-            eng = self._engine
-            if eng._nursery is not None and not self._module_closed:
-                eng._nursery.start_soon(eng._close_quietly, self)
+            self.fail(err)
+            if not self._module_closed:
+                self._engine.close_link_soon(self)
         raise err
 
     # called by the engine's sender task
@@ -328,7 +366,8 @@ class Link:
             return False
         return self._engine.use_sendbuf if self.pipelined is None else self.pipelined
 
-    def _tx_ready(self):
+    def tx_ready(self):
+        """It has bytes to send and the module has room for them (the sender's choice)."""
         if not self._tx or self._error is not None or self._module_closed:
             if self._tx and (self._error is not None or self._module_closed):
                 # nothing more will go out: wake the senders so they raise
@@ -339,16 +378,15 @@ class Link:
             if room < min(len(self._tx), 1024):
                 if self._ack_wait_since is None:
                     self._ack_wait_since = time.monotonic()
-                eng = self._engine
-                if eng._nursery is not None and time.monotonic() - self._ack_wait_since > 10.0:
+                if (time.monotonic() - self._ack_wait_since > 10.0
+                        and self._engine.spawn(self._resync_buffer)):
                     self._ack_wait_since = time.monotonic()
-                    eng._nursery.start_soon(self._resync_buffer)
                 return False
         return True
 
     _sending = False
 
-    async def _send_some(self):
+    async def send_some(self):
         """Send one chunk (<= 2048 bytes) from the queue; run by the sender task."""
         self._sending = True
         try:
@@ -396,12 +434,11 @@ class Link:
                                      payload=chunk, check=False, parse=False)
         except (E.CommandTimeout, E.Busy) as exc:
             err = E.SendFailed(f"link {self.id}: {exc}", link=self.id)
-            self._fail(err)
-            if eng._nursery is not None:
-                eng._nursery.start_soon(eng._close_quietly, self)
+            self.fail(err)
+            eng.close_link_soon(self)
             raise err
         except E.WizError as exc:
-            self._fail(exc)
+            self.fail(exc)
             raise
         if self._error is not None:
             raise self._error
@@ -422,7 +459,7 @@ class Link:
         if resp.result != "OK":
             err = E.SendFailed(f"link {self.id}: the module's segment counter is at {self._last_seg} "
                                f"and AT+CIPBUFRESET answered {resp.result}", link=self.id)
-            self._fail(err)
+            self.fail(err)
             raise err
         self._last_seg = self._acked_seg = 0
 
@@ -438,11 +475,11 @@ class Link:
         # never matched the field, so the record was always thrown away)
         acked = rec.acked_segment if isinstance(rec, R.BufferStatus) else None
         if resp.result != "OK":
-            self._fail(E.SendFailed(f"link {self.id}: send buffer status unavailable "
+            self.fail(E.SendFailed(f"link {self.id}: send buffer status unavailable "
                                     f"({resp.result}); link abandoned", link=self.id))
             return
         if acked is not None:
-            self._on_ack(int(acked))
+            self.segment_acked(int(acked))
 
     async def flush(self, timeout=30.0):
         """Wait until everything sent has been acknowledged by the remote's TCP."""
@@ -456,14 +493,15 @@ class Link:
                                link=self.id)
 
     # ------------------------------------------------------------------ closing
-    async def _module_close(self):
+    async def module_close(self):
+        """AT+CIPCLOSE its id if it still holds it (no flush; buffers kept); frees the id."""
         eng = self._engine
-        if self._module_closed or eng._links.get(self.id) is not self:
+        if self._module_closed or eng.links.get(self.id) is not self:
             return
         resp = await eng.command(req("CIPCLOSE", "set", link=self._engine_link_param()),
                                  check=False, parse=False)
         self._module_closed = True
-        eng._free(self)
+        eng.free_link(self)
         if resp.result != "OK":
             log.debug("link %d: CIPCLOSE answered %s %s", self.id, resp.result, resp.lines())
 
@@ -487,12 +525,12 @@ class Link:
             self._wake_tx()
             with trio.CancelScope(shield=True):
                 try:
-                    await self._module_close()
+                    await self.module_close()
                 except E.WizError as exc:
                     log.debug("link %d: close: %r", self.id, exc)
                 finally:
-                    self._engine._free(self)
-                    self._engine._update_rts()
+                    self._engine.free_link(self)
+                    self._engine.update_rts()
 
     async def __aenter__(self):
         return self
@@ -541,31 +579,35 @@ class Server:
     def closed(self):
         return self._closed or self._error is not None
 
-    def _fail(self, err):
+    def fail(self, err):
+        """Fail the server (a module reset): accept() raises ``err``."""
         self._error = err
         self._event.set()
         self._event = trio.Event()
 
-    def _make(self, lid, remote=None):
+    def add_connection(self, lid, remote=None):
+        """A connection the module accepted on id ``lid``: a new Link, queued for accept()."""
         eng = self._engine
-        link = Link(eng, lid, eng._new_generation(lid), "TCP", remote=remote,
+        link = Link(eng, lid, eng.new_generation(lid), "TCP", remote=remote,
                     local=(eng.station_ip or "0.0.0.0", self.port), accepted=True)
-        eng._links[lid] = link
+        eng.add_link(link)
         self._queue.append(link)
         self._event.set()
         self._event = trio.Event()
         return link
 
-    def _on_connect(self, lid):
+    def connection_made(self, lid):
+        """``<id>,CONNECT`` on an id nobody opened: a connection to this server."""
         if self._closed:
             return
-        self._make(lid)
+        self.add_connection(lid)
 
-    def _implicit_accept(self, lid, remote):
+    def implicit_accept(self, lid, remote):
+        """Data on an id nobody holds, before its CONNECT: taken as accepted (None if closed)."""
         if self._closed:
             return None
         log.debug("data on link %d before its CONNECT; taking it as accepted", lid)
-        return self._make(lid, remote)
+        return self.add_connection(lid, remote)
 
     async def accept(self) -> Link:
         """The next accepted connection (its remote filled in from AT+CIPSTATUS)."""
@@ -576,7 +618,7 @@ class Server:
                 link = self._queue.popleft()
                 if link.remote is None:
                     try:
-                        await self._engine.api.net._fill_addresses(link)
+                        await self._engine.api.net.fill_addresses(link)
                     except E.WizError:
                         pass
                 return link
@@ -595,8 +637,8 @@ class Server:
                 await eng.command(req("CIPSERVER", "set", mode=0), check=False)
             except E.WizError:
                 pass
-            if eng._server is self:
-                eng._server = None
+            if eng.server is self:
+                eng.server = None
             for link in list(self._queue):
                 await link.aclose()
             self._queue.clear()

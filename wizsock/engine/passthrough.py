@@ -55,7 +55,7 @@ from typing import List, Optional, Tuple
 import trio
 
 from .. import errors as E
-from .core import _Cmd, req
+from .core import req
 
 log = logging.getLogger("wizsock.engine")
 
@@ -105,48 +105,48 @@ class Passthrough(trio.abc.Stream):
         return self._error
 
     # ------------------------------------------------------------ engine side
-    def _on_data(self, payload):
+    def data_received(self, payload):
+        """Bytes from the module while the session is open (the peer's, or a reset's)."""
         if self._closed or self._done or self._error is not None:
             return
         if self._verifying:
             self._held += payload
             return
-        if self._e._framer.raw and (READY_MARK in payload or
+        if self._e.raw and (READY_MARK in payload or
                                     READY_MARK in self._tail + bytes(payload[:8])):
             self._verifying = True
             self._held += payload
             self._paused = True
-            self._e._nursery.start_soon(self._verify)
+            self._e.spawn(self._verify)
             return
         self._tail = bytes(payload[-8:])
         self._rx += payload
         self._wake()
         if len(self._rx) > self._e.rx_limit:
-            self._fail(E.BufferOverflow(f"passthrough: more than {self._e.rx_limit} bytes "
+            self.fail(E.BufferOverflow(f"passthrough: more than {self._e.rx_limit} bytes "
                                         f"unread"))
-            self._e._nursery.start_soon(self._finish)
+            self._e.spawn(self._finish)
 
     def _wake(self):
         self._rx_changed.set()
         self._rx_changed = trio.Event()
 
-    def _fail(self, err):
+    def fail(self, err):
+        """Fail the session with ``err`` (raised once the buffered data is read)."""
         if self._error is None:
             self._error = err
         self._resumed.set()
         self._wake()
 
     async def _hold_lock(self, task_status=trio.TASK_STATUS_IGNORED):
-        async with self._e._cmd_lock:
+        async with self._e.exclusive():
             task_status.started()
             await self._release.wait()
 
     async def _exec(self, name, form, timeout=None, **params):
         e = self._e
         r = req(name, form, **params) if params or form == "execute" else req(name, form)
-        resp = await e._exec(r, timeout or e.timeout_for(name), internal=True)
-        e._parse(r, resp)
-        return resp
+        return await e.command_held(r, timeout)
 
     async def _cmd_ok(self, name, form, **params):
         resp = await self._exec(name, form, **params)
@@ -160,24 +160,11 @@ class Passthrough(trio.abc.Stream):
     async def _enter(self, timeout=10.0):
         """AT+CIPSEND (execute form) -> ">"; the framer is raw from the prompt on."""
         e = self._e
-        f = e._framer
         r = req("CIPSEND", "execute")
         for attempt in range(BUSY_TRIES):
-            cmd = _Cmd(r, True)
-            f.raw_on_prompt = True
-            e._cmd = cmd
-            try:
-                await e._write(r.encode())
-                with trio.move_on_after(timeout):
-                    while not (cmd.prompted or cmd.final or cmd.error is not None
-                               or cmd.busy_at is not None):
-                        await cmd.wait_change()
-            finally:
-                if e._cmd is cmd:
-                    e._cmd = None
+            cmd = await e.await_prompt(r, timeout)
             if cmd.prompted:
                 return
-            f.raw_on_prompt = False
             if cmd.error is not None:
                 raise cmd.error
             if cmd.busy_at is not None and not cmd.final:
@@ -202,10 +189,10 @@ class Passthrough(trio.abc.Stream):
             quiet = self._wire_free + GUARD - trio.current_time()
             if quiet > 0:
                 await trio.sleep(quiet)
-            await e._write(b"+++", redacted=True)
+            await e.write(b"+++", redacted=True)
             await trio.sleep(GUARD)
-            e._framer.raw = False
-            if not await e._probe(tries=3, wait=0.5):
+            e.raw = False
+            if not await e.probe(tries=3, wait=0.5):
                 raise E.ModuleUnresponsive("passthrough: no answer to AT after +++",
                                            command="", timeout=1.5)
 
@@ -218,13 +205,15 @@ class Passthrough(trio.abc.Stream):
         e.mux = True
         await self._cmd_ok("CIPDINFO", "set", mode=1)
 
-    def _end(self):
+    def end_session(self):
+        """The session is over: the engine's data goes to links again, the command lock
+        is released."""
         e = self._e
         self._done = True
         self._hold_added.set()
-        if e._pt is self:
-            e._pt = None
-        e._framer.raw_on_prompt = False
+        if e.passthrough_session is self:
+            e.passthrough_session = None
+        e.raw_on_prompt = False
         self._release.set()
 
     async def _verify(self):
@@ -246,7 +235,7 @@ class Passthrough(trio.abc.Stream):
                     try:
                         await self._enter()
                     except E.WizError as exc:
-                        self._fail(E.SendFailed(f"passthrough could not be resumed: {exc}"))
+                        self.fail(E.SendFailed(f"passthrough could not be resumed: {exc}"))
                         return
                     self._verifying = False
                     self._tail = bytes(self._held[-8:])
@@ -258,9 +247,55 @@ class Passthrough(trio.abc.Stream):
                     self._wake()
                     return
                 self._held = bytearray()
-                self._fail(E.ModuleReset(f"{e.name}: module reset during passthrough"))
-                e._declare_reset("module reset (ready) during passthrough")
-                self._end()
+                self.fail(E.ModuleReset(f"{e.name}: module reset during passthrough"))
+                e.declare_reset("module reset (ready) during passthrough")
+                self.end_session()
+
+    async def establish(self, request, timeout=None) -> None:
+        """Take the command lock, CIPMUX=0, CIPMODE=1, ``request`` (the CIPSTART), and
+        enter passthrough; undone on failure.  Called once, by :func:`open_passthrough`."""
+        e = self._e
+        e.passthrough_session = self
+        try:
+            await e.start_task(self._hold_lock)
+        except BaseException:
+            e.passthrough_session = None
+            raise
+        try:
+            with trio.CancelScope(shield=True):
+                if not e.usable:
+                    raise E.ModuleReset(f"{e.name}: module reset before passthrough began")
+                e.passthrough_session = None
+                _check_alone(e)      # something may have been opened while we waited
+                e.passthrough_session = self
+                await self._cmd_ok("CIPMUX", "set", mode=0)
+                e.mux = False
+                await self._cmd_ok("CIPMODE", "set", mode=1)
+                resp = await e.command_held(request, e.timeout_for("CIPSTART", timeout),
+                                            parse=False)
+                if resp.result != "OK":
+                    lines = resp.lines()
+                    if "DNS Fail" in resp.notes:
+                        raise E.ResolveError(f"cannot resolve {self.remote[0]!r} (DNS Fail)")
+                    raise E.ConnectError(f"passthrough {self.kind} connect to {self.remote[0]}:"
+                                         f"{self.remote[1]} failed: "
+                                         f"{'; '.join(lines) or resp.result}", lines=lines)
+                await self._enter()
+                e.spawn(self._flusher)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                try:
+                    if e.passthrough_session is self and e.usable:
+                        e.raw = False
+                        await self._restore()
+                except E.WizError as exc2:
+                    log.warning("%s: undoing a failed passthrough set-up failed (%s)", e.name,
+                                exc2)
+                    e.declare_reset(f"undoing passthrough set-up failed: {exc2}")
+                finally:
+                    self._closed = True
+                    self.end_session()
+            raise
 
     # ------------------------------------------------------------ trio.abc.Stream
     async def send_all(self, data) -> None:
@@ -292,7 +327,7 @@ class Passthrough(trio.abc.Stream):
     # ------------------------------------------------------------ the writer
     async def _write_data(self, data):
         e = self._e
-        await e._write(data, redacted=None)
+        await e.write(data, redacted=None)
         # the port may still be shifting the bytes out: silence starts after the last one
         self._wire_free = (max(trio.current_time(), self._wire_free)
                            + len(data) * 10.0 / max(1, e.baudrate))
@@ -369,20 +404,20 @@ class Passthrough(trio.abc.Stream):
                 if self._done:
                     return
                 try:
-                    if e._framer.raw:
+                    if e.raw:
                         await self._leave_raw()
                     await self._restore()
                 except E.WizError as exc:
                     log.warning("%s: leaving passthrough failed (%s); re-initialising",
                                 e.name, exc)
-                    e._declare_reset(f"leaving passthrough failed: {exc}")
+                    e.declare_reset(f"leaving passthrough failed: {exc}")
                 finally:
-                    self._end()
+                    self.end_session()
 
 
-async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout=None):
+async def open_passthrough(engine, host, port, kind="TCP", local_port=None, timeout=None):
     """Set up a session (see the module docstring); the caller must ``aclose`` it."""
-    e = net._e
+    e = engine
     kind = str(kind).upper()
     if kind not in ("TCP", "UDP"):
         raise ValueError("passthrough carries TCP or UDP (the module refuses SSL)")
@@ -395,58 +430,23 @@ async def open_passthrough(net, host, port, kind="TCP", local_port=None, timeout
     # host raises ValueError with no CIPMUX/CIPMODE round trip to undo
     r = req("CIPSTART", "set", link=None, type=kind, remote=str(host), port=int(port), **extra)
     await e.wait_usable(10.0)
-
-    def check_alone():
-        busy = sorted(e._links)
-        if e._pt is not None:
-            raise E.LinkLimitError("a passthrough session is already open")
-        if busy or e._server is not None:
-            what = (f"link(s) {busy}" if busy else "") + (
-                " and " if busy and e._server is not None else "") + (
-                f"a server on port {e._server.port}" if e._server is not None else "")
-            raise E.LinkLimitError(f"passthrough needs the module to itself: close {what} first")
-
-    check_alone()
+    _check_alone(e)
     stream = Passthrough(e, kind, (str(host), int(port)))
-    e._pt = stream
-    try:
-        await e._nursery.start(stream._hold_lock)
-    except BaseException:
-        e._pt = None
-        raise
-    try:
-        with trio.CancelScope(shield=True):
-            if not e._usable.is_set():
-                raise E.ModuleReset(f"{e.name}: module reset before passthrough began")
-            e._pt = None
-            check_alone()        # something may have been opened while we waited
-            e._pt = stream
-            await stream._cmd_ok("CIPMUX", "set", mode=0)
-            e.mux = False
-            await stream._cmd_ok("CIPMODE", "set", mode=1)
-            resp = await e._exec(r, e.timeout_for("CIPSTART", timeout), internal=True)
-            if resp.result != "OK":
-                lines = resp.lines()
-                if "DNS Fail" in resp.notes:
-                    raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
-                raise E.ConnectError(f"passthrough {kind} connect to {host}:{port} failed: "
-                                     f"{'; '.join(lines) or resp.result}", lines=lines)
-            await stream._enter()
-            e._nursery.start_soon(stream._flusher)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            try:
-                if e._pt is stream and e._usable.is_set():
-                    e._framer.raw = False
-                    await stream._restore()
-            except E.WizError as exc2:
-                log.warning("%s: undoing a failed passthrough set-up failed (%s)", e.name, exc2)
-                e._declare_reset(f"undoing passthrough set-up failed: {exc2}")
-            finally:
-                stream._closed = True
-                stream._end()
-        raise
+    await stream.establish(r, timeout)
     return stream
+
+
+def _check_alone(e):
+    """LinkLimitError unless the module carries nothing else (no link, server, session)."""
+    busy = sorted(e.links)
+    server = e.server
+    if e.passthrough_session is not None:
+        raise E.LinkLimitError("a passthrough session is already open")
+    if busy or server is not None:
+        what = (f"link(s) {busy}" if busy else "") + (
+            " and " if busy and server is not None else "") + (
+            f"a server on port {server.port}" if server is not None else "")
+        raise E.LinkLimitError(f"passthrough needs the module to itself: close {what} first")
 
 
 def hold_tail(data: bytes) -> Tuple[bytes, bytes]:

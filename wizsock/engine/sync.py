@@ -38,7 +38,7 @@ class _SyncProxy:
 
             @functools.wraps(value)
             def blocking(*args, **kw):
-                return module._wrap(module.run(value, *args, **kw))
+                return module.wrap(module.run(value, *args, **kw))
             return blocking
         if name == "passthrough" and isinstance(self._obj, Net):
             module = self._module
@@ -48,13 +48,13 @@ class _SyncProxy:
             def passthrough(*args, **kw):
                 # blocking: `with m.net.passthrough(host, port) as stream:`; the
                 # stream's send_all/receive_some block, leaving the with closes it
-                return module._wrap(module.run(opener, *args, **kw))
+                return module.wrap(module.run(opener, *args, **kw))
             return passthrough
         if name == "messages" and callable(value):
             module = self._module
 
             def messages(*args, **kw):
-                recv = module._call_sync(value, *args, **kw)
+                recv = module.call_sync(value, *args, **kw)
                 return _SyncIterator(recv, module)
             return messages
         if isinstance(value, (Link, Server, Passthrough)) or isinstance(value, _GROUP_TYPES):
@@ -97,7 +97,7 @@ class _SyncIterator:
         return self._module.run(get)
 
     def close(self):
-        self._module._call_sync(self._recv.close)
+        self._module.call_sync(self._recv.close)
 
 
 class _null:
@@ -185,7 +185,8 @@ class Module:
             async_fn = functools.partial(async_fn, **kw)
         return trio.from_thread.run(async_fn, *args, trio_token=self._token)
 
-    def _call_sync(self, fn, *args, **kw):
+    def call_sync(self, fn, *args, **kw):
+        """Run the plain function ``fn(*args, **kw)`` on the engine's loop; its result."""
         if kw:
             fn = functools.partial(fn, **kw)
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
@@ -204,7 +205,8 @@ class Module:
                 log.debug("%s: not started, module closing", name or async_fn)
         self._token.run_sync_soon(spawn)
 
-    def _wrap(self, value):
+    def wrap(self, value):
+        """A blocking view of a Link, Server or Passthrough; anything else as it is."""
         if isinstance(value, (Link, Server, Passthrough)):
             return _SyncProxy(value, self)
         return value
@@ -250,7 +252,7 @@ class Module:
         if self._closed:
             return
         try:
-            self._call_sync(self._stop.set)
+            self.call_sync(self._stop.set)
         except (trio.RunFinishedError, RuntimeError):
             pass
         self._closed = True
