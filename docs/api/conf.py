@@ -37,7 +37,7 @@ nitpick_ignore_regex = [
                r"|contextlib|types|enum|dataclasses|pathlib|argparse|logging|pytest|_pytest"
                r"|paho|ipaddress)(\..*)?"),
     (r"py:class", r"(Mark|Config|FixtureRequest|Stream|Nursery|Awaitable|Callable|Iterator"
-                  r"|NoReturn|PathLike|Path|Any)"),
+                  r"|NoReturn|PathLike|Path|Any|AbstractAsyncContextManager|AsyncIterator)"),
     # annotations written as strings (the plugin imports wizsock's parts on use)
     (r"py:class", r"'(Emulator|Module)'"),
     (r"py:mod", r"wizsock\._\w+"),
@@ -51,6 +51,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"Buffer|Self|FilePath|RoutePolicy|Address|AddrInfo"),
     # the record TypeVar of parse_response(expect=...): autodoc cannot link a TypeVar
     (r"py:class", r"wizsock\.protocol(\.grammar)?\.T"),
+    (r"py:class", r"wizsock\.engine\.\w+\._T"),   # Module.run's result TypeVar, likewise
 ]
 
 html_theme = "alabaster"

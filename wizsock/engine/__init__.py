@@ -7,7 +7,11 @@ typed API over one WizFi360: ``system``, ``wifi``, ``net``, ``mqtt``, ``azure``,
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, Optional, Union
+
+import serial
 
 import trio
 
@@ -24,7 +28,7 @@ __all__ = ["open_module", "Module", "AsyncModule", "Engine", "Link", "Server", "
 
 
 @asynccontextmanager
-async def open_module(port, baudrate=115200, **options):
+async def open_module(port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> AsyncIterator[AsyncModule]:
     """Open a module on ``port`` (anything ``serial.serial_for_url`` opens).
 
     Options (keyword): ``timeouts`` (command name -> seconds), ``hunt_baud``
@@ -37,7 +41,7 @@ async def open_module(port, baudrate=115200, **options):
     """
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
-    body_error = None
+    body_error: Optional[BaseException] = None
     try:
         async with trio.open_nursery() as nursery:
             try:
