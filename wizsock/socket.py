@@ -220,7 +220,9 @@ def _route_to_module(ip: str, port: int, type_: int, handle: _Handle) -> bool:
 _DNS_TTL = 30.0
 _dns_cache: dict[str, tuple[str, float]] = {}   # name -> (address, expiry on the monotonic clock)
 _dns_lock = threading.Lock()
-_dns_inflight: dict[str, threading.Lock] = {}
+# one lookup per name at a time: the name's lock, while a caller holds it (weak: a
+# process that resolves many names keeps no lock per name it ever looked up)
+_dns_inflight: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
 _LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
 
 

@@ -261,6 +261,9 @@ def test_getaddrinfo_thread_safe(patched, at_log):
     assert not errors
     assert sorted(results) == sorted(("127.0.0.1", 80 + i) for i in range(12))
     assert at_log.count("CIPDOMAIN") == 1
+    # the per-name lock of a lookup goes with its last caller (it was kept for every
+    # name ever looked up: a process resolving many names grew without bound)
+    assert len(wsocket._dns_inflight) == 0
 
 
 def test_create_connection_by_name(tcp_echo, patched):
