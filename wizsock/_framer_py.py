@@ -56,6 +56,10 @@ that is not C-contiguous with ``BufferError``).
 """
 import operator
 import re
+from typing import TYPE_CHECKING, Optional, SupportsIndex
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = [
     "Framer", "Data", "Prompt", "Result", "Busy", "Recv", "SendBufAck", "Ready",
@@ -85,35 +89,35 @@ R_BIG_IPD = "+IPD length > max_ipd"
 
 class _Event:
     __slots__ = ()
-    _fields = ()
+    _fields: "tuple[str, ...]" = ()
 
-    def __init__(self, *args):
+    def __init__(self, *args: object) -> None:
         if len(args) != len(self._fields):
             raise TypeError(f"{type(self).__name__} takes {len(self._fields)} arguments")
         for name, value in zip(self._fields, args):
             object.__setattr__(self, name, value)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         # Events are shared (the result singletons); they must not change.
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def _values(self):
+    def _values(self) -> "tuple[object, ...]":
         return tuple(getattr(self, name) for name in self._fields)
 
-    def __eq__(self, other):
-        if type(other) is not type(self):
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Event) or type(other) is not type(self):
             return NotImplemented
         return self._values() == other._values()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self).__name__,) + self._values())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
         return f"{type(self).__name__}({args})"
 
 
-def _event(name, fields):
+def _event(name: str, fields: "tuple[str, ...]") -> "type[_Event]":
     return type(name, (_Event,), {"__slots__": fields, "_fields": fields, "__module__": __name__})
 
 
@@ -147,7 +151,7 @@ _IPD = b"+IPD,"
 _LINE, _AFTER_PROMPT, _HEADER, _PAYLOAD, _SKIP = range(5)
 
 
-def check_limits(max_ipd, max_line):
+def check_limits(max_ipd: SupportsIndex, max_line: SupportsIndex) -> "tuple[int, int]":
     """Validated (max_ipd, max_line) for a Framer; both framers call this one check.
 
     Each must be an int (``operator.index``: TypeError otherwise) in
@@ -157,31 +161,31 @@ def check_limits(max_ipd, max_line):
     framer's buffer arithmetic far from overflow and is above any ``+IPD``
     length (9 digits).
     """
-    max_ipd = operator.index(max_ipd)
-    max_line = operator.index(max_line)
-    for name, value in (("max_ipd", max_ipd), ("max_line", max_line)):
+    ipd = operator.index(max_ipd)
+    line = operator.index(max_line)
+    for name, value in (("max_ipd", ipd), ("max_line", line)):
         if not 1 <= value <= LIMIT_MAX:
             raise ValueError(f"{name} must be in 1..{LIMIT_MAX}, got {value}")
-    return max_ipd, max_line
+    return ipd, line
 
 
-def _decode(b):
+def _decode(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-def _number(b):
+def _number(b: bytes) -> Optional[int]:
     """1-9 ASCII digits -> int, else None (bounded so it fits a C long)."""
     if 0 < len(b) <= 9 and b.isdigit():
         return int(b)
     return None
 
 
-def _digits_prefix(line):
+def _digits_prefix(line: bytes) -> int:
     """Length of the leading run of ASCII digits."""
     return len(line) - len(line.lstrip(b"0123456789"))
 
 
-def _classify(line, out):
+def _classify(line: bytes, out: "list[_Event]") -> None:
     """One complete line (LF removed) -> at most one event appended to out."""
     line = line.rstrip(b"\r")
     if not line:
@@ -223,7 +227,7 @@ def _classify(line, out):
             out.append(Text(_decode(line)))
 
 
-def _numbered(line, out):
+def _numbered(line: bytes, out: "list[_Event]") -> bool:
     """`<id>,CONNECT|CLOSED|CONNECT FAIL`, `[<id>,]<seg>,SEND OK`; False if neither."""
     k = _digits_prefix(line)
     num = _number(line[:k])
@@ -246,7 +250,7 @@ def _numbered(line, out):
     return False
 
 
-def _parse_ip(b):
+def _parse_ip(b: bytes) -> Optional[str]:
     if b[:1] == b'"':
         if len(b) < 2 or b[-1:] != b'"':
             return None
@@ -256,13 +260,14 @@ def _parse_ip(b):
     return b.decode("ascii")
 
 
-def parse_ipd_header(hdr):
+def parse_ipd_header(hdr: bytes) -> "Optional[tuple[int, int, Optional[tuple[str, int]]]]":
     """Bytes between "+IPD," and ":" -> (link, length, remote) or None if malformed.
 
     `len` | `id,len` | `len,ip,port` | `id,len,ip,port`; ip quoted or not.
     """
     fields = hdr.split(b",")
     nf = len(fields)
+    link: Optional[int]
     if nf == 1 or nf == 3:
         link = 0
         length = _number(fields[0])
@@ -275,7 +280,7 @@ def parse_ipd_header(hdr):
         return None
     if length is None:
         return None
-    remote = None
+    remote: "Optional[tuple[str, int]]" = None
     if nf >= 3:
         ip = _parse_ip(fields[-2])
         port = _number(fields[-1])
@@ -291,42 +296,51 @@ class Framer:
     __slots__ = ("_max_ipd", "_max_line", "_raw", "_raw_on_prompt", "_state", "_buf",
                  "_need", "_pieces", "_link", "_remote")
 
-    def __init__(self, max_ipd=8192, max_line=4096):
+    def __init__(self, max_ipd: SupportsIndex = 8192, max_line: SupportsIndex = 4096) -> None:
         self._max_ipd, self._max_line = check_limits(max_ipd, max_line)
         self._raw = False
         self._raw_on_prompt = False
         self.reset()
 
     # Fixed at construction, as in the compiled framer (its line buffer is sized by them).
-    max_ipd = property(lambda self: self._max_ipd)
-    max_line = property(lambda self: self._max_line)
+    @property
+    def max_ipd(self) -> int:
+        return self._max_ipd
 
-    def reset(self):
+    @property
+    def max_line(self) -> int:
+        return self._max_line
+
+    def reset(self) -> None:
         """Forget any partial frame (after a module reset)."""
         self._state = _LINE
         self._buf = b""          # partial line, or partial +IPD header (after "+IPD,")
         self._need = 0           # payload bytes still to come
-        self._pieces = []
+        self._pieces: "list[memoryview]" = []
         self._link = 0
-        self._remote = None
+        self._remote: "Optional[tuple[str, int]]" = None
 
     @property
-    def raw(self):
+    def raw(self) -> bool:
         return self._raw
 
     @raw.setter
-    def raw(self, on):
+    def raw(self, on: bool) -> None:
         # A mode switch is a frame boundary: nothing half-parsed before it can
         # be completed by bytes of the other mode.
         self._raw = bool(on)
         self.reset()
 
     @property
-    def raw_on_prompt(self):
+    def raw_on_prompt(self) -> bool:
         return self._raw_on_prompt
 
+    @raw_on_prompt.setter
+    def raw_on_prompt(self, on: bool) -> None:
+        self._raw_on_prompt = bool(on)
+
     @property
-    def ipd_pending(self):
+    def ipd_pending(self) -> "Optional[tuple[int, int]]":
         """``(link, bytes still to come)`` while inside a ``+IPD`` payload, else None.
 
         The module prints a ``+IPD`` unit in one go: a payload that stays
@@ -337,18 +351,14 @@ class Framer:
         return None
 
     @property
-    def mid_line(self):
+    def mid_line(self) -> bool:
         """True while the start of a line is buffered, waiting for its LF.
 
         Right after a ``+IPD`` payload this tells the engine whether the payload's
         end is confirmed by a clean start of the next unit yet."""
         return self._state == _LINE and bool(self._buf)
 
-    @raw_on_prompt.setter
-    def raw_on_prompt(self, on):
-        self._raw_on_prompt = bool(on)
-
-    def feed(self, data):
+    def feed(self, data: "Buffer") -> "list[_Event]":
         """Consume one chunk (any bytes-like, any size); return the events it completed."""
         if type(data) is not bytes:
             # memoryview first: bytes(5) would be five NULs, not a TypeError.
@@ -365,7 +375,7 @@ class Framer:
                     data = data[1:]
                     n -= 1
             return [Data(0, data, None)] if n else []
-        out = []
+        out: "list[_Event]" = []
         pos = 0
         while pos < n:
             state = self._state
@@ -404,7 +414,7 @@ class Framer:
                 self._state = _LINE
         return out
 
-    def _line(self, data, pos, n, out):
+    def _line(self, data: bytes, pos: int, n: int, out: "list[_Event]") -> int:
         buf = self._buf
         if not buf:
             first = data[pos]
@@ -457,7 +467,7 @@ class Framer:
         self._buf = buf + data[pos:]
         return n
 
-    def _header(self, data, pos, n, out):
+    def _header(self, data: bytes, pos: int, n: int, out: "list[_Event]") -> int:
         buf = self._buf
         room = IPD_HEADER_MAX - len(buf)
         end = min(n, pos + room + 1)
@@ -494,6 +504,6 @@ class Framer:
         return end
 
 
-def astuple(ev):
+def astuple(ev: _Event) -> "tuple[object, ...]":
     """(classname, *fields): how tests compare events across the two implementations."""
     return (type(ev).__name__,) + tuple(getattr(ev, name) for name in ev._fields)

@@ -15,6 +15,8 @@ import contextlib
 import contextvars
 import socket as _stdsocket
 import threading as _threading
+from collections.abc import Iterator
+from typing import Any
 
 import _socket
 
@@ -32,13 +34,14 @@ _std_create_connection = _stdsocket.create_connection
 _INTERNAL = contextvars.ContextVar("wizsock_internal", default=False)
 
 
-def socketpair(family=_stdsocket.AF_UNIX, type=_stdsocket.SOCK_STREAM, proto=0):
+def socketpair(family: int = _stdsocket.AF_UNIX, type: int = _stdsocket.SOCK_STREAM,
+               proto: int = 0) -> tuple[_stdsocket.socket, _stdsocket.socket]:
     """``socket.socketpair`` returning the host's own socket class."""
     a, b = _socket.socketpair(family, type, proto)
     return socket(family, type, proto, a.detach()), socket(family, type, proto, b.detach())
 
 
-def create_connection(*args, **kwargs):
+def create_connection(*args: Any, **kwargs: Any) -> _stdsocket.socket:
     """``socket.create_connection`` on the host's network, patched or not."""
     token = _INTERNAL.set(True)
     try:
@@ -64,7 +67,7 @@ def mark_internal() -> None:
 
 
 @contextlib.contextmanager
-def internal():
+def internal() -> Iterator[None]:
     """Within this block, sockets and name lookups use the host's network."""
     token = _INTERNAL.set(True)
     try:

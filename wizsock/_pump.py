@@ -34,10 +34,18 @@ import struct
 import termios
 import threading
 import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, Optional, ParamSpec, Protocol, TypeVar
 
 import trio
 
 from wizsock import _orig
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from wizsock.socket import _Handle
 
 log = logging.getLogger("wizsock.socket")
 
@@ -46,12 +54,26 @@ HALF_CLOSE_POLL = 0.05
 
 _ADDR = struct.Struct("!4sH")   # UDP framing on the pair: IPv4 address, port, then payload
 
+#: an IPv4 socket address
+Address = tuple[str, int]
+#: a link of the engine (TCP, UDP or SSL) as its ``open_*`` calls return it; the
+#: facade uses its send/receive/aclose and a few attributes (typed with the engine)
+Link = Any
+#: what a listening socket's pump queued for ``accept()``: engine links (a module
+#: server), or ``(descriptor, address)`` of an accepted kernel socket (a relay)
+AcceptQueue = deque[Any]
 
-def pack_addr(addr):
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+#: a pump or relay task: ``fn(conn, our end of the pair, ...)``
+_Task = Callable[Concatenate["Conn", _stdsocket.socket, _P], Coroutine[Any, Any, None]]
+
+
+def pack_addr(addr: Address) -> bytes:
     return _ADDR.pack(_stdsocket.inet_aton(addr[0]), addr[1])
 
 
-def unpack_addr(frame):
+def unpack_addr(frame: Buffer) -> Address:
     ip, port = _ADDR.unpack_from(frame)
     return (_stdsocket.inet_ntoa(ip), port)
 
@@ -62,35 +84,37 @@ ADDR_LEN = _ADDR.size
 class Conn:
     """What a routed socket shares with its pump (one per connection)."""
 
-    def __init__(self, module, kind, remote):
-        self.module = module          # facade handle (wizsock.socket._Handle)
-        self.kind = kind              # "TCP" / "UDP" / "SSL"
+    def __init__(self, module: Optional[_Handle], kind: str, remote: Optional[Address]) -> None:
+        self.module = module          # facade handle (None: a relay)
+        self.kind = kind              # "TCP" / "UDP" / "SSL" / "SERVER"
         self.remote = remote          # (ip, port)
-        self.local = None             # (ip, port) once known
-        self.link = None
-        self.state = "connecting"     # connecting / connected / failed / closed
-        self.error = None             # pending connect error (SO_ERROR), an OSError
+        self.local: Optional[Address] = None    # (ip, port) once known
+        self.link: Optional[Link] = None
+        self.udp_peer: Optional[Address] = None  # a datagram socket's connect()ed peer
+        self.state = "connecting"     # connecting / connected / listening / failed / closed
+        self.error: Optional[OSError] = None    # pending connect error (SO_ERROR)
         self.so_error_reported = False
-        self.user_id = None           # (st_dev, st_ino) of the user's end
+        self.user_id: Optional[tuple[int, int]] = None   # (st_dev, st_ino) of the user's end
         self.user_fd = -1
         self.shut_wr = False
         self.shut_rd = False
         self.remote_closed = False
-        self.relay = None             # the kernel socket a relay serves (None: a module link)
+        # the kernel socket a relay serves (None: a module link)
+        self.relay: Optional[_stdsocket.socket] = None
         self.last_active = 0.0        # trio time of the last byte moved (idle reclaim)
-        self.cancel_scope = None      # the pump's copy loop, while it runs
-        self.pair_end = None          # our end of the pair, while the pump runs
+        self.cancel_scope: Optional[trio.CancelScope] = None   # the pump's copy loop, while it runs
+        self.pair_end: Optional[_stdsocket.socket] = None     # our end of the pair, while the pump runs
         self.reclaimed = False
         self.awaiting_reply = False   # the last bytes moved were the user's (idle reclaim)
         self.finished = threading.Event()   # set when the pump has let go of the link
 
     # -- helpers run on the engine loop -------------------------------------------
 
-    def fail(self, exc):
+    def fail(self, exc: BaseException) -> None:
         self.error = exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))
         self.state = "failed"
 
-    def poke_user(self):
+    def poke_user(self) -> None:
         """Leave unread data in our end's receive queue so closing it resets the user."""
         try:
             fd = os.dup(self.user_fd)
@@ -115,18 +139,30 @@ class Conn:
                 pass
 
 
+class Far(Protocol):
+    """What the copy loops use of the far side: a module link, or a relayed kernel socket."""
+
+    @property
+    def remote(self) -> Optional[Address]: ...
+    async def send(self, data: bytes) -> None: ...
+    async def receive(self, max_bytes: int) -> bytes: ...
+    async def send_to(self, data: bytes, addr: Address) -> None: ...
+    async def receive_from(self, max_bytes: int) -> tuple[bytes, Any]: ...
+
+
 class _Pair:
     """A host socket (our end of the pair, or a relay's kernel socket), driven with
     trio's fd waits (not trio.socket: under a patch trio only accepts the patched class)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: _stdsocket.socket) -> None:
         self.sock = sock
         sock.setblocking(False)
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.sock.fileno()
 
-    async def _io(self, op, wait, arg):
+    async def _io(self, op: Callable[[Any], _R], wait: Callable[[_stdsocket.socket], Awaitable[None]],
+                  arg: Any) -> _R:
         # trio's checkpoint contract: cancellable before the call, never after it has
         # moved bytes (they would be lost)
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -139,38 +175,38 @@ class _Pair:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return result
 
-    def recv(self, n):
+    def recv(self, n: int) -> Coroutine[Any, Any, bytes]:
         return self._io(self.sock.recv, trio.lowlevel.wait_readable, n)
 
-    def send(self, data):
+    def send(self, data: Buffer) -> Coroutine[Any, Any, int]:
         return self._io(self.sock.send, trio.lowlevel.wait_writable, data)
 
-    def send_nowait(self, data):
+    def send_nowait(self, data: Buffer) -> int:
         return self.sock.send(data)
 
-    def recvfrom(self, n):
+    def recvfrom(self, n: int) -> Coroutine[Any, Any, tuple[bytes, Any]]:
         return self._io(self.sock.recvfrom, trio.lowlevel.wait_readable, n)
 
-    def sendto(self, data, addr):
+    def sendto(self, data: Buffer, addr: Address) -> Coroutine[Any, Any, int]:
         return self._io(lambda d: self.sock.sendto(d, addr), trio.lowlevel.wait_writable, data)
 
-    def shutdown(self, how):
+    def shutdown(self, how: int) -> None:
         self.sock.shutdown(how)
 
-    def close(self):
+    def close(self) -> None:
         if self.sock.fileno() >= 0:
             trio.lowlevel.notify_closing(self.sock)
         self.sock.close()
 
 
-def _guarded(fn):
+def _guarded(fn: _Task[_P]) -> _Task[_P]:
     """Pumps run in the engine's nursery: an escaping exception would end the module.
     A pump that fails anyway fails its connection and closes its end of the pair, so
     the user's socket sees the error instead of waiting forever."""
     @functools.wraps(fn)
-    async def wrapper(conn, pair_end, *args):
+    async def wrapper(conn: Conn, pair_end: _stdsocket.socket, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
         try:
-            await fn(conn, pair_end, *args)
+            await fn(conn, pair_end, *args, **kwargs)
         except Exception as exc:
             log.exception("wizsock pump %s failed", fn.__name__)
             if conn.error is None:
@@ -183,13 +219,13 @@ def _guarded(fn):
     return wrapper
 
 
-def _engine_closing():
+def _engine_closing() -> bool:
     """Our task was cancelled because the engine itself is shutting down (a pump is only
     ever cancelled from outside by the engine's nursery)."""
     return trio.current_effective_deadline() == float("-inf")
 
 
-async def _close_link(link):
+async def _close_link(link: Optional[Link]) -> None:
     if link is None:
         return
     if _engine_closing():
@@ -203,14 +239,14 @@ async def _close_link(link):
                 log.debug("closing link: %r", e)
 
 
-async def _send_all(tsock, data):
+async def _send_all(tsock: _Pair, data: Buffer) -> None:
     view = memoryview(data)
     while view:
         n = await tsock.send(view)
         view = view[n:]
 
 
-def _remote_closed_after_send(link, exc):
+def _remote_closed_after_send(link: Far, exc: BaseException) -> bool:
     """The peer closed (CLOSED) while segments were still unacknowledged: the engine
     fails the link with SendFailed.  A peer that answers and closes (HTTP
     ``Connection: close``) does exactly that, and the kernel would give EOF: so do we."""
@@ -219,7 +255,7 @@ def _remote_closed_after_send(link, exc):
     return isinstance(exc, errors.SendFailed) and bool(getattr(link, "module_closed", False))
 
 
-def _hung_up(fd):
+def _hung_up(fd: int) -> bool:
     p = select.poll()
     p.register(fd, select.POLLHUP)
     try:
@@ -228,13 +264,13 @@ def _hung_up(fd):
         return True
 
 
-async def _wait_user_gone(tsock):
+async def _wait_user_gone(tsock: _Pair) -> None:
     """After the user's half-close, wait until its end is fully closed."""
     while not _hung_up(tsock.fileno()):
         await trio.sleep(HALF_CLOSE_POLL)
 
 
-async def _drain(tsock, n):
+async def _drain(tsock: _Pair, n: int) -> bool:
     """Read and discard the n bytes the user end was pre-filled with (connect pending)."""
     while n > 0:
         data = await tsock.recv(min(n, 65536))
@@ -245,13 +281,15 @@ async def _drain(tsock, n):
 
 
 @_guarded
-async def pump_stream(conn, pair_end, open_fn=None, junk=0):
+async def pump_stream(conn: Conn, pair_end: _stdsocket.socket,
+                      open_fn: Optional[Callable[[], Awaitable[Link]]] = None, junk: int = 0) -> None:
     """TCP (and module-SSL) pump.  With open_fn, the connect happens here (non-blocking connect)."""
     tsock = _Pair(pair_end)
     link = conn.link
     reset = False
     try:
         if link is None:
+            assert open_fn is not None, "a pump without a link opens one"
             try:
                 link = await open_fn()
             except BaseException as e:
@@ -278,11 +316,11 @@ async def pump_stream(conn, pair_end, open_fn=None, junk=0):
         conn.finished.set()
 
 
-async def _run_stream(conn, link, tsock):
+async def _run_stream(conn: Conn, link: Far, tsock: _Pair) -> bool:
     """Copy both ways until the user closes or the link fails; True means reset the user."""
     outcome = {"reset": False}
 
-    async def up(cancel):
+    async def up(cancel: trio.CancelScope) -> None:
         send_dead = False
         while True:
             try:
@@ -313,7 +351,7 @@ async def _run_stream(conn, link, tsock):
                 cancel.cancel()
                 return
 
-    async def down(cancel):
+    async def down(cancel: trio.CancelScope) -> None:
         while True:
             try:
                 data = await link.receive(65536)
@@ -358,9 +396,9 @@ async def _run_stream(conn, link, tsock):
     return outcome["reset"] and not conn.reclaimed
 
 
-async def _run_dgram(tsock, link):
+async def _run_dgram(tsock: _Pair, link: Far) -> None:
     """Datagrams both ways until the user closes (or the link fails)."""
-    async def up(cancel):
+    async def up(cancel: trio.CancelScope) -> None:
         while True:
             try:
                 frame = await tsock.recv(65536 + ADDR_LEN)
@@ -381,7 +419,7 @@ async def _run_dgram(tsock, link):
             except Exception as e:
                 log.debug("UDP send failed: %r", e)  # datagrams may be lost
 
-    async def down(cancel):
+    async def down(cancel: trio.CancelScope) -> None:
         while True:
             try:
                 data, addr = await link.receive_from(65536)
@@ -403,11 +441,12 @@ async def _run_dgram(tsock, link):
 
 
 @_guarded
-async def pump_dgram(conn, pair_end):
+async def pump_dgram(conn: Conn, pair_end: _stdsocket.socket) -> None:
     """UDP pump: each datagram on the (SOCK_SEQPACKET) pair is framed with the peer's
     address; the user's close reads as EOF, as on a stream."""
     tsock = _Pair(pair_end)
     link = conn.link
+    assert link is not None, "spawned by _wiz_start, with the link"
     try:
         await _run_dgram(tsock, link)
     finally:
@@ -417,10 +456,11 @@ async def pump_dgram(conn, pair_end):
         conn.finished.set()
 
 
-async def _run_listener(conn, tsock, queue, accept_one):
+async def _run_listener(conn: Conn, tsock: _Pair, queue: AcceptQueue,
+                        accept_one: Callable[[], Awaitable[Any]]) -> None:
     """Queue what ``accept_one()`` gives, one byte on the pair for each, until the user
     closes the listening socket or accepting fails."""
-    async def accept_loop(cancel):
+    async def accept_loop(cancel: trio.CancelScope) -> None:
         while True:
             try:
                 item = await accept_one()
@@ -436,7 +476,7 @@ async def _run_listener(conn, tsock, queue, accept_one):
                 cancel.cancel()
                 return
 
-    async def closed_watch(cancel):
+    async def closed_watch(cancel: trio.CancelScope) -> None:
         while True:
             try:
                 data = await tsock.recv(1024)
@@ -452,7 +492,7 @@ async def _run_listener(conn, tsock, queue, accept_one):
 
 
 @_guarded
-async def pump_listener(conn, pair_end, server, queue):
+async def pump_listener(conn: Conn, pair_end: _stdsocket.socket, server: Any, queue: AcceptQueue) -> None:
     """Accept loop for a module server: each accepted link is queued and one byte signals it."""
     tsock = _Pair(pair_end)
     try:
@@ -488,7 +528,7 @@ RECLAIM_MIN_IDLE = 0.2
 _streams: "weakref.WeakSet[Conn]" = weakref.WeakSet()
 
 
-def _queued(sock):
+def _queued(sock: _stdsocket.socket) -> int:
     """Bytes waiting in either direction of our end of the pair."""
     fd = sock.fileno()
     if fd < 0:
@@ -504,10 +544,10 @@ def _queued(sock):
     return inq + outq
 
 
-def idle_candidate(module_aio):
+def idle_candidate(module_aio: object) -> Optional[Conn]:
     """The longest-idle module connection with nothing unread, unsent or unacknowledged."""
     now = trio.current_time()
-    best = None
+    best: Optional[Conn] = None
     for conn in list(_streams):
         link = conn.link
         if conn.module is None or getattr(conn.module, "aio", None) is not module_aio:
@@ -524,7 +564,7 @@ def idle_candidate(module_aio):
     return best
 
 
-async def reclaim_while_waiting(module_aio, max_links=5):
+async def reclaim_while_waiting(module_aio: Any, max_links: int = 5) -> None:
     """Run beside a connect waiting for a link: whenever every link is held and none
     is being reclaimed already, close the longest-idle one (see RECLAIM_IDLE)."""
     while True:
@@ -536,7 +576,7 @@ async def reclaim_while_waiting(module_aio, max_links=5):
 _reclaiming: "weakref.WeakSet[Conn]" = weakref.WeakSet()   # reclaimed, link not yet freed
 
 
-def reclaim_idle(module_aio):
+def reclaim_idle(module_aio: object) -> None:
     conn = idle_candidate(module_aio)
     if conn is None:
         return
@@ -545,6 +585,7 @@ def reclaim_idle(module_aio):
              getattr(conn.link, "id", "?"), conn.remote, trio.current_time() - conn.last_active)
     conn.reclaimed = True
     conn.remote_closed = True
+    assert conn.cancel_scope is not None   # idle_candidate() takes only running copy loops
     conn.cancel_scope.cancel()
 
 
@@ -554,28 +595,29 @@ def reclaim_idle(module_aio):
 
 
 class _RelayLoop:
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._token = None
-        self._nursery = None
+        self._token: Optional[trio.lowlevel.TrioToken] = None
+        self._nursery: Optional[trio.Nursery] = None
 
-    def spawn(self, fn, *args):
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         with self._lock:
             if self._token is None:
                 self._start()
+        assert self._token is not None and self._nursery is not None   # _start() waited for both
         self._token.run_sync_soon(self._nursery.start_soon, fn, *args)
 
-    def _start(self):
+    def _start(self) -> None:
         ready = threading.Event()
 
-        async def main():
+        async def main() -> None:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._token = trio.lowlevel.current_trio_token()
                 ready.set()
                 await trio.sleep_forever()
 
-        def thread():
+        def thread() -> None:
             _orig.mark_internal()
             trio.run(main)
 
@@ -586,12 +628,12 @@ class _RelayLoop:
 _relay_loop = _RelayLoop()
 
 
-def relay_spawn(fn, *args):
+def relay_spawn(fn: Callable[..., Awaitable[object]], *args: Any) -> None:
     """Run a relay task (fn(conn, pair_end, ...)) on the relay loop."""
     _relay_loop.spawn(fn, *args)
 
 
-def _close_kernel(ksock):
+def _close_kernel(ksock: _stdsocket.socket) -> None:
     if ksock.fileno() >= 0:
         try:
             trio.lowlevel.notify_closing(ksock)
@@ -600,13 +642,14 @@ def _close_kernel(ksock):
         ksock.close()
 
 
-def _relay_guarded(fn):
+def _relay_guarded(fn: _Task[Concatenate[_stdsocket.socket, _P]]) -> _Task[Concatenate[_stdsocket.socket, _P]]:
     """_guarded, closing the kernel socket too before the connection counts as
     finished (a listener's port is free when close() returns)."""
     @functools.wraps(fn)
-    async def body(conn, pair_end, ksock, *args):
+    async def body(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocket.socket, /,
+                   *args: _P.args, **kwargs: _P.kwargs) -> None:
         try:
-            await fn(conn, pair_end, ksock, *args)
+            await fn(conn, pair_end, ksock, *args, **kwargs)
         finally:
             _close_kernel(ksock)
             conn.finished.set()
@@ -616,28 +659,28 @@ def _relay_guarded(fn):
 class _KernelFar:
     """A relayed kernel socket, with the part of the Link interface the copy loops use."""
 
-    remote = None
+    remote: Optional[Address] = None
 
-    def __init__(self, ksock):
+    def __init__(self, ksock: _stdsocket.socket) -> None:
         self.sock = ksock
         self.pair = _Pair(ksock)
 
-    async def send(self, data):
+    async def send(self, data: bytes) -> None:
         await _send_all(self.pair, data)
 
-    async def receive(self, max_bytes):
+    async def receive(self, max_bytes: int) -> bytes:
         return await self.pair.recv(max_bytes)
 
-    def shutdown_write(self):
+    def shutdown_write(self) -> None:
         try:
             self.sock.shutdown(_stdsocket.SHUT_WR)
         except OSError:
             pass
 
-    async def send_to(self, data, addr):
+    async def send_to(self, data: bytes, addr: Address) -> None:
         await self.pair.sendto(data, addr)
 
-    async def receive_from(self, max_bytes):
+    async def receive_from(self, max_bytes: int) -> tuple[bytes, Any]:
         while True:
             try:
                 return await self.pair.recvfrom(max_bytes)
@@ -648,7 +691,7 @@ class _KernelFar:
                 # datagram is lost, the socket is not
                 log.debug("relayed receive: %r", e)
 
-    async def accept(self):
+    async def accept(self) -> tuple[int, Any]:
         while True:
             await trio.lowlevel.wait_readable(self.sock)
             try:
@@ -659,7 +702,7 @@ class _KernelFar:
 
 
 @_relay_guarded
-async def relay_stream(conn, pair_end, ksock, junk=0):
+async def relay_stream(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocket.socket, junk: int = 0) -> None:
     """A TCP connection kept on the host, relayed; connects first if conn is 'connecting'."""
     tsock = _Pair(pair_end)
     far = _KernelFar(ksock)
@@ -684,7 +727,7 @@ async def relay_stream(conn, pair_end, ksock, junk=0):
 
 
 @_relay_guarded
-async def relay_dgram(conn, pair_end, ksock):
+async def relay_dgram(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocket.socket) -> None:
     """A datagram socket kept on the host, relayed with the pair's address framing."""
     tsock = _Pair(pair_end)
     try:
@@ -695,7 +738,8 @@ async def relay_dgram(conn, pair_end, ksock):
 
 
 @_relay_guarded
-async def relay_listener(conn, pair_end, ksock, queue):
+async def relay_listener(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocket.socket,
+                         queue: AcceptQueue) -> None:
     """A kernel listener: each accepted connection (a descriptor and its address) is
     queued and one byte on the pair signals it; accept() hands out plain kernel sockets."""
     tsock = _Pair(pair_end)

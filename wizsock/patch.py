@@ -21,10 +21,15 @@ import sys
 import threading
 import types
 import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from wizsock import _orig
 from wizsock import socket as _wsocket
 from wizsock import ssl as _wssl
+
+if TYPE_CHECKING:
+    from wizsock.engine import Module
 
 log = logging.getLogger("wizsock.patch")
 
@@ -39,7 +44,7 @@ _LIBRARIES = ("urllib3", "requests", "paho", "httpcore", "httpx", "websocket", "
               "poplib", "imaplib", "telnetlib", "socketserver", "http.server", "xmlrpc")
 
 _lock = threading.RLock()
-_active = None   # dict: module, owned, fixups
+_active: Optional[dict[str, Any]] = None   # module, owned, fixups
 
 
 # the AP of the emulator's default world (wizsock/emulator/default_world.json)
@@ -47,7 +52,9 @@ EMULATOR_AP = ("wizsock-lab", "wizsock123")
 EMULATOR_BAUD = 921600
 
 
-def open_default_module(port=None, *, ssid=None, password="", baudrate=None, world=None, **options):
+def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = None, password: str = "",
+                        baudrate: Optional[int] = None,
+                        world: Union[str, os.PathLike[str], None] = None, **options: Any) -> Module:
     """Open a blocking ``wizsock.Module`` ready to carry sockets.
 
     ``port`` None: the in-process emulator (``wizemu://``) at ``EMULATOR_BAUD``, joined
@@ -78,12 +85,12 @@ def open_default_module(port=None, *, ssid=None, password="", baudrate=None, wor
     return module
 
 
-def _close_module(module):
+def _close_module(module: Module) -> None:
     with _orig.internal():
         module.close()
 
 
-def _originals():
+def _originals() -> dict[str, object]:
     return {
         "socket": _orig.socket, "SocketType": _orig.SocketType,
         "getaddrinfo": _orig.getaddrinfo, "gethostbyname": _orig.gethostbyname,
@@ -91,7 +98,7 @@ def _originals():
     }
 
 
-def _replacements():
+def _replacements() -> dict[str, object]:
     return {
         "socket": _wsocket.socket, "SocketType": _wsocket.SocketType,
         "getaddrinfo": _wsocket.getaddrinfo, "gethostbyname": _wsocket.gethostbyname,
@@ -99,10 +106,11 @@ def _replacements():
     }
 
 
-def _fix_early_imports(originals, replacements):
+def _fix_early_imports(originals: dict[str, object],
+                       replacements: dict[str, object]) -> list[tuple[types.ModuleType, str, object]]:
     """Replace copies of the originals in already-imported library modules."""
     by_id = {id(v): k for k, v in originals.items()}
-    fixups = []
+    fixups: list[tuple[types.ModuleType, str, object]] = []
     for modname, mod in list(sys.modules.items()):
         if mod is None or not modname.startswith(_LIBRARIES):
             continue
@@ -132,7 +140,8 @@ def _fix_early_imports(originals, replacements):
     return fixups
 
 
-def patch(port_or_module=None, *, route=None, **module_options):
+def patch(port_or_module: Union[str, Module, None] = None, *,
+          route: Optional[_wsocket.RoutePolicy] = None, **module_options: Any) -> Module:
     """Run this process's networking over the module.
 
     ``port_or_module``: a blocking ``wizsock.Module`` (kept open on unpatch), or a
@@ -147,7 +156,10 @@ def patch(port_or_module=None, *, route=None, **module_options):
         if _active is not None:
             raise RuntimeError("wizsock is already patched; call wizsock.unpatch() first")
         owned = port_or_module is None or isinstance(port_or_module, str)
-        module = open_default_module(port_or_module, **module_options) if owned else port_or_module
+        if port_or_module is None or isinstance(port_or_module, str):
+            module = open_default_module(port_or_module, **module_options)
+        else:
+            module = port_or_module
         if not owned and module_options:
             raise TypeError("module options are for a port; this module is already open")
         if not owned and not (hasattr(module, "run") and hasattr(module, "start_soon")):
@@ -167,7 +179,7 @@ def patch(port_or_module=None, *, route=None, **module_options):
         return module
 
 
-def unpatch():
+def unpatch() -> None:
     """Undo :func:`patch` (closing the module if patch opened it)."""
     global _active
     with _lock:
@@ -186,12 +198,14 @@ def unpatch():
             _close_module(active["module"])
 
 
-def is_patched():
+def is_patched() -> bool:
+    """True between :func:`patch` and :func:`unpatch`."""
     return _active is not None
 
 
 @contextlib.contextmanager
-def patched(port_or_module=None, *, route=None, **module_options):
+def patched(port_or_module: Union[str, Module, None] = None, *,
+            route: Optional[_wsocket.RoutePolicy] = None, **module_options: Any) -> Iterator[Module]:
     """``with wizsock.patched(port) as module:`` -- patch for the block only."""
     module = patch(port_or_module, route=route, **module_options)
     try:
@@ -204,7 +218,7 @@ class _CallableModule(types.ModuleType):
     """``wizsock.patch`` is this module (the package attribute of a submodule), and
     calling it patches: ``wizsock.patch(port)`` is ``wizsock.patch.patch(port)``."""
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Module:
         return patch(*args, **kwargs)
 
 

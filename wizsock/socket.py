@@ -34,14 +34,26 @@ import os
 import random
 import re
 import socket as _stdsocket
+import sys
 import threading
 import time
 import weakref
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, TypeVar, Union, overload
 
 import trio
 
 from wizsock import _orig, _pump
 from wizsock.errors import LinkLimitError as _LinkLimitError
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import ExceptionGroup
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer, Self   # collections.abc.Buffer / typing.Self from 3.12 / 3.11
+
+    from wizsock.ssl import ModuleSSLContext
 
 log = logging.getLogger("wizsock.socket")
 
@@ -61,6 +73,20 @@ IPPROTO_TCP = _stdsocket.IPPROTO_TCP
 PAIR_BUFFER = 4096     # SO_SNDBUF asked for on both stream pair ends (the kernel doubles it)
 DGRAM_PAIR_BUFFER = 256 * 1024   # datagram pairs: room for a whole 64 KiB datagram and its frame
 _KSocket = _orig.socket
+# socket.create_connection's "no timeout given" sentinel (typeshed does not declare it)
+_DEFAULT_TIMEOUT: Any = getattr(_stdsocket, "_GLOBAL_DEFAULT_TIMEOUT")
+
+_T = TypeVar("_T")
+#: an IPv4 socket address
+Address = _pump.Address
+#: ``policy(ip, port, type) -> bool`` of :func:`set_routing_policy`
+RoutePolicy = Callable[[str, int, int], bool]
+#: one answer of :func:`getaddrinfo`, as typeshed types ``socket.getaddrinfo``'s
+AddrInfo = Union[
+    tuple[Literal[_stdsocket.AddressFamily.AF_INET], _stdsocket.SocketKind, int, str, tuple[str, int]],
+    tuple[Literal[_stdsocket.AddressFamily.AF_INET6], _stdsocket.SocketKind, int, str,
+          Union[tuple[str, int, int, int], tuple[int, bytes]]],
+]
 
 # --------------------------------------------------------------------------------------
 # The module the facade drives
@@ -69,7 +95,8 @@ _KSocket = _orig.socket
 class _Handle:
     """How the facade drives one engine module (a blocking ``wizsock.Module``)."""
 
-    def __init__(self, module):
+    def __init__(self, module: Any) -> None:
+        # a wizsock.Module (or wizsock.trio's AsyncModule); typed with the engine
         self.module = module
         port = getattr(module, "port", None)
         if port is None:
@@ -80,20 +107,22 @@ class _Handle:
         self.loopback_on_module = str(port).startswith("wizemu:")
 
     @property
-    def aio(self):
+    def aio(self) -> Any:
+        """The engine's AsyncModule (the module itself, or the blocking Module's ``aio``)."""
         m = self.module
         return getattr(m, "aio", m)
 
-    def call(self, async_fn, *args):
+    def call(self, async_fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         """Run async_fn on the engine loop and wait for it (from a user thread)."""
         if not trio.lowlevel.in_trio_task():
-            return self.module.run(async_fn, *args)
+            result: _T = self.module.run(async_fn, *args)
+            return result
         # a blocking socket call made inside some other trio loop (trio code using the
         # patched socket module): trio.from_thread refuses to be called from there, so
         # wait from a helper thread; the caller blocks, as the stdlib call would.
-        box = {}
+        box: dict[str, Any] = {}
 
-        def helper():
+        def helper() -> None:
             try:
                 box["value"] = self.module.run(async_fn, *args)
             except BaseException as exc:  # handed to the caller below
@@ -103,18 +132,19 @@ class _Handle:
         t.join()
         if "error" in box:
             raise box.pop("error")
-        return box["value"]
+        value: _T = box["value"]
+        return value
 
-    def spawn(self, async_fn, *args):
+    def spawn(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         self.module.start_soon(async_fn, *args)
 
 
 _state_lock = threading.Lock()
-_default_handle = None
-_route_policy = None
+_default_handle: Optional[_Handle] = None
+_route_policy: Optional[RoutePolicy] = None
 
 
-def set_module(module):
+def set_module(module: Any) -> None:
     """Make ``module`` (a blocking ``wizsock.Module``, or None) the one new sockets use."""
     global _default_handle
     with _state_lock:
@@ -122,12 +152,13 @@ def set_module(module):
     clear_dns_cache()
 
 
-def get_module():
+def get_module() -> Any:
+    """The module new sockets use (set by :func:`set_module` / ``wizsock.patch``), or None."""
     h = _default_handle
     return None if h is None else h.module
 
 
-def _handle():
+def _handle() -> _Handle:
     h = _default_handle
     if h is None:
         raise OSError(errno.ENETDOWN, "no WizFi360 module: call wizsock.patch(port) "
@@ -135,7 +166,7 @@ def _handle():
     return h
 
 
-def set_routing_policy(policy):
+def set_routing_policy(policy: Optional[RoutePolicy]) -> None:
     """``policy(ip, port, type) -> bool``: True sends the connection over the module,
     False keeps it on the host's kernel.  None restores the default: everything goes
     to the module except 127.0.0.0/8 with a real module (with the emulator,
@@ -146,11 +177,11 @@ def set_routing_policy(policy):
 
 
 # Loopback ports a kernel socket of this process (created through this class) listens on.
-_kernel_listeners = {}       # port -> weakref to the listening socket
+_kernel_listeners: dict[int, weakref.ref[_stdsocket.socket]] = {}   # port -> the listening socket
 _kl_lock = threading.Lock()
 
 
-def _note_kernel_listener(sock):
+def _note_kernel_listener(sock: _stdsocket.socket) -> None:
     try:
         port = sock.getsockname()[1]
     except (OSError, TypeError, IndexError):
@@ -159,7 +190,7 @@ def _note_kernel_listener(sock):
         _kernel_listeners[port] = weakref.ref(sock)
 
 
-def _kernel_listening(port):
+def _kernel_listening(port: int) -> bool:
     with _kl_lock:
         ref = _kernel_listeners.get(port)
         sock = ref() if ref is not None else None
@@ -169,11 +200,11 @@ def _kernel_listening(port):
         return True
 
 
-def _is_loopback(ip):
+def _is_loopback(ip: str) -> bool:
     return ip.startswith("127.")
 
 
-def _route_to_module(ip, port, type_, handle):
+def _route_to_module(ip: str, port: int, type_: int, handle: _Handle) -> bool:
     if _is_loopback(ip) and _kernel_listening(port):
         return False
     if _route_policy is not None:
@@ -187,27 +218,30 @@ def _route_to_module(ip, port, type_, handle):
 # Name resolution: stdlib semantics, resolved by the module (AT+CIPDOMAIN)
 
 _DNS_TTL = 30.0
-_dns_cache = {}
+_dns_cache: dict[str, tuple[str, float]] = {}   # name -> (address, expiry on the monotonic clock)
 _dns_lock = threading.Lock()
-_dns_inflight = {}
+# one lookup per name at a time: the name's lock, while a caller holds it (weak: a
+# process that resolves many names keeps no lock per name it ever looked up)
+_dns_inflight: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
 _LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
 
 
-def clear_dns_cache():
+def clear_dns_cache() -> None:
+    """Forget the names the module resolved (they are kept for a few seconds)."""
     with _dns_lock:
         _dns_cache.clear()
 
 
-def _ipv4_literal(host):
+def _ipv4_literal(host: str) -> Optional[str]:
     """The dotted quad for an IPv4 literal (any inet_aton form), else None; no traffic."""
     try:
-        return _orig.getaddrinfo(host, None, AF_INET, SOCK_STREAM, 0,
-                                 _stdsocket.AI_NUMERICHOST)[0][4][0]
+        return str(_orig.getaddrinfo(host, None, AF_INET, SOCK_STREAM, 0,    # AF_INET: (str, int)
+                                     _stdsocket.AI_NUMERICHOST)[0][4][0])
     except (_stdsocket.gaierror, UnicodeError, ValueError):
         return None
 
 
-def _is_ipv6_literal(host):
+def _is_ipv6_literal(host: str) -> bool:
     try:
         ipaddress.IPv6Address(host.split("%", 1)[0])
         return True
@@ -215,7 +249,7 @@ def _is_ipv6_literal(host):
         return False
 
 
-def _host_str(host):
+def _host_str(host: object) -> str:
     if isinstance(host, (bytes, bytearray)):
         try:
             return bytes(host).decode("ascii")
@@ -229,7 +263,7 @@ def _host_str(host):
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
-def _module_name(name):
+def _module_name(name: str) -> str:
     """The ASCII (IDNA) form of a host name the module can look up, else gaierror.
 
     Whatever cannot be a DNS name (CR, LF, NUL, quotes, commas, spaces, empty or
@@ -245,7 +279,7 @@ def _module_name(name):
     return ascii_name
 
 
-def _resolve_name(name, handle=None):
+def _resolve_name(name: str, handle: Optional[_Handle] = None) -> str:
     """An IPv4 address for a host name, through the module (cached briefly)."""
     name = _module_name(name)
     key = name.lower().rstrip(".")
@@ -266,12 +300,12 @@ def _resolve_name(name, handle=None):
         return _query_name(name, key, handle)
 
 
-def _query_name(name, key, handle):
+def _query_name(name: str, key: str, handle: Optional[_Handle]) -> str:
     now = time.monotonic()
     h = handle or _handle()
     aio = h.aio
 
-    async def lookup():
+    async def lookup() -> object:
         return await aio.net.resolve(name)
 
     try:
@@ -291,7 +325,8 @@ def _query_name(name, key, handle):
     return ip
 
 
-def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+def getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int = 0,
+                type: int = 0, proto: int = 0, flags: int = 0) -> list[AddrInfo]:
     """``socket.getaddrinfo`` with names resolved by the module; IPv4 only, like a host
     without IPv6 (IPv6 literals still parse, creating an AF_INET6 socket then fails)."""
     if _orig.is_internal():
@@ -299,33 +334,34 @@ def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
     return _getaddrinfo(host, port, family, type, proto, flags, _resolve_name)
 
 
-_SOCKTYPES = ((SOCK_STREAM, _stdsocket.IPPROTO_TCP, "tcp"),
+_SOCKTYPES: tuple[tuple[int, int, Optional[str]], ...] = ((SOCK_STREAM, _stdsocket.IPPROTO_TCP, "tcp"),
               (SOCK_DGRAM, _stdsocket.IPPROTO_UDP, "udp"),
               (_stdsocket.SOCK_RAW, 0, None))
 
 
-def _service_answers(port, type, proto, flags):
+def _service_answers(port: object, type: int, proto: int, flags: int) -> list[tuple[int, int, int]]:
     """The (socktype, proto, port) triples getaddrinfo gives for ``port`` (glibc's
     order and errors), built here: asking the host's getaddrinfo would apply its
     AI_ADDRCONFIG rule, which fails on a host whose only network is the module."""
     if isinstance(port, (bytes, bytearray)):
         port = bytes(port).decode("ascii")
+    service: Optional[str] = None    # a service name, else the port is `number`
     if port is None:
-        number, service = 0, None
+        number = 0
     elif isinstance(port, int):
-        number, service = port, None
+        number = port
     elif isinstance(port, str):
         if port.isdigit() or (port[:1] in "+-" and port[1:].isdigit()):
-            number, service = int(port), None
+            number = int(port)
         elif flags & _stdsocket.AI_NUMERICSERV:
             raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
         else:
-            number, service = None, port
+            number, service = 0, port
     else:
         raise OSError("Int or String expected")
-    if number is not None and not 0 <= number <= 65535:
+    if not 0 <= number <= 65535:
         number &= 0xFFFF   # as glibc does with a numeric service
-    out = []
+    out: list[tuple[int, int, int]] = []
     for st, pr, pname in _SOCKTYPES:
         if type and type != st:
             continue
@@ -354,13 +390,15 @@ def _service_answers(port, type, proto, flags):
     return out
 
 
-def _ipv4_answers(ip, port, type, proto, flags, canonname=""):
+def _ipv4_answers(ip: str, port: object, type: int, proto: int, flags: int,
+                  canonname: str = "") -> list[AddrInfo]:
     canon = canonname if flags & _stdsocket.AI_CANONNAME else ""
-    return [(AF_INET, _stdsocket.SocketKind(st), pr, canon if i == 0 else "", (ip, number))
+    return [(_stdsocket.AddressFamily.AF_INET, _stdsocket.SocketKind(st), pr, canon if i == 0 else "", (ip, number))
             for i, (st, pr, number) in enumerate(_service_answers(port, type, proto, flags))]
 
 
-def _getaddrinfo(host, port, family, type, proto, flags, resolve):
+def _getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int,
+                 type: int, proto: int, flags: int, resolve: Callable[[str], str]) -> list[AddrInfo]:
     """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it).
 
     The answers are built here, never by the host's getaddrinfo with the caller's
@@ -374,8 +412,8 @@ def _getaddrinfo(host, port, family, type, proto, flags, resolve):
             return _orig.getaddrinfo(host, port, family, type, proto, flags & ~_stdsocket.AI_ADDRCONFIG)
         if host == "" or host == b"":
             raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        ip = "0.0.0.0" if flags & _stdsocket.AI_PASSIVE else "127.0.0.1"
-        return _ipv4_answers(ip, port, type, proto, flags & ~_stdsocket.AI_CANONNAME)
+        wildcard = "0.0.0.0" if flags & _stdsocket.AI_PASSIVE else "127.0.0.1"
+        return _ipv4_answers(wildcard, port, type, proto, flags & ~_stdsocket.AI_CANONNAME)
     if family not in (0, AF_INET, AF_INET6):
         raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
     name = _host_str(host)
@@ -397,7 +435,8 @@ def _getaddrinfo(host, port, family, type, proto, flags, resolve):
     return _ipv4_answers(ip, port, type, proto, flags, name)
 
 
-def gethostbyname(hostname):
+def gethostbyname(hostname: str) -> str:
+    """``socket.gethostbyname``, the name resolved by the module."""
     if _orig.is_internal():
         return _orig.gethostbyname(hostname)
     name = _host_str(hostname)
@@ -411,26 +450,32 @@ def gethostbyname(hostname):
     return _resolve_name(name)
 
 
-def gethostbyname_ex(hostname):
+def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
+    """``socket.gethostbyname_ex``, the name resolved by the module (no aliases)."""
     if _orig.is_internal():
         return _orig.gethostbyname_ex(hostname)
     ip = gethostbyname(hostname)
     return (_host_str(hostname), [], [ip])
 
 
-def create_connection(address, timeout=_stdsocket._GLOBAL_DEFAULT_TIMEOUT,
-                      source_address=None, *, all_errors=False):
+def create_connection(address: tuple[Optional[str], Union[bytes, str, int, None]],
+                      timeout: Optional[float] = _DEFAULT_TIMEOUT,
+                      source_address: Optional[Any] = None, *,
+                      all_errors: bool = False) -> _stdsocket.socket:
     """``socket.create_connection`` over the facade (stdlib semantics)."""
     if _orig.is_internal():
-        return _orig.create_connection(address, timeout, source_address, all_errors=all_errors)
+        if all_errors:
+            return _orig.create_connection(address, timeout, source_address, all_errors=True)
+        # without the keyword: Python 3.10's create_connection has no all_errors
+        return _orig.create_connection(address, timeout, source_address)
     host, port = address
-    exceptions = []
+    exceptions: list[OSError] = []
     for res in getaddrinfo(host, port, 0, SOCK_STREAM):
         af, socktype, proto, _canon, sa = res
         sock = None
         try:
             sock = socket(af, socktype, proto)
-            if timeout is not _stdsocket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -457,14 +502,14 @@ def create_connection(address, timeout=_stdsocket._GLOBAL_DEFAULT_TIMEOUT,
 # The socket
 
 
-def _check_port(port, what):
+def _check_port(port: object, what: str) -> None:
     if not isinstance(port, int):
         raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
     if not 0 <= port <= 65535:
         raise OverflowError(f"{what}(): port must be 0-65535.")
 
 
-def _address(address, what):
+def _address(address: object, what: str) -> Address:
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
     host, port = address
@@ -478,7 +523,7 @@ def _address(address, what):
 LINK_WAIT = float(os.environ.get("WIZSOCK_LINK_WAIT", "30"))
 
 
-def _link_wait(timeout):
+def _link_wait(timeout: Optional[float]) -> float:
     """How long a connect waits for a free link: the socket's own timeout, or LINK_WAIT
     for a socket that has none (blocking without timeout, or non-blocking)."""
     if timeout is None or timeout == 0.0:
@@ -486,23 +531,27 @@ def _link_wait(timeout):
     return timeout
 
 
-async def _reserve(aio, kind, wait):
+async def _reserve(aio: Any, kind: str, wait: float) -> AbstractContextManager[object]:
     """A reserved link id (waiting FIFO for one, at most ``wait`` s) or LinkLimitError."""
     net = aio.net
     if not hasattr(net, "reserve_link"):
         return contextlib.nullcontext()
+    reservation: AbstractContextManager[object]
     if not _pump.RECLAIM_IDLE:
-        return await net.reserve_link(kind, wait)
+        reservation = await net.reserve_link(kind, wait)
+        return reservation
     async with trio.open_nursery() as nursery:
         # while this connect waits, idle connections may be reclaimed for it
         nursery.start_soon(_pump.reclaim_while_waiting, aio)
         try:
-            return await net.reserve_link(kind, wait)
+            reservation = await net.reserve_link(kind, wait)
+            return reservation
         finally:
             nursery.cancel_scope.cancel()
 
 
-async def _open_within(open_fn, timeout, box, aio=None, kind="TCP"):
+async def _open_within(open_fn: Callable[[], Awaitable[_pump.Link]], timeout: Optional[float],
+                       box: dict[str, Any], aio: Any = None, kind: str = "TCP") -> _pump.Link:
     """Open a link, giving up after ``timeout`` seconds (None: no limit).
 
     The wait for a free link is part of the connect and bounded by the same timeout
@@ -511,12 +560,12 @@ async def _open_within(open_fn, timeout, box, aio=None, kind="TCP"):
     gave up (timeout, or ``box["abandoned"]`` set by an interrupted caller) is closed.
     """
     deadline = trio.current_time() + (math.inf if timeout is None else timeout)
-    reservation = contextlib.nullcontext()
+    reservation: AbstractContextManager[object] = contextlib.nullcontext()
     if aio is not None:
         reservation = await _reserve(aio, kind, _link_wait(timeout))
     done = trio.Event()
 
-    async def opener():
+    async def opener() -> None:
         try:
             with reservation:
                 box["link"] = await open_fn()
@@ -539,7 +588,8 @@ async def _open_within(open_fn, timeout, box, aio=None, kind="TCP"):
         raise TimeoutError("timed out")
     if "error" in box:
         raise box["error"]
-    return box["link"]
+    link: _pump.Link = box["link"]
+    return link
 
 
 _ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped; accept: force a pair
@@ -547,7 +597,7 @@ _ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped; 
 _TYPE_FLAGS = getattr(_stdsocket, "SOCK_NONBLOCK", 0) | getattr(_stdsocket, "SOCK_CLOEXEC", 0)
 
 
-def _new_pair(pair_type):
+def _new_pair(pair_type: int) -> tuple[_stdsocket.socket, _stdsocket.socket]:
     """A fresh AF_UNIX pair with small stream buffers (so blocking and timeouts track
     the UART): (the user's end, the pump's end)."""
     mine, theirs = _orig.socketpair(_stdsocket.AF_UNIX, pair_type)
@@ -568,21 +618,23 @@ class socket(_KSocket):
     kernel socket (loopback, routing policy)."""
 
     # set by wizsock.ssl.ModuleSSLContext.wrap_socket: the module does the TLS
-    _wiz_tls = None
-    _wiz_tls_hostname = None
+    _wiz_tls: Optional[ModuleSSLContext] = None
+    _wiz_tls_hostname: Optional[str] = None
 
-    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+    def __init__(self, family: Union[_stdsocket.AddressFamily, int] = -1,
+                 type: Union[_stdsocket.SocketKind, int] = -1, proto: int = -1,
+                 fileno: Optional[int] = None) -> None:
         internal = _orig.is_internal() and not getattr(_ADOPT, "pair", False)
         if family == AF_INET6 and fileno is None and not internal:
             # the module has no IPv6: refuse like a host whose kernel has none
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
-        self._wiz = None            # _pump.Conn once the other end is served
-        self._wiz_handle = None     # the module (None: the default at connect time)
-        self._wiz_bound = None      # a bind() kept for the module (non-loopback)
-        self._wiz_server = None     # (conn, queue) of a listening socket
-        self._wiz_peer = None       # the other end of our pair, until a pump takes it
-        self._wiz_ksock = None      # a kernel socket bound before routing (loopback bind)
-        self._wiz_opts = []         # setsockopt calls, replayed on a relay's kernel socket
+        self._wiz: Optional[_pump.Conn] = None            # once the other end is served
+        self._wiz_handle: Optional[_Handle] = None         # the module (None: the default at connect time)
+        self._wiz_bound: Optional[Address] = None          # a bind() kept for the module (non-loopback)
+        self._wiz_server: Optional[tuple[_pump.Conn, _pump.AcceptQueue]] = None   # of a listening socket
+        self._wiz_peer: Optional[_stdsocket.socket] = None  # the other end of our pair, until a pump takes it
+        self._wiz_ksock: Optional[_stdsocket.socket] = None  # a kernel socket bound before routing (loopback bind)
+        self._wiz_opts: list[tuple[Any, ...]] = []         # setsockopt calls, replayed on a relay's kernel socket
         fam = AF_INET if family == -1 else family
         typ = SOCK_STREAM if type == -1 else type
         base = typ & ~_TYPE_FLAGS
@@ -608,13 +660,13 @@ class socket(_KSocket):
     # -- routing ------------------------------------------------------------------------
 
     @property
-    def _wiz_routed(self):
+    def _wiz_routed(self) -> bool:
         return self._wiz is not None or self._wiz_server is not None
 
-    def _wiz_h(self):
+    def _wiz_h(self) -> _Handle:
         return self._wiz_handle or _handle()
 
-    def _wiz_attach(self, conn):
+    def _wiz_attach(self, conn: _pump.Conn) -> _stdsocket.socket:
         """The other end of our pair, for the pump that serves ``conn`` from now on."""
         peer = self._wiz_peer
         if peer is None or self.fileno() < 0:
@@ -626,7 +678,7 @@ class socket(_KSocket):
         self._wiz = conn
         return peer
 
-    def _wiz_prefill(self):
+    def _wiz_prefill(self) -> int:
         """Fill the pump's receive queue, so that our end turns writable only when the
         pump drains it (a non-blocking connect completing, for asyncio/trio/selectors)."""
         junk = 0
@@ -638,7 +690,7 @@ class socket(_KSocket):
             pass
         return junk
 
-    def _wiz_resolve(self, host, handle):
+    def _wiz_resolve(self, host: str, handle: Optional[_Handle]) -> str:
         ip = _ipv4_literal(host)
         if ip is not None:
             return ip
@@ -646,7 +698,7 @@ class socket(_KSocket):
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
         return _resolve_name(host, handle)
 
-    def _wiz_kernel_socket(self):
+    def _wiz_kernel_socket(self) -> _stdsocket.socket:
         """The kernel socket a relay serves: the one bound earlier, or a new one with the
         options set so far."""
         ks = self._wiz_ksock
@@ -663,15 +715,19 @@ class socket(_KSocket):
 
     # -- connect ------------------------------------------------------------------------
 
-    def connect(self, address):
+    def connect(self, address: Any, /) -> None:
         self._wiz_connect(address, False)
 
-    def connect_ex(self, address):
+    def connect_ex(self, address: Any, /) -> int:
         return self._wiz_connect(address, True)
 
-    def _wiz_connect(self, address, ex):
+    def _wiz_connect(self, address: Any, ex: bool) -> int:
+        """connect (``ex`` False: raises, else 0) or connect_ex (``ex``: an errno)."""
         if self._wiz_kernel:
-            return _KSocket.connect_ex(self, address) if ex else _KSocket.connect(self, address)
+            if ex:
+                return _KSocket.connect_ex(self, address)
+            _KSocket.connect(self, address)
+            return 0
         conn = self._wiz
         if conn is not None:
             if self.type == SOCK_DGRAM:
@@ -686,15 +742,16 @@ class socket(_KSocket):
                 return err.errno or errno.EIO
             raise err
         if self._wiz_server is not None:
-            err = OSError(errno.EISCONN, os.strerror(errno.EISCONN))
             if ex:
-                return err.errno
-            raise err
+                return errno.EISCONN
+            raise OSError(errno.EISCONN, os.strerror(errno.EISCONN))
         host, port = _address(address, "connect")
         try:
             ip = _ipv4_literal(host)
             if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
                 handle = None      # bound to loopback, or a listener of this very process
+                if ip is None:     # a name ("localhost"), for the kernel socket to connect to
+                    ip = self._wiz_resolve(host, self._wiz_handle)
             else:
                 handle = self._wiz_h()
                 if ip is None:
@@ -711,7 +768,7 @@ class socket(_KSocket):
                 return e.errno or errno.EIO
             raise
 
-    def _wiz_relay_connect(self, addr, ex):
+    def _wiz_relay_connect(self, addr: Address, ex: bool) -> int:
         """A connection kept on the host's kernel, relayed to our end of the pair."""
         ks = self._wiz_kernel_socket()
         kind = "UDP" if self.type == SOCK_DGRAM else "TCP"
@@ -747,17 +804,17 @@ class socket(_KSocket):
         _pump.relay_spawn(fn, conn, peer, ks)
         return 0
 
-    def _wiz_open_fn(self, handle, ip, port):
+    def _wiz_open_fn(self, handle: _Handle, ip: str, port: int) -> Callable[[], Awaitable[_pump.Link]]:
         aio = handle.aio
         tls = self._wiz_tls
         if tls is not None:
             return tls._open_fn(aio, ip, port, self._wiz_tls_hostname)
 
-        async def open_tcp():
+        async def open_tcp() -> _pump.Link:
             return await aio.net.open_tcp(ip, port)
         return open_tcp
 
-    def _wiz_tcp_connect(self, handle, ip, port, ex):
+    def _wiz_tcp_connect(self, handle: _Handle, ip: str, port: int, ex: bool) -> int:
         timeout = self.gettimeout()
         kind = "SSL" if self._wiz_tls else "TCP"
         conn = _pump.Conn(handle, kind, (ip, port))
@@ -770,7 +827,7 @@ class socket(_KSocket):
             junk = self._wiz_prefill()
             peer = self._wiz_attach(conn)
 
-            async def open_nonblocking():
+            async def open_nonblocking() -> _pump.Link:
                 reservation = await _reserve(aio, kind, _link_wait(None))
                 with reservation:
                     return await open_fn()
@@ -779,9 +836,9 @@ class socket(_KSocket):
                 return errno.EINPROGRESS
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
 
-        box = {}
+        box: dict[str, Any] = {}
 
-        async def open_blocking():
+        async def open_blocking() -> _pump.Link:
             return await _open_within(open_fn, timeout, box, aio, kind)
 
         try:
@@ -797,16 +854,16 @@ class socket(_KSocket):
 
     # -- UDP ------------------------------------------------------------------------------
 
-    def _wiz_udp_open(self, ip, port, connected):
+    def _wiz_udp_open(self, ip: str, port: int, connected: bool) -> _pump.Conn:
         handle = self._wiz_h()
         aio = handle.aio
         local_port = self._wiz_bound[1] if self._wiz_bound else None
 
-        async def open_udp():
+        async def open_udp() -> _pump.Link:
             kw = {"mode": 0 if connected else 2}
             if local_port:
                 kw["local_port"] = local_port
-            box = {}
+            box: dict[str, Any] = {}
             return await _open_within(lambda: aio.net.open_udp(ip, port, **kw), None, box, aio, "UDP")
 
         link = handle.call(open_udp)
@@ -814,7 +871,8 @@ class socket(_KSocket):
         self._wiz_start(handle, conn, link, _pump.pump_dgram)
         return conn
 
-    def _wiz_start(self, handle, conn, link, pump):
+    def _wiz_start(self, handle: _Handle, conn: _pump.Conn, link: _pump.Link,
+                   pump: Callable[[_pump.Conn, _stdsocket.socket], Awaitable[None]]) -> None:
         """``conn`` is up on ``link``: hand our pair's other end to its pump."""
         conn.link = link
         conn.local = getattr(link, "local", None) or conn.local
@@ -826,7 +884,7 @@ class socket(_KSocket):
             raise
         handle.spawn(pump, conn, peer)
 
-    def _wiz_udp_connect(self, address, ex):
+    def _wiz_udp_connect(self, address: Any, ex: bool) -> int:
         host, port = _address(address, "connect")
         conn = self._wiz
         if conn is not None and conn.relay is not None:
@@ -835,19 +893,19 @@ class socket(_KSocket):
             conn.udp_peer = (ip, port)
             return 0
         ip = self._wiz_resolve(host, self._wiz_h())
-        if self._wiz is None:
-            self._wiz_udp_open(ip, port, True)
-        self._wiz.udp_peer = (ip, port)   # re-connecting a datagram socket changes its peer
+        if conn is None:
+            conn = self._wiz_udp_open(ip, port, True)
+        conn.udp_peer = (ip, port)   # re-connecting a datagram socket changes its peer
         return 0
 
-    def _wiz_udp_dest(self, address):
+    def _wiz_udp_dest(self, address: Any) -> Address:
         host, port = _address(address, "sendto")
         ip = _ipv4_literal(host)
         if ip is not None:
             return ip, port
         return self._wiz_resolve(host, self._wiz_h()), port
 
-    def _wiz_udp_relay(self):
+    def _wiz_udp_relay(self) -> _pump.Conn:
         """A datagram socket kept on the kernel (loopback bind or destination)."""
         ks = self._wiz_kernel_socket()
         conn = _pump.Conn(None, "UDP", None)
@@ -864,7 +922,13 @@ class socket(_KSocket):
         _pump.relay_spawn(_pump.relay_dgram, conn, peer, ks)
         return conn
 
-    def sendto(self, data, flags_or_addr, addr=None):
+    @overload
+    def sendto(self, data: Buffer, address: Any, /) -> int: ...
+    @overload
+    def sendto(self, data: Buffer, flags: int, address: Any, /) -> int: ...
+
+    def sendto(self, data: Buffer, flags_or_addr: Any, addr: Any = None, /) -> int:
+        flags: int
         if addr is None:
             flags, addr = 0, flags_or_addr
         else:
@@ -887,7 +951,7 @@ class socket(_KSocket):
                     self._wiz_udp_open(ip, port, False)
                 else:
                     self._wiz_udp_relay()
-            dest = (ip, port) if ip is not None else self._wiz_udp_dest(addr)
+            dest: Address = (ip, port) if ip is not None else self._wiz_udp_dest(addr)
         else:
             dest = self._wiz_udp_dest(addr)
         payload = memoryview(data).tobytes()
@@ -895,7 +959,7 @@ class socket(_KSocket):
         return len(payload)
 
     # the data methods stay one attribute test away from the C methods for TCP
-    def send(self, data, flags=0):
+    def send(self, data: Buffer, flags: int = 0, /) -> int:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             peer = getattr(w, "udp_peer", None)
@@ -908,7 +972,7 @@ class socket(_KSocket):
             self._wiz_not_connected()
         return _KSocket.send(self, data, flags)
 
-    def sendall(self, data, flags=0):
+    def sendall(self, data: Buffer, flags: int = 0, /) -> None:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             self.send(data, flags)
@@ -917,12 +981,12 @@ class socket(_KSocket):
             self._wiz_not_connected()
         return _KSocket.sendall(self, data, flags)
 
-    def _wiz_not_connected(self):
+    def _wiz_not_connected(self) -> NoReturn:
         # what the kernel answers for a socket that was never connected
         code = errno.EDESTADDRREQ if self.type == SOCK_DGRAM else errno.EPIPE
         raise OSError(code, os.strerror(code))
 
-    def recvfrom(self, bufsize, flags=0):
+    def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             frame = _KSocket.recv(self, bufsize + _pump.ADDR_LEN, flags)
@@ -933,7 +997,7 @@ class socket(_KSocket):
             return _KSocket.recvfrom(self, bufsize, flags)
         return _KSocket.recv(self, bufsize, flags), None   # a TCP peer's address is not reported
 
-    def recv(self, bufsize, flags=0):
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             return self.recvfrom(bufsize, flags)[0]
@@ -941,7 +1005,7 @@ class socket(_KSocket):
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.recv(self, bufsize, flags)
 
-    def recvfrom_into(self, buffer, nbytes=0, flags=0):
+    def recvfrom_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             view = memoryview(buffer).cast("B")
@@ -953,7 +1017,7 @@ class socket(_KSocket):
             return _KSocket.recvfrom_into(self, buffer, nbytes, flags)
         return self.recv_into(buffer, nbytes, flags), None
 
-    def recv_into(self, buffer, nbytes=0, flags=0):
+    def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> int:
         w = self._wiz
         if w is not None and w.kind == "UDP":
             return self.recvfrom_into(buffer, nbytes, flags)[0]
@@ -963,7 +1027,7 @@ class socket(_KSocket):
 
     # -- servers --------------------------------------------------------------------------
 
-    def bind(self, address):
+    def bind(self, address: Any, /) -> None:
         if self._wiz_kernel:
             return _KSocket.bind(self, address)
         host, port = _address(address, "bind")
@@ -994,7 +1058,7 @@ class socket(_KSocket):
         self._wiz_bound = (ip, port)
         return None
 
-    def listen(self, backlog=128):
+    def listen(self, backlog: int = 128, /) -> None:
         if self._wiz_kernel:
             _KSocket.listen(self, backlog)
             _note_kernel_listener(self)
@@ -1004,7 +1068,7 @@ class socket(_KSocket):
         if self.type != SOCK_STREAM or self._wiz is not None:
             raise OSError(errno.EOPNOTSUPP if self.type != SOCK_STREAM else errno.EINVAL,
                           "Operation not supported" if self.type != SOCK_STREAM else "Invalid argument")
-        queue = collections.deque()
+        queue: _pump.AcceptQueue = collections.deque()
         if self._wiz_bound is None:
             # bound to loopback, or never bound (an ephemeral port, as the kernel picks):
             # a kernel listener whose connections are accepted as plain kernel sockets
@@ -1029,7 +1093,7 @@ class socket(_KSocket):
         if port == 0:
             raise OSError(errno.EADDRNOTAVAIL, "the module's server needs an explicit port (bind to a port, not 0)")
 
-        async def listen():
+        async def listen() -> object:
             return await aio.net.listen(port, max(1, min(int(backlog or 1), 5)))
 
         server = handle.call(listen)
@@ -1041,14 +1105,14 @@ class socket(_KSocket):
         handle.spawn(_pump.pump_listener, conn, peer, server, queue)
         return None
 
-    def accept(self):
+    def accept(self) -> tuple[_stdsocket.socket, Any]:
         if self._wiz_server is None:
             if self._wiz_kernel:
                 return super().accept()
             raise OSError(errno.EINVAL, "Invalid argument")
         conn, queue = self._wiz_server
         if conn.state == "failed" and not queue:
-            raise conn.error
+            raise conn.error or OSError(errno.EINVAL, "Invalid argument")   # fail() set it
         data = _KSocket.recv(self, 1)   # honours timeout / non-blocking mode natively
         if not data:
             raise conn.error or OSError(errno.EINVAL, "Invalid argument")
@@ -1061,6 +1125,7 @@ class socket(_KSocket):
             return new, addr
         link = item
         handle = conn.module
+        assert handle is not None, "a module server's connection has its module"
         _ADOPT.pair = True
         try:
             new = socket(AF_INET, SOCK_STREAM)
@@ -1079,7 +1144,7 @@ class socket(_KSocket):
 
     # -- describing the connection ------------------------------------------------------
 
-    def getpeername(self):
+    def getpeername(self) -> Any:
         if self._wiz_kernel:
             return _KSocket.getpeername(self)
         conn = self._wiz
@@ -1094,7 +1159,7 @@ class socket(_KSocket):
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return conn.remote
 
-    def getsockname(self):
+    def getsockname(self) -> Any:
         if self._wiz_kernel:
             return _KSocket.getsockname(self)
         if self._wiz_server is not None:
@@ -1114,7 +1179,12 @@ class socket(_KSocket):
             return tuple(local)
         return ("0.0.0.0", 0)
 
-    def getsockopt(self, level, optname, buflen=None):
+    @overload
+    def getsockopt(self, level: int, optname: int, /) -> int: ...
+    @overload
+    def getsockopt(self, level: int, optname: int, buflen: int, /) -> bytes: ...
+
+    def getsockopt(self, level: int, optname: int, buflen: Optional[int] = None, /) -> Union[int, bytes]:
         if self._wiz_kernel:
             if buflen is None:
                 return _KSocket.getsockopt(self, level, optname)
@@ -1152,7 +1222,13 @@ class socket(_KSocket):
                 return 0
             raise
 
-    def setsockopt(self, level, optname, value, optlen=None):
+    @overload
+    def setsockopt(self, level: int, optname: int, value: Union[int, Buffer], /) -> None: ...
+    @overload
+    def setsockopt(self, level: int, optname: int, value: None, optlen: int, /) -> None: ...
+
+    def setsockopt(self, level: int, optname: int, value: Union[int, Buffer, None],
+                   optlen: Optional[int] = None, /) -> None:
         args = (level, optname, value) if optlen is None else (level, optname, value, optlen)
         if self._wiz_kernel:
             return _KSocket.setsockopt(self, *args)
@@ -1168,7 +1244,7 @@ class socket(_KSocket):
         except OSError:
             return None
 
-    def shutdown(self, how):
+    def shutdown(self, how: int, /) -> None:
         conn = self._wiz
         if conn is not None:
             if how in (_stdsocket.SHUT_WR, _stdsocket.SHUT_RDWR):
@@ -1179,12 +1255,13 @@ class socket(_KSocket):
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.shutdown(self, how)
 
-    def _real_close(self, *args):
+    def _real_close(self, *args: Any) -> None:
         server = self._wiz_server
         conn = self._wiz
         leftovers = (self._wiz_peer, self._wiz_ksock)
         self._wiz_peer = self._wiz_ksock = None
-        super()._real_close(*args)
+        # the stdlib's close hook (socket.close, or the last makefile()'s close); typeshed omits it
+        super()._real_close(*args)  # type: ignore[misc]
         for s in leftovers:
             if s is not None:
                 s.close()
@@ -1198,19 +1275,19 @@ class socket(_KSocket):
         elif conn is not None and conn.relay is not None:
             conn.finished.wait(2)     # the relayed kernel socket (and its port) is closed
 
-    def dup(self):
+    def dup(self) -> Self:
         new = super().dup()
         _adopt(new, self)
         return new
 
-    def __getstate__(self):
+    def __getstate__(self) -> NoReturn:
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 
 
 SocketType = socket
 
 
-def _adopt(new, old, take=False):
+def _adopt(new: socket, old: object, take: bool = False) -> None:
     """Carry the routing state of ``old`` over to ``new`` (same descriptor).  ``take``
     (ssl wrapping, where ``old`` is detached) also hands over what ``old`` owns."""
     if isinstance(old, socket):

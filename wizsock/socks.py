@@ -40,7 +40,7 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional, Tuple
+from typing import Any, Awaitable, Callable, Optional, Tuple, Union
 
 import trio
 
@@ -142,8 +142,8 @@ def _error_reply(exc: BaseException) -> int:
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)   # WizError is an OSError
 
 
-async def _copy(receive: Callable[[int], Awaitable[bytes]],
-                send: Callable[[bytes], Awaitable[None]]) -> bool:
+async def _copy(receive: Callable[[int], Awaitable[Union[bytes, bytearray]]],
+                send: Callable[[Union[bytes, bytearray]], Awaitable[None]]) -> bool:
     """Copy until EOF (True) or until either side fails (False)."""
     try:
         while True:
@@ -532,6 +532,7 @@ def _credentials(args: argparse.Namespace,
         if args.password_stdin:
             raise SystemExit("wizsock socks: --password-stdin needs --user")
         return None
+    password: Optional[str]
     if args.password_stdin:
         password = stdin_line().rstrip("\r\n")
     else:

@@ -18,11 +18,20 @@ AT+CIPSSLCONF, AT+CASEND / CLICASEND / AWSPKSEND) for hosts too small for
 from __future__ import annotations
 
 import errno
+import os
+import socket as _stdsocket
 import ssl as _stdssl
-from typing import Optional
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from wizsock import protocol as _proto
 from wizsock import socket as _wsocket
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer, Self
+
+#: a file name, as ``open()`` takes it
+FilePath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = ["SSLSocket", "ModuleSSLContext", "install_hook", "remove_hook"]
 
@@ -31,22 +40,24 @@ class SSLSocket(_stdssl.SSLSocket, _wsocket.socket):
     """``ssl.SSLSocket`` whose connect goes through the facade socket."""
 
     @classmethod
-    def _create(cls, sock, *args, **kwargs):
+    def _create(cls, sock: _stdsocket.socket, *args: Any, **kwargs: Any) -> Self:
         if isinstance(sock, _wsocket.socket) and sock._wiz_server is not None:
             raise OSError(errno.EOPNOTSUPP, "TLS on a module server socket: wrap the accepted sockets")
         # ssl.SSLSocket._create builds the new object from sock.fileno(); the facade's
         # __init__ takes the routing state of ``sock`` over (same descriptor).
         _wsocket._ADOPT.src = sock if isinstance(sock, _wsocket.socket) else None
         try:
-            return super()._create(sock, *args, **kwargs)
+            # ssl.SSLSocket's constructor (its __init__ refuses to be called): not in typeshed
+            new: Self = super()._create(sock, *args, **kwargs)  # type: ignore[misc]
+            return new
         finally:
             _wsocket._ADOPT.src = None
 
 
-_saved_class = None
+_saved_class: Optional[type[_stdssl.SSLSocket]] = None
 
 
-def install_hook():
+def install_hook() -> None:
     """Make every SSLContext create :class:`SSLSocket` (wrap-before-connect over the module)."""
     global _saved_class
     if _stdssl.SSLContext.sslsocket_class is not SSLSocket:
@@ -54,7 +65,8 @@ def install_hook():
         _stdssl.SSLContext.sslsocket_class = SSLSocket
 
 
-def remove_hook():
+def remove_hook() -> None:
+    """Undo :func:`install_hook`: SSLContext creates the class it created before."""
     global _saved_class
     if _stdssl.SSLContext.sslsocket_class is SSLSocket:
         _stdssl.SSLContext.sslsocket_class = _saved_class or _stdssl.SSLSocket
@@ -75,7 +87,9 @@ class ModuleSSLContext:
     the bytes on the descriptor are then the plaintext.
     """
 
-    def __init__(self, cafile=None, cadata=None, *, certfile=None, keyfile=None, verify=True):
+    def __init__(self, cafile: Optional[FilePath] = None, cadata: Union[str, Buffer, None] = None, *,
+                 certfile: Optional[FilePath] = None, keyfile: Optional[FilePath] = None,
+                 verify: bool = True) -> None:
         if not isinstance(verify, bool):
             raise TypeError("verify must be True or False")
         self.verify = verify
@@ -98,7 +112,7 @@ class ModuleSSLContext:
                 f"cert={self.cert_pem is not None} key={self.key_pem is not None}>")
 
     @staticmethod
-    def _read(path, data) -> Optional[bytes]:
+    def _read(path: Optional[FilePath], data: Union[str, Buffer, None]) -> Optional[bytes]:
         if data is not None:
             if isinstance(data, str):
                 # (surrogatepass: never a UnicodeEncodeError whose args hold the whole
@@ -124,11 +138,15 @@ class ModuleSSLContext:
         if not keys or len(blocks) == 1:
             return pem, None
         others = [b for b in blocks if "PRIVATE KEY" not in b[0]]
-        join = lambda bs: "".join(l + "\n" for _, lines in bs for l in lines).encode("ascii")
+        def join(bs: list[tuple[str, list[str]]]) -> bytes:
+            return "".join(l + "\n" for _, lines in bs for l in lines).encode("ascii")
         return join(others), join(keys)
 
-    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True,
-                    suppress_ragged_eofs=True, server_hostname=None, session=None):
+    def wrap_socket(self, sock: _stdsocket.socket, server_side: bool = False,
+                    do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
+                    server_hostname: Optional[str] = None, session: object = None) -> _wsocket.socket:
+        """``sock`` itself (a wizsock socket, not yet connected), marked so that its
+        ``connect`` opens the module's SSL link (``server_hostname``: the host to ask for)."""
         if server_side:
             raise ValueError("the module's TLS is client-side only")
         if not isinstance(sock, _wsocket.socket) or sock._wiz_kernel:
@@ -146,7 +164,7 @@ class ModuleSSLContext:
         sock._wiz_tls_hostname = server_hostname
         return sock
 
-    async def _configure(self, aio):
+    async def _configure(self, aio: Any) -> None:
         """Send the CA / client credentials and the verification level before CIPSTART."""
         if self.ca_pem is not None:
             await aio.net.set_ca(self.ca_pem)
@@ -157,8 +175,9 @@ class ModuleSSLContext:
         # AT+CIPSSLCONF: 0 no verification, 1 verify but connect anyway, 2 verify
         await aio.net.set_ssl_conf(2 if self.verify else 0)
 
-    def _open_fn(self, aio, ip, port, hostname):
-        async def open_ssl():
+    def _open_fn(self, aio: Any, ip: str, port: int,
+                 hostname: Optional[str]) -> Callable[[], Awaitable[Any]]:
+        async def open_ssl() -> Any:
             await self._configure(aio)
             return await aio.net.open_ssl(hostname or ip, port)
         return open_ssl

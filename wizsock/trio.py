@@ -112,12 +112,16 @@ class HostnameResolver(_trio.abc.HostnameResolver):
         handle = self._handle
         if isinstance(handle, _AsyncHandle):
             name = _ws._host_str(host) if host is not None else None
-            ip = None
+            ip: Optional[str] = None
             if name and _ws._ipv4_literal(name) is None and not _ws._is_ipv6_literal(name) \
                     and not flags & _stdsocket.AI_NUMERICHOST:
                 ip = await self._resolve_async(name)
-            return _ws._getaddrinfo(host, port, family, type, proto, flags,
-                                    lambda _name: ip)
+
+            def resolved(_name: str) -> str:
+                # _getaddrinfo asks for exactly the names looked up above
+                assert ip is not None
+                return ip
+            return _ws._getaddrinfo(host, port, family, type, proto, flags, resolved)
         return await _trio.to_thread.run_sync(
             functools.partial(_ws._getaddrinfo, host, port, family, type, proto, flags,
                               functools.partial(_ws._resolve_name, handle=handle)),

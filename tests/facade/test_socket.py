@@ -184,6 +184,19 @@ def test_what_stays_on_the_kernel(tcp_echo, patched, at_log):
     assert at_log.count("CIPSTART") == 0
 
 
+def test_a_loopback_bound_socket_connects_to_a_name(tcp_echo, patched, at_log):
+    # bound to loopback, the socket stays on the kernel: a name it connects to is resolved
+    # first, as the kernel path needs an address (it was handed (None, port): TypeError)
+    with socket.socket() as s:
+        s.settimeout(10)
+        s.bind(("127.0.0.1", 0))
+        s.connect(("localhost", tcp_echo.port))
+        s.sendall(b"n")
+        assert s.recv(1) == b"n"
+        assert s.getpeername() == ("127.0.0.1", tcp_echo.port)
+    assert at_log.count("CIPSTART") == 0 and at_log.count("CIPDOMAIN") == 0
+
+
 def test_routing_policy_keeps_destinations_on_the_kernel(tcp_echo, module, at_log):
     keep_local = {tcp_echo.port}
     with wizsock.patched(module, route=lambda ip, port, kind: port not in keep_local):
@@ -248,6 +261,9 @@ def test_getaddrinfo_thread_safe(patched, at_log):
     assert not errors
     assert sorted(results) == sorted(("127.0.0.1", 80 + i) for i in range(12))
     assert at_log.count("CIPDOMAIN") == 1
+    # the per-name lock of a lookup goes with its last caller (it was kept for every
+    # name ever looked up: a process resolving many names grew without bound)
+    assert len(wsocket._dns_inflight) == 0
 
 
 def test_create_connection_by_name(tcp_echo, patched):

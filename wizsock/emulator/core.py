@@ -18,13 +18,16 @@ import threading
 import time
 from collections import Counter, deque
 from importlib import resources
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 import trio
 
 from wizsock.emulator import atparse
 from wizsock.emulator.faults import Faults
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
+
+if TYPE_CHECKING:
+    from wizsock.emulator.transports import PtyTransport, TcpTransport
 
 log = logging.getLogger("wizsock.emulator")
 
@@ -41,7 +44,7 @@ CATCH_UP = 0.25         # seconds a late pacer may catch up on: the line rate st
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
-_registry = {}  # name -> Emulator (wizemu://<name>)
+_registry: Dict[str, "Emulator"] = {}  # name -> Emulator (wizemu://<name>)
 _registry_lock = threading.Lock()
 
 
@@ -181,9 +184,9 @@ class Emulator:
         self.busy: Optional[str] = None    # None, "p" or "s"
         self.reading = False
         self.net = None                    # wizsock.emulator.net.Net, set in _main
-        self.transports = []
-        self.transcript = []               # (direction, bytes) when log_traffic
-        self._log_partial = {}
+        self.transports: List[Union[PtyTransport, TcpTransport]] = []
+        self.transcript: List[Tuple[str, bytes]] = []   # (direction, bytes) when log_traffic
+        self._log_partial: Dict[str, bytes] = {}
         self._redactor = atparse.Redactor()   # the log masks answers (MQTTSET?) and PEM bodies too
         self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
         self.generation = 0                # bumps at every reset
@@ -438,13 +441,21 @@ class Emulator:
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
     def call_soon(self, fn, *args):
-        self._token.run_sync_soon(fn, *args)
+        self._loop_token().run_sync_soon(fn, *args)
+
+    def _loop_token(self) -> trio.lowlevel.TrioToken:
+        # AttributeError before the loop has started, as for the loop's other objects
+        # (the _rts_wake & co. that callers reach in the same breath): callers that
+        # may run that early catch it
+        if self._token is None:
+            raise AttributeError("the emulator's loop has not started")
+        return self._token
 
     def attach(self, sink: Callable[[bytes, int], None]):
         """Set where module output goes (sink(data, baud) on the emulator thread)."""
         self._sink = sink
         try:
-            self._token.run_sync_soon(self._rts_wake.changed)
+            self._loop_token().run_sync_soon(self._rts_wake.changed)
         except (trio.RunFinishedError, AttributeError):
             pass
 
@@ -458,14 +469,14 @@ class Emulator:
             return
         data = bytes(data)
         try:
-            self._token.run_sync_soon(self._on_wire if self.pace_input else self._on_input, data)
+            self._loop_token().run_sync_soon(self._on_wire if self.pace_input else self._on_input, data)
         except trio.RunFinishedError:
             pass
 
     def set_rts(self, value: bool):
         self.rts = bool(value)
         try:
-            self._token.run_sync_soon(self._rts_wake.changed)
+            self._loop_token().run_sync_soon(self._rts_wake.changed)
         except (trio.RunFinishedError, AttributeError):
             pass
 
@@ -543,7 +554,7 @@ class Emulator:
         with self._urc_lock:
             self._urcs.append(bytes(line))
         try:
-            self._token.run_sync_soon(self._urc_wake.changed)
+            self._loop_token().run_sync_soon(self._urc_wake.changed)
         except (trio.RunFinishedError, AttributeError):
             pass
 
@@ -775,7 +786,7 @@ class Emulator:
         if ("." + key).endswith(SPECIAL_USE_DOMAINS):
             raise CommandFailed("ERROR", [b"DNS Fail"])
         try:
-            return socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0]
+            return str(socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0])  # AF_INET: (str, int)
         except OSError:
             raise CommandFailed("ERROR", [b"DNS Fail"])
 

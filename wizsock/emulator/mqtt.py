@@ -54,15 +54,8 @@ from wizsock.emulator.net import MAX_LINKS, Link
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.emulator.services import endpoint, format_lines, internal, target
 
-try:
-    from wizsock.protocol import records as _R
-except ImportError:  # pragma: no cover
-    _R = None
-
-try:
-    from wizsock import _orig
-except ImportError:  # pragma: no cover
-    _orig = None
+from wizsock import _orig
+from wizsock.protocol import records as _R
 
 log = logging.getLogger("wizsock.emulator.mqtt")
 

@@ -83,7 +83,7 @@ class Settings(dict):
         if self._on_change is not None:
             self._on_change()
 
-    def update(self, *a, **kw):  # type: ignore[override]
+    def update(self, *a, **kw):
         super().update(*a, **kw)
         if self._on_change is not None:
             self._on_change()

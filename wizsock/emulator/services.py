@@ -47,16 +47,9 @@ import trio
 from wizsock.emulator.commands import I, S, nargs, need_form
 from wizsock.emulator.registry import CommandFailed, handler
 
-try:
-    from wizsock import _orig
-except ImportError:  # pragma: no cover
-    _orig = None
-
-try:
-    from wizsock import protocol as _P
-    from wizsock.protocol import records as _R
-except ImportError:  # pragma: no cover - the codec is always there in a release
-    _P = _R = None
+from wizsock import _orig
+from wizsock import protocol as _P
+from wizsock.protocol import records as _R
 
 log = logging.getLogger("wizsock.emulator.services")
 

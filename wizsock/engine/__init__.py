@@ -7,8 +7,11 @@ typed API over one WizFi360: ``system``, ``wifi``, ``net``, ``mqtt``, ``azure``,
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import serial
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -32,12 +35,13 @@ def __getattr__(name: str) -> Any:
     import importlib
     return getattr(importlib.import_module(f"{__name__}.{sub}"), name)
 
+
 __all__ = ["open_module", "Module", "AsyncModule", "Engine", "Link", "Server", "MqttMessage",
            "Response", "BAUD_RATES"]
 
 
 @asynccontextmanager
-async def open_module(port, baudrate=115200, **options):
+async def open_module(port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> AsyncIterator[AsyncModule]:
     """Open a module on ``port`` (anything ``serial.serial_for_url`` opens).
 
     Options (keyword): ``timeouts`` (command name -> seconds), ``hunt_baud``
@@ -54,7 +58,7 @@ async def open_module(port, baudrate=115200, **options):
     from .core import Engine
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
-    body_error = None
+    body_error: Optional[BaseException] = None
     try:
         async with trio.open_nursery() as nursery:
             try:

@@ -40,8 +40,12 @@ from .. import errors as E
 from .. import protocol as P
 from ..framer import Data, Echo, Event, Framer, Garbage, Info, LinkEvent, Subscription, Text
 from . import session as S
-from .session import (BUSY_GRACE, FINAL, MAX_LINKS, OK_GRACE, PROMPT_COMMANDS,  # noqa: F401
+from .session import (BUSY_GRACE, FINAL, MAX_LINKS, OK_GRACE, PROMPT_COMMANDS,
                       SEND_COMMANDS, SENDBUF_SIZE, Command, LinkLimit, Response, Session)
+
+__all__ = ["Engine", "Response", "Command", "req", "port_fd", "BAUD_RATES", "MAX_LINKS",
+           "MAX_SEND", "SENDBUF_SIZE", "FINAL", "PROMPT_COMMANDS", "SEND_COMMANDS", "OK_GRACE",
+           "BUSY_GRACE", "BUSY_BACKOFF", "DEFAULT_TIMEOUT", "TIMEOUTS"]
 
 Buffer = Union[bytes, bytearray, memoryview]
 

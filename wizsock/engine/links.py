@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple
 
 import trio
 
@@ -42,6 +42,12 @@ from .. import errors as E
 from ..protocol import records as R
 from .core import MAX_SEND, SENDBUF_SIZE, req
 from .session import LinkSlot
+
+if TYPE_CHECKING:
+    from .core import Engine, Response
+
+#: an ``(ip, port)`` address
+Address = Tuple[str, int]
 
 log = logging.getLogger("wizsock.engine")
 
@@ -56,9 +62,9 @@ _INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
 class Link(LinkSlot):
     """One connection on the module (TCP, UDP or SSL)."""
 
-    def __init__(self, engine: Any, lid: int, generation: int, kind: str,
-                 remote: Optional[Tuple[str, int]] = None,
-                 local: Optional[Tuple[str, int]] = None, accepted: bool = False) -> None:
+    def __init__(self, engine: Engine, lid: int, generation: int, kind: str,
+                 remote: Optional[Address] = None, local: Optional[Address] = None,
+                 accepted: bool = False) -> None:
         # id, generation, kind, accepted, opening, connected, module_closed, owner_closed,
         # cut and the CIPSENDBUF window are the session's (engine.session.LinkSlot): the
         # session's link table holds the Link itself
@@ -69,7 +75,7 @@ class Link(LinkSlot):
         # receive side
         self._rx = bytearray()
         self._rx_bytes = 0
-        self._dgrams: deque = deque()
+        self._dgrams: Deque[Tuple[bytes, Optional[Address]]] = deque()
         self._rx_event = trio.Event()
         self._eof = False
         self._error: Optional[BaseException] = None
@@ -81,18 +87,18 @@ class Link(LinkSlot):
         self._ack_wait_since: Optional[float] = None
         self._send_lock = trio.Lock()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = ("closed" if self.owner_closed else "failed" if self._error else
                  "eof" if self._eof else "open")
         return (f"<Link {self.id}.{self.generation} {self.kind} {self.remote} {state}>")
 
     # ------------------------------------------------------------------ state
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self.owner_closed or self.module_closed or self._error is not None
 
     @property
-    def error(self):
+    def error(self) -> Optional[BaseException]:
         return self._error
 
     def end_opening(self) -> None:
@@ -108,19 +114,19 @@ class Link(LinkSlot):
         """CIPSENDBUF segments the module took and has not acknowledged yet."""
         return len(self.segments)
 
-    def _check_usable(self):
+    def _check_usable(self) -> None:
         if self.owner_closed:
             raise E.LinkClosed(f"link {self.id}.{self.generation} is closed")
 
-    def _wake_rx(self):
+    def _wake_rx(self) -> None:
         self._rx_event.set()
         self._rx_event = trio.Event()
 
-    def _wake_tx(self):
+    def _wake_tx(self) -> None:
         self._tx_event.set()
         self._tx_event = trio.Event()
 
-    def fail(self, err):
+    def fail(self, err: BaseException) -> None:
         """Fail the link with ``err`` (raised to readers once buffered data is read, and
         to senders)."""
         if self._error is None and not self.owner_closed:
@@ -130,11 +136,11 @@ class Link(LinkSlot):
         self._wake_tx()
 
     # ------------------------------------------------------------------ events from the engine
-    def connection_made(self):
+    def connection_made(self) -> None:
         """The module reported ``<id>,CONNECT`` (or CIPSTART answered OK)."""
         self.connected = True
 
-    def connection_closed(self):
+    def connection_closed(self) -> None:
         """The module reported ``<id>,CLOSED`` (or the id was closed): end of stream;
         bytes not yet handed to the module fail their send()."""
         self.module_closed = True
@@ -148,7 +154,7 @@ class Link(LinkSlot):
         self._wake_rx()
         self._wake_tx()
 
-    def data_received(self, payload, remote):
+    def data_received(self, payload: bytes, remote: Optional[Address]) -> None:
         """A ``+IPD`` payload for this link (``remote``: its sender, with CIPDINFO=1)."""
         if self.owner_closed:
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
@@ -167,7 +173,7 @@ class Link(LinkSlot):
             self._engine.close_link_soon(self)
         self._wake_rx()
 
-    def withdraw_tail(self, n) -> bool:
+    def withdraw_tail(self, n: int) -> bool:
         """Take back the last ``n`` bytes received if nobody has read them yet (the
         engine found that the +IPD carrying them lied about its length)."""
         if n == 0:
@@ -184,14 +190,14 @@ class Link(LinkSlot):
         self._rx_bytes -= n
         return True
 
-    def segment_acked(self, segment):
+    def segment_acked(self, segment: int) -> None:
         """``<link>,<segment>,SEND OK``: the module's TCP delivered every segment up to this."""
         self.ack(segment)          # (again, if the session did: idempotent)
         self._ack_wait_since = None
         self._wake_tx()
 
     # ------------------------------------------------------------------ receiving
-    async def receive(self, max_bytes=65536) -> bytes:
+    async def receive(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` once the remote closed and all was read.
 
         For UDP links one datagram (truncated to ``max_bytes``).  Raises the
@@ -208,7 +214,7 @@ class Link(LinkSlot):
                 return out
             await self._rx_event.wait()
 
-    async def receive_from(self, max_bytes=65536):
+    async def receive_from(self, max_bytes: int = 65536) -> Tuple[bytes, Optional[Address]]:
         """One datagram and its sender ``(ip, port)`` (UDP links)."""
         while True:
             self._check_usable()
@@ -226,7 +232,7 @@ class Link(LinkSlot):
                 return b"", self.remote
             await self._rx_event.wait()
 
-    def receive_nowait(self, max_bytes=65536) -> Optional[bytes]:
+    def receive_nowait(self, max_bytes: int = 65536) -> Optional[bytes]:
         """Buffered bytes without waiting (None if nothing is buffered yet)."""
         self._check_usable()
         if self._rx:
@@ -242,7 +248,7 @@ class Link(LinkSlot):
         return None
 
     @property
-    def buffered(self):
+    def buffered(self) -> int:
         return self._rx_bytes
 
     @property
@@ -251,7 +257,7 @@ class Link(LinkSlot):
         return len(self._tx) + self.inflight
 
     # ------------------------------------------------------------------ sending
-    async def send(self, data):
+    async def send(self, data: bytes) -> None:
         """Send all of ``data``; returns when the module has taken it.
 
         UDP: one datagram (at most 2048 bytes) to the link's remote."""
@@ -281,7 +287,7 @@ class Link(LinkSlot):
                                    f"{target - self._tx_taken} bytes unsent", link=self.id)
             await self._tx_event.wait()
 
-    async def send_to(self, data, addr):
+    async def send_to(self, data: bytes, addr: Optional[Address]) -> None:
         """One UDP datagram; ``addr`` ``(ip, port)`` or None for the link's remote."""
         data = bytes(data)
         self._check_usable()
@@ -292,7 +298,7 @@ class Link(LinkSlot):
                                  f"{MAX_SEND}")  # EMSGSIZE
         if not data:
             return
-        params = dict(link=self._engine_link_param(), length=len(data))
+        params: dict[str, Any] = dict(link=self._engine_link_param(), length=len(data))
         if addr is not None:
             params.update(remote=str(addr[0]), port=int(addr[1]))
         async with self._send_lock:
@@ -300,10 +306,10 @@ class Link(LinkSlot):
                                               check=False, parse=False)
         self._check_send(resp, len(data), fail_link=False)
 
-    def _engine_link_param(self):
+    def _engine_link_param(self) -> Optional[int]:
         return self.id if self._engine.mux else None
 
-    def _check_send(self, resp, n, fail_link=True):
+    def _check_send(self, resp: Response, n: int, fail_link: bool = True) -> None:
         if resp.recv is not None and resp.recv != n:
             err = E.SendFailed(f"link {self.id}: module took {resp.recv} of {n} bytes",
                                link=self.id)
@@ -330,12 +336,12 @@ class Link(LinkSlot):
     #: lower it (per link) for a module or emulator with a smaller counter
     segment_limit: int = SEGMENT_LIMIT
 
-    def _uses_sendbuf(self):
+    def _uses_sendbuf(self) -> bool:
         if self.kind != "TCP":
             return False
         return self._engine.use_sendbuf if self.pipelined is None else self.pipelined
 
-    def tx_ready(self):
+    def tx_ready(self) -> bool:
         """It has bytes to send and the module has room for them (the sender's choice)."""
         if not self._tx or self._error is not None or self.module_closed:
             if self._tx and (self._error is not None or self.module_closed):
@@ -355,7 +361,7 @@ class Link(LinkSlot):
 
     _sending = False
 
-    async def send_some(self):
+    async def send_some(self) -> None:
         """Send one chunk (<= 2048 bytes) from the queue; run by the sender task."""
         self._sending = True
         try:
@@ -364,7 +370,7 @@ class Link(LinkSlot):
             self._sending = False
             self._wake_tx()
 
-    async def _send_chunk(self):
+    async def _send_chunk(self) -> None:
         eng = self._engine
         n = min(len(self._tx), MAX_SEND)
         sendbuf = self._uses_sendbuf()
@@ -393,7 +399,7 @@ class Link(LinkSlot):
         self._tx_taken += n
         self._wake_tx()
 
-    async def _send_command(self, name, n, chunk):
+    async def _send_command(self, name: str, n: int, chunk: bytes) -> Response:
         eng = self._engine
         try:
             resp = await eng.command(req(name, "set", link=self._engine_link_param(), length=n),
@@ -410,7 +416,7 @@ class Link(LinkSlot):
             raise self._error
         return resp
 
-    async def _reset_segments(self):
+    async def _reset_segments(self) -> None:
         """AT+CIPBUFRESET once every segment is acknowledged (the module refuses it while
         data waits); the next segment is 1 again."""
         with trio.move_on_after(RESET_DRAIN_TIMEOUT):
@@ -429,7 +435,7 @@ class Link(LinkSlot):
             raise err
         self.reset_segments()
 
-    async def _resync_buffer(self):
+    async def _resync_buffer(self) -> None:
         """Acks stopped coming: ask AT+CIPBUFSTATUS what the module really holds."""
         try:
             resp = await self._engine.command(
@@ -447,7 +453,7 @@ class Link(LinkSlot):
         if acked is not None:
             self.segment_acked(int(acked))
 
-    async def flush(self, timeout=30.0):
+    async def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything sent has been acknowledged by the remote's TCP."""
         with trio.move_on_after(timeout) as cs:
             while (self._tx or self.segments) and self._error is None and not self.module_closed:
@@ -459,7 +465,7 @@ class Link(LinkSlot):
                                link=self.id)
 
     # ------------------------------------------------------------------ closing
-    async def module_close(self):
+    async def module_close(self) -> None:
         """AT+CIPCLOSE its id if it still holds it (no flush; buffers kept); frees the id."""
         eng = self._engine
         if self.module_closed or eng.links.get(self.id) is not self:
@@ -471,7 +477,7 @@ class Link(LinkSlot):
         if resp.result != "OK":
             log.debug("link %d: CIPCLOSE answered %s %s", self.id, resp.result, resp.lines())
 
-    async def aclose(self, flush_timeout=10.0):
+    async def aclose(self, flush_timeout: float = 10.0) -> None:
         """Flush what was sent (bounded), close the connection, free the id."""
         if self.owner_closed:
             return
@@ -498,14 +504,14 @@ class Link(LinkSlot):
                     self._engine.free_link(self)
                     self._engine.update_rts()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Link:
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
-def _segment_of(resp, lid):
+def _segment_of(resp: Response, lid: Optional[int]) -> Optional[int]:
     """Segment id from the CIPSENDBUF header answer ``[<link>,]<segment>,<acked>``."""
     for line in resp.lines():
         m = _INTS.match(line)
@@ -529,29 +535,29 @@ def _segment_of(resp, lid):
 class Server:
     """The module's TCP server (AT+CIPSERVER); ``accept()`` gives accepted links."""
 
-    def __init__(self, engine, port, backlog):
+    def __init__(self, engine: Engine, port: int, backlog: int) -> None:
         self._engine = engine
         self.port = port
         self.backlog = backlog
-        self._queue: deque = deque()
+        self._queue: Deque[Link] = deque()
         self._event = trio.Event()
         self._error: Optional[BaseException] = None
         self._closed = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Server port={self.port} queued={len(self._queue)}>"
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed or self._error is not None
 
-    def fail(self, err):
+    def fail(self, err: BaseException) -> None:
         """Fail the server (a module reset): accept() raises ``err``."""
         self._error = err
         self._event.set()
         self._event = trio.Event()
 
-    def accepted(self, link):
+    def accepted(self, link: Link) -> None:
         """A connection the module accepted: ``link`` (made by the engine's session, which
         holds its id) is queued for :meth:`accept`."""
         self._queue.append(link)
@@ -565,9 +571,10 @@ class Server:
                 raise E.LinkClosed("server closed")
             if self._queue:
                 link = self._queue.popleft()
-                if link.remote is None:
+                api = self._engine.api
+                if link.remote is None and api is not None:
                     try:
-                        await self._engine.api.net.fill_addresses(link)
+                        await api.net.fill_addresses(link)
                     except E.WizError:
                         pass
                 return link
@@ -575,7 +582,7 @@ class Server:
                 raise self._error
             await self._event.wait()
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -593,8 +600,8 @@ class Server:
                 await link.aclose()
             self._queue.clear()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Server:
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

@@ -50,12 +50,17 @@ engine recovers as after any reset.
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import trio
 
 from .. import errors as E
 from .core import req
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from .core import Engine, Response
 
 log = logging.getLogger("wizsock.engine")
 
@@ -74,7 +79,7 @@ BUSY_TRIES = 8
 class Passthrough(trio.abc.Stream):
     """The byte stream of a passthrough session (see the module docstring)."""
 
-    def __init__(self, engine, kind, remote):
+    def __init__(self, engine: Engine, kind: str, remote: Tuple[str, int]) -> None:
         self._e = engine
         self.kind = kind
         self.remote = remote
@@ -96,16 +101,17 @@ class Passthrough(trio.abc.Stream):
         self._split_gap = False       # the next flush piece ends a lone "+++" split: wait GUARD
         self._release = trio.Event()  # lets the lock-holding helper task go
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "closed" if self._closed else ("failed" if self._error else "open")
         return f"<Passthrough {self.kind} {self.remote} {state}>"
 
     @property
-    def error(self):
+    def error(self) -> Optional[BaseException]:
+        """What failed the session (raised once the buffered data is read), or None."""
         return self._error
 
     # ------------------------------------------------------------ engine side
-    def data_received(self, payload):
+    def data_received(self, payload: bytes) -> None:
         """Bytes from the module while the session is open (the peer's, or a reset's)."""
         if self._closed or self._done or self._error is not None:
             return
@@ -127,28 +133,28 @@ class Passthrough(trio.abc.Stream):
                                         f"unread"))
             self._e.spawn(self._finish)
 
-    def _wake(self):
+    def _wake(self) -> None:
         self._rx_changed.set()
         self._rx_changed = trio.Event()
 
-    def fail(self, err):
+    def fail(self, err: BaseException) -> None:
         """Fail the session with ``err`` (raised once the buffered data is read)."""
         if self._error is None:
             self._error = err
         self._resumed.set()
         self._wake()
 
-    async def _hold_lock(self, task_status=trio.TASK_STATUS_IGNORED):
+    async def _hold_lock(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with self._e.exclusive():
             task_status.started()
             await self._release.wait()
 
-    async def _exec(self, name, form, timeout=None, **params):
+    async def _exec(self, name: str, form: str, timeout: Optional[float] = None, **params: Any) -> Response:
         e = self._e
         r = req(name, form, **params) if params or form == "execute" else req(name, form)
         return await e.command_held(r, timeout)
 
-    async def _cmd_ok(self, name, form, **params):
+    async def _cmd_ok(self, name: str, form: str, **params: Any) -> Response:
         resp = await self._exec(name, form, **params)
         if resp.result != "OK":
             lines = resp.lines()
@@ -157,7 +163,7 @@ class Passthrough(trio.abc.Stream):
                                  command=name, result=resp.result, lines=lines)
         return resp
 
-    async def _enter(self, timeout=10.0):
+    async def _enter(self, timeout: float = 10.0) -> None:
         """AT+CIPSEND (execute form) -> ">"; the framer is raw from the prompt on."""
         e = self._e
         r = req("CIPSEND", "execute")
@@ -171,15 +177,15 @@ class Passthrough(trio.abc.Stream):
                 await trio.sleep(0.1 * (attempt + 1))
                 continue
             if cmd.final:
-                lines = cmd.resp.lines()
-                raise E.CommandError(f"passthrough: AT+CIPSEND failed: {cmd.resp.result}",
-                                     command="CIPSEND", result=cmd.resp.result, lines=lines)
+                lines = cmd.response.lines()
+                raise E.CommandError(f"passthrough: AT+CIPSEND failed: {cmd.response.result}",
+                                     command="CIPSEND", result=cmd.response.result, lines=lines)
             raise E.CommandTimeout("passthrough: no '>' after AT+CIPSEND", command="CIPSEND",
                                    timeout=timeout)
         raise E.Busy("passthrough: module busy, AT+CIPSEND not run", command="CIPSEND",
                      result="busy")
 
-    async def _leave_raw(self):
+    async def _leave_raw(self) -> None:
         """Guard time, "+++" alone, guard time, then command mode confirmed with AT."""
         e = self._e
         self._paused = True
@@ -196,7 +202,7 @@ class Passthrough(trio.abc.Stream):
                 raise E.ModuleUnresponsive("passthrough: no answer to AT after +++",
                                            command="", timeout=1.5)
 
-    async def _restore(self):
+    async def _restore(self) -> None:
         """Back to the engine's state: CIPMODE=0, CIPCLOSE, CIPMUX=1, CIPDINFO=1."""
         e = self._e
         await self._cmd_ok("CIPMODE", "set", mode=0)
@@ -205,7 +211,7 @@ class Passthrough(trio.abc.Stream):
         e.mux = True
         await self._cmd_ok("CIPDINFO", "set", mode=1)
 
-    def end_session(self):
+    def end_session(self) -> None:
         """The session is over: the engine's data goes to links again, the command lock
         is released."""
         e = self._e
@@ -216,7 +222,7 @@ class Passthrough(trio.abc.Stream):
         e.raw_on_prompt = False
         self._release.set()
 
-    async def _verify(self):
+    async def _verify(self) -> None:
         """A "ready" in the stream: a reset, or peer data?  Ask the module."""
         e = self._e
         async with self._mode_lock:
@@ -251,9 +257,9 @@ class Passthrough(trio.abc.Stream):
                 e.declare_reset("module reset (ready) during passthrough")
                 self.end_session()
 
-    async def establish(self, request, timeout=None) -> None:
+    async def establish(self, request: Any, timeout: Optional[float] = None) -> None:
         """Take the command lock, CIPMUX=0, CIPMODE=1, ``request`` (the CIPSTART), and
-        enter passthrough; undone on failure.  Called once, by :func:`open_passthrough`."""
+        enter passthrough; undone on failure.  Called once, by ``open_passthrough()``."""
         e = self._e
         e.passthrough_session = self
         try:
@@ -298,10 +304,10 @@ class Passthrough(trio.abc.Stream):
             raise
 
     # ------------------------------------------------------------ trio.abc.Stream
-    async def send_all(self, data) -> None:
+    async def send_all(self, data: Buffer) -> None:
         if self._closed:
             raise trio.ClosedResourceError("passthrough stream closed")
-        data = bytes(data)
+        chunk = bytes(data)
         while True:
             if self._error is not None:
                 raise self._error
@@ -313,7 +319,7 @@ class Passthrough(trio.abc.Stream):
             async with self._tx_lock:
                 if self._paused or self._error is not None or self._closed:
                     continue
-                out, hold = hold_tail(bytes(self._tx_hold) + data)
+                out, hold = hold_tail(bytes(self._tx_hold) + chunk)
                 self._tx_hold[:] = hold
                 self._split_gap = False
                 if out:
@@ -325,14 +331,14 @@ class Passthrough(trio.abc.Stream):
                 return
 
     # ------------------------------------------------------------ the writer
-    async def _write_data(self, data):
+    async def _write_data(self, data: bytes) -> None:
         e = self._e
         await e.write(data, redacted=None)
         # the port may still be shifting the bytes out: silence starts after the last one
         self._wire_free = (max(trio.current_time(), self._wire_free)
                            + len(data) * 10.0 / max(1, e.baudrate))
 
-    async def _flush_piece(self):
+    async def _flush_piece(self) -> None:
         """Write the first safe piece of the held tail after enough silence (tx lock held)."""
         piece = flush_pieces(bytes(self._tx_hold))[0]
         wait = self._wire_free + (GUARD if self._split_gap else QUIET) - trio.current_time()
@@ -342,7 +348,7 @@ class Passthrough(trio.abc.Stream):
         self._split_gap = piece == b"++" and bytes(self._tx_hold) == b"+"
         await self._write_data(piece)
 
-    async def _flusher(self):
+    async def _flusher(self) -> None:
         """Flush a held tail when no more data follows it (runs for the session)."""
         while not (self._done or self._closed or self._error is not None):
             if not self._tx_hold:
@@ -396,7 +402,7 @@ class Passthrough(trio.abc.Stream):
         self._wake()
         await self._finish()
 
-    async def _finish(self):
+    async def _finish(self) -> None:
         """Leave passthrough and restore the engine's state (once)."""
         e = self._e
         with trio.CancelScope(shield=True):
@@ -415,7 +421,8 @@ class Passthrough(trio.abc.Stream):
                     self.end_session()
 
 
-async def open_passthrough(engine, host, port, kind="TCP", local_port=None, timeout=None):
+async def open_passthrough(engine: Engine, host: str, port: int, kind: str = "TCP",
+                           local_port: Optional[int] = None, timeout: Optional[float] = None) -> Passthrough:
     """Set up a session (see the module docstring); the caller must ``aclose`` it."""
     e = engine
     kind = str(kind).upper()
@@ -423,7 +430,7 @@ async def open_passthrough(engine, host, port, kind="TCP", local_port=None, time
         raise ValueError("passthrough carries TCP or UDP (the module refuses SSL)")
     if local_port is not None and kind != "UDP":
         raise ValueError("local_port is for UDP")
-    extra = {}
+    extra: dict[str, int] = {}
     if kind == "UDP" and local_port is not None:
         extra = dict(local_port=int(local_port), mode=0)
     # built (and so checked by the codec) before anything changes on the module: a bad
@@ -436,7 +443,7 @@ async def open_passthrough(engine, host, port, kind="TCP", local_port=None, time
     return stream
 
 
-def _check_alone(e):
+def _check_alone(e: Engine) -> None:
     """LinkLimitError unless the module carries nothing else (no link, server, session)."""
     busy = sorted(e.links)
     server = e.server

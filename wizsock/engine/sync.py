@@ -11,15 +11,23 @@ import functools
 import inspect
 import logging
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
+import serial
 import trio
 
 from .api import AsyncModule
 from .links import Link, Server
 from .passthrough import Passthrough
 
+if TYPE_CHECKING:
+    from .api import MqttMessage
+    from .core import Engine, Response
+
 log = logging.getLogger("wizsock.engine")
+
+_T = TypeVar("_T")
 
 
 class _SyncProxy:
@@ -27,17 +35,20 @@ class _SyncProxy:
 
     __slots__ = ("_obj", "_module")
 
-    def __init__(self, obj, module):
+    _obj: Any
+    _module: Module
+
+    def __init__(self, obj: object, module: Module) -> None:
         object.__setattr__(self, "_obj", obj)
         object.__setattr__(self, "_module", module)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         value = getattr(self._obj, name)
         if inspect.iscoroutinefunction(value):
             module = self._module
 
             @functools.wraps(value)
-            def blocking(*args, **kw):
+            def blocking(*args: Any, **kw: Any) -> Any:
                 return module.wrap(module.run(value, *args, **kw))
             return blocking
         if name == "passthrough" and isinstance(self._obj, Net):
@@ -45,7 +56,7 @@ class _SyncProxy:
             opener = self._obj.open_passthrough
 
             @functools.wraps(value)
-            def passthrough(*args, **kw):
+            def passthrough(*args: Any, **kw: Any) -> Any:
                 # blocking: `with m.net.passthrough(host, port) as stream:`; the
                 # stream's send_all/receive_some block, leaving the with closes it
                 return module.wrap(module.run(opener, *args, **kw))
@@ -53,7 +64,7 @@ class _SyncProxy:
         if name == "messages" and callable(value):
             module = self._module
 
-            def messages(*args, **kw):
+            def messages(*args: Any, **kw: Any) -> _SyncIterator:
                 recv = module.call_sync(value, *args, **kw)
                 return _SyncIterator(recv, module)
             return messages
@@ -61,50 +72,50 @@ class _SyncProxy:
             return _SyncProxy(value, self._module)
         return value
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         setattr(self._obj, name, value)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<blocking {self._obj!r}>"
 
-    def __enter__(self):
+    def __enter__(self) -> _SyncProxy:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         close = getattr(self._obj, "aclose", None)
         if close is not None:
             self._module.run(close)
 
 
 class _SyncIterator:
-    def __init__(self, recv, module):
+    def __init__(self, recv: trio.MemoryReceiveChannel[MqttMessage], module: Module) -> None:
         self._recv = recv
         self._module = module
 
-    def __iter__(self):
+    def __iter__(self) -> _SyncIterator:
         return self
 
-    def __next__(self):
+    def __next__(self) -> MqttMessage:
         try:
             return self._module.run(self._recv.receive)
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopIteration from None
 
-    def receive(self, timeout=None):
-        async def get():
+    def receive(self, timeout: Optional[float] = None) -> MqttMessage:
+        async def get() -> MqttMessage:
             with trio.fail_after(timeout) if timeout else _null():
                 return await self._recv.receive()
         return self._module.run(get)
 
-    def close(self):
+    def close(self) -> None:
         self._module.call_sync(self._recv.close)
 
 
 class _null:
-    def __enter__(self):
+    def __enter__(self) -> _null:
         return self
 
-    def __exit__(self, *a):
+    def __exit__(self, *a: object) -> Literal[False]:
         return False
 
 
@@ -124,15 +135,16 @@ class Module:
             m.start_soon(async_fn, *args) # a task there (socket pumps)
     """
 
-    def __init__(self, port, baudrate=115200, **options):
+    def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> None:
         self.port = port
         self._options = dict(options)
         self._baudrate = baudrate
-        self._token = None
-        self._tasks = None
-        self._stop = None
-        self._error: Any = None
+        self._token: Optional[trio.lowlevel.TrioToken] = None
+        self._tasks: Optional[trio.Nursery] = None
+        self._stop: Optional[trio.Event] = None
+        self._error: Optional[BaseException] = None
         self._closed = False
+        # set by the engine's thread before __init__ returns (or raises)
         self.aio: AsyncModule = None  # type: ignore[assignment]
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"wizsock-engine {port}",
@@ -144,7 +156,7 @@ class Module:
             self._thread.join(5)
             raise err
 
-    def _main(self):
+    def _main(self) -> None:
         from .. import _orig
         _orig.mark_internal()
         try:
@@ -156,7 +168,7 @@ class Module:
             else:
                 log.exception("wizsock engine thread ended with an error")
 
-    async def _amain(self):
+    async def _amain(self) -> None:
         from .core import Engine  # noqa: F401
         from . import open_module
         try:
@@ -177,7 +189,7 @@ class Module:
             raise
 
     # -- bridging
-    def run(self, async_fn, *args, **kw):
+    def run(self, async_fn: Callable[..., Awaitable[_T]], *args: Any, **kw: Any) -> _T:
         """Run ``async_fn(*args, **kw)`` on the engine's loop and return its result."""
         if self._closed:
             raise RuntimeError("module is closed")
@@ -185,84 +197,89 @@ class Module:
             async_fn = functools.partial(async_fn, **kw)
         return trio.from_thread.run(async_fn, *args, trio_token=self._token)
 
-    def call_sync(self, fn, *args, **kw):
+    def call_sync(self, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
         """Run the plain function ``fn(*args, **kw)`` on the engine's loop; its result."""
         if kw:
             fn = functools.partial(fn, **kw)
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
-    def start_soon(self, async_fn, *args, name=None):
+    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any, name: object = None) -> None:
         """Spawn ``async_fn(*args)`` as a task on the engine's loop (lives until close)."""
         if self._closed:
             raise RuntimeError("module is closed")
         # run_sync_soon is the one thread-safe entry that never blocks, so this also
         # works from a thread running another trio loop (a non-blocking connect from
         # trio code); a failure inside the callback must not take the engine loop down.
-        def spawn():
+        tasks, token = self._tasks, self._token
+        assert tasks is not None and token is not None   # set before __init__ returned
+
+        def spawn() -> None:
             try:
-                self._tasks.start_soon(async_fn, *args, name=name)
+                tasks.start_soon(async_fn, *args, name=name)
             except RuntimeError:   # closing: the task nursery is gone
                 log.debug("%s: not started, module closing", name or async_fn)
-        self._token.run_sync_soon(spawn)
+        token.run_sync_soon(spawn)
 
-    def wrap(self, value):
+    def wrap(self, value: Any) -> Any:
         """A blocking view of a Link, Server or Passthrough; anything else as it is."""
         if isinstance(value, (Link, Server, Passthrough)):
             return _SyncProxy(value, self)
         return value
 
     # -- API groups
+    # the groups' methods, made blocking (Any: a blocking view has no static type of its own)
     @property
-    def system(self):
+    def system(self) -> Any:
         return _SyncProxy(self.aio.system, self)
 
     @property
-    def wifi(self):
+    def wifi(self) -> Any:
         return _SyncProxy(self.aio.wifi, self)
 
     @property
-    def net(self):
+    def net(self) -> Any:
         return _SyncProxy(self.aio.net, self)
 
     @property
-    def mqtt(self):
+    def mqtt(self) -> Any:
         return _SyncProxy(self.aio.mqtt, self)
 
     @property
-    def azure(self):
+    def azure(self) -> Any:
         return _SyncProxy(self.aio.azure, self)
 
     @property
-    def aws(self):
+    def aws(self) -> Any:
         return _SyncProxy(self.aio.aws, self)
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         return self.aio.engine
 
     @property
-    def firmware(self):
+    def firmware(self) -> Optional[str]:
         return self.aio.engine.firmware
 
-    def command(self, request, **kw):
+    def command(self, request: Any, **kw: Any) -> Response:
         return self.run(self.aio.command, request, **kw)
 
     # -- lifetime
-    def close(self):
+    def close(self) -> None:
         if self._closed:
             return
         try:
+            assert self._stop is not None   # set before __init__ returned
             self.call_sync(self._stop.set)
         except (trio.RunFinishedError, RuntimeError):
             pass
         self._closed = True
         self._thread.join(15)
 
-    def __enter__(self):
+    def __enter__(self) -> Module:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<wizsock.Module {self.port!r}{' closed' if self._closed else ''}>"

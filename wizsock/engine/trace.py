@@ -21,7 +21,7 @@ import datetime
 import json
 import os
 import time
-from typing import IO, Any, Dict, Optional, Union
+from typing import IO, Any, Dict, Optional, Union, cast
 
 from .. import protocol as P
 from ..framer import (Busy, Data, Echo, Garbage, Info, LinkEvent, Prompt, Ready, Recv, Result,
@@ -54,7 +54,7 @@ def event_line(ev: Any, command: Optional[str] = None, *, redact: bool = True) -
     (AT+MQTTSET? prints its password on a line of its own)."""
     cls = type(ev)
     if cls is Result:
-        return ev.code
+        return str(ev.code)
     if cls is Info or cls is Text or cls is Echo:
         line = (f"+{ev.name}" + ("" if ev.value is None else ":" + ev.value) if cls is Info
                 else ev.text)
@@ -73,9 +73,9 @@ def event_line(ev: Any, command: Optional[str] = None, *, redact: bool = True) -
     if cls is Ready:
         return "ready"
     if cls is LinkEvent:
-        return ev.state if ev.link is None else f"{ev.link},{ev.state}"
+        return str(ev.state) if ev.link is None else f"{ev.link},{ev.state}"
     if cls is Wifi:
-        return "WIFI " + ev.state
+        return "WIFI " + str(ev.state)
     if cls is Subscription:
         return f"{ev.topic} -> <{len(ev.data)} bytes>"
     if cls is Data:
@@ -93,11 +93,12 @@ class TraceWriter:
 
     def __init__(self, target: Union[str, "os.PathLike[str]", IO[str]], *, port: Any = None,
                  baudrate: Optional[int] = None):
+        self._file: Optional[IO[str]]
         if hasattr(target, "write"):
-            self._file: IO[str] = target  # type: ignore[assignment]
+            self._file = cast(IO[str], target)
             self._owned = False
         else:
-            self._file = open_private(target)  # type: ignore[arg-type]
+            self._file = open_private(target)   # (no write(): a path)
             self._owned = True
         self._t0 = time.monotonic()
         from .. import __version__
@@ -150,7 +151,7 @@ class TraceWriter:
         self("note", text, None)
 
     def close(self) -> None:
-        f, self._file = self._file, None  # type: ignore[assignment]
+        f, self._file = self._file, None
         if f is not None:
             if self._owned:
                 f.close()

@@ -438,10 +438,10 @@ def _make_prompt(term: Terminal, history_file: str) -> Any:
                 up = text.upper()
                 for full in _names():
                     if full.startswith(up):
-                        spec = P.COMMANDS.get(full[3:] if full.startswith("AT+") else
-                                              ("" if full == "AT" else full[2:]))
+                        known = P.COMMANDS.get(full[3:] if full.startswith("AT+") else
+                                               ("" if full == "AT" else full[2:]))
                         yield Completion(full, -len(text),
-                                         display_meta=getattr(spec, "doc", ""))
+                                         display_meta=getattr(known, "doc", ""))
                 return
             m = re.match(r"^[Aa][Tt]\+([A-Za-z0-9_]+)=(.*)$", text)
             if m:

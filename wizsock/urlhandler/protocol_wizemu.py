@@ -31,7 +31,7 @@ from serial import PortNotOpenError, SerialBase, SerialException, SerialTimeoutE
 from wizsock.emulator.transports import garble
 
 
-class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
+class Serial(SerialBase):
     is_open: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -49,15 +49,15 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
 
     # ---------------------------------------------------------------- open
     def open(self) -> None:
-        if self._port is None:
+        if self.port is None:
             raise SerialException("Port must be configured before it can be used.")
         if self.is_open:
             raise SerialException("Port is already open.")
         from wizsock.emulator import core
 
-        url = urllib.parse.urlsplit(self._port)
+        url = urllib.parse.urlsplit(self.port)
         if url.scheme != "wizemu":
-            raise SerialException(f"expected a wizemu:// URL, got {self._port!r}")
+            raise SerialException(f"expected a wizemu:// URL, got {self.port!r}")
         name = url.netloc + url.path.strip("/")
         opts = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input", "jitter", "segment_limit"}
@@ -73,7 +73,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
             emu = core.Emulator(
                 world=opts.get("world"), flash=opts.get("flash"),
                 rtt=float(opts.get("rtt", 0)) / 1000.0,
-                baudrate=int(opts.get("baud") or self._baudrate),
+                baudrate=int(opts.get("baud") or self.baudrate),
                 faults=opts.get("faults"),
                 seed=int(opts["seed"]) if "seed" in opts else None,
                 boot_delay=float(opts.get("boot", 0.05)),
@@ -105,7 +105,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
         self._update_rts_state()
 
     def _reconfigure_port(self, force_update: bool = False) -> None:
-        pass  # a baud rate change is seen by the far end through self._baudrate
+        pass  # a baud rate change is seen by the far end through self.baudrate
 
     def close(self) -> None:
         if not self.is_open:
@@ -190,9 +190,9 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
                 return
             if not data:
                 return               # the host's end was closed
-            if emu.baud != self._baudrate:
+            if emu.baud != self.baudrate:
                 # at the wrong rate the module receives garbage
-                data = garble(data, self._baudrate, emu.baud)
+                data = garble(data, self.baudrate, emu.baud)
             emu.feed(data)
 
     async def _far_flusher(self, far: socket.socket) -> None:
@@ -213,8 +213,8 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
             self._far_wake = trio.Event()
 
     def _sink(self, data: bytes, baud: int) -> None:  # emulator thread, paced output
-        if baud != self._baudrate:
-            data = garble(data, baud, self._baudrate)
+        if baud != self.baudrate:
+            data = garble(data, baud, self.baudrate)
         far = self._far
         if far is None:
             return
@@ -246,7 +246,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
 
     def read(self, size: int = 1) -> bytes:
         sock = self._sock()
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         out = bytearray()
         while len(out) < size:
             try:
@@ -281,10 +281,10 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
 
     def write(self, data: Any) -> int:
         sock = self._sock()
-        data = serial.to_bytes(data)
+        data = serial.to_bytes(data)  # type: ignore[attr-defined]  # pyserial has it; types-pyserial lacks it
         view = memoryview(data)
-        deadline = (None if self._write_timeout is None
-                    else time.monotonic() + self._write_timeout)
+        deadline = (None if self.write_timeout is None
+                    else time.monotonic() + self.write_timeout)
         while view:
             try:
                 view = view[sock.send(view):]
@@ -321,7 +321,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no types
 
     def _update_rts_state(self) -> None:
         if self._emu is not None:
-            self._emu.set_rts(self._rts_state)
+            self._emu.set_rts(self.rts)
 
     def _update_dtr_state(self) -> None:
         pass
