@@ -176,10 +176,11 @@ def run(cases: List[Case], world_file: str, tmp_path, mux: int) -> Dict[bytes, T
 
     def setup(m: Module) -> None:
         for line in (b"AT+CWMODE_CUR=3", b'AT+CWJAP_CUR="wizsock-lab","wizsock123"',
-                     b"AT+CIPMUX=%d" % mux, b"AT+SYSIOSETCFG=3,1,0", b"AT+SYSGPIODIR=3,1"):
-            m.raw(line)
-        m.raw(b'AT+CIPSTART=0,"UDP","127.0.0.1",9,0,0' if mux else b'AT+CIPSTART="UDP","127.0.0.1",9,0,0')
-        catcher.take()
+                     b"AT+CIPMUX=%d" % mux, b"AT+SYSIOSETCFG=3,1,0", b"AT+SYSGPIODIR=3,1",
+                     b'AT+CIPSTART=%s"UDP","127.0.0.1",9' % (b"0," if mux else b"")):
+            answer = m.raw(line)
+            assert lines(answer)[-1] == b"OK", (line, answer)
+        assert not catcher.take()
 
     m = fresh()
     setup(m)
