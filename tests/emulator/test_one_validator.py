@@ -7,9 +7,9 @@ the line again. So:
 - a line the codec refuses gets `ERROR` and nothing else from the emulator;
 - a line the codec accepts is never refused by a handler for its syntax. Handlers
   refuse for the module's state with `CommandFailed` (no AP, link not open,
-  NOT GPIO MODE!, CIPMUX deciding whether a leading number is a link id); an
-  exception out of a handler (ValueError from a check of its own, IndexError,
-  KeyError, ...) is what the core logs as "rejected"/"failed", and must not happen;
+  NOT GPIO MODE!, CIPMUX deciding whether a leading number is a link id); any
+  other exception out of a handler (ValueError from a check of its own, IndexError,
+  KeyError, ...), which the core also turns into ERROR, must not happen;
 - the encoder (`spec.set(**kw)`) accepts exactly the typed values whose line the
   parser accepts, so the host refuses what the module would.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import json
-import logging
 import pathlib
 import re
 import threading
@@ -30,7 +29,9 @@ from typing import Dict, List, Optional, Tuple
 import serial
 
 from wizsock import protocol as P
-from wizsock.emulator import Emulator
+from wizsock.emulator import Emulator, registry
+# every handler module, so that each handler is registered before the battery wraps it
+from wizsock.emulator import commands, mqtt, net, netconfig, services  # noqa: F401
 
 from emulator.atclient import AT
 from emulator.validator_cases import DISRUPTIVE, Case, all_cases, codec_accepts, host_names
@@ -57,20 +58,37 @@ def lines(answer: bytes) -> List[bytes]:
     return [ln for ln in strip_urcs(answer).split(b"\r\n") if ln]
 
 
-class Rejections(logging.Handler):
-    """What the core logs when a handler raised instead of answering: `handler X rejected`
-    (ValueError, TypeError, IndexError, KeyError) or `handler X failed` (anything else)."""
+class Rejections:
+    """Every exception other than `CommandFailed` out of a handler (the core turns it into
+    ERROR): a check of the handler's own refusing a line the codec accepted, or a bug.
+    The real handlers run; each registered one is wrapped while the battery runs."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.seen: List[str] = []
         self.guard = threading.Lock()
+        self.saved = dict(registry.HANDLERS)
+        missing = set(P.COMMANDS) - set(self.saved)
+        assert not missing, f"commands of the table without a handler: {sorted(missing)}"
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = str(record.msg)
-        if msg.startswith(("handler %s rejected", "handler %s failed")):
-            with self.guard:
-                self.seen.append(record.getMessage())
+    def __enter__(self) -> "Rejections":
+        for name, fn in self.saved.items():
+            registry.HANDLERS[name] = self._watch(fn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        registry.HANDLERS.update(self.saved)
+
+    def _watch(self, fn: registry.Handler) -> registry.Handler:
+        async def watched(ctx: registry.Context, req: P.Request) -> Optional[str]:
+            try:
+                return await fn(ctx, req)
+            except registry.CommandFailed:
+                raise
+            except Exception as e:
+                with self.guard:
+                    self.seen.append(f"handler {req.name} raised {type(e).__name__}: {e}")
+                raise
+        return watched
 
     def take(self) -> List[str]:
         with self.guard:
@@ -162,11 +180,6 @@ RESTORE = {
 def run(cases: List[Case], world_file: str, tmp_path, mux: int) -> Dict[bytes, Tuple[bytes, List[str]]]:
     """Each case's answer and the handler exceptions it caused, on a module in station+SoftAP
     mode, joined, with CIPMUX=`mux` and a UDP link open (so link commands reach their data)."""
-    log = logging.getLogger("wizsock.emulator")
-    catcher = Rejections()
-    old_level = log.level
-    log.addHandler(catcher)
-    log.setLevel(logging.DEBUG)
     answers: Dict[bytes, Tuple[bytes, List[str]]] = {}
     n = [0]
 
@@ -174,33 +187,29 @@ def run(cases: List[Case], world_file: str, tmp_path, mux: int) -> Dict[bytes, T
         n[0] += 1
         return Module(world_file, str(tmp_path / f"flash-{mux}-{n[0]}.json"))
 
-    def setup(m: Module) -> None:
-        for line in (b"AT+CWMODE_CUR=3", b'AT+CWJAP_CUR="wizsock-lab","wizsock123"',
-                     b"AT+CIPMUX=%d" % mux, b"AT+SYSIOSETCFG=3,1,0", b"AT+SYSGPIODIR=3,1",
-                     b'AT+CIPSTART=%s"UDP","127.0.0.1",9' % (b"0," if mux else b"")):
-            answer = m.raw(line)
-            assert lines(answer)[-1] == b"OK", (line, answer)
-        assert not catcher.take()
-
-    m = fresh()
-    setup(m)
-    try:
-        for case in cases:
-            if disruptive(case):
-                one = fresh()
-                try:
-                    answers[case.line] = (one.raw(case.line), catcher.take())
-                finally:
-                    one.close()
-                continue
-            answers[case.line] = (m.raw(case.line), catcher.take())
-            for line in RESTORE.get(case.name, ()):
-                m.raw(line)
-            catcher.take()
-    finally:
-        m.close()
-        log.removeHandler(catcher)
-        log.setLevel(old_level)
+    with Rejections() as catcher:
+        m = fresh()
+        try:
+            for line in (b"AT+CWMODE_CUR=3", b'AT+CWJAP_CUR="wizsock-lab","wizsock123"',
+                         b"AT+CIPMUX=%d" % mux, b"AT+SYSIOSETCFG=3,1,0", b"AT+SYSGPIODIR=3,1",
+                         b'AT+CIPSTART=%s"UDP","127.0.0.1",9' % (b"0," if mux else b"")):
+                answer = m.raw(line)
+                assert lines(answer)[-1] == b"OK", (line, answer)
+            assert not catcher.take()
+            for case in cases:
+                if disruptive(case):
+                    one = fresh()
+                    try:
+                        answers[case.line] = (one.raw(case.line), catcher.take())
+                    finally:
+                        one.close()
+                    continue
+                answers[case.line] = (m.raw(case.line), catcher.take())
+                for line in RESTORE.get(case.name, ()):
+                    m.raw(line)
+                catcher.take()
+        finally:
+            m.close()
     return answers
 
 
