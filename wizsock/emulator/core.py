@@ -106,7 +106,6 @@ class Ctx(Context):
         self.state = emu.state
         self.req = req
         self.line = line
-        self.args = atparse.args(line)
 
     async def send_line(self, line: bytes) -> None:
         await self.emulator.write_unit(bytes(line) + b"\r\n")
