@@ -286,7 +286,7 @@ class Link:
             if self._module_closed and not self._sending:
                 raise E.SendFailed(f"link {self.id}: connection closed by the remote end with "
                                    f"{target - self._tx_taken} bytes unsent", link=self.id)
-            if self._holding:
+            if self._holding and target - self._tx_taken < MAX_SEND:
                 return                # what is left is a short tail the next send() tops up
             await self._tx_event.wait()
 
@@ -379,6 +379,8 @@ class Link:
         sendbuf = self._uses_sendbuf()
         if sendbuf and len(self._tx) < MAX_SEND:
             await self._top_up()
+            if not self._tx or self._error is not None or self._module_closed:
+                return                # failed or closed meanwhile: send() callers raise
         n = min(len(self._tx), MAX_SEND)
         if sendbuf:
             n = min(n, SENDBUF_SIZE - self._inflight)
