@@ -24,6 +24,7 @@ def download(host: str, port: int) -> dict:
     chunks = []
     t0, c0 = time.perf_counter(), proc_cpu()
     s = socket.create_connection((host, port))
+    t_conn = time.perf_counter()
     while True:
         d = s.recv(65536)
         if not d:
@@ -32,7 +33,7 @@ def download(host: str, port: int) -> dict:
     t1, c1 = time.perf_counter(), proc_cpu()
     s.close()
     data = b"".join(chunks)
-    return {"bytes": len(data), "wall": t1 - t0, "cpu": c1 - c0,
+    return {"bytes": len(data), "wall": t1 - t0, "cpu": c1 - c0, "connect": t_conn - t0,
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -40,8 +41,10 @@ def upload(host: str, port: int, n: int) -> dict:
     data = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(n))
     t0, c0 = time.perf_counter(), proc_cpu()
     s = socket.create_connection((host, port))
+    t_conn = time.perf_counter()
     for i in range(0, n, 16384):
         s.sendall(data[i:i + 16384])
+    t_sent = time.perf_counter()
     reply = b""
     while not reply.endswith(b"\n"):
         d = s.recv(200)
@@ -50,8 +53,9 @@ def upload(host: str, port: int, n: int) -> dict:
         reply += d
     t1, c1 = time.perf_counter(), proc_cpu()
     s.close()
-    return {"bytes": n, "wall": t1 - t0, "cpu": c1 - c0,
-            "sha256": hashlib.sha256(data).hexdigest(), "reply": reply.decode()}
+    return {"bytes": n, "wall": t1 - t0, "cpu": c1 - c0, "connect": t_conn - t0,
+            "tail": t1 - t_sent, "sha256": hashlib.sha256(data).hexdigest(),
+            "reply": reply.decode()}
 
 
 def main() -> None:

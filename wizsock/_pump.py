@@ -225,7 +225,7 @@ def _engine_closing() -> bool:
     return trio.current_effective_deadline() == float("-inf")
 
 
-async def _close_link(link: Optional[Link]) -> None:
+async def close_link(link: Optional[Link]) -> None:
     if link is None:
         return
     if _engine_closing():
@@ -308,7 +308,7 @@ async def pump_stream(conn: Conn, pair_end: _stdsocket.socket,
     finally:
         conn.state = "failed" if conn.state == "failed" else "closed"
         engine_closing = _engine_closing()
-        await _close_link(link)
+        await close_link(link)
         _reclaiming.discard(conn)
         if reset or (engine_closing and link is not None):
             conn.poke_user()   # the module went away under the connection: a reset
@@ -451,7 +451,7 @@ async def pump_dgram(conn: Conn, pair_end: _stdsocket.socket) -> None:
         await _run_dgram(tsock, link)
     finally:
         conn.state = "closed"
-        await _close_link(link)
+        await close_link(link)
         tsock.close()
         conn.finished.set()
 
@@ -506,7 +506,7 @@ async def pump_listener(conn: Conn, pair_end: _stdsocket.socket, server: Any, qu
                 except Exception as e:
                     log.debug("closing server: %r", e)
             while queue:
-                await _close_link(queue.pop())
+                await close_link(queue.pop())
         tsock.close()
         conn.finished.set()
 

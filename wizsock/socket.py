@@ -223,7 +223,9 @@ _dns_lock = threading.Lock()
 # one lookup per name at a time: the name's lock, while a caller holds it (weak: a
 # process that resolves many names keeps no lock per name it ever looked up)
 _dns_inflight: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
-_LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
+# The name helpers below are shared with wizsock.trio's resolver; they are not in
+# __all__ (not part of the stdlib's socket API).
+LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
 
 
 def clear_dns_cache() -> None:
@@ -232,7 +234,7 @@ def clear_dns_cache() -> None:
         _dns_cache.clear()
 
 
-def _ipv4_literal(host: str) -> Optional[str]:
+def ipv4_literal(host: str) -> Optional[str]:
     """The dotted quad for an IPv4 literal (any inet_aton form), else None; no traffic."""
     try:
         return str(_orig.getaddrinfo(host, None, AF_INET, SOCK_STREAM, 0,    # AF_INET: (str, int)
@@ -241,7 +243,7 @@ def _ipv4_literal(host: str) -> Optional[str]:
         return None
 
 
-def _is_ipv6_literal(host: str) -> bool:
+def is_ipv6_literal(host: str) -> bool:
     try:
         ipaddress.IPv6Address(host.split("%", 1)[0])
         return True
@@ -249,7 +251,7 @@ def _is_ipv6_literal(host: str) -> bool:
         return False
 
 
-def _host_str(host: object) -> str:
+def host_str(host: object) -> str:
     if isinstance(host, (bytes, bytearray)):
         try:
             return bytes(host).decode("ascii")
@@ -279,12 +281,12 @@ def _module_name(name: str) -> str:
     return ascii_name
 
 
-def _resolve_name(name: str, handle: Optional[_Handle] = None) -> str:
+def resolve_name(name: str, handle: Optional[_Handle] = None) -> str:
     """An IPv4 address for a host name, through the module (cached briefly)."""
     name = _module_name(name)
     key = name.lower().rstrip(".")
-    if key in _LOCAL_NAMES:
-        return _LOCAL_NAMES[key]
+    if key in LOCAL_NAMES:
+        return LOCAL_NAMES[key]
     now = time.monotonic()
     with _dns_lock:
         hit = _dns_cache.get(key)
@@ -331,7 +333,7 @@ def getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, None
     without IPv6 (IPv6 literals still parse, creating an AF_INET6 socket then fails)."""
     if _orig.is_internal():
         return _orig.getaddrinfo(host, port, family, type, proto, flags)
-    return _getaddrinfo(host, port, family, type, proto, flags, _resolve_name)
+    return getaddrinfo_with(host, port, family, type, proto, flags, resolve_name)
 
 
 _SOCKTYPES: tuple[tuple[int, int, Optional[str]], ...] = ((SOCK_STREAM, _stdsocket.IPPROTO_TCP, "tcp"),
@@ -397,7 +399,7 @@ def _ipv4_answers(ip: str, port: object, type: int, proto: int, flags: int,
             for i, (st, pr, number) in enumerate(_service_answers(port, type, proto, flags))]
 
 
-def _getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int,
+def getaddrinfo_with(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int,
                  type: int, proto: int, flags: int, resolve: Callable[[str], str]) -> list[AddrInfo]:
     """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it).
 
@@ -416,11 +418,11 @@ def _getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, Non
         return _ipv4_answers(wildcard, port, type, proto, flags & ~_stdsocket.AI_CANONNAME)
     if family not in (0, AF_INET, AF_INET6):
         raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
-    name = _host_str(host)
-    if _is_ipv6_literal(name):
+    name = host_str(host)
+    if is_ipv6_literal(name):
         return _orig.getaddrinfo(name, port, family, type, proto,
                                  (flags & ~_stdsocket.AI_ADDRCONFIG) | _stdsocket.AI_NUMERICHOST)
-    ip = _ipv4_literal(name)
+    ip = ipv4_literal(name)
     if ip is None:
         if flags & _stdsocket.AI_NUMERICHOST:
             raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
@@ -439,15 +441,15 @@ def gethostbyname(hostname: str) -> str:
     """``socket.gethostbyname``, the name resolved by the module."""
     if _orig.is_internal():
         return _orig.gethostbyname(hostname)
-    name = _host_str(hostname)
+    name = host_str(hostname)
     if name == "":
         return _orig.gethostbyname(name)
-    ip = _ipv4_literal(name)
+    ip = ipv4_literal(name)
     if ip is not None:
         return ip
-    if _is_ipv6_literal(name):
+    if is_ipv6_literal(name):
         raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-    return _resolve_name(name)
+    return resolve_name(name)
 
 
 def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
@@ -455,7 +457,7 @@ def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     if _orig.is_internal():
         return _orig.gethostbyname_ex(hostname)
     ip = gethostbyname(hostname)
-    return (_host_str(hostname), [], [ip])
+    return (host_str(hostname), [], [ip])
 
 
 def create_connection(address: tuple[Optional[str], Union[bytes, str, int, None]],
@@ -514,7 +516,7 @@ def _address(address: object, what: str) -> Address:
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
     host, port = address
     _check_port(port, what)
-    return _host_str(host), port
+    return host_str(host), port
 
 
 #: how long a connect waits for one of the module's five links to be freed when the
@@ -574,7 +576,7 @@ async def _open_within(open_fn: Callable[[], Awaitable[_pump.Link]], timeout: Op
         finally:
             done.set()
             if box.get("abandoned") and "link" in box:
-                await _pump._close_link(box["link"])
+                await _pump.close_link(box["link"])
 
     try:
         trio.lowlevel.spawn_system_task(opener)
@@ -655,7 +657,50 @@ class socket(_KSocket):
         src = getattr(_ADOPT, "src", None)
         if src is not None and fileno is not None:
             _ADOPT.src = None
-            _adopt(self, src, take=True)
+            self._adopt_state(src, take=True)
+
+    # -- for wizsock.ssl and wizsock.trio (not part of the stdlib's socket API) --------
+
+    @property
+    def wiz_kernel_routed(self) -> bool:
+        """The kernel carries it (loopback, the internal context, ``fileno=``, other
+        families): the module and its TLS play no part."""
+        return self._wiz_kernel
+
+    @property
+    def wiz_connected(self) -> bool:
+        """It is connected (or sending datagrams) through a module link."""
+        return self._wiz is not None
+
+    @property
+    def wiz_listening(self) -> bool:
+        """It listens on the module's server (AT+CIPSERVER)."""
+        return self._wiz_server is not None
+
+    def wiz_use_module(self, handle: _Handle) -> None:
+        """Route it through this module rather than the default one (set before connect)."""
+        self._wiz_handle = handle
+
+    def wiz_use_tls(self, context: ModuleSSLContext, server_hostname: Optional[str]) -> None:
+        """Its connect opens the module's SSL link with ``context``'s credentials."""
+        self._wiz_tls = context
+        self._wiz_tls_hostname = server_hostname
+
+    def _adopt_state(self, old: object, take: bool = False) -> None:
+        """Carry the routing state of ``old`` over (same descriptor).  ``take`` (ssl
+        wrapping, where ``old`` is detached) also hands over what ``old`` owns."""
+        if isinstance(old, socket):
+            self._wiz = old._wiz
+            self._wiz_handle = old._wiz_handle
+            self._wiz_bound = old._wiz_bound
+            self._wiz_server = old._wiz_server
+            self._wiz_kernel = old._wiz_kernel
+            self._wiz_tls = old._wiz_tls
+            self._wiz_tls_hostname = old._wiz_tls_hostname
+            self._wiz_opts = list(old._wiz_opts)
+            if take:
+                self._wiz_peer, old._wiz_peer = old._wiz_peer, None
+                self._wiz_ksock, old._wiz_ksock = old._wiz_ksock, None
 
     # -- routing ------------------------------------------------------------------------
 
@@ -691,12 +736,12 @@ class socket(_KSocket):
         return junk
 
     def _wiz_resolve(self, host: str, handle: Optional[_Handle]) -> str:
-        ip = _ipv4_literal(host)
+        ip = ipv4_literal(host)
         if ip is not None:
             return ip
-        if _is_ipv6_literal(host):
+        if is_ipv6_literal(host):
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
-        return _resolve_name(host, handle)
+        return resolve_name(host, handle)
 
     def _wiz_kernel_socket(self) -> _stdsocket.socket:
         """The kernel socket a relay serves: the one bound earlier, or a new one with the
@@ -747,7 +792,7 @@ class socket(_KSocket):
             raise OSError(errno.EISCONN, os.strerror(errno.EISCONN))
         host, port = _address(address, "connect")
         try:
-            ip = _ipv4_literal(host)
+            ip = ipv4_literal(host)
             if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
                 handle = None      # bound to loopback, or a listener of this very process
                 if ip is None:     # a name ("localhost"), for the kernel socket to connect to
@@ -808,7 +853,7 @@ class socket(_KSocket):
         aio = handle.aio
         tls = self._wiz_tls
         if tls is not None:
-            return tls._open_fn(aio, ip, port, self._wiz_tls_hostname)
+            return tls.link_opener(aio, ip, port, self._wiz_tls_hostname)
 
         async def open_tcp() -> _pump.Link:
             return await aio.net.open_tcp(ip, port)
@@ -847,7 +892,7 @@ class socket(_KSocket):
             # interrupted (KeyboardInterrupt...): whoever finishes last closes the link
             box["abandoned"] = True
             if "link" in box:
-                handle.spawn(_pump._close_link, box["link"])
+                handle.spawn(_pump.close_link, box["link"])
             raise
         self._wiz_start(handle, conn, link, _pump.pump_stream)
         return 0
@@ -880,7 +925,7 @@ class socket(_KSocket):
         try:
             peer = self._wiz_attach(conn)
         except BaseException:
-            handle.spawn(_pump._close_link, link)
+            handle.spawn(_pump.close_link, link)
             raise
         handle.spawn(pump, conn, peer)
 
@@ -888,7 +933,7 @@ class socket(_KSocket):
         host, port = _address(address, "connect")
         conn = self._wiz
         if conn is not None and conn.relay is not None:
-            ip = _ipv4_literal(host) or self._wiz_resolve(host, self._wiz_h())
+            ip = ipv4_literal(host) or self._wiz_resolve(host, self._wiz_h())
             _KSocket.connect(conn.relay, (ip, port))
             conn.udp_peer = (ip, port)
             return 0
@@ -900,7 +945,7 @@ class socket(_KSocket):
 
     def _wiz_udp_dest(self, address: Any) -> Address:
         host, port = _address(address, "sendto")
-        ip = _ipv4_literal(host)
+        ip = ipv4_literal(host)
         if ip is not None:
             return ip, port
         return self._wiz_resolve(host, self._wiz_h()), port
@@ -940,7 +985,7 @@ class socket(_KSocket):
             raise OSError(code, os.strerror(code))
         if self._wiz is None:
             host, port = _address(addr, "sendto")
-            ip = _ipv4_literal(host)
+            ip = ipv4_literal(host)
             if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
                 self._wiz_udp_relay()
             else:
@@ -1031,7 +1076,7 @@ class socket(_KSocket):
         if self._wiz_kernel:
             return _KSocket.bind(self, address)
         host, port = _address(address, "bind")
-        ip = _ipv4_literal(host) if host else "0.0.0.0"
+        ip = ipv4_literal(host) if host else "0.0.0.0"
         if ip is None:
             ip = gethostbyname(host)
         if self._wiz_bound is not None or self._wiz is not None or self._wiz_ksock is not None \
@@ -1277,7 +1322,7 @@ class socket(_KSocket):
 
     def dup(self) -> Self:
         new = super().dup()
-        _adopt(new, self)
+        new._adopt_state(self)
         return new
 
     def __getstate__(self) -> NoReturn:
@@ -1286,19 +1331,3 @@ class socket(_KSocket):
 
 SocketType = socket
 
-
-def _adopt(new: socket, old: object, take: bool = False) -> None:
-    """Carry the routing state of ``old`` over to ``new`` (same descriptor).  ``take``
-    (ssl wrapping, where ``old`` is detached) also hands over what ``old`` owns."""
-    if isinstance(old, socket):
-        new._wiz = old._wiz
-        new._wiz_handle = old._wiz_handle
-        new._wiz_bound = old._wiz_bound
-        new._wiz_server = old._wiz_server
-        new._wiz_kernel = old._wiz_kernel
-        new._wiz_tls = old._wiz_tls
-        new._wiz_tls_hostname = old._wiz_tls_hostname
-        new._wiz_opts = list(old._wiz_opts)
-        if take:
-            new._wiz_peer, old._wiz_peer = old._wiz_peer, None
-            new._wiz_ksock, old._wiz_ksock = old._wiz_ksock, None

@@ -41,7 +41,7 @@ class SSLSocket(_stdssl.SSLSocket, _wsocket.socket):
 
     @classmethod
     def _create(cls, sock: _stdsocket.socket, *args: Any, **kwargs: Any) -> Self:
-        if isinstance(sock, _wsocket.socket) and sock._wiz_server is not None:
+        if isinstance(sock, _wsocket.socket) and sock.wiz_listening:
             raise OSError(errno.EOPNOTSUPP, "TLS on a module server socket: wrap the accepted sockets")
         # ssl.SSLSocket._create builds the new object from sock.fileno(); the facade's
         # __init__ takes the routing state of ``sock`` over (same descriptor).
@@ -149,9 +149,9 @@ class ModuleSSLContext:
         ``connect`` opens the module's SSL link (``server_hostname``: the host to ask for)."""
         if server_side:
             raise ValueError("the module's TLS is client-side only")
-        if not isinstance(sock, _wsocket.socket) or sock._wiz_kernel:
+        if not isinstance(sock, _wsocket.socket) or sock.wiz_kernel_routed:
             raise ValueError("ModuleSSLContext wraps a wizsock socket that is not yet connected")
-        if sock._wiz is not None:
+        if sock.wiz_connected:
             raise ValueError("wrap the socket before connecting it: the module's TLS starts with the link")
         if server_hostname is not None:
             # checked now, as ssl does (ValueError at wrap time): it becomes CIPSTART's host
@@ -160,8 +160,7 @@ class ModuleSSLContext:
                                                 port=443)
             except ValueError as exc:
                 raise ValueError(f"server_hostname: {exc}") from None
-        sock._wiz_tls = self
-        sock._wiz_tls_hostname = server_hostname
+        sock.wiz_use_tls(self, server_hostname)
         return sock
 
     async def _configure(self, aio: Any) -> None:
@@ -175,8 +174,10 @@ class ModuleSSLContext:
         # AT+CIPSSLCONF: 0 no verification, 1 verify but connect anyway, 2 verify
         await aio.net.set_ssl_conf(2 if self.verify else 0)
 
-    def _open_fn(self, aio: Any, ip: str, port: int,
-                 hostname: Optional[str]) -> Callable[[], Awaitable[Any]]:
+    def link_opener(self, aio: Any, ip: str, port: int,
+                    hostname: Optional[str]) -> Callable[[], Awaitable[Any]]:
+        """What a wrapped socket's connect runs: send the credentials, then open the
+        module's SSL link to ``hostname`` (or ``ip``)."""
         async def open_ssl() -> Any:
             await self._configure(aio)
             return await aio.net.open_ssl(hostname or ip, port)

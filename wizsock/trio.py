@@ -93,8 +93,8 @@ class SocketFactory(_trio.abc.SocketFactory):
         type = _stdsocket.SOCK_STREAM if type is None else type
         proto = 0 if proto is None else proto
         sock = _ws.socket(family, type, proto)
-        if not sock._wiz_kernel:
-            sock._wiz_handle = self._handle
+        if not sock.wiz_kernel_routed:
+            sock.wiz_use_module(self._handle)
         return _TrioSocket(sock)
 
 
@@ -111,24 +111,24 @@ class HostnameResolver(_trio.abc.HostnameResolver):
                 _orig.getaddrinfo, host, port, family, type, proto, flags)
         handle = self._handle
         if isinstance(handle, _AsyncHandle):
-            name = _ws._host_str(host) if host is not None else None
+            name = _ws.host_str(host) if host is not None else None
             ip: Optional[str] = None
-            if name and _ws._ipv4_literal(name) is None and not _ws._is_ipv6_literal(name) \
+            if name and _ws.ipv4_literal(name) is None and not _ws.is_ipv6_literal(name) \
                     and not flags & _stdsocket.AI_NUMERICHOST:
                 ip = await self._resolve_async(name)
 
             def resolved(_name: str) -> str:
-                # _getaddrinfo asks for exactly the names looked up above
+                # getaddrinfo_with asks for exactly the names looked up above
                 assert ip is not None
                 return ip
-            return _ws._getaddrinfo(host, port, family, type, proto, flags, resolved)
+            return _ws.getaddrinfo_with(host, port, family, type, proto, flags, resolved)
         return await _trio.to_thread.run_sync(
-            functools.partial(_ws._getaddrinfo, host, port, family, type, proto, flags,
-                              functools.partial(_ws._resolve_name, handle=handle)),
+            functools.partial(_ws.getaddrinfo_with, host, port, family, type, proto, flags,
+                              functools.partial(_ws.resolve_name, handle=handle)),
             abandon_on_cancel=True)
 
     async def _resolve_async(self, name: str) -> str:
-        local = _ws._LOCAL_NAMES.get(name.lower().rstrip("."))
+        local = _ws.LOCAL_NAMES.get(name.lower().rstrip("."))
         if local:
             return local
         try:

@@ -2,56 +2,25 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 
 import trio
 
 from wizsock import protocol as P
-from wizsock.emulator.core import BAUDS, FIRMWARE_INFO, derive_ap_mac
+from wizsock.emulator.core import FIRMWARE_INFO, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
 
-MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "GPIOPB_18",
              11: "GPIOPB_13", 12: "GPIOPB_14", 13: "GPIOPB_17", 14: "GPIOPB_16",
              16: "GPIOPB_10", 19: "GPIOPB_7", 20: "GPIOPB_8"}
 
 
 # ------------------------------------------------------------------ helpers
-def I(v, lo=None, hi=None) -> int:
-    if isinstance(v, bool) or v is None:
-        raise ValueError("missing integer")
-    if isinstance(v, str):
-        if not re.fullmatch(r"-?\d+", v.strip()):
-            raise ValueError(f"not an integer: {v!r}")
-        v = int(v)
-    v = int(v)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"{v} out of range [{lo}, {hi}]")
-    return v
-
-
-def S(v, lo=0, hi=None) -> str:
-    if not isinstance(v, str):
-        raise ValueError("string expected")
-    n = len(v.encode("utf-8", "surrogateescape"))
-    if n < lo or (hi is not None and n > hi):
-        raise ValueError("string length out of range")
-    return v
-
-
-def IP(v) -> str:
-    v = S(v)
-    ipaddress.IPv4Address(v)
-    return v
-
-
-def MAC(v) -> str:
-    v = S(v)
-    if not MAC_RE.match(v):
-        raise ValueError("bad MAC")
-    return v.lower()
-
+# Handlers read the codec's validated, typed parameters (`req["name"]`, `req.get`): the
+# core answers ERROR to any line `protocol.parse_request` refuses before a handler runs,
+# so ranges, lengths, choices and formats are checked in one place, the command table,
+# which the host's encoder uses too. A handler refuses only for the module's state
+# (`CommandFailed`): no AP, a link that is not open, NOT GPIO MODE!, the CIPMUX mode.
 
 async def reply(ctx, req, record, form=None, **opts):
     """Print a response record in the codec's format for this command and form."""
@@ -66,12 +35,6 @@ def fail(req, record, result="FAIL"):
 def q(s) -> bytes:
     """A quoted string field (the codec's quoting: \\ " , escaped), as bytes."""
     return P.quote(str(s)).encode("utf-8", "surrogateescape")
-
-
-def nargs(ctx, *allowed):
-    if len(ctx.args) not in allowed:
-        raise ValueError(f"expected {allowed} parameters, got {len(ctx.args)}")
-    return ctx.args
 
 
 def is_def(req) -> bool:
@@ -96,20 +59,22 @@ def get(ctx, req, key):
 
 
 def need_form(req, *forms):
+    """The forms this handler implements. Not a check of the line (the codec has read
+    it): the emulated module answers ERROR to a form the table has but the handler does
+    not, e.g. the test form `AT+X=?` the table gives every set/query command."""
     if req.form not in forms:
-        raise ValueError(f"form {req.form} not supported")
+        raise CommandFailed("ERROR")
 
 
-async def number_setting(ctx, req, key, record, lo, hi, persist=False):
-    """A query/set command over one bounded number; a persisted one is answered from
-    flash, since a set writes both and flash is what survives a restart."""
+async def number_setting(ctx, req, key, record, persist=False):
+    """A query/set command over one number (its range is the table's); a persisted one
+    is answered from flash, since a set writes both and flash is what survives a restart."""
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
         await reply(ctx, req, record((st.flash if persist else st.cur)[key]))
         return "OK"
-    (n,) = nargs(ctx, 1)
-    st.cur[key] = I(n, lo, hi)
+    (st.cur[key],) = req.args
     if persist:
         st.flash[key] = st.cur[key]
     return "OK"
@@ -151,8 +116,7 @@ async def gmr(ctx, req):
 @handler("GSLP")
 async def gslp(ctx, req):
     need_form(req, "set")
-    (ms,) = nargs(ctx, 1)
-    ms = I(ms, 0, 0xFFFFFFFF)
+    ms = req["time"]
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
     emu = ctx.emulator
@@ -168,8 +132,7 @@ async def restore(ctx, req):
     need_form(req, "execute", "set")
     kind = 0  # spec: type 0 (default) restores only the Station MAC; 1 restores everything
     if req.form == "set":
-        (kind,) = nargs(ctx, 1)
-        kind = I(kind, 0, 1)
+        kind = req["type"]
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
     ctx.emulator.restore_factory(everything=bool(kind))
@@ -183,11 +146,8 @@ async def uart(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.UartConfig(*get(ctx, req, "uart")))
         return "OK"
-    b, d, s, p, f = nargs(ctx, 5)
-    b = I(b)
-    if b not in BAUDS:
-        raise ValueError("baud rate")
-    v = [b, I(d, 5, 8), I(s, 1, 2), I(p, 0, 2), I(f, 0, 1)]
+    v = list(req.args)   # baudrate, databits, stopbits, parity, flow_control
+    b = v[0]
     put(ctx, req, "uart", v)
     await ctx.write(b"\r\nOK\r\n")
     emu = ctx.emulator
@@ -203,17 +163,14 @@ async def sleep_cmd(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.SleepMode(ctx.state.cur["sleep"]))
         return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 0, 2)
     need_mode(ctx, 1)
-    ctx.state.cur["sleep"] = m
+    ctx.state.cur["sleep"] = req["mode"]
     return "OK"
 
 
-def _pin(ctx, pin):
-    pin = I(pin)
-    if pin not in GPIO_PINS:
-        raise ValueError("no such pin")
+def _pin(ctx, req):
+    """The IO pin's state (the table allows only the pins of spec 3.1.10)."""
+    pin = req["pin"]
     io = ctx.state.cur["sysio"]
     return io.setdefault(str(pin), {"mode": 0, "pull": 0, "dir": 0, "level": 0}), pin
 
@@ -226,17 +183,15 @@ def _need_gpio(p):
 @handler("SYSIOSETCFG")
 async def sysiosetcfg(ctx, req):
     need_form(req, "set")
-    pin, mode, pull = nargs(ctx, 3)
-    p, _ = _pin(ctx, pin)
-    p.update(mode=I(mode, 0, 1), pull=I(pull, 0, 1))
+    p, _ = _pin(ctx, req)
+    p.update(mode=req["mode"], pull=req["pull_up"])
     return "OK"
 
 
 @handler("SYSIOGETCFG")
 async def sysiogetcfg(ctx, req):
     need_form(req, "set")
-    (pin,) = nargs(ctx, 1)
-    p, pin = _pin(ctx, pin)
+    p, pin = _pin(ctx, req)
     await reply(ctx, req, R.IoConfig(pin, p["mode"], p["pull"]))
     return "OK"
 
@@ -244,9 +199,8 @@ async def sysiogetcfg(ctx, req):
 @handler("SYSGPIODIR")
 async def sysgpiodir(ctx, req):
     need_form(req, "set")
-    pin, d = nargs(ctx, 2)
-    p, _ = _pin(ctx, pin)
-    d = I(d, 0, 1)
+    p, _ = _pin(ctx, req)
+    d = req["dir"]
     _need_gpio(p)
     p["dir"] = d
     if d == 0:
@@ -257,9 +211,8 @@ async def sysgpiodir(ctx, req):
 @handler("SYSGPIOWRITE")
 async def sysgpiowrite(ctx, req):
     need_form(req, "set")
-    pin, level = nargs(ctx, 2)
-    p, _ = _pin(ctx, pin)
-    level = I(level, 0, 1)
+    p, _ = _pin(ctx, req)
+    level = req["level"]
     _need_gpio(p)
     if p["dir"] != 1:
         raise CommandFailed("ERROR", [b"NOT OUTPUT MODE!"])
@@ -270,8 +223,7 @@ async def sysgpiowrite(ctx, req):
 @handler("SYSGPIOREAD")
 async def sysgpioread(ctx, req):
     need_form(req, "set")
-    (pin,) = nargs(ctx, 1)
-    p, pin = _pin(ctx, pin)
+    p, pin = _pin(ctx, req)
     _need_gpio(p)
     if p["dir"] == 1:
         level = p["level"]
@@ -292,8 +244,7 @@ async def cwmode(ctx, req):
         v = ctx.state.mode if not is_def(req) else ctx.state.flash["cwmode"]
         await reply(ctx, req, R.WifiMode(v))
         return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 1, 3)
+    m = req["mode"]
     put(ctx, req, "cwmode", m)
     old = ctx.state.mode
     ctx.state.mode = m
@@ -371,10 +322,8 @@ async def cwjap(ctx, req):
         await reply(ctx, req, None if ap is None else R.JoinedAp(
             ap["ssid"], ap.get("mac", "").lower(), int(ap.get("channel", 1)), int(ap.get("rssi", -70))))
         return "OK"
-    a = nargs(ctx, 2, 3)
-    ssid = S(a[0], 1, 32)
-    pwd = S(a[1], 0, 64)
-    bssid = MAC(a[2]) if len(a) == 3 and a[2] else None
+    ssid, pwd = req["ssid"], req["pwd"]
+    bssid = req["bssid"] and req["bssid"].lower()
     need_mode(ctx, 1, 3)
     jap = [ssid, pwd, bssid]
     st.cur["jap"] = jap
@@ -389,10 +338,7 @@ async def cwjap(ctx, req):
 @handler("CWLAPOPT")
 async def cwlapopt(ctx, req):
     need_form(req, "set")
-    a = nargs(ctx, 1, 2)
-    sort = I(a[0], 0, 1)
-    mask = I(a[1], 0, 0x7FF) if len(a) > 1 else 0x7FF
-    ctx.state.cur["lapopt"] = [sort, mask]
+    ctx.state.cur["lapopt"] = [req["sort_enable"], req["mask"]]
     return "OK"
 
 
@@ -402,12 +348,7 @@ async def cwlap(ctx, req):
     need_mode(ctx, 1, 3)
     ssid = bssid = channel = None
     if req.form == "set":
-        a = nargs(ctx, 1, 2, 3)
-        ssid = S(a[0], 0, 32)
-        if len(a) > 1 and a[1]:
-            bssid = MAC(a[1])
-        if len(a) > 2:
-            channel = I(a[2], 1, 14)
+        ssid, bssid, channel = req["ssid"], req["mac"], req["channel"]
     await trio.sleep(float(ctx.state.world.get("scan_time", 0.05)))
     aps = [ap for ap in find_aps(ctx.state.world, ssid, bssid, channel) if not ap.get("hidden")]
     sort, mask = ctx.state.cur["lapopt"]
@@ -434,17 +375,8 @@ async def cwsap(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.SoftApConfig(*get(ctx, req, "sap")))
         return "OK"
-    a = nargs(ctx, 4, 5, 6)
-    ssid = S(a[0], 1, 32)
-    pwd = S(a[1], 0, 64)
-    chl = I(a[2], 0, 13)
-    ecn = I(a[3])
-    if ecn not in (0, 2, 3, 4):
-        raise ValueError("ecn")
-    if ecn != 0 and not 8 <= len(pwd) <= 64:
-        raise ValueError("pwd length")
-    maxconn = I(a[4], 1, 4) if len(a) > 4 else 4
-    hidden = I(a[5], 0, 1) if len(a) > 5 else 0
+    ssid, pwd, chl, ecn = req["ssid"], req["pwd"], req["channel"], req["ecn"]
+    maxconn, hidden = req.get("max_conn", 4), req.get("ssid_hidden", 0)
     need_mode(ctx, 2, 3)
     put(ctx, req, "sap", [ssid, "" if ecn == 0 else pwd, chl, ecn, maxconn, hidden])
     return "OK"
@@ -508,9 +440,7 @@ async def cwdhcp(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.DhcpStatus(get(ctx, req, "dhcp")))
         return "OK"
-    mode, en = nargs(ctx, 2)
-    mode = I(mode, 0, 2)
-    en = I(en, 0, 1)
+    mode, en = req["mode"], req["en"]
     _dhcp_bits(ctx, req, {0: 1, 1: 2, 2: 3}[mode], bool(en))
     st = ctx.state
     if st.station is not None and mode in (1, 2):
@@ -524,32 +454,23 @@ async def cwdhcps(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.DhcpRange(*get(ctx, req, "dhcps")))
         return "OK"
-    a = nargs(ctx, 1, 2, 4)
-    en = I(a[0], 0, 1)
     need_mode(ctx, 2, 3)
-    if en == 0:
+    if req["enable"] == 0:   # the default range; the module ignores any range given with 0
         ap = ipaddress.IPv4Address(ctx.state.cur["ap_ip"][0])
         net = int(ap) & 0xFFFFFF00
         v = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
     else:
-        if len(a) != 4:
-            raise ValueError("lease, start and end needed")
-        lease = I(a[1], 1, 2880)
-        start, end = IP(a[2]), IP(a[3])
+        v = [req["lease_time"], req["start_ip"], req["end_ip"]]
         ap = ctx.state.cur["ap_ip"][0]
-        for x in (start, end):
-            if x.rsplit(".", 1)[0] != ap.rsplit(".", 1)[0]:
-                raise ValueError("not in the SoftAP's segment")
-        if ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
-            raise ValueError("start after end")
-        v = [lease, start, end]
+        if any(x.rsplit(".", 1)[0] != ap.rsplit(".", 1)[0] for x in v[1:]):
+            raise CommandFailed("ERROR")   # outside the SoftAP's own /24: depends on AT+CIPAP
     put(ctx, req, "dhcps", v)
     return "OK"
 
 
 @handler("CWAUTOCONN")
 async def cwautoconn(ctx, req):
-    return await number_setting(ctx, req, "autoconn", R.AutoConnect, 0, 1, persist=True)
+    return await number_setting(ctx, req, "autoconn", R.AutoConnect, persist=True)
 
 
 @handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
@@ -558,11 +479,7 @@ async def cipstamac(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.MacAddress(get(ctx, req, "stamac")))
         return "OK"
-    (mac,) = nargs(ctx, 1)
-    mac = MAC(mac)
-    if int(mac[:2], 16) & 1:
-        raise ValueError("bit 0 of the MAC must be 0")
-    put(ctx, req, "stamac", mac)
+    put(ctx, req, "stamac", req["mac"].lower())
     return "OK"
 
 
@@ -573,23 +490,13 @@ async def cipapmac(ctx, req):
         mac = ctx.state.cur["apmac"] if not is_def(req) else derive_ap_mac(ctx.state.flash["stamac"])
         await reply(ctx, req, R.MacAddress(mac))
         return "OK"
-    (mac,) = nargs(ctx, 1)
-    mac = MAC(mac)
-    if int(mac[:2], 16) & 1:
-        raise ValueError("bit 0 of the MAC must be 0")
     return "OK"  # accepted but not applied: the SoftAP MAC follows the Station MAC at boot
 
 
-def _ipconf(ctx, req, key, dhcp_bit, class_c=False):
-    a = nargs(ctx, 1, 3)
-    ip = IP(a[0])
-    if class_c and not 192 <= int(ip.split(".")[0]) <= 223:
-        raise ValueError("only class C addresses")
-    if len(a) == 3:
-        gw, mask = IP(a[1]), IP(a[2])
-    else:
-        gw = ip.rsplit(".", 1)[0] + ".1"
-        mask = "255.255.255.0"
+def _ipconf(ctx, req, key, dhcp_bit):
+    ip = req["ip"]
+    gw = req.get("gateway", ip.rsplit(".", 1)[0] + ".1")
+    mask = req.get("netmask", "255.255.255.0")
     put(ctx, req, key, [ip, gw, mask])
     _dhcp_bits(ctx, req, dhcp_bit, False)  # static IP turns that DHCP off
 
@@ -627,7 +534,7 @@ async def cipap(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.IpConfig(*get(ctx, req, "ap_ip")))
         return "OK"
-    _ipconf(ctx, req, "ap_ip", 1, class_c=True)
+    _ipconf(ctx, req, "ap_ip", 1)
     return "OK"
 
 
@@ -638,10 +545,8 @@ async def cwhostname(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.Hostname(None if st.mode == 2 else st.cur["hostname"]))
         return "OK"
-    (name,) = nargs(ctx, 1)
-    name = S(name, 1, 32)
     need_mode(ctx, 1, 3)
-    st.cur["hostname"] = name
+    st.cur["hostname"] = req["hostname"]
     return "OK"
 
 
@@ -652,18 +557,13 @@ async def cwcountry(ctx, req):
         p, code, ch = get(ctx, req, "country")
         await reply(ctx, req, R.CountryCode(p, code[:2], ch))
         return "OK"
-    p, code, ch = nargs(ctx, 3)
-    put(ctx, req, "country", [I(p, 0, 1), S(code, 1, 3), I(ch, 0, 7)])
+    put(ctx, req, "country", list(req.args))   # policy, country_code, channel_option
     return "OK"
 
 
 @handler("CWSTARTSMART")
 async def cwstartsmart(ctx, req):
     need_form(req, "execute", "set")
-    tries = None
-    if req.form == "set":
-        a = nargs(ctx, 1, 2)
-        tries = I(a[-1], 1, 255)
     need_mode(ctx, 1)
     st = ctx.state
     st.cur["smart"] = True
@@ -684,7 +584,6 @@ async def cwstartsmart(ctx, req):
             for line in P.format_smartconfig(R.SmartConfigInfo(connected=True)):
                 emu.urc(line)
 
-    del tries
     emu.life.start_soon(run)
     return "OK"
 
@@ -699,11 +598,9 @@ async def cwstopsmart(ctx, req):
 @handler("WPS")
 async def wps(ctx, req):
     need_form(req, "set")
-    (en,) = nargs(ctx, 1)
-    en = I(en, 0, 1)
     need_mode(ctx, 1, 3)
     st = ctx.state
-    if not en:
+    if not req["enable"]:
         st.cur["wps"] = False
         return "OK"
     st.cur["wps"] = True

@@ -8,6 +8,7 @@ current baud rate (8N1: 10 bits per byte).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -18,13 +19,15 @@ import threading
 import time
 from collections import Counter, deque
 from importlib import resources
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 import trio
 
 from wizsock.emulator import atparse
+from wizsock.emulator.clock import PreciseClock
 from wizsock.emulator.faults import Faults
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
+from wizsock.protocol import Request
 
 if TYPE_CHECKING:
     from wizsock.emulator.transports import PtyTransport, TcpTransport
@@ -41,6 +44,8 @@ BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n
 SEGMENT_LIMIT = 65535
 OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pressure)
 CATCH_UP = 0.25         # seconds a late pacer may catch up on: the line rate stays exact over a loaded host's stalls
+SLICE = 0.002           # a flowing stream is handed over in slices of this much wire time
+SPIN_AHEAD = 0.0003     # the end of a queue is awaited spinning for its last this-many seconds
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
@@ -100,13 +105,31 @@ class _Buffer:
         await self._event.wait()
 
 
+#: short lines without strings (no secrets) whose parse is remembered: the data
+#: commands repeat the same few lines, and a parse costs ~0.1 ms of a cold CPU
+_PARSED_MAX = 64
+_parsed: Dict[bytes, Request] = {}
+
+
+def _parse(line: bytes) -> Request:
+    """The codec Request of a command line; RequestError as atparse."""
+    hit = _parsed.get(line)
+    if hit is None:
+        hit = atparse.parse(line)
+        if len(line) <= 48 and b'"' not in line:
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[bytes(line)] = hit
+    # a copy for the handler: the remembered one stays as the codec made it
+    return dataclasses.replace(hit, params=dict(hit.params))
+
+
 class Ctx(Context):
     def __init__(self, emu: "Emulator", req, line: bytes):
         self.emulator = emu
         self.state = emu.state
         self.req = req
         self.line = line
-        self.args = atparse.args(line)
 
     async def send_line(self, line: bytes) -> None:
         await self.emulator.write_unit(bytes(line) + b"\r\n")
@@ -176,6 +199,7 @@ class Emulator:
         self._thread: Optional[threading.Thread] = None
         self._token: Optional[trio.lowlevel.TrioToken] = None
         self._started = threading.Event()
+        self._loop_thread: Optional[int] = None
         self._stopped = False
         self._urcs: deque = deque()
         self._urc_lock = threading.Lock()
@@ -198,6 +222,9 @@ class Emulator:
         # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
         # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))
         self.wire = {"in": [0, 0.0, 0.0, 0], "out": [0, 0.0, 0.0, 0]}
+        # per direction, how late (seconds) each hand-over that emptied the line's queue
+        # came after its last byte's wire time: the pacers' precision, for timing tests
+        self.lateness: Dict[str, Deque[float]] = {"in": deque(maxlen=1000), "out": deque(maxlen=1000)}
 
     def one_way(self) -> float:
         """One network crossing: half the round trip plus up to `jitter` (seeded)."""
@@ -299,9 +326,11 @@ class Emulator:
         from wizsock.emulator import net, commands  # noqa: F401  (registers handlers)
         _import_plugins()
         self._token = trio.lowlevel.current_trio_token()
+        self._loop_thread = threading.get_ident()
         self.inbuf = _Buffer()
         self._wire = bytearray()
         self._wire_wake = _Buffer()
+        self._wire_since = self._out_since = time.monotonic()
         self.outbuf = _Buffer()
         self._out_space = _Buffer()
         self._urc_wake = _Buffer()
@@ -459,6 +488,11 @@ class Emulator:
         except (trio.RunFinishedError, AttributeError):
             pass
 
+    @property
+    def sink(self) -> Optional[Callable[[bytes, int], None]]:
+        """Where module output goes now (see attach)."""
+        return self._sink
+
     def detach(self, sink):
         if self._sink is sink:
             self._sink = None
@@ -468,8 +502,12 @@ class Emulator:
         if not data:
             return
         data = bytes(data)
+        take = self._on_wire if self.pace_input else self._on_input
+        if threading.get_ident() == self._loop_thread:
+            take(data)          # a transport on the emulator's own loop: no hop through its queue
+            return
         try:
-            self._loop_token().run_sync_soon(self._on_wire if self.pace_input else self._on_input, data)
+            self._loop_token().run_sync_soon(take, data)
         except trio.RunFinishedError:
             pass
 
@@ -481,24 +519,14 @@ class Emulator:
             pass
 
     def _on_wire(self, data: bytes):
+        if not self._wire:
+            self._wire_since = time.monotonic()   # the line was idle: it starts now
         self._wire += data
         self._wire_wake.changed()
 
     async def _input_pacer(self):
         """Deliver host bytes at 10 bits per byte of the current baud rate."""
-        t_next = time.monotonic()
-        while True:
-            while not self._wire:
-                await self._wire_wake.wait()
-                t_next = max(t_next, time.monotonic())
-            size = max(1, int(0.002 * self.baud / 10))
-            chunk = bytes(self._wire[:size])
-            del self._wire[:size]
-            t_next = max(t_next, time.monotonic() - CATCH_UP) + len(chunk) * 10.0 / self.baud
-            delay = t_next - time.monotonic()
-            if delay > 0:
-                await trio.sleep(delay)
-            self._on_input(chunk)
+        await self._pace(self._wire, self._wire_wake, "_wire_since", self._on_input, output=False)
 
     def _on_input(self, data: bytes):
         self._account("in", len(data))
@@ -542,6 +570,8 @@ class Emulator:
 
     def _raw_out(self, data: bytes):
         f = self.faults
+        if not self.outbuf.data:
+            self._out_since = time.monotonic()   # the line was idle: it starts now
         if f and f.hit("garbage"):
             self.outbuf.data += bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
         self.outbuf.data += data
@@ -578,54 +608,91 @@ class Emulator:
             await self._out_space.wait()
 
     async def _pacer(self):
-        """Release output at the line rate: 10 bits per byte at the current baud.
+        """Release output at the line rate: 10 bits per byte at the current baud."""
+        await self._pace(self.outbuf.data, self.outbuf, "_out_since", self._hand_out, output=True)
 
-        Deadlines accumulate (t_next), so scheduler jitter is caught up within
-        CATCH_UP seconds and the long-run rate is exact; an idle line restarts
-        the clock.
+    def _hand_out(self, chunk: bytes) -> None:
+        self._out_space.changed()
+        if self.log_traffic:
+            self._log(">>", chunk)
+        sink = self._sink
+        if sink is not None:
+            self._account("out", len(chunk))
+            try:
+                sink(chunk, self.baud)
+            except Exception:  # a transport gone away must not kill the module
+                log.debug("sink failed", exc_info=True)
+
+    def _line_held(self) -> bool:
+        # RTS off (flow control), or no host attached yet: output waits, so an
+        # in-process port opened just after start() still sees the banner
+        return (self.flow and not self.rts) or self._sink is None
+
+    async def _pace(self, q: bytearray, wake: "_Buffer", since: str,
+                    hand_over: Callable[[bytes], None], output: bool) -> None:
+        """One direction of the UART: each byte of `q` is handed over once its wire
+        time (10 bits at the current rate) has passed since the one before it.
+
+        `t` is when the wire finished the last byte handed over.  Deadlines
+        accumulate from it, so scheduler jitter is caught up within CATCH_UP
+        seconds and the long-run rate is exact; an idle line restarts the clock
+        at the moment bytes were queued on it (the attribute named `since`).  A
+        flowing stream goes over in slices of about SLICE seconds (one wake-up
+        each, as a USB-serial driver hands data over); what ends the queue (a
+        prompt, a short answer, a command line's end) is handed over when its
+        last bit is in, on the dot (PreciseClock: no 1 ms timer tick), so an
+        exchange of small units costs their wire time, not a tick or a slice.
         """
-        t_next = time.monotonic()
-        while True:
-            if not self.outbuf.data:
-                while not self.outbuf.data:
-                    await self.outbuf.wait()
-                t_next = max(t_next, time.monotonic())
-            while (self.flow and not self.rts) or self._sink is None:
-                # RTS off (flow control), or no host attached yet: output waits, so an
-                # in-process port opened just after start() still sees the banner
-                await self._rts_wake.wait()
-                t_next = max(t_next, time.monotonic())
-            f = self.faults
-            if f and f.hit("stall"):
-                await trio.sleep(f.rng.uniform(0.2, 1.0))
-                t_next = max(t_next, time.monotonic())
-            baud = self.baud
-            per_byte = 10.0 / baud
-            if f and f.hit("chunk"):
-                size = f.rng.randint(1, 16)
-            else:
-                size = max(1, int(0.002 / per_byte))  # ~2 ms worth of bytes per slice
-            now = time.monotonic()
-            if t_next < now - CATCH_UP:
-                t_next = now - CATCH_UP
-            chunk = bytes(self.outbuf.data[:size])
-            del self.outbuf.data[:size]
-            t_next += len(chunk) * per_byte
-            self._out_space.changed()
-            if self.log_traffic:
-                self._log(">>", chunk)
-            sink = self._sink
-            if sink is not None:
-                self._account("out", len(chunk))
-                try:
-                    sink(chunk, baud)
-                except Exception:  # a transport gone away must not kill the module
-                    log.debug("sink failed", exc_info=True)
-            if f and f.enabled("chunk"):
-                t_next += f.rng.uniform(0, 0.003)
-            delay = t_next - time.monotonic()
-            if delay > 0:
-                await trio.sleep(delay)
+        clock = PreciseClock()
+        f = self.faults if output else None
+        late = self.lateness["out" if output else "in"]
+        t = time.monotonic()
+        size = 0                       # this slice's bytes (drawn once: the chunk fault)
+        try:
+            while True:
+                if not q:
+                    while not q:
+                        await wake.wait()
+                    t = max(t, getattr(self, since))
+                if output and self._line_held():
+                    while self._line_held():
+                        await self._rts_wake.wait()
+                    t = max(t, time.monotonic())
+                    continue
+                per_byte = 10.0 / self.baud
+                if not size:
+                    if f and f.hit("stall"):
+                        await trio.sleep(f.rng.uniform(0.2, 1.0))
+                        t = max(t, time.monotonic())
+                    if f and f.hit("chunk"):
+                        size = f.rng.randint(1, 16)
+                    else:
+                        size = max(1, int(SLICE / per_byte))
+                now = time.monotonic()
+                if t < now - CATCH_UP:
+                    t = now - CATCH_UP
+                n = min(len(q), size)
+                due = t + n * per_byte
+                if now < due:
+                    # then look again: more may have been queued meanwhile (the
+                    # rest of an answer joins its first line in one hand-over);
+                    # the end of the queue is what the other side waits for
+                    await clock.until(due, SPIN_AHEAD if n == len(q) else 0.0)
+                    continue
+                if not (f and f.enabled("chunk")):
+                    # a late wake-up hands over everything whose time has come
+                    n = max(n, min(len(q), int((now - t) / per_byte)))
+                chunk = bytes(q[:n])
+                del q[:n]
+                t += n * per_byte
+                size = 0
+                if not q:
+                    late.append(now - t)
+                hand_over(chunk)
+                if f and f.enabled("chunk"):
+                    t += f.rng.uniform(0, 0.003)
+        finally:
+            clock.close()
 
     # -------------------------------------------------------------- input
     async def read_line(self) -> Optional[bytes]:
@@ -721,7 +788,7 @@ class Emulator:
 
     async def execute(self, line: bytes):
         try:
-            req = atparse.parse(line)
+            req = _parse(line)
         except (atparse.RequestError, ValueError, UnicodeDecodeError):
             await self.write_unit(b"\r\nERROR\r\n")
             return

@@ -49,7 +49,7 @@ from typing import Optional, Tuple
 
 import trio
 
-from wizsock.emulator.commands import I, S, nargs, need_form, q
+from wizsock.emulator.commands import need_form, q
 from wizsock.emulator.net import MAX_LINKS, Link
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.emulator.services import endpoint, format_lines, internal, target
@@ -59,9 +59,6 @@ from wizsock.protocol import records as _R
 
 log = logging.getLogger("wizsock.emulator.mqtt")
 
-MQTT_STR = 50
-MQTT_TOPIC = 128
-MQTT_MESSAGE = 2048
 CONNECT_TIMEOUT = 10.0
 AZURE_API = "2018-06-30"
 AZURE_SUFFIX = ".azure-devices.net"
@@ -369,9 +366,7 @@ async def mqttset(ctx, req):
                                  lambda: [b"%s,%s,%s,%d" % (q(user), q(pwd), q(cid), alive)]):
             await ctx.send_line(line)
         return "OK"
-    user, pwd, cid, alive = nargs(ctx, 4)
-    ctx.state.cur["mqtt.set"] = [S(user, 0, MQTT_STR), S(pwd, 0, MQTT_STR), S(cid, 0, MQTT_STR),
-                                 I(alive, 30, 300)]
+    ctx.state.cur["mqtt.set"] = list(req.args)   # username, password, client_id, alive_time
     return "OK"
 
 
@@ -386,25 +381,18 @@ async def mqtttopic(ctx, req):
         for line in format_lines("MQTTTOPIC", "query", rec, lambda: [b",".join(q(t) for t in topics)]):
             await ctx.send_line(line)
         return "OK"
-    a = nargs(ctx, 2, 3, 4)
-    ctx.state.cur["mqtt.topic"] = [S(t, 1, MQTT_TOPIC) for t in a]
+    ctx.state.cur["mqtt.topic"] = list(req.args)   # publish, subscribe1[, subscribe2[, subscribe3]]
     return "OK"
 
 
 @handler("MQTTCON")
 async def mqttcon(ctx, req):
     need_form(req, "set")
-    a = list(ctx.args)
-    if len(a) == 4:
-        lid = I(a[0], 0, MAX_LINKS - 1) if ctx.state.mux else None   # single mode: link 0 (the spec's example)
-        a = a[1:]
-    elif len(a) == 3 and not ctx.state.mux:
-        lid = None
-    else:
-        raise ValueError("MQTTCON: [<link>,]<enable>,<broker>,<port>")
-    auth = I(a[0], 0, 1)
-    broker = S(a[1], 1, 255) if isinstance(a[1], str) else str(a[1])
-    port = I(a[2], 1, 65535)
+    if ctx.state.mux and req.link is None:
+        raise CommandFailed("ERROR")   # multi-connection mode names the link
+    # single mode reads past a link id and uses link 0 (the spec's example gives one)
+    lid = req.link if ctx.state.mux else None
+    auth, broker, port = req["enable"], req["broker"], req["port"]
     _need_network(ctx)
     lid = _free_link(ctx, lid)
     user, pwd, cid, alive = _cfg(ctx)
@@ -415,8 +403,7 @@ async def mqttcon(ctx, req):
 @handler("MQTTPUB")
 async def mqttpub(ctx, req):
     need_form(req, "set")
-    (msg,) = nargs(ctx, 1)
-    msg = S(msg if isinstance(msg, str) else str(msg), 0, MQTT_MESSAGE)
+    msg = req["message"]
     sess = _sessions_get(ctx.emulator)
     topics = _topics(ctx)
     if sess is None or not topics:
@@ -444,8 +431,7 @@ async def mqttdis(ctx, req):
 @handler("AZSET")
 async def azset(ctx, req):
     need_form(req, "set")
-    hub, dev, key = nargs(ctx, 3)
-    ctx.state.cur["az.set"] = [S(hub, 1, 128), S(dev, 1, 128), S(key, 1, 256)]
+    ctx.state.cur["az.set"] = list(req.args)   # hub_id, device_id, key
     return "OK"
 
 
@@ -492,8 +478,7 @@ async def _pem_command(ctx, req, key: str, what: str):
         for line in format_lines(req.name, "query", rec, lambda: lines):
             await ctx.send_line(line)
         return "OK"
-    (m,) = nargs(ctx, 1)
-    if I(m, 0, 1) == 0:
+    if req["mode"] == 0:
         st.flash[key] = None
         return "OK"
     await ctx.prompt()
@@ -519,18 +504,13 @@ async def clicasend(ctx, req):
 
 @handler("AWSCON")
 async def awscon(ctx, req):
-    need_form(req, "execute", "set")
+    need_form(req, "execute")   # the table has no set form: the endpoint comes from the world file
     st = ctx.state
     eps = (st.world or {}).get("endpoints") or {}
-    if req.form == "set":
-        (host,) = nargs(ctx, 1)
-        host = S(host, 1, 255)
-        addr = endpoint(st.world, host, CLOUD_PORT, "aws")
-    else:
-        if "aws" not in eps:
-            raise CommandFailed("ERROR")
-        addr = endpoint(st.world, "aws", CLOUD_PORT)
-        host = addr[0]
+    if "aws" not in eps:
+        raise CommandFailed("ERROR")
+    addr = endpoint(st.world, "aws", CLOUD_PORT)
+    host = addr[0]
     cfg = st.cur.get("mqtt.set")
     if st.mux or st.flash.get("sslconf", 0) != 2 or not cfg or not _topics(ctx):
         raise CommandFailed("ERROR")

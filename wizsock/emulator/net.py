@@ -12,7 +12,7 @@ import trio
 
 from wizsock import protocol as P
 from wizsock.emulator import atparse
-from wizsock.emulator.commands import I, IP, S, get, nargs, need_form, number_setting, put, reply
+from wizsock.emulator.commands import get, need_form, number_setting, put, reply
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
 
@@ -439,13 +439,18 @@ def _net(ctx) -> Net:
     return ctx.emulator.net
 
 
-def _link_arg(ctx, a):
-    """Split a leading link id off the args in multi-connection mode."""
+def _link_id(ctx, req, single_ignores=False):
+    """The link a multi-connection command names. The codec reads a leading link id
+    wherever the line has one (`req.link`); whether the module takes one is its CIPMUX
+    state's call, behaviour rather than syntax: multi-connection mode needs it, single
+    mode refuses it (or, `single_ignores`, reads past it: AT+CIPBUFSTATUS=0) and means 0."""
     if ctx.state.mux:
-        if not a:
-            raise ValueError("link id missing")
-        return I(a[0], 0, MAX_LINKS - 1), a[1:]
-    return 0, a
+        if req.link is None:
+            raise CommandFailed("ERROR")
+        return req.link
+    if req.link is not None and not single_ignores:
+        raise CommandFailed("ERROR")
+    return 0
 
 
 def _need_link(ctx, lid):
@@ -479,10 +484,8 @@ async def cipstatus(ctx, req):
 @handler("CIPDOMAIN")
 async def cipdomain(ctx, req):
     need_form(req, "set")
-    (name,) = nargs(ctx, 1)
-    name = S(name, 1, 63)
     await trio.sleep(ctx.emulator.rtt)
-    ip = ctx.resolve(name)
+    ip = ctx.resolve(req["domain"])
     await reply(ctx, req, R.DomainAddress(ip))
     return "OK"
 
@@ -494,11 +497,8 @@ async def cipdns(ctx, req):
         en, servers = get(ctx, req, "dns")
         await reply(ctx, req, R.DnsServers(tuple(servers)))
         return "OK"
-    a = nargs(ctx, 1, 2, 3)
-    en = I(a[0], 0, 1)
-    servers = [IP(x) for x in a[1:]]
-    if len(servers) == 2 and servers[0] == servers[1]:
-        raise ValueError("DNS servers must differ")
+    en = req["enable"]
+    servers = [x for x in (req["dns0"], req["dns1"]) if x is not None]
     if en == 0:
         servers = ["208.67.220.220"]
     elif not servers:
@@ -511,32 +511,15 @@ async def cipdns(ctx, req):
 async def cipstart(ctx, req):
     need_form(req, "set")
     st = ctx.state
-    lid, a = _link_arg(ctx, list(ctx.args))
-    if len(a) < 3:
-        raise ValueError("type, remote and port needed")
-    kind = S(a[0]).upper()
-    if kind not in ("TCP", "UDP", "SSL"):
-        raise ValueError("type")
-    host = S(a[1], 1, 255) if isinstance(a[1], str) else str(a[1])
+    lid = _link_id(ctx, req)
+    kind, host, port = req["type"], req["remote"], req["port"]
     extra = []
     if kind == "UDP":
-        port = I(a[2], 0, 65535)
-        if len(a) > 3:
-            extra.append(I(a[3], 1, 65535))
-        if len(a) > 4:
-            extra.append(I(a[4], 0, 2))
-        if len(a) > 5:
-            raise ValueError("too many parameters")
-        if st.cur["cipmode"] == 1 and len(extra) > 1 and extra[1] != 0:
-            raise ValueError("UDP mode must be 0 in passthrough")
-    else:
-        port = I(a[2], 1, 65535)
-        if len(a) > 3:
-            I(a[3], 0, 7200)
-        if len(a) > 4:
-            raise ValueError("too many parameters")
-        if kind == "SSL" and st.cur["cipmode"] == 1:
-            raise ValueError("SSL does not support passthrough")
+        extra = [p for p in (req["local_port"], req["mode"]) if p is not None]
+        if st.cur["cipmode"] == 1 and req.get("mode", 0) != 0:
+            raise CommandFailed("ERROR")   # passthrough (AT+CIPMODE=1) takes UDP mode 0 only
+    elif kind == "SSL" and st.cur["cipmode"] == 1:
+        raise CommandFailed("ERROR")       # SSL does not support passthrough
     await _net(ctx).open_link(lid, kind, host, port, extra, ctx.emulator.life)
     await ctx.send_line(b"%d,CONNECT" % lid if st.mux else b"CONNECT")
     return "OK"
@@ -544,12 +527,12 @@ async def cipstart(ctx, req):
 
 @handler("CIPSSLSIZE")
 async def cipsslsize(ctx, req):
-    return await number_setting(ctx, req, "sslsize", R.SslBufferSize, 2048, 4096)
+    return await number_setting(ctx, req, "sslsize", R.SslBufferSize)
 
 
 @handler("CIPSSLCONF")
 async def cipsslconf(ctx, req):
-    return await number_setting(ctx, req, "sslconf", R.SslConfig, 0, 2, persist=True)
+    return await number_setting(ctx, req, "sslconf", R.SslConfig, persist=True)
 
 
 @handler("CASEND")
@@ -562,9 +545,7 @@ async def casend(ctx, req):
             raise CommandFailed("ERROR")
         await reply(ctx, req, R.Pem(ca))
         return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 0, 1)
-    if m == 0:
+    if req["mode"] == 0:
         st.flash["ca"] = None
         return "OK"
     await ctx.prompt()
@@ -599,16 +580,14 @@ async def _send_common(ctx, req, ex=False):
     need_form(req, "set")
     if st.cur["cipmode"] == 1:
         raise CommandFailed("ERROR")  # CIPMODE=1: only the passthrough form AT+CIPSEND
-    lid, a = _link_arg(ctx, list(ctx.args))
-    if len(a) not in (1, 3):
-        raise ValueError("length [, ip, port]")
-    n = I(a[0], 1, MAX_SEND)
+    lid = _link_id(ctx, req)
+    n = req["length"]
     link = _need_link(ctx, lid)
     remote = None
-    if len(a) == 3:
+    if req["remote"] is not None:
         if link.kind != "UDP":
-            raise ValueError("remote only for UDP")
-        remote = (emu.resolve(S(a[1])), I(a[2], 1, 65535))
+            raise CommandFailed("ERROR")   # a remote address only for a UDP link
+        remote = (emu.resolve(req["remote"]), req["port"])
     await ctx.write(b"\r\nOK\r\n")
     await ctx.write(b"> ")
     if ex:
@@ -677,10 +656,8 @@ async def cipsendbuf(ctx, req):
     need_form(req, "set")
     st = ctx.state
     emu = ctx.emulator
-    lid, a = _link_arg(ctx, list(ctx.args))
-    if len(a) != 1:
-        raise ValueError("length")
-    n = I(a[0], 1, MAX_SEND)
+    lid = _link_id(ctx, req)
+    n = req["length"]
     link = _need_link(ctx, lid)
     if link.kind != "TCP" or link.pending + n > SENDBUF_SIZE:
         raise CommandFailed("ERROR")
@@ -760,8 +737,7 @@ class _SegmentPipe:
 @handler("CIPBUFRESET")
 async def cipbufreset(ctx, req):
     need_form(req, "execute", "set")
-    lid, _ = _link_arg(ctx, list(ctx.args))
-    link = _need_link(ctx, lid)
+    link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.pending or link.next_seg - link.sent_seg != 1:
         raise CommandFailed("ERROR")
     link.next_seg, link.sent_seg, link.acked_seg = 1, 0, 0
@@ -772,8 +748,7 @@ async def cipbufreset(ctx, req):
 @handler("CIPBUFSTATUS")
 async def cipbufstatus(ctx, req):
     need_form(req, "execute", "set")
-    lid, _ = _link_arg(ctx, list(ctx.args))
-    link = _need_link(ctx, lid)
+    link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.kind != "TCP":
         raise CommandFailed("ERROR")
     queue = max(0, 7 - (link.next_seg - 1 - link.acked_seg))
@@ -786,10 +761,8 @@ async def cipbufstatus(ctx, req):
 async def cipcheckseq(ctx, req):
     need_form(req, "set")
     st = ctx.state
-    lid, a = _link_arg(ctx, list(ctx.args))
-    if len(a) != 1:
-        raise ValueError("segment id")
-    seg = I(a[0], 0, 0xFFFFFFFF)
+    lid = _link_id(ctx, req)
+    seg = req["segment"]
     link = _need_link(ctx, lid)
     await reply(ctx, req, R.SegmentCheck(lid if st.mux else None, seg, bool(link.seg_ok.get(seg))))
     return "OK"
@@ -800,15 +773,9 @@ async def cipclose(ctx, req):
     need_form(req, "execute", "set")
     st = ctx.state
     net = _net(ctx)
-    if req.form == "set":
-        if not st.mux:
-            raise ValueError("no link id in single mode")
-        (lid,) = nargs(ctx, 1)
-        lid = I(lid, 0, 5)
-    else:
-        if st.mux:
-            raise ValueError("link id needed")
-        lid = 0
+    if (req.form == "set") != bool(st.mux):
+        raise CommandFailed("ERROR")   # a link id in multi-connection mode, none in single mode
+    lid = req.link if st.mux else 0
     if lid == 5:
         if net.server is not None:
             return "OK"  # spec 3.3.13: in server mode, ID 5 has no effect
@@ -839,8 +806,7 @@ async def cipmux(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.MuxMode(st.mux))
         return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 0, 1)
+    m = req["mode"]
     if m == st.mux:
         return "OK"
     if st.links:
@@ -859,14 +825,12 @@ async def cipserver(ctx, req):
     need_form(req, "set")
     st = ctx.state
     net = _net(ctx)
-    a = nargs(ctx, 1, 2)
-    mode = I(a[0], 0, 1)
-    if mode == 0:
+    if req["mode"] == 0:
         if net.server is not None:
             net.server[1].cancel()
             net.server = None
         return "OK"
-    port = I(a[1], 1, 65535) if len(a) > 1 else 333
+    port = req.get("port", 333)
     if not st.mux:
         raise CommandFailed("ERROR")
     if net.server is not None:
@@ -882,7 +846,7 @@ async def cipserver(ctx, req):
 
 @handler("CIPSERVERMAXCONN")
 async def cipservermaxconn(ctx, req):
-    return await number_setting(ctx, req, "servermaxconn", R.ServerMaxConn, 1, 4)
+    return await number_setting(ctx, req, "servermaxconn", R.ServerMaxConn)
 
 
 @handler("CIPMODE")
@@ -892,8 +856,7 @@ async def cipmode(ctx, req):
     if req.form == "query":
         await reply(ctx, req, R.TransferMode(st.cur["cipmode"]))
         return "OK"
-    (m,) = nargs(ctx, 1)
-    m = I(m, 0, 1)
+    m = req["mode"]
     if m == 1 and (st.mux or _net(ctx).server is not None):
         raise CommandFailed("ERROR")
     if m == 1 and any(ln.kind == "SSL" for ln in st.links.values()):
@@ -905,33 +868,24 @@ async def cipmode(ctx, req):
 @handler("SAVETRANSLINK")
 async def savetranslink(ctx, req):
     need_form(req, "set")
-    a = list(ctx.args)
-    mode = I(a[0], 0, 1)
-    if mode == 0:
+    if req["mode"] == 0:
         ctx.state.flash["translink"] = None
         return "OK"
-    if len(a) < 3 or len(a) > 5:
-        raise ValueError("mode, remote, port[, type, keepalive/local port]")
-    host = S(a[1], 1, 255)
-    port = I(a[2], 1, 65535)
-    kind = S(a[3]).upper() if len(a) > 3 else "TCP"
-    if kind not in ("TCP", "UDP"):
-        raise ValueError("type")
-    extra = I(a[4], 0, 65535) if len(a) > 4 else None
-    ctx.state.flash["translink"] = [1, host, port, kind, extra]
+    kind = req.get("type", "TCP")
+    extra = req["local_port"] if kind == "UDP" else req["keepalive"]
+    ctx.state.flash["translink"] = [1, req["remote"], req["port"], kind, extra]
     return "OK"
 
 
 @handler("CIPSTO")
 async def cipsto(ctx, req):
-    return await number_setting(ctx, req, "cipsto", R.ServerTimeout, 0, 7200)
+    return await number_setting(ctx, req, "cipsto", R.ServerTimeout)
 
 
 @handler("PING")
 async def ping(ctx, req):
     need_form(req, "set")
-    (host,) = nargs(ctx, 1)
-    host = S(host, 1, 255)
+    host = req["host"]
     emu = ctx.emulator
     if ctx.state.station is None:
         raise CommandFailed("ERROR", P.format_response("PING", "set", R.PingResult(None)))
@@ -965,14 +919,11 @@ async def ping(ctx, req):
 
 @handler("CIPDINFO")
 async def cipdinfo(ctx, req):
-    need_form(req, "query", "set", "execute")
+    need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.IpdInfo(bool(ctx.state.cur["cipdinfo"])))
         return "OK"
-    if req.form == "execute":
-        return "OK"
-    (m,) = nargs(ctx, 1)
-    ctx.state.cur["cipdinfo"] = I(m, 0, 1)
+    ctx.state.cur["cipdinfo"] = req["mode"]
     return "OK"
 
 

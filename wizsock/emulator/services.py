@@ -44,7 +44,7 @@ from typing import Optional, Tuple
 
 import trio
 
-from wizsock.emulator.commands import I, S, nargs, need_form
+from wizsock.emulator.commands import need_form
 from wizsock.emulator.registry import CommandFailed, handler
 
 from wizsock import _orig
@@ -124,8 +124,7 @@ async def ciupdate(ctx, req):
     need_form(req, "execute", "set")
     st = ctx.state
     if req.form == "set":
-        (url,) = nargs(ctx, 1)
-        url = S(url, 1, 256)
+        url = req["url"]
     else:
         url = ((st.world or {}).get("endpoints") or {}).get("ciupdate")
         if not url:
@@ -295,20 +294,8 @@ async def cipsntpcfg(ctx, req):
         for line in lines:
             await ctx.send_line(line)
         return "OK"
-    a = nargs(ctx, 1, 2, 3, 4, 5)
-    en = I(a[0], 0, 1)
-    tz = I(a[1], -11, 13) if len(a) > 1 and a[1] is not None else None
-    if en and tz is None:
-        raise ValueError("timezone must be set when SNTP is enabled")
-    servers = []
-    for s in a[2:]:
-        if s is None:
-            continue
-        s = S(s, 1, 64)
-        host, port = split_hostport(s, NTP_PORT)
-        if not host or not 0 < port < 65536:
-            raise ValueError("bad SNTP server")
-        servers.append(s)
+    en, tz = req["enable"], req["timezone"]
+    servers = [s for s in (req["server0"], req["server1"], req["server2"]) if s is not None]
     st.cur["sntp.cfg"] = [en, tz if tz is not None else 0, servers]
     _sntp(ctx).offset = None
     _start_sync(ctx)

@@ -32,13 +32,25 @@ def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
 class _Writer:
     """Module output to an fd/socket that may push back (emulator thread only)."""
 
-    def __init__(self):
+    def __init__(self, write=None):
         self.pending = bytearray()
         self.wake = None
+        # write(data) -> bytes taken (BlockingIOError: none): tried at once while
+        # nothing waits, so a paced slice reaches the host without a task hop
+        self.write = write
 
     LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
 
     def sink(self, data: bytes, baud: int):
+        if self.write is not None and not self.pending:
+            try:
+                data = data[self.write(data):]
+            except BlockingIOError:
+                pass
+            except OSError:      # no host on the line (pty slave closed): the flusher decides
+                pass
+            if not data:
+                return
         self.pending += data
         if len(self.pending) > self.LIMIT:
             del self.pending[:len(self.pending) - self.LIMIT]
@@ -55,9 +67,9 @@ class _Transport:
     """Runs `_run` in the emulator's nursery, fed by the module's output through a
     _Writer; `_stop` cancels it from any thread."""
 
-    def _begin(self, emu):
+    def _begin(self, emu, write=None):
         self.emu = emu
-        self.writer = _Writer()
+        self.writer = _Writer(write)
         self.scope = None
         emu.call(self._start)
 
@@ -83,7 +95,7 @@ class PtyTransport(_Transport):
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
-        self._begin(emu)
+        self._begin(emu, lambda data: os.write(self.master, data))
 
     async def _run(self):
         with self.scope:

@@ -775,7 +775,14 @@ class Engine:
                 wire_log.debug("%s -> %r", self.name, P.redact(bytes(data).rstrip(b"\r\n")))
             else:
                 wire_log.debug("%s -> <%d bytes of data>", self.name, len(data))
-        async with self._write_lock:
+        lock = self._write_lock
+        try:
+            # free (the usual case): no scheduling round before the bytes go; the
+            # payload after a '>' is on an upload's critical path, once per segment
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             fd = self._fd
             if fd is None:
                 await trio.to_thread.run_sync(self._port.write, bytes(data))
@@ -794,6 +801,8 @@ class Engine:
             if cs.cancelled_caught:
                 raise E.WizError(f"{self.name}: serial write stalled for {WRITE_TIMEOUT:.0f} s "
                                  f"({len(view)} of {len(data)} bytes unwritten)")
+        finally:
+            lock.release()
 
     async def probe(self, tries: int = 3, wait: float = 0.3) -> bool:
         """``AT`` until ``OK``; returns True if the module answered."""

@@ -21,6 +21,14 @@ TCP links use AT+CIPSENDBUF (the UART keeps going while earlier segments await
 their ``<link>,<segment>,SEND OK``; at most 21,900 bytes unacknowledged); SSL
 and UDP links use AT+CIPSEND.  A ``SEND FAIL`` fails the link for good.
 
+Every segment costs one prompt round trip of idle UART, so a stream fed in pieces
+that are not multiples of 2048 bytes (a socket pair hands over what its buffer
+held) should still go in whole segments: while the UART still carries the previous
+segment's payload, a CIPSENDBUF tail shorter than a segment is held (until
+``TOP_UP_MARGIN`` before the wire is free) for the next ``send`` to fill, and the
+``send`` that queued it returns at once; the tail then goes out whole or alone, and
+a failure of it surfaces on the link's next call (as a kernel socket's would).
+
 The module numbers CIPSENDBUF segments with a 16-bit counter that answers ERROR
 after segment 65535 instead of wrapping (WIZnet forum topic 9959).  Before a link's
 last segment id reaches ``Link.segment_limit`` the sender waits for every segment's
@@ -55,6 +63,9 @@ log = logging.getLogger("wizsock.engine")
 SEGMENT_LIMIT = 65535
 #: how long the sender waits for the acknowledgements before AT+CIPBUFRESET
 RESET_DRAIN_TIMEOUT = 30.0
+#: a held CIPSENDBUF tail goes out at the latest this long before the UART finishes the
+#: previous payload (its header then still queues behind that payload on the wire)
+TOP_UP_MARGIN = 0.002
 
 _INTS = re.compile(r"^\s*(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?\s*$")
 
@@ -86,6 +97,8 @@ class Link(LinkSlot):
         self._tx_event = trio.Event()
         self._ack_wait_since: Optional[float] = None
         self._send_lock = trio.Lock()
+        self._wire_free_at = 0.0      # trio time the UART finishes our last payload (estimate)
+        self._holding = False         # the sender holds a short tail for the next send()
 
     def __repr__(self) -> str:
         state = ("closed" if self.owner_closed else "failed" if self._error else
@@ -277,6 +290,8 @@ class Link(LinkSlot):
         self._tx_queued += len(data)
         target = self._tx_queued
         self._engine.wake_sender()
+        if self._holding:
+            self._wake_tx()           # the held tail grows: the sender looks again
         while self._tx_taken < target:
             if self._error is not None:
                 raise self._error
@@ -285,6 +300,8 @@ class Link(LinkSlot):
             if self.module_closed and not self._sending:
                 raise E.SendFailed(f"link {self.id}: connection closed by the remote end with "
                                    f"{target - self._tx_taken} bytes unsent", link=self.id)
+            if self._holding and target - self._tx_taken < MAX_SEND:
+                return                # what is left is a short tail the next send() tops up
             await self._tx_event.wait()
 
     async def send_to(self, data: bytes, addr: Optional[Address]) -> None:
@@ -372,8 +389,12 @@ class Link(LinkSlot):
 
     async def _send_chunk(self) -> None:
         eng = self._engine
-        n = min(len(self._tx), MAX_SEND)
         sendbuf = self._uses_sendbuf()
+        if sendbuf and len(self._tx) < MAX_SEND:
+            await self._top_up()
+            if not self._tx or self._error is not None or self._module_closed:
+                return                # failed or closed meanwhile: send() callers raise
+        n = min(len(self._tx), MAX_SEND)
         if sendbuf:
             n = min(n, SENDBUF_SIZE - self.inflight)
         chunk = bytes(self._tx[:n])
@@ -397,7 +418,27 @@ class Link(LinkSlot):
                 log.debug("link %d: no segment id in %r", self.id, resp.lines())
         del self._tx[:n]
         self._tx_taken += n
+        if sendbuf:
+            # the payload was just written: the UART carries it for its wire time
+            self._wire_free_at = trio.current_time() + n * 10.0 / max(1, eng.baudrate)
         self._wake_tx()
+
+    async def _top_up(self) -> None:
+        """A CIPSENDBUF tail shorter than a segment, while the UART still carries the
+        previous payload: wait (until TOP_UP_MARGIN before the wire is free) for the next
+        send() to fill it, so it does not cost a prompt round trip of its own."""
+        until = self._wire_free_at - TOP_UP_MARGIN
+        if until <= trio.current_time():
+            return
+        self._holding = True
+        self._wake_tx()               # the send() that queued the tail returns now
+        try:
+            with trio.move_on_at(until):
+                while (len(self._tx) < MAX_SEND and self._error is None
+                       and not self._module_closed and not self._closed):
+                    await self._tx_event.wait()
+        finally:
+            self._holding = False
 
     async def _send_command(self, name: str, n: int, chunk: bytes) -> Response:
         eng = self._engine

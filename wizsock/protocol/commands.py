@@ -200,8 +200,9 @@ _SAP = (Str("ssid", 32, 1), Str("pwd", 64, secret=True), Int("channel", 0, 13), 
         opt(Int("max_conn", 1, 4)), opt(Int("ssid_hidden", 0, 1)))
 twins("CWSAP", ("3.2.8", "3.2.9"), "Configures the SoftAP",
       query=Form(response=Fields(_SAP, R.SoftApConfig)),
-      set=Form((S(*_SAP),), check=require(lambda v: v["ecn"] == 0 or len(v["pwd"].encode()) >= 8,
-                                         "pwd", "8 to 64 bytes unless ecn is 0 (OPEN)")))
+      # "length of password: 8 ~ 64 bytes ASCII" (spec 3.2.8); an OPEN AP has none to check
+      set=Form((S(*_SAP),), check=require(lambda v: v["ecn"] == 0 or (len(v["pwd"]) >= 8 and v["pwd"].isascii()),
+                                         "pwd", "8 to 64 ASCII characters unless ecn is 0 (OPEN)")))
 add("CWLIF", "3.2.10", "IP of stations connected to the SoftAP",
     execute=Form(response=Repeat(Fields((Ip("ip"), Mac("mac")), R.Station, head=None))))
 twins("CWDHCP", ("3.2.11", "3.2.12"), "Enables/disables DHCP",
@@ -209,13 +210,28 @@ twins("CWDHCP", ("3.2.11", "3.2.12"), "Enables/disables DHCP",
       set=Form((S(Int("mode", 0, 2), Int("en", 0, 1)),)))
 
 _DHCPS = (Int("lease_time", 1, 2880), Ip("start_ip"), Ip("end_ip"))
+
+
+def _ip_value(text: str) -> int:
+    a, b, c, d = (int(x) for x in text.split("."))
+    return a << 24 | b << 16 | c << 8 | d
+
+
+def _dhcps_range(v: Dict[str, Any]) -> None:
+    if v["enable"] == 0:
+        return
+    if None in (v["lease_time"], v["start_ip"], v["end_ip"]):
+        raise RequestError("parameter 'lease_time': enable=1 needs lease_time, start_ip and end_ip")
+    if _ip_value(v["start_ip"]) > _ip_value(v["end_ip"]):
+        raise RequestError("parameter 'end_ip': the range ends before its start_ip")
+
+
 twins("CWDHCPS", ("3.2.13", "3.2.14"), "IP range of the SoftAP DHCP server",
       query=Form(response=Fields(_DHCPS, R.DhcpRange)),
       # "<enable> 1: ... the Parameter below have to be set"; with 0 the module ignores
       # them, which the spec's own Example1 "AT+CWDHCPS_CUR=0,1" relies on.
-      set=Form((S(Int("enable", 0, 1), *map(opt, _DHCPS)),),
-               check=require(lambda v: v["enable"] == 0 or None not in (v["lease_time"], v["start_ip"], v["end_ip"]),
-                             "lease_time", "enable=1 needs lease_time, start_ip and end_ip")))
+      # a range has both ends or none
+      set=Form((S(Int("enable", 0, 1), *map(opt, _DHCPS), together=[("start_ip", "end_ip")]),), check=_dhcps_range))
 add("CWAUTOCONN", "3.2.15", "Auto-connects to the AP or not", **setting(R.AutoConnect, Int("enable", 0, 1)))
 twins("CIPSTAMAC", ("3.2.16", "3.2.17"), "MAC address of the station",
       **setting(R.MacAddress, Mac("mac", unicast=True)))
@@ -226,11 +242,15 @@ _IPCFG = Form(response=Keyed((("ip", Ip("ip")), ("gateway", Ip("gateway")), ("ne
                              R.IpConfig, sep=":"))
 _IPSET = Form((S(Ip("ip"), opt(Ip("gateway")), opt(Ip("netmask")), together=[("gateway", "netmask")]),))
 twins("CIPSTA", ("3.2.20", "3.2.21"), "IP address of the station", query=_IPCFG, set=_IPSET)
-twins("CIPAP", ("3.2.22", "3.2.23"), "IP address of the SoftAP", query=_IPCFG, set=_IPSET)
+# "Currently, WizFi360 only supports class C IP addresses" (spec 3.2.22/3.2.23 notes)
+twins("CIPAP", ("3.2.22", "3.2.23"), "IP address of the SoftAP", query=_IPCFG,
+      set=Form(_IPSET.sigs, check=require(lambda v: 192 <= int(v["ip"].split(".")[0]) <= 223, "ip",
+                                          "the SoftAP takes only class C addresses (192-223.x.x.x)")))
 
 add("CWSTARTSMART", "3.2.24", "Starts SmartConfig", execute=Form(),
     # v1.1.x.x: =<try count>; v1.0.x.x: =<type>,<try count>
-    set=Form((S(Int("try_count", 1, 65535)), S(Int("type", 1, 3), Int("try_count", 1, 65535))),
+    # the spec gives no bound for <try count>; 255 is the one the emulator has always answered by
+    set=Form((S(Int("try_count", 1, 255)), S(Int("type", 1, 3), Int("try_count", 1, 255))),
              empty="execute"))
 add("CWSTOPSMART", "3.2.25", "Stops SmartConfig", execute=Form())
 add("WPS", "3.2.26", "Enables the WPS function",
@@ -273,7 +293,8 @@ def pem_command(name: str, section: str, doc: str) -> None:
 
 pem_command("CASEND", "3.3.6", "Sets the SSL CA certificate")
 
-_SEND = S(Int("length", 1, 2048), opt(Host("remote")), opt(Int("port", 0, 65535)), together=[("remote", "port")])
+# a datagram's destination port: 0 is no port to send to
+_SEND = S(Int("length", 1, 2048), opt(Host("remote")), opt(Int("port", 1, 65535)), together=[("remote", "port")])
 add("CIPSEND", "3.3.7", "Sends data", execute=Form(), set=Form(mux(_SEND, Link())))
 add("CIPSENDEX", "3.3.8", "Sends data (ends at <length> or \\0)", set=Form(mux(_SEND, Link())))
 add("CIPSENDBUF", "3.3.9", "Writes data into the TCP-send-buffer",
@@ -302,9 +323,9 @@ add("CIPSERVERMAXCONN", "3.3.17", "Maximum connections of the server",
     **setting(R.ServerMaxConn, Int("num", 1, 4)))
 add("CIPMODE", "3.3.18", "Sets the transmission mode", **setting(R.TransferMode, Int("mode", 0, 1)))
 add("SAVETRANSLINK", "3.3.19", "Saves the transparent transmission link in flash", set=Form((
-    S(Int("mode", 0, 1), Host("remote"), Int("port", 0, 65535), opt(Str("type", choices=("TCP", "UDP"))),
+    S(Int("mode", 0, 1), Host("remote"), Int("port", 1, 65535), opt(Str("type", choices=("TCP", "UDP"))),
       opt(Int("keepalive", 0, 7200)), when={"type": (None, "TCP")}),
-    S(Int("mode", 0, 1), Host("remote"), Int("port", 0, 65535), Str("type", choices=("TCP", "UDP")),
+    S(Int("mode", 0, 1), Host("remote"), Int("port", 1, 65535), Str("type", choices=("TCP", "UDP")),
       opt(Int("local_port", 1, 65535)), when={"type": ("UDP",)}),
 )))
 add("CIPSTO", "3.3.20", "Sets the TCP server timeout", **setting(R.ServerTimeout, Int("time", 0, 7200)))
