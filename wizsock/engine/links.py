@@ -392,7 +392,7 @@ class Link(LinkSlot):
         sendbuf = self._uses_sendbuf()
         if sendbuf and len(self._tx) < MAX_SEND:
             await self._top_up()
-            if not self._tx or self._error is not None or self._module_closed:
+            if not self._tx or self._error is not None or self.module_closed:
                 return                # failed or closed meanwhile: send() callers raise
         n = min(len(self._tx), MAX_SEND)
         if sendbuf:
@@ -435,7 +435,7 @@ class Link(LinkSlot):
         try:
             with trio.move_on_at(until):
                 while (len(self._tx) < MAX_SEND and self._error is None
-                       and not self._module_closed and not self._closed):
+                       and not self.module_closed and not self.owner_closed):
                     await self._tx_event.wait()
         finally:
             self._holding = False
