@@ -99,6 +99,7 @@ class Link(LinkSlot):
         self._send_lock = trio.Lock()
         self._wire_free_at = 0.0      # trio time the UART finishes our last payload (estimate)
         self._holding = False         # the sender holds a short tail for the next send()
+        self._overflowed = False      # over rx_limit once: later payloads are discarded
 
     def __repr__(self) -> str:
         state = ("closed" if self.owner_closed else "failed" if self._error else
@@ -173,12 +174,23 @@ class Link(LinkSlot):
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
             return
         n = len(payload)
+        limit = self._engine.rx_limit
+        if self._overflowed:
+            # the stream is cut where the limit was crossed (the reader gets BufferOverflow
+            # after what came before): the limit bounds memory while the close is under way,
+            # whose CIPCLOSE may queue behind megabytes of +IPD.  For good, not while over
+            # the limit: a payload appended after a reader made room would follow a hole
+            log.debug("link %d: %d bytes after the receive buffer overflowed; discarded",
+                      self.id, n)
+            return
         if self.kind == "UDP":
             self._dgrams.append((bytes(payload), remote or self.remote))
         else:
             self._rx += payload
         self._rx_bytes += n
-        if self._rx_bytes > self._engine.rx_limit and self._error is None:
+        if self._rx_bytes > limit:
+            self._overflowed = True
+        if self._overflowed and self._error is None:
             self._error = E.BufferOverflow(
                 f"link {self.id}: {self._rx_bytes} bytes unread, over the limit of "
                 f"{self._engine.rx_limit} (read faster, raise rx_limit, or enable flow control)")
