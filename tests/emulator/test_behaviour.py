@@ -394,3 +394,41 @@ def test_dns_names_ignore_case_and_special_use_names_stay_local(at, monkeypatch)
     for name in (b"unknown.wizsock.test", b"no.such.name.invalid", b"www.example"):
         r = at.cmd(b'AT+CIPDOMAIN="%s"' % name)
         assert b"DNS Fail" in r and r.endswith(b"ERROR\r\n"), name
+
+
+def test_connect_is_printed_before_the_first_data_of_a_connection(make_emu):
+    """A server that speaks first (a banner): its +IPD never overtakes <id>,CONNECT.
+    A host takes data on an id before its CONNECT for the id's previous connection."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.sendall(b"banner\r\n")
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    emu = make_emu()
+    at = open_at(emu)
+    join(at, mux=True)
+    try:
+        for i in range(15):
+            at.port.write(b'AT+CIPSTART=%d,"TCP","127.0.0.1",%d\r\n' % (i % 5, port))
+            raw = b""
+            end = time.monotonic() + 5
+            while b"CLOSED\r\n" not in raw and time.monotonic() < end:
+                raw += at.port.read(max(1, at.port.in_waiting))
+            connect = raw.find(b"%d,CONNECT" % (i % 5))
+            ipd = raw.find(b"+IPD,%d," % (i % 5))
+            assert 0 <= connect < ipd, raw
+    finally:
+        stop.set()
+        srv.close()

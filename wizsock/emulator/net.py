@@ -57,6 +57,9 @@ class Link:
         self.target = None              # (kind, host, port, extra) as CIPSTART gave it
         self.scope = trio.CancelScope()
         self.closed = False
+        #: set once "<id>,CONNECT" is out: a real module prints no +IPD of a connection
+        #: before it (the host takes such data for the id's previous connection's)
+        self.announced = trio.Event()
         self.last_activity = time.monotonic()
         self.send_lock = trio.Lock()
         # CIPSENDBUF bookkeeping
@@ -274,6 +277,7 @@ class Net:
     async def _deliver(self, link, recv):
         """The inbound line's far end: each unit reaches the UART when it is due."""
         emu, st = self.emu, self.state
+        await link.announced.wait()
         async for due, unit in recv:
             await trio.sleep_until(due)
             if unit[0] == "call":
@@ -357,6 +361,7 @@ class Net:
             try:
                 with trio.move_on_after(1):
                     link = await self.open_link(0, kind, host, port, extra, emu.life)
+                    link.announced.set()        # passthrough: no CONNECT, pure data
             except CommandFailed:
                 link = None
         if link is not None and not link.closed:
@@ -374,10 +379,11 @@ class Net:
                 break
             await trio.sleep(0.05)
         try:
-            await self.open_link(0, kind or "TCP", host, port,
-                                 [extra] if kind == "UDP" and extra else [], self.emu.life)
+            link = await self.open_link(0, kind or "TCP", host, port,
+                                        [extra] if kind == "UDP" and extra else [], self.emu.life)
         except CommandFailed:
             return
+        link.announced.set()                    # passthrough: no CONNECT, pure data
         st.cur["cipmode"] = 1
         self.pass_target = self.links[0].target
         st.transparent = True
@@ -420,6 +426,7 @@ class Net:
             # written before the link reads, so its first +IPD cannot overtake it
             await self.emu.write_unit(b"%d,CONNECT\r\n" % lid)
             self.emu.note("connect", lid)
+            link.announced.set()
             self.emu.life.start_soon(self._reader, link)
 
     async def _idle_reaper(self):
@@ -520,8 +527,11 @@ async def cipstart(ctx, req):
             raise CommandFailed("ERROR")   # passthrough (AT+CIPMODE=1) takes UDP mode 0 only
     elif kind == "SSL" and st.cur["cipmode"] == 1:
         raise CommandFailed("ERROR")       # SSL does not support passthrough
-    await _net(ctx).open_link(lid, kind, host, port, extra, ctx.emulator.life)
-    await ctx.send_line(b"%d,CONNECT" % lid if st.mux else b"CONNECT")
+    link = await _net(ctx).open_link(lid, kind, host, port, extra, ctx.emulator.life)
+    try:
+        await ctx.send_line(b"%d,CONNECT" % lid if st.mux else b"CONNECT")
+    finally:
+        link.announced.set()
     return "OK"
 
 

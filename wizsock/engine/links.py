@@ -81,7 +81,7 @@ class Link(LinkSlot):
         # session's link table holds the Link itself
         super().__init__(lid, generation, kind, accepted=accepted)
         self._engine = engine
-        self.remote: Optional[Tuple[str, int]] = remote
+        self.remote = remote
         self.local: Optional[Tuple[str, int]] = local
         # receive side
         self._rx = bytearray()

@@ -199,6 +199,8 @@ class LinkSlot:
         self.owner_closed = False
         #: its stream was cut (a +IPD that lied): nothing after the cut may reach the reader
         self.cut = False
+        #: the peer (host, port) a client link was opened to; an accepted link's once known
+        self.remote: Optional[Remote] = None
         # the CIPSENDBUF window: (segment id, length) not yet acknowledged
         self.segments: Deque[Tuple[int, int]] = deque()
         self.inflight = 0
@@ -631,12 +633,33 @@ class Session(Generic[L]):
                 return
         if link.cut:
             return      # its stream was cut: nothing after the cut may reach the reader
+        stale = self._stale_data(link, ev.remote, self.mux)
+        if stale is not None:
+            # the id's previous connection still draining: the engine freed the id on a
+            # close the module never confirmed; the new owner must not read its bytes
+            out.append(Ignored(ev, f"data for link {lid} {stale}: an earlier connection's"))
+            return
         if mid_line:
             # the read ended inside the line after this payload: if that line turns out
             # unreadable, the +IPD length lied and this payload is not the peer's data
             self.held = (link, ev.payload, ev.remote)
             return
         self._deliver(link, ev.payload, ev.remote, out)
+
+    @staticmethod
+    def _stale_data(link: LinkSlot, remote: Optional[Remote], mux: bool) -> Optional[str]:
+        """Why data for ``link`` cannot be its own, or None.  The module prints
+        ``<id>,CONNECT`` before any data of a connection it opened (a bare ``CONNECT``
+        in single-connection mode is the command's), and a TCP or SSL client's peer
+        port is the one it was opened to (AT+CIPDINFO=1 shows it)."""
+        if link.accepted:
+            return None         # a server's connection may send before its CONNECT is seen
+        if mux and not link.connected:
+            return "before its CONNECT"
+        if (link.kind != "UDP" and remote is not None and link.remote is not None
+                and remote[1] != link.remote[1]):
+            return f"from port {remote[1]}, not {link.remote[1]}"
+        return None
 
     def _deliver(self, link: L, payload: bytes, remote: Optional[Remote],
                  out: List[SessionEvent]) -> None:

@@ -411,3 +411,51 @@ def test_the_window_counts_unacknowledged_segments():
     link.add_segment(1, 7)
     link.clear_window()
     assert (link.inflight, list(link.segments)) == (0, [])
+
+
+# ------------------------------------------- an id's previous connection still draining
+def _reopened(r: Rig, kind: str = "TCP", port: int = 7001) -> LinkSlot:
+    """Link 4 handed out again after the engine freed it on an unconfirmed close
+    (CIPCLOSE timed out, a reset that was not one): its CIPSTART is in flight."""
+    s = r.session
+    lid = s.alloc_id(kind)
+    link = LinkSlot(lid, s.new_generation(lid), kind)
+    link.remote = ("10.0.0.1", port)
+    s.add(link)
+    return link
+
+
+def test_data_before_connect_is_the_previous_connections_and_is_dropped():
+    r = Rig()
+    old = r.open()
+    old.remote = ("10.0.0.1", 7001)          # the same server: only CONNECT tells them apart
+    r.session.free(old)                      # the close was never confirmed
+    new = _reopened(r)
+    assert new.id == old.id == 4
+    out = r.feed(b'+IPD,4,3,"10.0.0.1",7001:old')
+    assert kinds(out) == ["Ignored"] and "before its CONNECT" in out[0].why
+    assert r.feed(b"4,CONNECT\r\n") == [S.LinkConnected(new)]
+    out = r.feed(b'+IPD,4,3,"10.0.0.1",7001:new')
+    assert out == [S.DataReceived(new, b"new", ("10.0.0.1", 7001))]
+
+
+def test_data_from_another_peer_port_is_not_a_client_links():
+    r = Rig()
+    old = r.open()
+    r.session.free(old)
+    new = _reopened(r, port=7001)
+    r.feed(b"4,CONNECT\r\n")
+    out = r.feed(b'+IPD,4,3,"10.0.0.1",7000:old')
+    assert kinds(out) == ["Ignored"] and "from port 7000, not 7001" in out[0].why
+    assert kinds(r.feed(b"+IPD,4,3:any")) == ["DataReceived"]   # no CIPDINFO: no port to check
+
+
+def test_udp_and_accepted_links_take_data_from_any_port():
+    r = Rig()
+    udp = _reopened(r, kind="UDP", port=53)
+    r.feed(b"4,CONNECT\r\n")
+    assert kinds(r.feed(b'+IPD,4,2,"10.0.0.1",5353:hi')) == ["DataReceived"]
+    r.session.accepting = True
+    out = r.feed(b'+IPD,0,2,"10.0.0.9",5000:hi')
+    assert kinds(out) == ["LinkAccepted", "DataReceived"] and udp.id == 4
+
