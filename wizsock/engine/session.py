@@ -457,6 +457,8 @@ class Session(Generic[L]):
         self.resync = False
         #: bytes the module may still read as a payload (see owe)
         self.owed: Optional[bytes] = None
+        #: ``ready`` lines seen: a prompt command that saw one owes the module nothing
+        self.readies = 0
         self.command: Optional[Command] = None
         self._links: Dict[int, L] = {}
         self._generations = [0] * MAX_LINKS
@@ -742,6 +744,10 @@ class Session(Generic[L]):
         return True
 
     def _urc_ready(self, ev: Ready, now: float, out: List[SessionEvent]) -> bool:
+        # a restarted module waits for no payload: what was owed would reach its
+        # command parser as a line (and answer the next probe with ERROR)
+        self.readies += 1
+        self.owed = None
         if self.initialising:
             self.init_ready_seen = True
         else:

@@ -172,6 +172,19 @@ def test_owed_payload_is_the_users_bytes_unless_they_could_start_a_command():
     assert r.session.owe(req("CASEND", "set", mode=1), b"pem") == S.PEM_FILLER
 
 
+def test_a_ready_cancels_what_was_owed_and_is_counted():
+    """A restarted module waits for no payload: an owed one would reach its command
+    parser as a line and answer the next probe (seen: start-up E0 failed: ERROR, then
+    a minute of re-initialisation in the heavy-fault run)."""
+    r = Rig()
+    r.session.owe(CIPSEND, b"hello")
+    before = r.session.readies
+    out = r.feed(b"\r\nready\r\n")
+    assert kinds(out) == ["ModuleReset"]
+    assert r.session.owed is None and r.session.take_owed() is None
+    assert r.session.readies == before + 1
+
+
 # ---------------------------------------------------------------- the link table
 def test_ids_from_the_top_five_at_most_one_ssl():
     r = Rig()
