@@ -674,9 +674,10 @@ async def cipsendbuf(ctx, req):
     if link.next_seg > emu.segment_limit:
         raise CommandFailed("ERROR")  # the 16-bit counter: no wrap (core.SEGMENT_LIMIT)
     seg = link.next_seg
-    await reply(ctx, req, R.BufferSegment(seg, link.acked_seg))
-    await ctx.write(b"\r\nOK\r\n")
-    await ctx.write(b"> ")
+    # the answer and the prompt in one unit, as the firmware prints them: no URC between,
+    # and one scheduling round before the host may send (the upload's turnaround)
+    lines = P.format_response(req.name, req.form, R.BufferSegment(seg, link.acked_seg))
+    await ctx.write(b"".join(ln + b"\r\n" for ln in lines) + b"\r\nOK\r\n> ")
     data = await ctx.read_data(n=n)
     link.next_seg += 1
     link.pending += n
