@@ -61,8 +61,8 @@ DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting o
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
 #: the reader's gathering pause on a flowing stream (see Engine._read_loop_fd)
 COALESCE_MIN = 256         # a read at least this long means a stream is flowing
-COALESCE_BYTES = 4096      # gather about this much wire time (a tty buffers 4 KiB per read)
-COALESCE_MAX = 0.020       # ... but never pause longer than this
+COALESCE_BYTES = 8192      # gather about this much wire time (a tty holds 64 KiB before it drops)
+COALESCE_MAX = 0.040       # ... but never pause longer than this
 
 #: per-command timeouts (seconds); everything else gets DEFAULT_TIMEOUT
 DEFAULT_TIMEOUT = 3.0
