@@ -692,7 +692,6 @@ class Engine:
             cmd = self.start_command(request, wants_prompt)
             self.update_rts()
             outcome = None
-            readies = self.session.readies
             try:
                 await self.write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
@@ -700,7 +699,7 @@ class Engine:
                 self.end_command(cmd)
                 self.update_rts()
                 if (payload is not None and not cmd.data_written and not cmd.final
-                        and outcome != "busy" and self.session.readies == readies):
+                        and outcome != "busy"):
                     self._owe(request, payload)
             if outcome == "busy":
                 # retried with back-off for as long as the command's own timeout

@@ -457,8 +457,6 @@ class Session(Generic[L]):
         self.resync = False
         #: bytes the module may still read as a payload (see owe)
         self.owed: Optional[bytes] = None
-        #: ``ready`` lines seen: a prompt command that saw one owes the module nothing
-        self.readies = 0
         self.command: Optional[Command] = None
         self._links: Dict[int, L] = {}
         self._generations = [0] * MAX_LINKS
@@ -744,10 +742,6 @@ class Session(Generic[L]):
         return True
 
     def _urc_ready(self, ev: Ready, now: float, out: List[SessionEvent]) -> bool:
-        # a restarted module waits for no payload: what was owed would reach its
-        # command parser as a line (and answer the next probe with ERROR)
-        self.readies += 1
-        self.owed = None
         if self.initialising:
             self.init_ready_seen = True
         else:
@@ -857,6 +851,13 @@ class Session(Generic[L]):
         cmd = self.command
         assert cmd is not None
         if cmd.wants_prompt and not cmd.prompted:
+            if cmd.name in SEND_COMMANDS and "OK" not in cmd.response.notes:
+                # the module prints OK, then ">" (spec 3.3.9-3.3.11); a ">" alone is
+                # the echo of data by a module that restarted unseen (echo is on
+                # again): taking it would write the payload into its command parser,
+                # whose echo of it holds the next ">" (seen: 258 KB in a minute)
+                out.append(Ignored(ev, f"a prompt before the OK of {cmd.name}"))
+                return
             cmd.prompted = True
             cmd.busy_at = None
             out.append(PromptReady(cmd))
