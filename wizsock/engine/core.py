@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, NoReturn, Optional, Union
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import trio
 
@@ -180,6 +180,10 @@ class Engine:
         self._reader_scope = trio.CancelScope()
         self._fd: Optional[int] = None     # the port's descriptor when the loop does its I/O
         self._coalescing: Optional[trio.CancelScope] = None   # the reader's gathering pause
+        # the payload of the prompt command in flight, for the reader to write the moment
+        # its '>' is read (_on_prompt_ready); what a full port did not take yet, for _wait
+        self._prompt_payload: Optional[Tuple[Command, bytes]] = None
+        self._payload_rest: Optional[memoryview] = None
         #: reads of the port and the bytes they gave (diagnostics, benchmarks)
         self.rx_reads = 0
         self.rx_bytes = 0
@@ -525,6 +529,12 @@ class Engine:
     def _on_command_event(self, sev: S.CommandEvent) -> None:
         self._kick()
 
+    def _on_prompt_ready(self, sev: S.PromptReady) -> None:
+        pending = self._prompt_payload
+        if pending is not None and pending[0] is sev.command and not sev.command.data_written:
+            self._write_payload_now(*pending)
+        self._kick()
+
     def _on_stray_ok(self, sev: S.StrayOk) -> None:
         log.warning("%s: an OK came before the answer to %s; it was not its own",
                     self.name, sev.command.name)
@@ -692,10 +702,14 @@ class Engine:
             cmd = self.start_command(request, wants_prompt)
             self.update_rts()
             outcome = None
+            if payload is not None:
+                self._prompt_payload = (cmd, payload)
             try:
                 await self.write(wire, redacted=True)
                 outcome = await self._wait(cmd, timeout, payload)
             finally:
+                self._prompt_payload = None
+                self._payload_rest = None
                 self.end_command(cmd)
                 self.update_rts()
                 if (payload is not None and not cmd.data_written and not cmd.final
@@ -733,12 +747,17 @@ class Engine:
                 raise cmd.error
             if cmd.final:
                 return "final"
+            rest = self._payload_rest
+            if rest is not None:                # the reader began it; the port was full
+                self._payload_rest = None
+                await self.write(rest, redacted=None, tapped=True)
+                self._payload_done(cmd)
+                continue
             if cmd.wants_prompt and cmd.prompted and not cmd.data_written:
                 assert payload is not None          # (wants_prompt: a payload was given)
                 self.session.writing_payload(cmd)
                 await self.write(payload, redacted=None)
-                for sev in self.session.payload_written(cmd):
-                    self._EFFECTS[type(sev)](self, sev)
+                self._payload_done(cmd)
                 continue
             wait_until = deadline
             grace_end = self.session.next_deadline()     # an OK or a busy in its grace
@@ -767,7 +786,42 @@ class Engine:
         raise E.ModuleUnresponsive(f"{self.name}: module stopped answering ({request.name}); "
                                    f"recovering", command=request.name, timeout=timeout)
 
-    async def write(self, data: Buffer, redacted: Optional[bool] = True) -> None:
+    def _payload_done(self, cmd: Command) -> None:
+        for sev in self.session.payload_written(cmd):
+            self._EFFECTS[type(sev)](self, sev)
+
+    def _write_payload_now(self, cmd: Command, payload: bytes) -> None:
+        """The ``>`` was just read: write the payload from the reader, before anything
+        else is dispatched.  The wire idles from the header's last byte until the
+        payload's first, once per 2048-byte segment: the hop to the waiting task (a
+        scheduling round, often a cold wake-up) was a tenth of an upload's wire time.
+        Whatever a full port does not take now, :meth:`_wait` writes."""
+        fd = self._fd
+        lock = self._write_lock
+        if fd is None or lock.locked():
+            return                              # the waiting task writes it
+        self.session.writing_payload(cmd)
+        self._log_write(payload, None)
+        lock.acquire_nowait()
+        try:
+            view = memoryview(payload)
+            while view:
+                try:
+                    n = os.write(fd, view)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    self._port_failed(exc)
+                    return
+                view = view[n:]
+        finally:
+            lock.release()
+        if view:
+            self._payload_rest = view
+        else:
+            self._payload_done(cmd)
+
+    def _log_write(self, data: Buffer, redacted: Optional[bool]) -> None:
         if self._taps:
             self._tap("tx" if redacted else "data", data)
         if wire_log.isEnabledFor(logging.DEBUG):
@@ -775,6 +829,12 @@ class Engine:
                 wire_log.debug("%s -> %r", self.name, P.redact(bytes(data).rstrip(b"\r\n")))
             else:
                 wire_log.debug("%s -> <%d bytes of data>", self.name, len(data))
+
+    async def write(self, data: Buffer, redacted: Optional[bool] = True,
+                    tapped: bool = False) -> None:
+        """Write ``data`` to the port (``tapped``: the taps and the wire log have it)."""
+        if not tapped:
+            self._log_write(data, redacted)
         lock = self._write_lock
         try:
             # free (the usual case): no scheduling round before the bytes go; the
@@ -1417,7 +1477,7 @@ class Engine:
 
     #: what the engine does about each thing the session reports
     _EFFECTS: ClassVar[Dict[type, Callable[..., None]]] = {
-        S.PromptReady: _on_command_event,
+        S.PromptReady: _on_prompt_ready,
         S.CommandFinished: _on_command_event,
         S.OkHeld: _on_command_event,
         S.BusySeen: _on_command_event,
