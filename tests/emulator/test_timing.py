@@ -332,11 +332,12 @@ def _until(pred, timeout=10.0):
         time.sleep(0.0005)
 
 
-def _exchanges(emu, line, answer_end, rounds):
+def _exchanges(emu, line, answer_end, rounds, setup=(b"AT",)):
     """Feed `line` (paced input) `rounds` times, each after an idle moment; per round
     (fed at, [(handed at, bytes)]) on the emulator's clock (time.monotonic)."""
     at = open_at(emu)
-    at.ok(b"AT")
+    for command in setup:
+        at.ok(command)
     got = _record_output(emu)
     out = []
     for _ in range(rounds):
@@ -446,3 +447,29 @@ def test_precise_clock_wakes_on_time():
     assert late[0] >= 0                     # never early
     # epoll's 1 ms ticks would make every wait about 1 ms late
     assert late[len(late) // 2] < 0.0005, (exact, late)
+
+
+def test_a_handler_faster_than_its_answers_wire_adds_nothing(make_emu, monkeypatch):
+    """An answer's wire time counts from its command's last byte in, not from when the
+    handler queued it: the time Python takes to run a handler hides inside the answer's
+    wire time.  At 9600 baud `AT\\r\\n` comes in in 4.2 ms and `\\r\\nOK\\r\\n` goes out in
+    6.25 ms; a handler that keeps the emulator's thread 5 ms must not push the OK's last
+    byte past 10.4 ms after the feed (it did, to 15.4 ms: the line counted from the
+    queueing).  Nor may the OK come sooner than those 10.4 ms of wire."""
+    from wizsock.emulator import commands, net, registry  # noqa: F401  (handlers register)
+    baud = 9600
+    byte = 10.0 / baud
+    plain = registry.HANDLERS[""]
+
+    async def slow(ctx, req):
+        time.sleep(0.005)            # the emulator's thread, busy (no await: no other task)
+        return await plain(ctx, req)
+
+    emu = make_emu(baudrate=baud, pace_input=True)
+    monkeypatch.setitem(registry.HANDLERS, "", slow)
+    ends = []
+    for t0, handed in _exchanges(emu, b"AT\r\n", b"OK\r\n", 5, setup=(b"ATE0",)):
+        ends.append(handed[-1][0] - t0)
+    print(f"OK's last byte after the feed: median {_median(ends) * 1e3:.2f} ms")
+    assert min(ends) >= 10 * byte * 0.999, ends
+    assert _median(ends) < 10 * byte + 0.003, ends

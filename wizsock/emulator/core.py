@@ -330,7 +330,13 @@ class Emulator:
         self.inbuf = _Buffer()
         self._wire = bytearray()
         self._wire_wake = _Buffer()
-        self._wire_since = self._out_since = time.monotonic()
+        self._wire_since = self._out_since = self._input_at = time.monotonic()
+        # when the command being answered came in (its line's last byte): its answer's
+        # wire time counts from there, so the time Python takes to run a handler hides
+        # inside the answer's wire time rather than adding to it (a firmware's own
+        # processing time is not modelled either way; this only stops the emulator
+        # being slower than its wire).  Used once, by the answer's first unit.
+        self._answer_from: Optional[float] = None
         self.outbuf = _Buffer()
         self._out_space = _Buffer()
         self._urc_wake = _Buffer()
@@ -530,6 +536,7 @@ class Emulator:
 
     def _on_input(self, data: bytes):
         self._account("in", len(data))
+        self._input_at = time.monotonic()
         if self.log_traffic:
             self._log("<<", data)
         if self.deaf_until and time.monotonic() < self.deaf_until:
@@ -571,7 +578,11 @@ class Emulator:
     def _raw_out(self, data: bytes):
         f = self.faults
         if not self.outbuf.data:
-            self._out_since = time.monotonic()   # the line was idle: it starts now
+            # the line was idle: it starts now, or (an answer) when its command came in
+            now = time.monotonic()
+            since = self._answer_from
+            self._out_since = now if since is None else min(now, since)
+        self._answer_from = None
         if f and f.hit("garbage"):
             self.outbuf.data += bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
         self.outbuf.data += data
@@ -646,7 +657,7 @@ class Emulator:
         clock = PreciseClock()
         f = self.faults if output else None
         late = self.lateness["out" if output else "in"]
-        t = time.monotonic()
+        t = taken = time.monotonic()
         size = 0                       # this slice's bytes (drawn once: the chunk fault)
         try:
             while True:
@@ -654,6 +665,7 @@ class Emulator:
                     while not q:
                         await wake.wait()
                     t = max(t, getattr(self, since))
+                    taken = time.monotonic()
                 if output and self._line_held():
                     while self._line_held():
                         await self._rts_wake.wait()
@@ -687,7 +699,9 @@ class Emulator:
                 t += n * per_byte
                 size = 0
                 if not q:
-                    late.append(now - t)
+                    # the pacer's own precision: an answer whose handler outran its wire
+                    # time is due before the pacer could have seen it
+                    late.append(now - max(t, taken))
                 hand_over(chunk)
                 if f and f.enabled("chunk"):
                     t += f.rng.uniform(0, 0.003)
@@ -759,6 +773,7 @@ class Emulator:
             raw = await self.read_line()
             if raw is None:
                 continue
+            self._answer_from = self._input_at
             if self.log_traffic and raw.strip():
                 self.command_lines.append(raw)
             line = raw.rstrip(b"\r\n")
@@ -785,6 +800,7 @@ class Emulator:
                 await self.execute(line)
             finally:
                 self.busy = None
+                self._answer_from = None
 
     async def execute(self, line: bytes):
         try:
