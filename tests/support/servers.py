@@ -820,20 +820,30 @@ class Sink(TCPServerInfo):
     def __init__(self, reply=False):
         self.reply = reply
         self.results: List[Tuple[int, str]] = []
+        #: per transfer, when its bytes arrived (time.monotonic: one clock for every
+        #: process of the host): (first recv's time, its bytes, last recv's time)
+        self.arrivals: List[Tuple[float, int, float]] = []
         self._cond = threading.Condition()
         super().__init__(self._sink, "sink")
 
     def _sink(self, conn: socket.socket) -> None:
         h = hashlib.sha256()
         n = 0
+        first: Optional[Tuple[float, int]] = None
+        last = 0.0
         limit = self.reply if (self.reply is not False and self.reply is not True) else None
         while limit is None or n < limit:
             data = conn.recv(65536 if limit is None else min(65536, limit - n))
             if not data:
                 break
+            last = time.monotonic()
+            if first is None:
+                first = (last, len(data))
             h.update(data)
             n += len(data)
         digest = h.hexdigest()
+        if first is not None:
+            self.arrivals.append((first[0], first[1], last))
         if limit is not None:
             conn.sendall(f"{n} {digest}\n".encode())
         with self._cond:
