@@ -428,3 +428,45 @@ async def test_garbled_answer_raises(junk):
             assert err.command == "CWMODE_CUR"
             assert "CWMODE_CUR" in str(err)
             await assert_usable(m, echo.address, start)
+
+
+# ---------------------------------------------------------------------------------------
+# a restart whose "ready" never arrives (lost to a glitch): the module has echo on and
+# CIPMUX=0 again, and the engine must find out from what it says next
+
+@pytest.mark.parametrize("sign", ["echo", "refused-cipstart"])
+@trio_test
+async def test_a_restart_whose_ready_is_lost(sign):
+    """``echo``: the next command comes back as an echo (E0 is gone); ``refused-cipstart``:
+    echo stays off (as if a firmware kept it), and AT+CIPSTART=<id> answers ERROR (a link
+    id under CIPMUX=0).  Either way one AT+CIPMUX? tells, a reset is declared (the link
+    held fails with ModuleReset) and the module is usable again within USABLE.  Without
+    the check every later open failed with ConnectError until the end (the heavy-fault
+    test's "0 bytes exact": 76 refused opens in 25 s)."""
+    with tcp_echo_server() as echo:
+        async with hostile() as (m, port):
+            link = await m.net.open_tcp(*echo.address)
+            resets = m.engine.reset_count
+            emu = port.emulator
+            booted = emu.ready_count
+            port.on_output(rb"\r\nready\r\n", replace=b"")
+            emu.call_soon(emu.reset, False)
+            with trio.fail_after(5):
+                while emu.ready_count == booted:
+                    await trio.sleep(0.01)
+            if sign == "refused-cipstart":
+                emu.call_soon(setattr, emu, "echo", False)
+                await trio.sleep(0.05)
+            start = trio.current_time()
+            if sign == "echo":
+                assert await m.system.version() is not None     # echoed, answered all the same
+            else:
+                await expect(E.ConnectError, m.net.open_tcp, *echo.address)
+            with trio.fail_after(BOUND):
+                with pytest.raises(E.ModuleReset):
+                    while True:
+                        await link.receive()
+            assert m.engine.reset_count == resets + 1
+            assert "restarted unseen" in m.engine.last_reset_reason
+            await assert_usable(m, echo.address, start)
+            await link.aclose()

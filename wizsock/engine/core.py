@@ -1125,12 +1125,24 @@ class Engine:
                                               f"{cmd.name} may have been lost",
                                               command=cmd.name))
         if self._nursery is not None and not self._closing:
-            self._nursery.start_soon(self._check_not_reset)
+            self._nursery.start_soon(self._check_not_reset,
+                                     "module state lost with the output a +IPD swallowed")
 
-    async def _check_not_reset(self) -> None:
-        """Output was lost (a stalled +IPD): a ``ready`` may have been among it.  A module
-        that reset has CIPMUX=0 again; then it is re-initialised like after any reset."""
+    def _on_state_check_wanted(self, sev: S.StateCheckWanted) -> None:
+        if (self._usable.is_set() and self._nursery is not None and not self._closing
+                and not self._checking_state):
+            self._nursery.start_soon(self._check_not_reset, f"module restarted unseen: {sev.reason}",
+                                     False)
+
+    _checking_state = False
+
+    async def _check_not_reset(self, reason: str, unanswered_is_reset: bool = True) -> None:
+        """A ``ready`` may have been lost (with output a stalled +IPD swallowed; or the
+        module echoes again, or refuses link ids).  A module that reset has CIPMUX=0
+        again; then it is re-initialised like after any reset.  A hint alone (echo, a
+        refusal) does not fail every link on a query that got no answer (busy)."""
         r = req("CIPMUX", "query")
+        self._checking_state = True
         try:
             async with self._cmd_lock:
                 if not self._usable.is_set() or self._closing:
@@ -1139,10 +1151,16 @@ class Engine:
                     resp = await self._exec(r, 2.0, internal=True)
                     self._parse(r, resp)
         except E.WizError as exc:
-            log.debug("%s: state check after lost output: %r", self.name, exc)
+            log.debug("%s: state check (%s): %r", self.name, reason, exc)
             resp = None
-        if resp is None or getattr(resp.record, "mode", None) != 1:
-            self.declare_reset("module state lost with the output a +IPD swallowed")
+        finally:
+            self._checking_state = False
+        if resp is None or resp.result != "OK":
+            if unanswered_is_reset:
+                self.declare_reset(reason)
+            return
+        if getattr(resp.record, "mode", None) != (1 if self.mux else 0):
+            self.declare_reset(reason)
 
     def _on_ipd_spill(self, sev: S.IpdSpill[Any]) -> None:
         """A line the framer cannot read (or text no command asked for) right after a
@@ -1497,6 +1515,7 @@ class Engine:
         S.GhostData: _on_ghost,
         S.ModuleReset: _on_module_reset,
         S.ProbeWanted: _on_probe_wanted,
+        S.StateCheckWanted: _on_state_check_wanted,
         S.WifiChanged: _on_urc,
         S.InfoUrc: _on_urc,
         S.MqttMessage: _on_mqtt_message,

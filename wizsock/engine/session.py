@@ -46,7 +46,8 @@ __all__ = [
     "CommandEvent", "PromptReady", "CommandFinished", "OkHeld", "BusySeen", "BusyExpired",
     "StrayOk", "DataReceived", "PassthroughData", "LinkAccepted", "LinkConnected",
     "LinkClosed", "LinkConnectFailed", "BareLinkEvent", "SegmentAcked", "SendFailed",
-    "IdGranted", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "WifiChanged",
+    "IdGranted", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "StateCheckWanted",
+    "WifiChanged",
     "InfoUrc", "MqttMessage", "Ignored", "MAX_LINKS", "SENDBUF_SIZE", "OK_GRACE", "BUSY_GRACE",
     "FINAL", "PROMPT_COMMANDS", "SEND_COMMANDS",
 ]
@@ -82,6 +83,14 @@ OK_GRACE = 0.03
 BUSY_GRACE = 0.25
 #: unreadable lines start a liveness probe at most this often
 GARBAGE_PROBE_INTERVAL = 0.5
+#: signs of a restart whose ``ready`` was lost start a state check at most this often
+STATE_CHECK_INTERVAL = 2.0
+#: what E0 / E1 leave the module doing with our lines (a restart turns echo on again)
+ECHO_SETTINGS: Mapping[str, bool] = {"E0": False, "E1": True}
+#: refusals a module that restarted unseen gives (CIPMUX=0 again: a link id is an
+#: error), each worth a state check
+STATE_HINTS: Mapping[str, str] = {
+    "CIPSTART": "AT+CIPSTART refused (a module that restarted unseen has CIPMUX=0)"}
 
 #: ``[<link>,]<segment>,SEND FAIL``: a CIPSENDBUF segment the module could not send
 SEGMENT_FAIL = re.compile(r"^(?:(\d+),)?(\d+),SEND FAIL$")
@@ -401,6 +410,13 @@ class ProbeWanted(SessionEvent):
 
 
 @dataclass(frozen=True)
+class StateCheckWanted(SessionEvent):
+    """Signs of a restart whose ``ready`` was lost (echo back on, a link id refused):
+    whether the module still has the driver's settings (CIPMUX) is worth one query."""
+    reason: str
+
+
+@dataclass(frozen=True)
 class WifiChanged(SessionEvent):
     """``WIFI CONNECTED``/``GOT IP``/``DISCONNECT`` (``Session.wifi_state`` is updated)."""
     event: Wifi
@@ -468,6 +484,10 @@ class Session(Generic[L]):
         #: the payload delivered last, while the next unit may still show its length lied
         self._last_data: Optional[Tuple[L, int]] = None
         self._last_garbage_probe = -GARBAGE_PROBE_INTERVAL - 1.0
+        #: what the module does with our lines: False after E0, True after E1, None
+        #: when unknown (before the first, after a reset)
+        self.echo: Optional[bool] = None
+        self._last_state_check = -STATE_CHECK_INTERVAL - 1.0
 
     # ------------------------------------------------------------------ commands
     @property
@@ -769,7 +789,15 @@ class Session(Generic[L]):
         return True
 
     def _urc_echo(self, ev: Echo, now: float, out: List[SessionEvent]) -> bool:
-        return True          # ATE1: the module repeats our line
+        # ATE1: the module repeats our line.  After our E0 only a restart turns it on
+        if self.echo is False and not self.initialising:
+            self._want_state_check(now, "the module echoes commands after E0", out)
+        return True
+
+    def _want_state_check(self, now: float, reason: str, out: List[SessionEvent]) -> None:
+        if now - self._last_state_check > STATE_CHECK_INTERVAL:
+            self._last_state_check = now
+            out.append(StateCheckWanted(reason))
 
     def _urc_info(self, ev: Info, now: float, out: List[SessionEvent]) -> bool:
         if ev.name not in URC_INFO:
@@ -840,6 +868,10 @@ class Session(Generic[L]):
             self.resync = True
         if code in FINAL or cmd.name in ENDS_ONLY.get(code, ()):
             cmd.finish(code)
+            if code == "OK" and cmd.name in ECHO_SETTINGS:
+                self.echo = ECHO_SETTINGS[cmd.name]
+            elif code == "ERROR" and cmd.name in STATE_HINTS and not self.initialising:
+                self._want_state_check(now, STATE_HINTS[cmd.name], out)
             out.append(CommandFinished(cmd))
             return
         cmd.response.notes.append(code)
@@ -903,6 +935,7 @@ class Session(Generic[L]):
         passthrough stream stays until its owner ends it: the driver fails it.)"""
         self.resync = True
         self.accepting = False
+        self.echo = None               # a restarted module echoes until told otherwise
         gone = list(self._links.values())
         self._links.clear()
         return gone

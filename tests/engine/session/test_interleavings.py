@@ -137,7 +137,9 @@ EXPECTED: Dict[Tuple[str, str], Dict[str, Tuple[List[str], Optional[str]]]] = {
     # no command: a bare SEND FAIL fails the links with segments out
     ("segments-out", "unacked"): dict(ok=IGN, error=IGN, prompt=IGN, busy=IGN,
                                       **{"send-ok": IGN, "send-fail": (["SendFailed"], None)}),
-    ("CIPSTART-busy", "busy"): dict(ok=FIN_OK, error=FIN_ERR, prompt=IGN, busy=BUSY,
+    # a refused CIPSTART is also a sign of a restart nobody saw (CIPMUX=0 again)
+    ("CIPSTART-busy", "busy"): dict(ok=FIN_OK, error=(["StateCheckWanted", "CommandFinished"], "ERROR"),
+                                    prompt=IGN, busy=BUSY,
                                     **{"send-ok": IGN, "send-fail": IGN}),
 }
 

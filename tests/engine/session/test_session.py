@@ -329,6 +329,62 @@ def test_garbage_asks_for_a_probe_at_most_twice_a_second():
     assert kinds(r.feed(b"\x01\x02ab\xffc\r\n")) == ["Ignored", "ProbeWanted"]
 
 
+def _echo_off(r: Rig) -> None:
+    cmd = r.start(req("E0", "execute"))
+    assert r.feed(b"ATE0\r\n\r\nOK\r\n") == [S.CommandFinished(cmd)]   # its own echo: echo was on
+    r.session.end_command(cmd)
+    assert r.session.echo is False
+
+
+def test_an_echo_after_e0_asks_for_a_state_check_at_most_every_two_seconds():
+    """A restart whose ``ready`` was lost turns echo on again: the engine's next lines come
+    back.  One AT+CIPMUX? then tells (CIPMUX=0 after a restart)."""
+    r = Rig()
+    _echo_off(r)
+    cmd = r.start(req("CIPSTATUS", "execute"))
+    out = r.feed(b"AT+CIPSTATUS\r\n")
+    assert out == [S.StateCheckWanted("the module echoes commands after E0")]
+    r.now += 1.0
+    assert r.feed(b"AT+CIPSTATUS\r\n") == []
+    r.now += 1.5
+    assert kinds(r.feed(b"AT+CIPSTATUS\r\n")) == ["StateCheckWanted"]
+    assert kinds(r.feed(b"STATUS:2\r\n\r\nOK\r\n")) == ["CommandFinished"]
+    assert cmd.response.lines() == ["STATUS:2"]
+
+
+@pytest.mark.parametrize("setup", ["unknown", "E1", "initialising", "after a reset"])
+def test_an_echo_is_no_sign_when_echo_is_expected(setup):
+    r = Rig()
+    if setup == "E1":
+        _echo_off(r)
+        cmd = r.start(req("E1", "execute"))
+        r.feed(b"\r\nOK\r\n")
+        r.session.end_command(cmd)
+    elif setup == "initialising":
+        _echo_off(r)
+        r.session.initialising = True
+    elif setup == "after a reset":
+        _echo_off(r)
+        r.session.module_reset()
+    r.start(req("CIPSTATUS", "execute"))
+    assert r.feed(b"AT+CIPSTATUS\r\n") == []
+
+
+def test_a_refused_cipstart_asks_for_a_state_check():
+    """ERROR to AT+CIPSTART=<id>,...: among the reasons, a module that restarted unseen
+    (CIPMUX=0 refuses a link id)."""
+    r = Rig()
+    cmd = r.start(req("CIPSTART", "set", link=0, type="TCP", remote="10.0.0.1", port=80))
+    out = r.feed(b"\r\nERROR\r\n")
+    assert out == [S.StateCheckWanted(
+        "AT+CIPSTART refused (a module that restarted unseen has CIPMUX=0)"),
+        S.CommandFinished(cmd)]
+    r.session.end_command(cmd)
+    r.now += 0.5
+    cmd = r.start(req("CIPSTART", "set", link=0, type="TCP", remote="10.0.0.1", port=80))
+    assert r.feed(b"\r\nERROR\r\n") == [S.CommandFinished(cmd)]      # at most every 2 s
+
+
 def test_passthrough_takes_all_data():
     r = Rig()
     r.session.passthrough = True
