@@ -806,6 +806,12 @@ class Session(Generic[L]):
         return True
 
     def _urc_text(self, ev: Text, now: float, out: List[SessionEvent]) -> bool:
+        if not ev.text.strip():
+            # tabs, vertical tabs, form feeds: a UART glitch, no module prints such a line
+            # (taken as an answer's line, it made a held OK "stray" and the command wait
+            # for another that never came)
+            out.append(Ignored(ev, "blank line"))
+            return True
         m = SEGMENT_FAIL.match(ev.text)
         if m is None:
             return False

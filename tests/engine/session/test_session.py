@@ -56,6 +56,19 @@ def test_a_stray_ok_is_dropped_when_the_lines_follow():
     assert len(cmd.response.lines()) == 1
 
 
+@pytest.mark.parametrize("noise", [b"\t", b"\x0b \x0c", b"  "])
+def test_a_blank_line_after_a_held_ok_is_noise_not_an_answer_line(noise):
+    """The heavy-fault test: CWJAP's OK, then a glitch's "\t\r\n" within the grace; taken
+    as a line of the answer it made the real OK "stray", and CWJAP waited 25 s for another."""
+    r = Rig()
+    cmd = r.start(req("CWLAP", "execute"))
+    assert r.feed(b"OK\r\n") == [S.OkHeld(cmd)]
+    assert kinds(r.feed(noise + b"\r\n"))[0] == "Ignored"   # (control bytes: + ProbeWanted)
+    assert cmd.ok_at is not None and not r.session.resync
+    assert r.tick(OK_GRACE) == [S.CommandFinished(cmd)]
+    assert cmd.result == "OK" and cmd.response.lines() == []
+
+
 def test_error_fails_and_asks_for_silence_before_the_next_command():
     r = Rig()
     cmd = r.start(req("CIPMUX", "query"))
