@@ -141,8 +141,16 @@ class Response:
         return f"Response({self.name!r}, {self.result!r}, lines={self.lines()!r})"
 
 
+#: forms whose lines come only before a failure (AT+CWJAP=...: ``+CWJAP:<code>`` then
+#: FAIL): an OK is their whole answer, and holding it would only let a glitch's line
+#: make it "stray" (the join then waited 25 s for another OK)
+LINES_ONLY_ON_FAILURE = frozenset({("CWJAP", "set"), ("CWJAP_CUR", "set"), ("CWJAP_DEF", "set")})
+
+
 def expects_lines(request: P.Request) -> bool:
     """Whether the module prints lines before this command's OK (a response shape)."""
+    if (request.name, request.form) in LINES_ONLY_ON_FAILURE:
+        return False
     spec = P.COMMANDS.get(request.name)
     form = spec.forms.get(request.form) if spec is not None else None
     return form is not None and form.response is not None
@@ -632,7 +640,8 @@ class Session(Generic[L]):
         if isinstance(event, Text):
             cmd = self.active
             return ((cmd is None or not cmd.expects_lines)
-                    and not SEGMENT_FAIL.match(event.text))
+                    and not SEGMENT_FAIL.match(event.text)
+                    and not NOISE.fullmatch(event.text.encode("latin-1", "replace")))
         return False
 
     # ---- +IPD

@@ -443,6 +443,29 @@ def test_a_short_noise_burst_is_a_glitch_not_a_spill():
     assert not link.cut
 
 
+def test_a_tab_after_a_payload_is_a_glitch_not_a_spill():
+    """A glitch's "\t" line (Text, not Garbage) is as much noise as "\x01\x02"."""
+    r = Rig()
+    link = r.open()
+    r.feed(b"+IPD,4,5:hello")
+    assert kinds(r.feed(b"\t\r\n")) == ["Ignored"]
+    assert not link.cut
+
+
+def test_a_join_takes_its_ok_at_once():
+    """AT+CWJAP=...: lines only before FAIL (+CWJAP:<code>), so OK is the whole answer: not
+    held, and a glitch's line after it changes nothing (the heavy-fault test: the OK was
+    made "stray" by such a line and the join waited 25 s for another)."""
+    r = Rig()
+    cmd = r.start(req("CWJAP_CUR", "set", ssid="lab", pwd="secret"))
+    assert kinds(r.feed(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n")) == ["WifiChanged", "WifiChanged"]
+    assert r.feed(b"\r\nOK\r\n") == [S.CommandFinished(cmd)]
+    r.session.end_command(cmd)
+    cmd = r.start(req("CWJAP_CUR", "set", ssid="lab", pwd="wrong"))
+    assert kinds(r.feed(b"+CWJAP_CUR:2\r\n\r\nFAIL\r\n")) == ["CommandFinished"]
+    assert cmd.result == "FAIL" and cmd.response.lines() == ["+CWJAP_CUR:2"]
+
+
 def test_a_payload_read_up_to_the_middle_of_a_line_is_held_until_it_settles():
     r = Rig()
     link = r.open()
