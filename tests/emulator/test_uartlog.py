@@ -200,3 +200,76 @@ def test_bind_host_takes_an_ip_address_only():
                              capture_output=True, env=env, cwd=ROOT, timeout=30)
         assert out.returncode == 2
         assert f"--bind-host {addr}: not an IP address".encode() in out.stderr
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _log():
+    import io
+
+    from wizsock.emulator.uartlog import UartLog
+
+    out, clock = io.StringIO(), FakeClock()
+    return UartLog(out, clock=clock), out, clock
+
+
+def test_records_split_at_line_ends_direction_changes_idle_and_size():
+    from wizsock.emulator.uartlog import IDLE, MAX_RECORD, Record
+
+    log, out, clock = _log()
+    log.feed(HOST_TO_MODULE, b"AT\r\nAT+G")          # a line and a partial one
+    clock.now += 0.001
+    log.feed(MODULE_TO_HOST, b"AT\r\n")              # the other direction ends the partial
+    log.feed(HOST_TO_MODULE, b"MR\r\n")
+    clock.now += 0.002
+    log.feed(MODULE_TO_HOST, b"OK\r\n> ")
+    log.flush_idle()                                  # not quiet long enough yet
+    clock.now += IDLE
+    log.flush_idle()                                  # now the prompt stands alone
+    bulk = b"x y " * (MAX_RECORD // 4) + b"x y z"     # (spaces: not base64, see the next test)
+    log.feed(HOST_TO_MODULE, bulk)
+    log.close()
+    lines = ["a warning on the same stderr"] + out.getvalue().splitlines()
+    records = parse_log(lines)
+    assert [Record(round(r.t, 6), r.direction, r.data, r.masked) for r in records] == [
+        Record(0.0, HOST_TO_MODULE, b"AT\r\n"), Record(0.0, HOST_TO_MODULE, b"AT+G"),
+        Record(0.001, MODULE_TO_HOST, b"AT\r\n"), Record(0.001, HOST_TO_MODULE, b"MR\r\n"),
+        Record(0.003, MODULE_TO_HOST, b"OK\r\n"), Record(0.003, MODULE_TO_HOST, b"> "),
+        Record(round(0.003 + IDLE, 6), HOST_TO_MODULE, bulk[:MAX_RECORD]),
+        Record(round(0.003 + IDLE, 6), HOST_TO_MODULE, b"x y z")]
+    assert streams(records) == (b"AT\r\nAT+GMR\r\n" + bulk, b"AT\r\nOK\r\n> ")
+
+
+def test_a_secret_split_over_records_is_masked_in_each():
+    log, out, clock = _log()
+    log.feed(HOST_TO_MODULE, b'AT+CWJAP_CUR="ap","pa')
+    log.feed(MODULE_TO_HOST, b"busy p...\r\n")         # output interleaves mid-line
+    log.feed(HOST_TO_MODULE, b'ss-word"\r\n')
+    log.feed(HOST_TO_MODULE, b"AT+MQTTSET?\r\n")
+    log.feed(MODULE_TO_HOST, b'"user","mqtt-pw","id",60\r\n')   # a bare answer line
+    log.feed(HOST_TO_MODULE, b"AT+CASEND=1\r\n")
+    log.feed(HOST_TO_MODULE, b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq")
+    log.feed(MODULE_TO_HOST, b"+IPD,2:hi")
+    log.feed(HOST_TO_MODULE, b"hkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n")
+    # a line that merely looks like a PEM body line (16+ base64 characters) is masked too
+    log.feed(HOST_TO_MODULE, b"QUJDREVGR0hJSktMTU5P\r\n")
+    log.close()
+    text = out.getvalue()
+    for secret in ("pa", "ss-word", "mqtt-pw", "MIIEvQ", "hkiG9w"):
+        assert secret not in text.replace("PRIVATE", "").replace("CWJAP", ""), secret
+    records = parse_log(text.splitlines())
+    masked = [(r.direction, r.data) for r in records if r.masked]
+    assert masked == [(HOST_TO_MODULE, b'AT+CWJAP_CUR=***'),       # unterminated quote: all masked
+                      (HOST_TO_MODULE, b'AT+CWJAP_CUR="ap","***"\r\n'),   # the line so far
+                      (MODULE_TO_HOST, b'"***","***","id",60\r\n'),
+                      (HOST_TO_MODULE, b"***"), (HOST_TO_MODULE, b"***"),
+                      (HOST_TO_MODULE, b"***\r\n")]
+    assert (MODULE_TO_HOST, b"busy p...\r\n", False) in [(r.direction, r.data, r.masked) for r in records]
+    with pytest.raises(ValueError, match="masked"):
+        streams(records)

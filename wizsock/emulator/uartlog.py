@@ -19,7 +19,8 @@ Format: UTF-8 text, one record a line, after a header line::
 - ``masked``: the record carried a secret (a password, a key, a PEM body; the rules of
   `wizsock.protocol.Redactor`), so its bytes are the line so far with the secret
   replaced by ``***``, not what crossed the wire.  That record alone is not recoverable:
-  `streams` refuses it unless asked to keep the masked form.
+  `streams` refuses it unless asked to keep the masked form.  The Redactor errs towards
+  masking (a whole line of 16+ base64 characters is taken for a PEM body, payload or not).
 
 A record ends after each line end (``\n``), when the other direction starts (so the
 records are in the order the bytes crossed), after IDLE seconds without a byte in its
