@@ -13,7 +13,9 @@ emulator's UART log (`wizsock.emulator.uartlog`) shows what crossed the wire.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -214,7 +216,15 @@ def test_the_driver_comes_from_the_registry():
         assert root not in where.parents or ".venv" in where.parts, where
         assert "site-packages" in where.parts or "dist-packages" in where.parts, where
     for name in PACKAGES:
-        assert importlib.metadata.version(name)
+        # unmodified: every installed file matches the hash pip recorded from the wheel
+        checked = 0
+        for f in importlib.metadata.files(name) or []:
+            if f.hash is None or f.suffix != ".py":
+                continue
+            digest = base64.urlsafe_b64encode(hashlib.new(f.hash.mode, f.read_binary()).digest()).rstrip(b"=")
+            assert digest.decode() == f.hash.value, f
+            checked += 1
+        assert checked, name
     assert espat.__version__ == importlib.metadata.version(PACKAGES[0])
     assert importlib.metadata.version(PACKAGES[1]) == REQUESTS_PIN
 
