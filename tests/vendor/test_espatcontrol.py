@@ -383,6 +383,13 @@ def test_module_mqtt_through_the_drivers_command_call(lab):
         while ("wiz/pub", b"hello broker") not in got and time.monotonic() < deadline:
             time.sleep(0.05)
         assert ("wiz/pub", b"hello broker") in got
+        # a message on the subscribed topic comes as the URC "<topic> -> <data>"; the
+        # driver has no reader for it (at_response flushes its input), the log shows it
+        client.publish("wiz/sub", b"hello module")
+        deadline = time.monotonic() + 5
+        while (MODULE_TO_HOST, b"wiz/sub -> hello module\r\n") not in lab.wire():
+            assert time.monotonic() < deadline, lab.wire()[-10:]
+            time.sleep(0.05)
         # AT+MQTTDIS answers CLOSE (spec 3.3.33), not OK: at_response retries and gives up
         mark = len(lab.wire())
         with pytest.raises(espat.OKError):
