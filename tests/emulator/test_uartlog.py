@@ -177,16 +177,17 @@ def test_bind_host_puts_the_modules_server_on_that_address(tmp_path):
         host.command(b"AT+CWMODE_CUR=1")
         host.command(b'AT+CWJAP_CUR="wizsock-lab","wizsock123"')
         host.command(b"AT+CIPMUX=1")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.2", 0))
-            free = probe.getsockname()[1]
-        host.command(b"AT+CIPSERVER=1,%d" % free)
-        with socket.create_connection(("127.0.0.2", free), timeout=5) as client:
-            host.until(b"0,CONNECT\r\n")
-            client.sendall(b"through 127.0.0.2")
-            host.until(b"+IPD,0,17:through 127.0.0.2")
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", free), timeout=5).close()
+        # the port held (bound, not listening) on 127.0.0.1, so nothing else answers there
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            free = held.getsockname()[1]
+            host.command(b"AT+CIPSERVER=1,%d" % free)
+            with socket.create_connection(("127.0.0.2", free), timeout=5) as client:
+                host.until(b"0,CONNECT\r\n")
+                client.sendall(b"through 127.0.0.2")
+                host.until(b"+IPD,0,17:through 127.0.0.2")
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", free), timeout=5).close()
         host.port.close()
     finally:
         stop(proc)
