@@ -261,7 +261,7 @@ def test_join_ip_dns_and_ping(lab):
     with pytest.raises(TypeError):
         e.remote_AP
     assert b'+CWJAP:"wiz-lab","00:08:dc:00:00:01",6,-41' in e.at_response("AT+CWJAP?")
-    assert e.nslookup("lab.wiz.test") == "127.0.0.1"
+    assert e.nslookup("lab.wiz.test") == "127.0.0.1"   # from +CIPDOMAIN:"127.0.0.1" (spec 3.3.2)
     ms = e.ping("127.0.0.1")                   # WizFi360 answers "+<ms>", ESP-AT 2.x "+PING:<ms>"
     assert isinstance(ms, int) and 0 <= ms < 2000
     assert e.ping("unknown.invalid") is None    # DNS Fail: +timeout/ERROR, the driver's None
