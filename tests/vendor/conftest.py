@@ -1,8 +1,8 @@
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-for sub in ("shims", "wizfi360_circuitpython"):
-    path = os.path.join(HERE, sub)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+# busio/digitalio stand-ins for the board (Adafruit-Blinka's own refuse a PC's UART and
+# pins); they go before site-packages, where Blinka installs modules of the same names
+SHIMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+if SHIMS not in sys.path:
+    sys.path.insert(0, SHIMS)

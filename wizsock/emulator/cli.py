@@ -28,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pace-input", action=argparse.BooleanOptionalAction, default=True,
                         help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
                              " --no-pace-input takes them as fast as they come)")
-    parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
+    parser.add_argument("--log", metavar="FILE", nargs="?", const="-",
+                        help="log the UART exactly (both directions in wire order, timestamped, bytes"
+                             " escaped; secrets masked and marked) to FILE, or to stderr without one;"
+                             " format: design.md 3e, read back with wizsock.emulator.uartlog.parse_log")
+    parser.add_argument("--bind-host", metavar="ADDR", default="127.0.0.1",
+                        help="host address the module's servers (AT+CIPSERVER) listen on, and its UDP"
+                             " sockets to loopback peers bind to (default 127.0.0.1)")
 
 
 def _listen_addr(text: str):
@@ -42,14 +48,23 @@ def _listen_addr(text: str):
 def run(args) -> int:
     from wizsock.emulator.core import Emulator
 
+    log_file = None
     try:
+        _check_bind_host(args.bind_host)
+        if args.log == "-":
+            log_file = sys.stderr
+        elif args.log is not None:
+            log_file = open(args.log, "w", encoding="utf-8")
+        # log_traffic stays off: the in-memory transcript would grow for the process's life
         emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
-                       log_traffic=args.log, log_file=sys.stderr if args.log else None,
+                       bind_host=args.bind_host, log_file=log_file,
                        pace_input=args.pace_input, jitter=args.jitter / 1000.0,
                        segment_limit=args.segment_limit)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
+        if log_file is not None and log_file is not sys.stderr:
+            log_file.close()
         return 2
     emu.start()
     try:
@@ -70,4 +85,23 @@ def run(args) -> int:
         done.wait()
     finally:
         emu.stop()
+        if log_file is not None and log_file is not sys.stderr:
+            log_file.close()
     return 0
+
+
+def _check_bind_host(addr: str) -> None:
+    # refuse at the start what would otherwise fail at the first AT+CIPSERVER
+    import ipaddress
+    import socket
+
+    try:
+        ip = ipaddress.ip_address(addr)     # a literal: a name would need a DNS lookup
+    except ValueError:
+        raise ValueError(f"--bind-host {addr}: not an IP address") from None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((addr, 0))
+        except OSError as e:
+            raise ValueError(f"--bind-host {addr}: {e.strerror or e}") from None

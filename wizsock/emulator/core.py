@@ -27,6 +27,7 @@ from wizsock.emulator import atparse
 from wizsock.emulator.clock import PreciseClock
 from wizsock.emulator.faults import Faults
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
+from wizsock.emulator.uartlog import IDLE as UART_LOG_IDLE, UartLog
 from wizsock.protocol import Request
 
 if TYPE_CHECKING:
@@ -210,8 +211,8 @@ class Emulator:
         self.net = None                    # wizsock.emulator.net.Net, set in _main
         self.transports: List[Union[PtyTransport, TcpTransport]] = []
         self.transcript: List[Tuple[str, bytes]] = []   # (direction, bytes) when log_traffic
-        self._log_partial: Dict[str, bytes] = {}
-        self._redactor = atparse.Redactor()   # the log masks answers (MQTTSET?) and PEM bodies too
+        # the exact UART log (design.md §3e): both directions in wire order, secrets masked
+        self._uart_log = UartLog(log_file) if log_file is not None else None
         self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
@@ -349,6 +350,8 @@ class Emulator:
             nursery.start_soon(self._urc_flusher)
             if self.pace_input:
                 nursery.start_soon(self._input_pacer)
+            if self._uart_log is not None:
+                nursery.start_soon(self._log_idle_flusher)
             self._started.set()
             await self._module_life()
 
@@ -433,6 +436,8 @@ class Emulator:
             pass
         self._thread.join(10)
         self._thread = None
+        if self._uart_log is not None:
+            self._uart_log.close()     # the loop is gone: its last partial record is written
         for t in list(self.transports):
             try:
                 t.close()
@@ -537,7 +542,7 @@ class Emulator:
     def _on_input(self, data: bytes):
         self._account("in", len(data))
         self._input_at = time.monotonic()
-        if self.log_traffic:
+        if self.log_traffic or self._uart_log is not None:
             self._log("<<", data)
         if self.deaf_until and time.monotonic() < self.deaf_until:
             return  # asleep or booting: the UART is not listening
@@ -545,20 +550,19 @@ class Emulator:
         self.inbuf.changed()
 
     def _log(self, direction, data):
-        """Traffic log: whole lines (a prompt or data without a line end after 512 bytes)."""
-        self.transcript.append((direction, bytes(data)))
-        if self.log_file is None:
-            return
-        partial = self._log_partial.get(direction, b"") + bytes(data)
-        *lines, rest = partial.split(b"\n")
-        if rest in (b">", b"> ") or len(rest) > 512:
-            lines.append(rest)
-            rest = b""
-        self._log_partial[direction] = rest
-        for line in lines:
-            if line.strip():
-                shown = self._redactor.line(line.rstrip(b"\r"), direction == "<<")
-                print(f"{direction} {shown!r}", file=self.log_file, flush=True)
+        """Every slice the wire hands over, in either direction, in the order handed."""
+        if self.log_traffic:    # the in-memory transcript is asked for; a log file alone grows nothing
+            self.transcript.append((direction, bytes(data)))
+        if self._uart_log is not None:
+            self._uart_log.feed(direction, data)
+
+    async def _log_idle_flusher(self):
+        # a line without an ending (the "> " prompt) is written once its direction is quiet
+        uart_log = self._uart_log
+        assert uart_log is not None
+        while True:
+            await trio.sleep(UART_LOG_IDLE / 2)
+            uart_log.flush_idle()
 
     # ------------------------------------------------------------- output
     async def write_unit(self, data):
@@ -624,7 +628,7 @@ class Emulator:
 
     def _hand_out(self, chunk: bytes) -> None:
         self._out_space.changed()
-        if self.log_traffic:
+        if self.log_traffic or self._uart_log is not None:
             self._log(">>", chunk)
         sink = self._sink
         if sink is not None:

@@ -191,8 +191,10 @@ class Net:
             try:
                 await sock.bind((bind, local_port))
             except PermissionError:
-                # the module's own stack has no privileged ports (WIZnet's driver opens UDP
-                # with local port 10); the host's may refuse it, so take any and show the asked one
+                # the module's own stack has no privileged ports (WIZnet's driver and its
+                # ESP-AT upstream open UDP with local port 10: Wiznet/WizFi360-EVB-Pico-
+                # CircuitPython@6dbc9e4, tests/vendor); the host's may refuse it, so take
+                # any and show the asked one
                 await sock.bind((bind, 0))
             except OSError:
                 sock.close()

@@ -390,9 +390,12 @@ add("AWSCON", "3.3.38", "Connects to AWS IoT Core", execute=Form(response=Fixed(
 #     "AT+CWMODE=1" and "AT+CWDHCP=1,1"; getCurrentSSID() parses "+CWJAP:\"" from
 #     "AT+CWJAP?"; getNetmask()/getGateway() "+CIPSTA:netmask:\"" from "AT+CIPSTA?";
 #     getIpAddressAP() "+CIPAP:ip:\"" from "AT+CIPAP?".
-#   - WIZnet adafruit_wizfiatcontrol.py (Wiznet/WizFi360-EVB-Pico-CircuitPython,
-#     -MicroPython): "AT+CWMODE?" (parses "+CWMODE:"), "AT+CWMODE=%d",
-#     "AT+CWJAP?" (parses "+CWJAP:"), 'AT+CWJAP="ssid","pwd"'.
+#   - WIZnet adafruit_wizfiatcontrol.py (Wiznet/WizFi360-EVB-Pico-CircuitPython at
+#     6dbc9e402f92f29ef1e45b3ada8515b44384960b, libraries/adafruit_wizfiatcontrol/;
+#     the -MicroPython twin likewise): "AT+CWMODE?" (parses "+CWMODE:"), "AT+CWMODE=%d",
+#     "AT+CWJAP?" (parses "+CWJAP:"), 'AT+CWJAP="ssid","pwd"'. Its upstream, Adafruit's
+#     ESP-AT driver (PyPI adafruit-circuitpython-esp-atcontrol, run by tests/vendor),
+#     sends the same forms.
 #   - Espressif "ESP8266 AT Instruction Set" v2.x (2017): each of these is
 #     "[@deprecated] ... Please use AT+X_CUR or AT+X_DEF instead", its set form
 #     "saved in the flash", its response headed by the bare name ("+CWSAP:...",

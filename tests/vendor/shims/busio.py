@@ -1,4 +1,4 @@
-"""CircuitPython's `busio.UART` over pyserial: only what the vendored WIZnet driver uses.
+"""CircuitPython's `busio.UART` over pyserial: only what the ESP-AT driver (PyPI) uses.
 
 `tx` names the serial line (a pty path or pyserial URL); `rx` is ignored, as both
 directions share one pyserial port. `read` returns None when nothing came, as

@@ -1,4 +1,4 @@
-"""CircuitPython's `digitalio` for the vendored driver's reset/RTS pins.
+"""CircuitPython's `digitalio` for the ESP-AT driver's reset/RTS pins.
 
 A pin is any object; a callable pin is called with each new output level, so a test
 can wire the driver's reset pin to the emulator's RST line (SIGUSR1 to
