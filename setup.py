@@ -52,6 +52,8 @@ class OptionalBuildExt(build_ext):
         reason = self._toolchain_missing()
         if reason:
             _notice(reason)
+            # Nothing was built: nothing for an editable install to copy or list either.
+            self.extensions = []
             return
         super().build_extensions()
 
