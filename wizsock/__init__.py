@@ -3,7 +3,7 @@
 Heavy parts (engine, sockets, emulator) load on first use, so that importing
 wizsock for the framer or codec alone stays cheap.
 """
-__version__ = "0.1.0"
+from wizsock._version import __version__ as __version__
 
 from typing import Any
 

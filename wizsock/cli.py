@@ -19,9 +19,18 @@ SUBCOMMANDS = {
 }
 
 
+def version_line() -> str:
+    """What `wizsock --version` prints: the version, and which framer this install runs on."""
+    from wizsock import __version__
+    from wizsock.framer import COMPILED
+    framer = "compiled framer" if COMPILED else "pure-Python framer"
+    return f"wizsock {__version__} ({framer}, Python {sys.version.split()[0]})"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="wizsock", description=__doc__)
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (modname, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_)
