@@ -34,6 +34,12 @@ def lab(request):
 
 PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
 
+#: programs of a few thousand AT commands: under glitches each `busy` costs the host
+#: its BUSY_GRACE and a retry (about 0.3 s), so their glitch runs take a minute; they
+#: run with -m soak
+glitch_soak = pytest.mark.parametrize(
+    "lab", ["clean", pytest.param("glitch", marks=pytest.mark.soak)], indirect=True)
+
 
 def result(proc):
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -68,6 +74,7 @@ def test_dnspython_async_resolver_over_udp(lab):
     assert r == {n: [ip] for n, ip in remote.DNS_ONLY.items()}
 
 
+@glitch_soak
 def test_requests_ten_threads_forty_requests_each(lab):
     t0 = time.monotonic()
     r = result(lab.run(prog("requests_threads.py", "10", "40"), timeout=300))
@@ -77,6 +84,7 @@ def test_requests_ten_threads_forty_requests_each(lab):
     print(f"10 threads x 40 requests: {time.monotonic() - t0:.1f} s")
 
 
+@glitch_soak
 def test_requests_holding_responses_needs_idle_reclaim(lab):
     # each thread keeps its last response (and so its connection) while making the next
     # request: ten threads hold ten connections; with --reclaim-idle the idle ones are
