@@ -203,8 +203,10 @@ class Lab:
         """Run a client program to completion: CompletedProcess (text)."""
         env = self.env()
         env.update(extra_env)
-        return subprocess.run(self.client_command(argv), env=env, capture_output=True,
+        proc = subprocess.run(self.client_command(argv), env=env, capture_output=True,
                               text=True, timeout=timeout, cwd=self.dir)
+        proc.emulator_args = self.emulator_args     # a failure names the seed to replay it
+        return proc
 
     def start(self, argv):
         """Start a client program (a server on the module): Popen (text), killed by close()."""

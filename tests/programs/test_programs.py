@@ -42,7 +42,8 @@ glitch_soak = pytest.mark.parametrize(
 
 
 def result(proc):
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (f"exit {proc.returncode} (emulator {getattr(proc, 'emulator_args', ())})\n"
+                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
