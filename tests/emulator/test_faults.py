@@ -1,4 +1,5 @@
 """Fault injection: each fault switchable, seeded, and visible to a host."""
+import itertools
 import re
 import time
 
@@ -18,38 +19,81 @@ def test_spec_parsing():
     assert not Faults(None)
 
 
-def test_chunk_slices_output_and_is_seeded(make_emu):
-    # A slice is the seeded draw, or less when the module has not printed that
-    # much yet, so the lengths seen depend on timing; the draws do not.
+def test_chunk_cuts_are_seeded(make_emu):
+    # a cut is a fraction of what is due, so the draws are the seed's whatever the timing
     draws = {}
     for run, seed in ((1, 7), (2, 7), (3, 8)):
         emu = make_emu(faults="chunk", seed=seed)
         drawn = draws[run] = []
         rng = emu.faults.rng
-        randint = rng.randint
+        rand = rng.random
 
-        def recording(a, b, randint=randint, drawn=drawn):
-            drawn.append(randint(a, b))
+        def recording(rand=rand, drawn=drawn):
+            drawn.append(rand())
             return drawn[-1]
 
-        rng.randint = recording                # before any output: no host attached yet
-        got = []
+        rng.random = recording                 # before any output: no host attached yet
         at = open_at(emu)
-        orig = emu._sink
-
-        def sink(data, baud, orig=orig):
-            got.append(len(data))
-            orig(data, baud)
-
-        emu.attach(sink)
-        r = at.ok(b"AT+GMR")
-        assert b"AT version:1.1.1.7" in r
-        assert max(got) <= 16 and len(got) > 5
-        assert all(1 <= d <= 16 for d in drawn)
+        assert b"AT version:1.1.1.7" in at.ok(b"AT+GMR")
         at.port.close()
     n = min(len(draws[1]), len(draws[2]))
-    assert n > 5 and draws[1][:n] == draws[2][:n]      # same seed, same slicing
-    assert draws[1][:n] != draws[3][:n]                # another seed, another
+    assert n > 5 and draws[1][:n] == draws[2][:n]      # same seed, same cuts
+    assert draws[1][:n] != draws[3][:n]                # another seed, others
+
+
+def _line_offsets(stream: bytes, cuts):
+    """(line, offset in it) of each cut: the line a cut falls in, with its line end."""
+    out = set()
+    for c in cuts:
+        start = stream.rfind(b"\n", 0, c) + 1
+        end = stream.find(b"\n", c)
+        out.add((stream[start:end + 1], c - start))
+    return out
+
+
+def test_chunk_cuts_anywhere_and_the_host_reads_each_cut(make_emu):
+    """The cut falls at any byte, the host's reader meets it (a read ends there), and
+    the output keeps the line rate: slicing tests the host's framer, not its patience."""
+    emu = make_emu(faults="chunk", seed=11)
+    at = open_at(emu)
+    at.ok(b"ATE0")
+    handed = []                                 # the emulator's hand-overs
+    orig = emu.sink
+
+    def sink(data, baud, orig=orig):
+        handed.append(bytes(data))
+        orig(data, baud)
+
+    emu.call(lambda: emu.attach(sink, emu.unread))
+    reads = []
+    port = at.port
+    t0 = time.monotonic()
+    rounds = 60
+    for _ in range(rounds):
+        port.write(b"AT+GMR\r\n")
+        got = b""
+        while not got.endswith(b"\r\nOK\r\n"):
+            d = port.read(max(1, port.in_waiting))
+            if d:
+                reads.append(d)
+                got += d
+    took = time.monotonic() - t0
+    stream = b"".join(reads)
+    assert stream == b"".join(handed)
+    emu_cuts = set(itertools.accumulate(len(h) for h in handed[:-1]))
+    host_cuts = set(itertools.accumulate(len(r) for r in reads[:-1]))
+    # the host's reads end where the module's output was cut (its reader is fast
+    # enough here; a cut it misses only joins two pieces)
+    seen = len(emu_cuts & host_cuts) / len(emu_cuts)
+    assert seen > 0.8, (seen, len(emu_cuts))
+    # every boundary of the final line was met, and cuts fell inside longer lines too
+    ok_line = {off for line, off in _line_offsets(stream, emu_cuts & host_cuts) if line == b"OK\r\n"}
+    assert {1, 2, 3} <= ok_line, ok_line
+    version = {off for line, off in _line_offsets(stream, emu_cuts & host_cuts)
+               if line.startswith(b"AT version:")}
+    assert len(version) > 10, version
+    print(f"{rounds} AT+GMR under chunk: {took:.2f} s, {len(emu_cuts)} cuts, {seen:.0%} met by the host")
+    port.close()
 
 
 def test_urc_interleaving(make_emu):

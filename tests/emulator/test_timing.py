@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from emulator.atclient import AT
-from emulator.conftest import join, open_at
+from emulator.conftest import free_port, join, open_at
 
 IPD = re.compile(rb"\+IPD,(?:(\d+),)?(\d+)(?:,\"[^\"]*\",\d+)?:")
 
@@ -212,18 +212,21 @@ def test_remote_close_follows_the_reply(make_emu):
         no_sooner(sent, closed, rtt)
 
 
+def _serve(at) -> int:
+    """Join, multi-link mode, a server on a free port: the port."""
+    port = free_port()
+    join(at, mux=True)
+    at.ok(b"AT+CIPSERVER=1,%d" % port)
+    return port
+
+
 def test_a_new_connection_never_precedes_the_old_ones_closed(make_emu):
     """Four clients that close and reconnect at once, 30 times each: per link id the host sees
     CONNECT, data, CLOSED, CONNECT, ... never a new CONNECT or +IPD before the old CLOSED."""
     emu = make_emu(rtt=0.002)
     at = open_at(emu)
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
-    srv.close()
     try:
-        join(at, mux=True)
-        at.ok(b"AT+CIPSERVER=1,%d" % port)
+        port = _serve(at)
         def client(n):
             for k in range(30):
                 try:
@@ -473,3 +476,28 @@ def test_a_handler_faster_than_its_answers_wire_adds_nothing(make_emu, monkeypat
     print(f"OK's last byte after the feed: median {_median(ends) * 1e3:.2f} ms")
     assert min(ends) >= 10 * byte * 0.999, ends
     assert _median(ends) < 10 * byte + 0.003, ends
+
+
+@pytest.mark.parametrize("order, third", [("lowest", 0), ("rotate", 2)])
+def test_an_accepted_connection_gets_a_freed_id_without_the_hosts_cipclose(make_emu, order, third):
+    """ESP8266 AT's source (net.Net.free_id): the id is free once `<id>,CLOSED` is out,
+    and the next client takes the lowest free one; the host's AT+CIPCLOSE is not awaited.
+    `link_ids="rotate"` is the alternative a host can be tested against."""
+    emu = make_emu(link_ids=order, log_traffic=True)
+    at = open_at(emu)
+    try:
+        port = _serve(at)
+        a = socket.create_connection(("127.0.0.1", port))
+        at.expect(b"0,CONNECT\r\n")
+        b = socket.create_connection(("127.0.0.1", port))
+        at.expect(b"1,CONNECT\r\n")
+        a.close()
+        at.expect(b"0,CLOSED\r\n")
+        c = socket.create_connection(("127.0.0.1", port))
+        got = at.read_until(lambda buf: re.search(rb"(\d),CONNECT\r\n", buf))
+        assert int(got.group(1)) == third, at.buf
+        assert b"AT+CIPCLOSE" not in b"".join(emu.command_lines)
+        b.close()
+        c.close()
+    finally:
+        at.port.close()

@@ -48,8 +48,17 @@ def capability_problem():
     return None
 
 
+#: the emulator's benign glitches (issue 17): output cut at random bytes, harmless URCs,
+#: busy bursts, 30 ms round trips; programs must pass as on a clean module
+GLITCH = ("--faults", "chunk,urc:0.2,busy:0.1", "--rtt", "30")
+
+
 class Lab:
-    def __init__(self):
+    def __init__(self, emulator_args=(), emulator_log=None):
+        """`emulator_args`: more `wizsock emulator` options (GLITCH); `emulator_log`: a
+        file for the emulator's traffic log (--log), for a failure's post-mortem."""
+        self.emulator_args = tuple(emulator_args)
+        self.emulator_log = emulator_log
         self.ns = f"wzh9-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dir = tempfile.mkdtemp(prefix="wizsock-lab-")
         self.procs: list[subprocess.Popen] = []
@@ -76,8 +85,8 @@ class Lab:
     def in_ns(self, *cmd):
         return ["ip", "netns", "exec", self.ns, *cmd]
 
-    def _spawn(self, cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    def _spawn(self, cmd, stderr_to=None, **kw):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_to or subprocess.PIPE,
                              start_new_session=True, **kw)
         self.procs.append(p)
         return p
@@ -100,10 +109,17 @@ class Lab:
         srv = self._spawn(self.in_ns(sys.executable, os.path.join(HERE, "remote.py"), self.dir))
         info = json.loads(self._first_line(srv, "remote.py"))
         self.ca, self.wheel = info["ca"], info["wheel"]
+        self._wait_port(remote.ADDR["h2"], 443, srv, "the HTTP/2 server (hypercorn)")
         self._start_mosquitto()
         self._start_redis()
-        emu = self._spawn(self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty",
-                                     "--world", self.world, "--baud", str(BAUD)))
+        emu_cmd = self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty",
+                             "--world", self.world, "--baud", str(BAUD), *self.emulator_args)
+        if self.emulator_log:
+            # stderr to a file: a pipe nobody reads would stall a logging emulator
+            with open(self.emulator_log, "ab") as log:
+                emu = self._spawn(emu_cmd + ["--log"], stderr_to=log)
+        else:
+            emu = self._spawn(emu_cmd)
         line = self._first_line(emu, "wizsock emulator")
         self.pty = line.split(" on ", 1)[1].split()[0]
 
@@ -187,8 +203,10 @@ class Lab:
         """Run a client program to completion: CompletedProcess (text)."""
         env = self.env()
         env.update(extra_env)
-        return subprocess.run(self.client_command(argv), env=env, capture_output=True,
+        proc = subprocess.run(self.client_command(argv), env=env, capture_output=True,
                               text=True, timeout=timeout, cwd=self.dir)
+        proc.emulator_args = self.emulator_args     # a failure names the seed to replay it
+        return proc
 
     def start(self, argv):
         """Start a client program (a server on the module): Popen (text), killed by close()."""

@@ -2,7 +2,7 @@
 
 Serves, each on its own address of 198.51.100.0/24 (on that namespace's loopback):
 HTTP (blobs, a POST digest, a pip index), HTTPS (a trustme CA, certificate for
-``secure.test``), DNS over UDP (answers from the lab's name table), a TCP echo, an
+``secure.test``), HTTP/2 over TLS (hypercorn, ``h2.test``: the same blobs and digest), DNS over UDP (answers from the lab's name table), a TCP echo, an
 XML-RPC server.  Prints one JSON line when everything listens, then serves until
 killed.  The clients are the programs under test; these servers are test fixtures.
 """
@@ -24,12 +24,12 @@ import trustme
 ADDR = {
     "web": "198.51.100.10", "secure": "198.51.100.11", "dns": "198.51.100.53",
     "echo": "198.51.100.20", "rpc": "198.51.100.30", "mqtt": "198.51.100.40",
-    "redis": "198.51.100.41", "pypi": "198.51.100.12",
+    "redis": "198.51.100.41", "pypi": "198.51.100.12", "h2": "198.51.100.13",
 }
 NAMES = {
     "web.test": ADDR["web"], "secure.test": ADDR["secure"], "echo.test": ADDR["echo"],
     "rpc.test": ADDR["rpc"], "mqtt.test": ADDR["mqtt"], "redis.test": ADDR["redis"],
-    "pypi.test": ADDR["pypi"], "ns.test": ADDR["dns"],
+    "pypi.test": ADDR["pypi"], "ns.test": ADDR["dns"], "h2.test": ADDR["h2"],
     # names only the lab's DNS server knows (for resolvers that ask it over UDP)
 }
 SESSION_PORTS = range(8081, 8087)   # six more HTTP servers: six keep-alive pools
@@ -143,6 +143,55 @@ class EchoServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+async def h2_app(scope, receive, send):
+    """ASGI: GET /blob/N (N deterministic bytes), POST (the body's length and digest)."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        event = await receive()
+        body += event.get("body", b"")
+        if not event.get("more_body"):
+            break
+    if scope["method"] == "POST":
+        out = json.dumps({"n": len(body), "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    elif scope["path"].startswith("/blob/"):
+        out = blob(int(scope["path"][6:]))
+    else:
+        out = b"not found"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(out)).encode()),
+                            (b"x-http-version", scope.get("http_version", "").encode())]})
+    await send({"type": "http.response.body", "body": out})
+
+
+def serve_h2(ca, workdir):
+    """hypercorn on h2.test:443, TLS with ALPN h2 (HTTP/2 only: a client that fell back
+    to HTTP/1.1 would not be tested)."""
+    import asyncio
+
+    import hypercorn.asyncio
+    import hypercorn.config
+
+    cert = ca.issue_cert("h2.test")
+    certfile, keyfile = os.path.join(workdir, "h2.pem"), os.path.join(workdir, "h2.key")
+    cert.cert_chain_pems[0].write_to_path(certfile)
+    for extra in cert.cert_chain_pems[1:]:
+        with open(certfile, "ab") as f:
+            f.write(extra.bytes())
+    cert.private_key_pem.write_to_path(keyfile)
+    config = hypercorn.config.Config()
+    config.bind = [f"{ADDR['h2']}:443"]
+    config.certfile, config.keyfile = certfile, keyfile
+    config.alpn_protocols = ["h2"]
+    config.accesslog = config.errorlog = None
+
+    async def forever():                 # not signals: this is not the main thread
+        await asyncio.Event().wait()
+
+    asyncio.run(hypercorn.asyncio.serve(h2_app, config, shutdown_trigger=forever))
+
+
 def main():
     workdir = sys.argv[1]
     ca = trustme.CA()
@@ -163,6 +212,7 @@ def main():
     servers += [Server((ADDR["web"], port), Handler) for port in SESSION_PORTS]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
+    threading.Thread(target=serve_h2, args=(ca, workdir), daemon=True).start()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((ADDR["dns"], 53))
     threading.Thread(target=serve_dns, args=(udp,), daemon=True).start()

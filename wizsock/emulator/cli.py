@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pace-input", action=argparse.BooleanOptionalAction, default=True,
                         help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
                              " --no-pace-input takes them as fast as they come)")
+    parser.add_argument("--link-ids", choices=("lowest", "rotate"), default="lowest",
+                        help="the id an accepted connection gets: the lowest free one, free once its"
+                             " CLOSED is printed (the default: ESP8266 AT's source) or the next free"
+                             " one after the last given")
     parser.add_argument("--log", metavar="FILE", nargs="?", const="-",
                         help="log the UART exactly (both directions in wire order, timestamped, bytes"
                              " escaped; secrets masked and marked) to FILE, or to stderr without one;"
@@ -60,7 +64,7 @@ def run(args) -> int:
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
                        bind_host=args.bind_host, log_file=log_file,
                        pace_input=args.pace_input, jitter=args.jitter / 1000.0,
-                       segment_limit=args.segment_limit)
+                       segment_limit=args.segment_limit, link_ids=args.link_ids)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
         if log_file is not None and log_file is not sys.stderr:

@@ -47,6 +47,16 @@ OUT_HIGH_WATER = 4096   # bytes queued for the UART before writers wait (back-pr
 CATCH_UP = 0.25         # seconds a late pacer may catch up on: the line rate stays exact over a loaded host's stalls
 SLICE = 0.002           # a flowing stream is handed over in slices of this much wire time
 SPIN_AHEAD = 0.0003     # the end of a queue is awaited spinning for its last this-many seconds
+#: the `chunk` fault's cut: the bytes after it wait until the host has read those before
+#: it (polled from CUT_POLL on, doubling), at most CUT_WAIT; where the transport cannot
+#: tell what the host has read, CUT_GAP instead.  The wire clock runs on meanwhile, so
+#: the bytes keep arriving at the line rate and the next hand-over carries them all.
+CUT_POLL = 0.00005
+CUT_WAIT = 0.003
+CUT_GAP = 0.0005
+#: how the server picks an accepted connection's id: "lowest" free (the evidence,
+#: net.Net.free_id) or "rotate" (the next free one after the last given)
+LINK_ID_ORDERS = ("lowest", "rotate")
 BAUDS = (2000000, 1500000, 1000000, 921600, 460800, 230400, 115200, 57600, 38400,
          19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 
@@ -160,8 +170,12 @@ class Emulator:
     def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
                  faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
                  name: Optional[str] = None, log_traffic: bool = False, log_file=None,
-                 pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT):
+                 pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT,
+                 link_ids: str = "lowest"):
         self.world = load_world(world)
+        if link_ids not in LINK_ID_ORDERS:
+            raise ValueError(f"link_ids must be one of {', '.join(LINK_ID_ORDERS)}")
+        self.link_ids = link_ids           # which id an accepted connection gets (net.Net.free_id)
         self.rtt = float(rtt)
         self.jitter = float(jitter)
         if self.rtt < 0 or self.jitter < 0:
@@ -197,6 +211,7 @@ class Emulator:
         self.echo = True
         self.rts = True                 # host's RTS (hardware flow control)
         self._sink: Optional[Callable[[bytes, int], None]] = None
+        self._unread: Optional[Callable[[], int]] = None
         self._thread: Optional[threading.Thread] = None
         self._token: Optional[trio.lowlevel.TrioToken] = None
         self._started = threading.Event()
@@ -491,9 +506,13 @@ class Emulator:
             raise AttributeError("the emulator's loop has not started")
         return self._token
 
-    def attach(self, sink: Callable[[bytes, int], None]):
-        """Set where module output goes (sink(data, baud) on the emulator thread)."""
+    def attach(self, sink: Callable[[bytes, int], None],
+               unread: Optional[Callable[[], int]] = None):
+        """Set where module output goes (sink(data, baud) on the emulator thread);
+        `unread()`, where the transport can tell, is how many of those bytes the host
+        has not read yet (the `chunk` fault waits for 0 after a cut)."""
         self._sink = sink
+        self._unread = unread
         try:
             self._loop_token().run_sync_soon(self._rts_wake.changed)
         except (trio.RunFinishedError, AttributeError):
@@ -504,9 +523,15 @@ class Emulator:
         """Where module output goes now (see attach)."""
         return self._sink
 
+    @property
+    def unread(self) -> Optional[Callable[[], int]]:
+        """The attached transport's count of output the host has not read (see attach)."""
+        return self._unread
+
     def detach(self, sink):
         if self._sink is sink:
             self._sink = None
+            self._unread = None
 
     def feed(self, data: bytes):
         """Host -> module bytes, from any thread."""
@@ -657,12 +682,21 @@ class Emulator:
         prompt, a short answer, a command line's end) is handed over when its
         last bit is in, on the dot (PreciseClock: no 1 ms timer tick), so an
         exchange of small units costs their wire time, not a tick or a slice.
+
+        The `chunk` fault cuts a hand-over at a seeded random byte (any offset:
+        inside `+IPD,0,`, between `\r` and `\n`, inside a payload) and holds what
+        follows until the host has read what came before (`_host_caught_up`), so the
+        host's reader meets the cut, as it meets a USB-serial bridge's packet ends
+        wherever they fall.  The hold is no wire time: the clock `t` runs on, the
+        held bytes and those that arrive meanwhile go over together, and the line
+        rate stays the configured baud rate.
         """
         clock = PreciseClock()
         f = self.faults if output else None
+        chunked = bool(f and f.enabled("chunk"))
         late = self.lateness["out" if output else "in"]
         t = taken = time.monotonic()
-        size = 0                       # this slice's bytes (drawn once: the chunk fault)
+        size = 0                       # this slice's bytes
         try:
             while True:
                 if not q:
@@ -680,10 +714,7 @@ class Emulator:
                     if f and f.hit("stall"):
                         await trio.sleep(f.rng.uniform(0.2, 1.0))
                         t = max(t, time.monotonic())
-                    if f and f.hit("chunk"):
-                        size = f.rng.randint(1, 16)
-                    else:
-                        size = max(1, int(SLICE / per_byte))
+                    size = max(1, int(SLICE / per_byte))
                 now = time.monotonic()
                 if t < now - CATCH_UP:
                     t = now - CATCH_UP
@@ -695,22 +726,47 @@ class Emulator:
                     # the end of the queue is what the other side waits for
                     await clock.until(due, SPIN_AHEAD if n == len(q) else 0.0)
                     continue
-                if not (f and f.enabled("chunk")):
-                    # a late wake-up hands over everything whose time has come
-                    n = max(n, min(len(q), int((now - t) / per_byte)))
+                # a late wake-up hands over everything whose time has come
+                n = max(n, min(len(q), int((now - t) / per_byte)))
+                cut = chunked and f is not None and f.hit("chunk")
+                if cut:
+                    # one draw whatever n is: the seed gives the same cut fractions however
+                    # the hand-overs fall in time
+                    assert f is not None
+                    n = 1 + int(f.rng.random() * n)
                 chunk = bytes(q[:n])
                 del q[:n]
                 t += n * per_byte
                 size = 0
-                if not q:
+                if not q and not chunked:
                     # the pacer's own precision: an answer whose handler outran its wire
                     # time is due before the pacer could have seen it
                     late.append(now - max(t, taken))
                 hand_over(chunk)
-                if f and f.enabled("chunk"):
-                    t += f.rng.uniform(0, 0.003)
+                if cut and q:
+                    await self._host_caught_up(clock)
         finally:
             clock.close()
+
+    async def _host_caught_up(self, clock: PreciseClock) -> None:
+        """Wait (bounded) until the host has read all output handed over: the bytes
+        after a `chunk` cut then reach it in a read of their own."""
+        unread = self._unread
+        start = time.monotonic()
+        if unread is None:
+            await clock.until(start + CUT_GAP)
+            return
+        step = CUT_POLL
+        while True:
+            await clock.until(time.monotonic() + step)
+            try:
+                if unread() <= 0:
+                    return
+            except OSError:             # the transport went away: nobody reads
+                return
+            if time.monotonic() - start >= CUT_WAIT:
+                return
+            step *= 2
 
     # -------------------------------------------------------------- input
     async def read_line(self) -> Optional[bytes]:

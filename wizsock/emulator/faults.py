@@ -10,7 +10,7 @@ import random
 from typing import Dict, Optional
 
 DEFAULTS: Dict[str, float] = {
-    "chunk": 1.0,         # output sliced into random small chunks with gaps (per write)
+    "chunk": 1.0,         # output cut at a random byte (per hand-over), the rest after the host read the piece
     "urc": 0.5,           # harmless URCs interleaved at legal boundaries (per boundary)
     "busy": 0.2,          # a command answered with a burst of busy p... instead of running
     "sendfail": 0.2,      # CIPSEND: SEND FAIL

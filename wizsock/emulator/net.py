@@ -116,6 +116,7 @@ class Net:
         self.state = emu.state
         self.server = None              # (listeners, cancel scope, port)
         self.closing = set()            # ids whose CLOSED is not printed yet: not free
+        self.last_given = MAX_LINKS - 1  # the id the server gave last ("rotate" starts after it)
         self.pass_target = None         # what passthrough reconnects to: (kind, host, port, extra)
 
     # ----------------------------------------------------------- bookkeeping
@@ -124,7 +125,23 @@ class Net:
         return self.state.links
 
     def free_id(self) -> Optional[int]:
-        for i in range(MAX_LINKS):
+        """The id an accepted connection gets: the lowest free one, free from the moment
+        its `<id>,CLOSED` is printed; the host's AT+CIPCLOSE is not awaited.
+
+        Evidence (WIZnet publishes no WizFi360 firmware source; it derives from
+        Espressif's ESP8266 AT): Espressif's open AT source (espressif/ESP8266_AT,
+        at/user/at_ipCmd.c) clears the slot (`linkEn = FALSE`) in the server link's
+        disconnect callback, in the same breath as it prints `%d,CLOSED`, and its accept
+        callback `at_tcpserver_listen` takes the first slot with `linkEn == FALSE` from 0
+        up.  Later closed-source AT 1.x/2.x behave alike in reports: ESP8266_NONOS_SDK
+        issue #50 (an accepted client given the id a pending CIPSTART had chosen), and
+        MaJerle's advice there and in esp-at issue #28 ("Server will populate 0, 1, ...":
+        start client links from the highest id).  No source shows an id held until the
+        host's AT+CIPCLOSE, nor a rotating order; `link_ids="rotate"` (next free id after
+        the last one given) is there to test a host against the alternative."""
+        start = self.last_given + 1 if self.emu.link_ids == "rotate" else 0
+        for k in range(MAX_LINKS):
+            i = (start + k) % MAX_LINKS
             if i not in self.links and i not in self.closing:
                 return i
         return None
@@ -425,6 +442,7 @@ class Net:
             link = Link(self, lid, "TCP", peer, stream.socket.getsockname()[1], tcp_type=1)
             link.stream = stream
             self.links[lid] = link
+            self.last_given = lid
             # written before the link reads, so its first +IPD cannot overtake it
             await self.emu.write_unit(b"%d,CONNECT\r\n" % lid)
             self.emu.note("connect", lid)

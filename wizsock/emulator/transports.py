@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
+import struct
+import termios
 import tty
+from typing import Callable, Optional
 
 import trio
 
@@ -76,8 +80,12 @@ class _Transport:
     def _start(self):
         self.scope = trio.CancelScope()
         self.writer.wake = trio.Event()
-        self.emu.attach(self.writer.sink)
+        self.emu.attach(self.writer.sink, self._unread())
         self.emu.nursery.start_soon(self._run)
+
+    def _unread(self) -> Optional[Callable[[], int]]:
+        """What the host has not read yet, where the transport can tell (None: it cannot)."""
+        return None
 
     def _stop(self):
         try:
@@ -96,6 +104,14 @@ class PtyTransport(_Transport):
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
         self._begin(emu, lambda data: os.write(self.master, data))
+
+    def _unread(self) -> Optional[Callable[[], int]]:
+        # the slave's input queue is what the host's reads take from (FIONREAD on
+        # our own descriptor of the same tty)
+        def unread() -> int:
+            queued = struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+            return len(self.writer.pending) + queued
+        return unread
 
     async def _run(self):
         with self.scope:

@@ -100,7 +100,7 @@ class Serial(SerialBase):
             if self._own:
                 emu.stop()
             raise
-        emu.attach(self._sink)
+        emu.attach(self._sink, self._unread)
         self.is_open = True
         self._update_rts_state()
 
@@ -211,6 +211,14 @@ class Serial(SerialBase):
             assert self._far_wake is not None
             await self._far_wake.wait()
             self._far_wake = trio.Event()
+
+    def _unread(self) -> int:  # emulator thread: module output the host has not read yet
+        far = self._far
+        if far is None:
+            return 0
+        # an AF_UNIX sender's queue holds a segment until the receiver has read it
+        queued: int = struct.unpack("i", fcntl.ioctl(far.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return len(self._pending) + queued
 
     def _sink(self, data: bytes, baud: int) -> None:  # emulator thread, paced output
         if baud != self.baudrate:
