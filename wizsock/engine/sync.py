@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
 import serial
 import trio
-
 from .api import AsyncModule
+from .groups import call_collapsed
 from .links import Link, Server
 from .passthrough import Passthrough
 
@@ -195,7 +195,10 @@ class Module:
             raise RuntimeError("module is closed")
         if kw:
             async_fn = functools.partial(async_fn, **kw)
-        return trio.from_thread.run(async_fn, *args, trio_token=self._token)
+        # (a nursery inside async_fn: never a group out)
+        result: _T = call_collapsed(functools.partial(trio.from_thread.run, trio_token=self._token),
+                                    async_fn, *args)
+        return result
 
     def call_sync(self, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
         """Run the plain function ``fn(*args, **kw)`` on the engine's loop; its result."""
