@@ -82,7 +82,7 @@ class JoinError(CommandError):
 
     ``networks``: the SSIDs in range (strongest first) when a scan followed the
     failure (``wizsock run``, ``wizsock join`` and ``open_default_module(...,
-    scan_if_join_fails=True)`` do one), else None."""
+    scan_if_join_fails=True)`` do one unless the password was wrong), else None."""
 
     def __init__(self, message: str, *, code: Optional[int] = None,
                  meaning: Optional[str] = None, networks: Optional[Iterable[str]] = None,

@@ -63,8 +63,9 @@ def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = Non
     to its access point (``world``: a world file for it, else the default world).  With
     ``ssid`` the module joins that network (station mode) before it is returned.
     Raises ``errors.PortError``/``ModuleUnresponsive`` (no module) or ``JoinError``;
-    with ``scan_if_join_fails`` a failed join is followed by a scan, whose SSIDs the
-    JoinError carries (``.networks``, for a hint such as ``wizsock run``'s).
+    with ``scan_if_join_fails`` a join that failed for another reason than a wrong
+    password is followed by a scan, whose SSIDs the JoinError carries (``.networks``,
+    for a hint such as ``wizsock run``'s).
     """
     from urllib.parse import quote
 
@@ -86,7 +87,7 @@ def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = Non
                 try:
                     module.wifi.join(ssid, password or "")
                 except E.JoinError as exc:
-                    if scan_if_join_fails and exc.networks is None:
+                    if scan_if_join_fails and exc.networks is None and exc.code != 2:
                         from wizsock.tools.explain import networks_in_range
                         found = networks_in_range(module)
                         exc.networks = None if found is None else tuple(found)

@@ -931,7 +931,7 @@ class Engine:
             rates = ", ".join(map(str, tried))
             where = (f"at {rates} baud" if len(tried) == 1 else
                      f"at any of the {len(tried)} baud rates tried ({rates})")
-            raise E.ModuleUnresponsive(f"{self.name}: no answer to AT {where}", command="",
+            raise E.ModuleUnresponsive(f"no answer to AT on {self.name} {where}", command="",
                                        timeout=HUNT_WAIT, rates=tried, port=str(self.name))
         for r in (req("E0", "execute"), req("CIPMUX", "set", mode=1),
                   req("CIPDINFO", "set", mode=1)):

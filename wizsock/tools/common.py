@@ -116,7 +116,7 @@ def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,
         try:
             return body(module)
         except E.JoinError as exc:
-            if exc.networks is None:       # for the hint: the names in range
+            if exc.networks is None and exc.code != 2:   # for the hint: the names in range
                 found = explain.networks_in_range(module)
                 exc.networks = None if found is None else tuple(found)
             raise

@@ -138,7 +138,7 @@ def _join_hint(exc: E.JoinError) -> Optional[str]:
         listed = ("networks in range: " + ", ".join(repr(n) for n in nets)) if nets \
             else "no networks in range"
     if exc.code == 2:
-        return "check the password" + (f" ({listed})" if listed else "")
+        return "check the password (the network was found)"
     return listed
 
 
