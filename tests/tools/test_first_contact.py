@@ -83,18 +83,18 @@ def forbidden_pty():
 def emulator_pty(baud=115200):
     emu = Emulator(baudrate=baud).start()
     try:
-        yield Port(emu.serve_pty())
+        yield Port(emu.serve_pty(strict_baud=True))
     finally:
         emu.stop()
 
 
 @contextlib.contextmanager
-def held_pty():
-    """The module's port, held by another program with pyserial's exclusive lock."""
+def _held(exclusive, then="pass"):
     with emulator_pty() as port:
+        os.chmod(port.path, 0o666)      # (anyone may open it: only the holder stands in the way)
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import serial, sys, time; "
-             f"p = serial.Serial({port.path!r}, 115200, exclusive=True); "
+            [sys.executable, "-c", "import fcntl, serial, sys, termios; "
+             f"p = serial.Serial({port.path!r}, 115200, exclusive={exclusive}); {then}; "
              "print('held', flush=True); sys.stdin.read()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env())
         try:
@@ -103,6 +103,20 @@ def held_pty():
         finally:
             holder.kill()
             holder.wait()
+
+
+@contextlib.contextmanager
+def locked_pty():
+    """The module's port, held by another program with pyserial's exclusive lock (flock)."""
+    with _held(True) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def exclusive_mode_pty():
+    """The module's port in exclusive mode (TIOCEXCL): only root may open it again."""
+    with _held(False, "fcntl.ioctl(p.fd, termios.TIOCEXCL)") as port:
+        yield port
 
 
 # ---------------------------------------------------------------------------- the table
@@ -149,12 +163,16 @@ CASES = [
     Case("module at another baud rate (found by the hunt)", emulator_pty, baud=921600,
          api={"type": None, "uart": 921600},   # found at 115200, then switched to 921600
          code=0, line=[], tools=[["scan", "--port", "PORT"], ["info", "--port", "PORT"]]),
-    Case("port held by another program", held_pty,
+    Case("port held by another program", locked_pty,
          api={"type": "PortBusy", "errno": errno.EBUSY, "families": ["WizError", "OSError"]},
          code=3, line=["busy: another program holds it", "close the program that has it"],
          tools=NO_MODULE_TOOLS,
          extra={"the holder is named": lambda out, port: any(
              h.startswith(f"pid {port.holder} ") for h in out["holders"])}),
+    Case("port in exclusive mode (TIOCEXCL)", exclusive_mode_pty, unprivileged=True,
+         api={"type": "PortBusy", "errno": errno.EBUSY, "families": ["WizError", "OSError"]},
+         code=3, line=["busy: another program holds it", "close the program that has it"],
+         tools=NO_MODULE_TOOLS),
     Case("unknown network", emulator_pty, ssid="no-such-network", password="whatever-pw",
          api={"type": "JoinError", "code": 3, "families": ["CommandError", "WizError"]},
          code=4, line=["joining 'no-such-network' failed: cannot find the target AP"],

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
                              " --no-pace-input takes them as fast as they come)")
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
+    parser.add_argument("--strict-baud", action="store_true",
+                        help="--pty: a host whose port is set to another baud rate than the module's "
+                             "gets garbage, as on a real line (and must find the module's rate)")
 
 
 def _listen_addr(text: str):
@@ -58,7 +61,7 @@ def run(args) -> int:
             h, p = emu.serve_tcp(host, port)
             print(f"WizFi360 emulator listening: socket://{h}:{p} at {args.baud} baud", flush=True)
         else:
-            path = emu.serve_pty()
+            path = emu.serve_pty(strict_baud=args.strict_baud)
             print(f"WizFi360 emulator on {path} at {args.baud} baud", flush=True)
         print(f"flash: {emu.flash_path}", flush=True)
         done = threading.Event()

@@ -77,18 +77,17 @@ def _errno_of(exc: BaseException) -> Optional[int]:
 
 def port_error(url: Any, exc: BaseException) -> E.PortError:
     """The PortError for a failed open of ``url`` (``exc``: what pyserial raised)."""
+    root = root_cause(exc)
     code = _errno_of(exc)
     if code is None:
-        code = _errno_of(root_cause(exc))
+        code = _errno_of(root)
     if code is None:
         code = errno.EINVAL if isinstance(exc, ValueError) else errno.EIO
-    cls, words = _REASONS.get(code, (E.PortError, ""))
-    detail = str(root_cause(exc)) if root_cause(exc) is not exc else str(exc)
-    if not words:
-        words = os.strerror(code).lower() if code != errno.EIO else "input/output error"
-        words = f"{words} ({detail})" if detail else words
-    elif code == errno.EINVAL:
-        words = f"{words} ({_strip_errno(detail)})"
+    cls, words = _REASONS.get(code, (E.PortError, os.strerror(code).lower()))
+    detail = _strip_errno(str(root))
+    if code in (errno.EINVAL, errno.EIO) and detail and detail.lower() != words:
+        # (the words alone say too little: which setting, what the URL handler said)
+        words = f"{words} ({detail})"
     port = url if isinstance(url, str) else str(getattr(url, "port", url))
     if cls is E.PortBusy:
         found = holders(port)

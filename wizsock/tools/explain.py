@@ -127,7 +127,7 @@ def _ports_hint() -> str:
     except Exception:      # (listing is a courtesy: never a second failure)
         ports = []
     if not ports:
-        return "no USB serial adapter is connected (is it plugged in? dmesg shows what the kernel saw)"
+        return "no USB serial adapter found (plugged in? dmesg shows what the kernel saw)"
     return "serial ports here: " + ", ".join(f"{p.device} ({p.description})" for p in ports)
 
 
