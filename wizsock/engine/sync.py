@@ -133,6 +133,10 @@ class Module:
             m.wifi.join("ssid", "pw")
             m.run(async_fn, *args)        # on the engine's loop
             m.start_soon(async_fn, *args) # a task there (socket pumps)
+
+    Opening raises what ``open_module`` raises (``errors.PortError`` and its
+    subclasses, ``errors.ModuleUnresponsive``), and no call raises an exception
+    group (docs/design.md 4h).
     """
 
     def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> None:
