@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
-from conftest import IN_CI, require
+from conftest import require
 from tools.conftest import ROOT, env
 from wizsock.emulator.core import Emulator
 
@@ -190,8 +190,7 @@ SCANNED_HINT = {"unknown network": "networks in range: 'wizsock-lab'"}
 @pytest.fixture(scope="module")
 def as_user():
     """The command prefix that runs a process as an unprivileged user."""
-    if os.geteuid() != 0:
-        return []              # this test already runs unprivileged
+    require(os.geteuid() == 0, "root, to make devices another user may not open")
     require(shutil.which("setpriv") is not None, "setpriv (util-linux)")
     try:
         user = pwd.getpwnam("nobody")
@@ -233,10 +232,8 @@ def _commands(case, port):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_first_contact(case, as_user):
-    if case.unprivileged and os.geteuid() != 0 and not IN_CI:
-        pytest.skip("needs root to make a device this user may not open")
-    prefix = as_user if case.unprivileged else []
+def test_first_contact(case, request):
+    prefix = request.getfixturevalue("as_user") if case.unprivileged else []
     with contextlib.ExitStack() as stack:
         jobs = []
         for entry in ENTRIES:
