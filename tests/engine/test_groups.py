@@ -43,6 +43,7 @@ def test_a_real_nursery_through_call_collapsed():
 
 
 def test_several_at_once_the_callers_own_first_the_others_noted(caplog):
+    caplog.set_level("DEBUG", logger="wizsock.engine")
     own = _raised(ValueError("the caller's"))
     port = _raised(E.WizError("serial port failed: EOF"))
     got = collapse(ExceptionGroup("g", [port, own]), own=own)

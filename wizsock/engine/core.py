@@ -965,10 +965,10 @@ class Engine:
 
         A silent port takes BOOT_TRIES probes at the configured rate (a module
         still booting), then one short probe per other rate (HUNT_WAIT plus the
-        rate's wire time for the probe and its answer): about 4 s for all 17
-        rates (bench: tests/engine/test_first_contact.py measures it).  A rate
-        at which anything at all came back (a module at a rate near it, echoing
-        garbled bytes) gets a second probe."""
+        rate's wire time for the probe and its answer): 5.5 s in all for the 17
+        rates (bench/bench_first_contact.py; two 0.25 s probes a rate took 9.5 s).
+        A rate at which anything at all came back (a module at a rate near it
+        echoing garbled bytes, or an answer late under load) gets a second probe."""
         port = self._port
         rates = [self.baudrate] + [r for r in BAUD_RATES if r != self.baudrate]
         if not self.hunt_baud:

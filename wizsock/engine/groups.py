@@ -44,8 +44,9 @@ def collapse(group: BaseExceptionGroup, own: Optional[BaseException] = None) -> 
     When several are in it: trio's ``Cancelled`` only if nothing else is; then
     ``own`` (the caller's own exception, raised in its ``async with`` block) if it
     is one of them; then an interruption (``KeyboardInterrupt``, ``SystemExit``,
-    anything not an ``Exception``); then the first.  The others are logged (error
-    level, logger ``wizsock.engine``) and listed in the chosen one's notes."""
+    anything not an ``Exception``); then the first.  The others are listed in the
+    chosen one's notes (``add_note``) and logged with their tracebacks (debug level,
+    logger ``wizsock.engine``)."""
     import trio
 
     everything = leaves(group)
@@ -57,7 +58,9 @@ def collapse(group: BaseExceptionGroup, own: Optional[BaseException] = None) -> 
     for other in real:
         if other is chosen:
             continue
-        log.error("%r happened at the same time as %r (which is raised)", other, chosen,
+        # (debug: a second line on a tool's stderr would break its one-line report;
+        # the note below carries it to whoever prints the chosen one's traceback)
+        log.debug("%r happened at the same time as %r (which is raised)", other, chosen,
                   exc_info=other)
         _add_note(chosen, f"also, at the same time: {type(other).__name__}: {other}")
     return chosen
