@@ -101,19 +101,29 @@ def hint(exc: BaseException) -> Optional[str]:
     return None
 
 
-def _access_hint(port: Optional[str]) -> str:
-    import grp
-    import pwd
+def _access_hint(port: Optional[str]) -> Optional[str]:
     import stat
+    try:
+        import grp
+        import pwd
+    except ImportError:       # (not POSIX: no groups to name)
+        return None
 
-    user = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:          # (a uid with no name: containers)
+        user = str(os.getuid())
     try:
         st = os.stat(port or "")
-        group = grp.getgrgid(st.st_gid).gr_name
+        entry = grp.getgrgid(st.st_gid)
     except (OSError, KeyError):
         return f"user {user!r} may not open it"
+    group = entry.gr_name
     if st.st_mode & (stat.S_IRGRP | stat.S_IWGRP) == stat.S_IRGRP | stat.S_IWGRP \
             and st.st_gid != 0:
+        if user in entry.gr_mem and st.st_gid not in os.getgroups():
+            return (f"user {user!r} was added to group {group!r} after this session "
+                    f"began: log out and in again (or run: newgrp {group})")
         return (f"the device belongs to group {group!r}, which user {user!r} is not in: "
                 f"sudo usermod -aG {group} {user}, then log in again")
     return (f"only its owner may open it (mode {stat.filemode(st.st_mode)}, group "
