@@ -17,6 +17,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import tty
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -192,11 +193,11 @@ def as_user():
     """The command prefix that runs a process as an unprivileged user."""
     require(os.geteuid() == 0, "root, to make devices another user may not open")
     require(shutil.which("setpriv") is not None, "setpriv (util-linux)")
-    try:
-        user = pwd.getpwnam("nobody")
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "nobody"], check=True)
-        user = pwd.getpwnam("nobody")
+    users = {u.pw_name: u for u in pwd.getpwall()}
+    if "nobody" not in users and "wizsock-test" not in users:
+        subprocess.run(["useradd", "--system", "--no-create-home", "wizsock-test"], check=True)
+        users["wizsock-test"] = pwd.getpwnam("wizsock-test")
+    user = users.get("nobody") or users["wizsock-test"]
     # The interpreter may live where only root may look (this host's is under /root):
     # the process may read and search everywhere (CAP_DAC_READ_SEARCH) but writes only
     # as its user, so a read-write open of a device is the user's to be refused.
@@ -208,10 +209,13 @@ def _spawn(argv, case, prefix, stdin_text=None):
     e = env(WIZSOCK_PASSWORD=case.password)
     e.pop("WIZSOCK_SSID", None)
     e.pop("WIZSOCK_DEBUG", None)
-    p = subprocess.Popen(prefix + [sys.executable] + argv, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
-                         cwd=ROOT)
-    return p, stdin_text
+    # stdin from a file, there at once: all of a case's invocations run together
+    with tempfile.TemporaryFile("w+") as stdin:
+        stdin.write(stdin_text or "")
+        stdin.seek(0)
+        return subprocess.Popen(prefix + [sys.executable] + argv, stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=e, cwd=ROOT)
 
 
 def _commands(case, port):
@@ -246,8 +250,8 @@ def test_first_contact(case, request):
             name, argv, stdin = _commands(case, port)[i]
             commands.append((name, port, _spawn(argv, case, prefix, stdin)))
         results = {}
-        for what, port, (p, stdin_text) in jobs + commands:
-            out, err = p.communicate(stdin_text, timeout=90)
+        for what, port, p in jobs + commands:
+            out, err = p.communicate(timeout=90)
             results[what] = (port, p.returncode, out, err)
 
     for entry in ENTRIES:
