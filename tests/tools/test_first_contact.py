@@ -305,3 +305,18 @@ def test_debug_shows_the_traceback():
         assert "Traceback" in p.stderr and "FileNotFoundError" in p.stderr
         assert "ExceptionGroup" not in p.stderr
         assert p.stderr.strip().splitlines()[-1].startswith(line), p.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "wizsock run: no program given"),
+    (["--", "-m"], "wizsock run: -m needs a module name"),
+    (["--", "/nonexistent-wizsock/app.py"], "wizsock run: can't open file"),
+])
+def test_run_usage_errors_exit_2(argv, words):
+    """Before the program starts, a command line without one is a usage error (2), as
+    for the tools, in one line."""
+    p = subprocess.run([sys.executable, "-m", "wizsock", "run", *argv], capture_output=True,
+                       text=True, timeout=60, env=env(), cwd=ROOT)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(words), p.stderr
