@@ -72,3 +72,21 @@ def test_cancelled_only_when_nothing_else():
                 assert collapse(BaseExceptionGroup("g", [cancelled])) is cancelled
                 raise
     trio.run(main)
+
+
+def test_the_callers_own_group_comes_back_whole():
+    """A group the caller's block raised (its own nursery's) is its own: it comes back
+    as it is, not flattened to one of its members."""
+    import wizsock
+
+    async def main():
+        async with wizsock.open_module("wizemu://", baudrate=921600):
+            async with trio.open_nursery() as n:
+                async def fail(e):
+                    raise e
+                n.start_soon(fail, KeyError("a"))
+                n.start_soon(fail, ValueError("b"))
+
+    with pytest.raises(ExceptionGroup) as ei:
+        trio.run(main)
+    assert sorted(type(e).__name__ for e in ei.value.exceptions) == ["KeyError", "ValueError"]

@@ -34,6 +34,14 @@ def leaves(group: BaseExceptionGroup) -> List[BaseException]:
     return out
 
 
+def _holds(group: BaseExceptionGroup, exc: BaseException) -> bool:
+    """Whether ``exc`` is in ``group``: as one of its leaves, or (a group itself, which
+    trio re-wraps as a new group object) with all of its leaves there."""
+    there = {id(e) for e in leaves(group)}
+    mine = leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return bool(mine) and all(id(e) in there for e in mine)
+
+
 def collapse(group: BaseExceptionGroup, own: Optional[BaseException] = None) -> BaseException:
     """The one exception to raise in place of ``group``.
 
@@ -51,12 +59,15 @@ def collapse(group: BaseExceptionGroup, own: Optional[BaseException] = None) -> 
 
     everything = leaves(group)
     real = [e for e in everything if not isinstance(e, trio.Cancelled)] or everything
-    if own is not None and any(e is own for e in real):
+    if own is not None and _holds(group, own):
+        # (the caller's own may be a group of its own making: it comes back whole)
         chosen = own
+        mine = {id(e) for e in (leaves(own) if isinstance(own, BaseExceptionGroup) else [own])}
     else:
         chosen = next((e for e in real if not isinstance(e, Exception)), real[0])
+        mine = {id(chosen)}
     for other in real:
-        if other is chosen:
+        if id(other) in mine:
             continue
         # (debug: a second line on a tool's stderr would break its one-line report;
         # the note below carries it to whoever prints the chosen one's traceback)
