@@ -51,8 +51,12 @@ def _guard(real):
     return guarded
 
 
-socket.getaddrinfo = _guard(socket.getaddrinfo)
-socket.gethostbyname = _guard(socket.gethostbyname)
+# (once: test modules that `from conftest import require` import this file a second
+# time, as a module of its own; wrapping again would leave socket.getaddrinfo a guard
+# that wizsock._orig never saw, and wizsock.unpatch() restore another one)
+if not hasattr(socket.getaddrinfo, "__wrapped__"):
+    socket.getaddrinfo = _guard(socket.getaddrinfo)
+    socket.gethostbyname = _guard(socket.gethostbyname)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,13 @@
 """`wizsock` command line: each subcommand lives with the part it drives."""
 import argparse
 import importlib
+import os
 import sys
+
+DEBUG_ENV = "WIZSOCK_DEBUG"
+EXIT_CODES = ("exit codes: 0 done (run: the program's own code once it started), 1 failed, "
+              "2 usage, 3 no module (the port cannot be opened, nothing answers), 4 joining "
+              "the network failed, 5 not connected, 6 ping: no reply, 130 interrupted")
 
 # subcommand -> (module, help); the module has add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
@@ -29,7 +35,10 @@ def version_line() -> str:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="wizsock", description=__doc__)
+    parser = argparse.ArgumentParser(prog="wizsock", description=__doc__,
+                                     epilog=EXIT_CODES)
+    debug_help = f"on a failure, show the traceback too (env {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (modname, help_) in SUBCOMMANDS.items():
@@ -39,5 +48,17 @@ def main(argv=None):
             importlib.import_module(modname).add_arguments(p)
         except ImportError:
             pass
+        # (also after the subcommand's name; SUPPRESS: it never unsets the global one)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help=debug_help)
     args = parser.parse_args(argv)
-    return importlib.import_module(args._module).run(args)
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"     # (child processes of --isolate see it too)
+    try:
+        return importlib.import_module(args._module).run(args)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        # whatever a subcommand lets out: one line and the documented exit code
+        from wizsock.tools.explain import report
+        return report(args.command, exc)

@@ -15,7 +15,8 @@ __all__ = [
     "WizError", "CommandError", "CommandTimeout", "ModuleReset", "ModuleUnresponsive",
     "LinkLimitError", "ConnectError", "ResolveError", "SendFailed", "JoinError",
     "NotGpioMode", "NotOutputMode", "BufferOverflow", "LinkClosed", "StaleLink",
-    "Busy", "ProtocolError", "BadResponse",
+    "Busy", "ProtocolError", "BadResponse", "PortError", "PortNotFound", "PortAccessDenied",
+    "PortBusy",
 ]
 
 
@@ -77,13 +78,19 @@ class NotOutputMode(NotGpioMode):
 
 
 class JoinError(CommandError):
-    """AT+CWJAP failed; ``code`` is the module's error code, ``meaning`` its text."""
+    """AT+CWJAP failed; ``code`` is the module's error code, ``meaning`` its text.
+
+    ``networks``: the SSIDs in range (strongest first) when a scan followed the
+    failure (``wizsock run``, ``wizsock join`` and ``open_default_module(...,
+    scan_if_join_fails=True)`` do one unless the password was wrong), else None."""
 
     def __init__(self, message: str, *, code: Optional[int] = None,
-                 meaning: Optional[str] = None, **kw: Any) -> None:
+                 meaning: Optional[str] = None, networks: Optional[Iterable[str]] = None,
+                 **kw: Any) -> None:
         super().__init__(message, **kw)
         self.code = code
         self.meaning = meaning
+        self.networks: Optional[Tuple[str, ...]] = None if networks is None else tuple(networks)
 
 
 class CommandTimeout(WizError, TimeoutError):
@@ -100,7 +107,18 @@ class CommandTimeout(WizError, TimeoutError):
 
 
 class ModuleUnresponsive(CommandTimeout):
-    """The module stopped answering ``AT`` probes at every baud rate tried."""
+    """The module stopped answering ``AT`` probes at every baud rate tried.
+
+    At start-up ``rates`` holds the baud rates the hunt tried, in order (one rate
+    when ``hunt_baud`` is off), and ``port`` the port; both are empty/None when a
+    running module stops answering."""
+
+    def __init__(self, message: str, *, command: Optional[str] = None,
+                 timeout: Optional[float] = None, rates: Iterable[int] = (),
+                 port: Optional[str] = None) -> None:
+        super().__init__(message, command=command, timeout=timeout)
+        self.rates = tuple(rates)
+        self.port = port
 
 
 class ModuleReset(WizError, ConnectionResetError):
@@ -211,3 +229,41 @@ class BadResponse(ProtocolError):
                  lines: Iterable[str] = ()) -> None:
         super().__init__(message, command=command)
         self.lines = tuple(lines)
+
+
+class PortError(WizError):
+    """The module's port could not be opened (or is not a serial device).
+
+    ``errno`` is the cause's (``ENOTTY``: not a serial device, ``EIO`` ...), ``port``
+    the port as given, ``__cause__`` the original error (the ``FileNotFoundError``,
+    ``PermissionError`` ... under pyserial's ``SerialException``).  Constructed as
+    ``PortError(errno, message, port=...)``, like ``OSError``."""
+
+    def __init__(self, errno_: int, message: str, *, port: Optional[str] = None) -> None:
+        super().__init__(errno_, message)
+        self.port = port
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+class PortNotFound(PortError, FileNotFoundError):
+    """No such device: ``ENOENT`` (no such path), ``ENODEV``/``ENXIO`` (no hardware behind it)."""
+
+
+class PortAccessDenied(PortError, PermissionError):
+    """``EACCES``/``EPERM``: this user may not open the device (on Linux, not in its
+    group: ``dialout`` or ``uucp``)."""
+
+
+class PortBusy(PortError):
+    """``EBUSY``: another program holds the port, with an exclusive lock (``flock``, as
+    pyserial's ``exclusive=True`` and wizsock take it) or in exclusive mode (``TIOCEXCL``).
+
+    ``holders`` names the processes seen with the device open, as ``"pid (name)"``
+    (those this user may inspect; empty when none are visible)."""
+
+    def __init__(self, errno_: int, message: str, *, port: Optional[str] = None,
+                 holders: Iterable[str] = ()) -> None:
+        super().__init__(errno_, message, port=port)
+        self.holders = tuple(holders)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from wizsock import _orig
+from wizsock import errors as E
 from wizsock import socket as _wsocket
 from wizsock import ssl as _wssl
 
@@ -54,12 +55,17 @@ EMULATOR_BAUD = 921600
 
 def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = None, password: str = "",
                         baudrate: Optional[int] = None,
-                        world: Union[str, os.PathLike[str], None] = None, **options: Any) -> Module:
+                        world: Union[str, os.PathLike[str], None] = None,
+                        scan_if_join_fails: bool = False, **options: Any) -> Module:
     """Open a blocking ``wizsock.Module`` ready to carry sockets.
 
     ``port`` None: the in-process emulator (``wizemu://``) at ``EMULATOR_BAUD``, joined
     to its access point (``world``: a world file for it, else the default world).  With
     ``ssid`` the module joins that network (station mode) before it is returned.
+    Raises ``errors.PortError``/``ModuleUnresponsive`` (no module) or ``JoinError``;
+    with ``scan_if_join_fails`` a join that failed for another reason than a wrong
+    password is followed by a scan, whose SSIDs the JoinError carries (``.networks``,
+    for a hint such as ``wizsock run``'s).
     """
     from urllib.parse import quote
 
@@ -78,7 +84,14 @@ def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = Non
         try:
             if ssid is not None:
                 module.wifi.set_mode(1)
-                module.wifi.join(ssid, password or "")
+                try:
+                    module.wifi.join(ssid, password or "")
+                except E.JoinError as exc:
+                    if scan_if_join_fails and exc.networks is None and exc.code != 2:
+                        from wizsock.tools.explain import networks_in_range
+                        found = networks_in_range(module)
+                        exc.networks = None if found is None else tuple(found)
+                    raise
         except BaseException:
             module.close()
             raise

@@ -74,8 +74,16 @@ def _is_python(word):
     return word == sys.executable or base.startswith("python") and not base.endswith(".py")
 
 
+def _usage(message):
+    from wizsock.tools.common import EXIT_USAGE, ToolError
+
+    return ToolError(message, EXIT_USAGE)
+
+
 def parse_program(argv):
-    """``[python] script.py args | -m mod args | -c code args`` -> (kind, target, argv)."""
+    """``[python] script.py args | -m mod args | -c code args`` -> (kind, target, argv).
+
+    A command line without a program raises ``wizsock.tools.common.ToolError`` (exit 2)."""
     argv = list(argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -84,17 +92,17 @@ def parse_program(argv):
     while argv and argv[0] in ("-u", "-B", "-E", "-s", "-S", "-I", "-X") :
         argv = argv[2:] if argv[0] == "-X" else argv[1:]
     if not argv:
-        raise SystemExit("wizsock run: no program given (wizsock run -- script.py ARGS)")
+        raise _usage("no program given (wizsock run -- script.py ARGS)")
     if argv[0] == "-m":
         if len(argv) < 2:
-            raise SystemExit("wizsock run: -m needs a module name")
+            raise _usage("-m needs a module name")
         return "module", argv[1], [argv[1]] + argv[2:]
     if argv[0] == "-c":
         if len(argv) < 2:
-            raise SystemExit("wizsock run: -c needs code")
+            raise _usage("-c needs code")
         return "code", argv[1], ["-c"] + argv[2:]
     if argv[0].startswith("-"):
-        raise SystemExit(f"wizsock run: unsupported interpreter option {argv[0]!r}")
+        raise _usage(f"unsupported interpreter option {argv[0]!r}")
     return "script", argv[0], argv
 
 
@@ -305,7 +313,7 @@ def run(args):
             enter_private_netns()
         except IsolationError as e:
             print(e.strerror or str(e), file=sys.stderr)
-            return 3
+            return 1
 
     from wizsock import _pump
     from wizsock import patch as _patch
@@ -325,8 +333,11 @@ def run(args):
         options["use_sendbuf"] = False
     if args.trace:
         options["trace"] = args.trace
+    # (a failure here, before the program starts, reaches wizsock.cli.main: one line and
+    # the tools' exit code -- 3 no module, 4 joining failed; see wizsock.tools.explain)
     module = _patch.open_default_module(args.port, ssid=args.ssid, password=args.password,
-                                        baudrate=args.baudrate, world=args.world, **options)
+                                        baudrate=args.baudrate, world=args.world,
+                                        scan_if_join_fails=True, **options)
     _patch.patch(module, route=_route_policy(args.kernel))
     watch = _BypassWatch(args.in_private_netns)
     sys.meta_path.insert(0, watch)

@@ -45,10 +45,11 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, TypeVar, Uni
 import trio
 
 from wizsock import _orig, _pump
+from wizsock.engine.groups import collapse
 from wizsock.errors import LinkLimitError as _LinkLimitError
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import ExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self   # collections.abc.Buffer / typing.Self from 3.12 / 3.11
@@ -542,14 +543,19 @@ async def _reserve(aio: Any, kind: str, wait: float) -> AbstractContextManager[o
     if not _pump.RECLAIM_IDLE:
         reservation = await net.reserve_link(kind, wait)
         return reservation
-    async with trio.open_nursery() as nursery:
-        # while this connect waits, idle connections may be reclaimed for it
-        nursery.start_soon(_pump.reclaim_while_waiting, aio)
-        try:
-            reservation = await net.reserve_link(kind, wait)
-            return reservation
-        finally:
-            nursery.cancel_scope.cancel()
+    error: Optional[BaseException] = None
+    try:
+        async with trio.open_nursery() as nursery:
+            # while this connect waits, idle connections may be reclaimed for it
+            nursery.start_soon(_pump.reclaim_while_waiting, aio)
+            try:
+                reservation = await net.reserve_link(kind, wait)
+                return reservation
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:   # LinkLimitError as itself, never in a group
+        error = collapse(group)
+    raise error
 
 
 async def _open_within(open_fn: Callable[[], Awaitable[_pump.Link]], timeout: Optional[float],

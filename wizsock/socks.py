@@ -596,13 +596,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"wizsock socks: refusing to run an open proxy on {args.listen[0]}: "
               "use --user (or --open if you really mean it)", file=sys.stderr)
         return 2
+    from wizsock.engine.groups import call_collapsed
+    from wizsock.tools.explain import report
+
     try:
-        trio.run(_main, args, credentials)
+        call_collapsed(trio.run, _main, args, credentials)   # (never a group out)
     except KeyboardInterrupt:
         return 130
-    except E.WizError as exc:
-        print(f"wizsock socks: {exc}", file=sys.stderr)
-        return 1
+    except E.WizError as exc:       # no module, joining failed, ...: 3, 4, ... as every tool
+        return report("socks", exc)
     except OSError as exc:
         print(f"wizsock socks: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}",
               file=sys.stderr)

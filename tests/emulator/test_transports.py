@@ -145,3 +145,27 @@ def test_wizemu_port_semantics(make_emu):
     port.close()
     with pytest.raises(serial.PortNotOpenError):
         port.read(1)
+
+
+def test_strict_baud_pty_garbles_at_another_rate(make_emu):
+    """serve_pty(strict_baud=True): the host's pty speed is its UART's rate; at another
+    rate than the module's nothing readable crosses, either way (as on a real line)."""
+    import time
+
+    emu = make_emu(baudrate=115200)
+    path = emu.serve_pty(strict_baud=True)
+    port = serial.Serial(path, baudrate=921600, timeout=0.05)
+    try:
+        got = b""
+        for _ in range(3):
+            port.write(b"AT\r\n")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.3:
+                got += port.read(256)
+        assert got and b"OK" not in got and all(b & 0x80 for b in got), got  # echo, garbled
+        port.baudrate = 115200                       # the module's rate: it answers
+        port.reset_input_buffer()
+        AT(port).sync()
+        assert AT(port).ok(b"AT+UART_CUR?").count(b"+UART_CUR:115200,") == 1
+    finally:
+        port.close()

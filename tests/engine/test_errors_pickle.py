@@ -19,8 +19,11 @@ SAMPLES = [
     E.NotOutputMode("SYSGPIOWRITE: NOT OUTPUT MODE!", command="SYSGPIOWRITE", result="ERROR"),
     E.JoinError("join failed: wrong password", code=2, meaning="wrong password",
                 command="CWJAP_CUR", result="FAIL", lines=["+CWJAP_CUR:2"]),
+    E.JoinError("join failed: cannot find the target AP", code=3, networks=["lab", "cafe"]),
     E.CommandTimeout("no answer to GMR", command="GMR", timeout=2.0),
     E.ModuleUnresponsive("no answer to AT at any baud rate", command="", timeout=1.0),
+    E.ModuleUnresponsive("/dev/ttyUSB0: no answer to AT at any of the 2 baud rates tried",
+                         command="", timeout=0.2, rates=(115200, 9600), port="/dev/ttyUSB0"),
     E.ModuleReset("module reset (ready)"),
     E.ModuleReset(),
     E.LinkLimitError("all 5 links are in use"),
@@ -33,6 +36,12 @@ SAMPLES = [
     E.StaleLink("link 2 generation 4 is gone"),
     E.ProtocolError("link 1: +IPD length lied", command=None, link=1),
     E.BadResponse("the answer to CIPSTATUS cannot be read", command="CIPSTATUS", lines=["x"]),
+    E.PortError(errno.ENOTTY, "cannot open /dev/null: not a serial device", port="/dev/null"),
+    E.PortNotFound(errno.ENOENT, "cannot open /dev/ttyNOPE: no such device", port="/dev/ttyNOPE"),
+    E.PortAccessDenied(errno.EACCES, "cannot open /dev/ttyS0: permission denied",
+                       port="/dev/ttyS0"),
+    E.PortBusy(errno.EBUSY, "cannot open /dev/ttyUSB0: busy", port="/dev/ttyUSB0",
+               holders=["pid 42 (minicom)"]),
 ]
 
 
@@ -82,3 +91,19 @@ def test_raised_copy_still_raises_and_keeps_fields():
     with pytest.raises(E.SendFailed) as info:
         raise pickle.loads(pickle.dumps(exc))
     assert info.value.link == 3 and info.value.errno == errno.EPIPE
+
+
+def test_port_errors_keep_their_families_and_fields():
+    nf = pickle.loads(pickle.dumps(E.PortNotFound(errno.ENOENT, "cannot open x: no such device",
+                                                  port="x")))
+    assert isinstance(nf, FileNotFoundError) and isinstance(nf, E.WizError)
+    assert (nf.errno, nf.port, str(nf)) == (errno.ENOENT, "x", "cannot open x: no such device")
+    denied = copy.deepcopy(E.PortAccessDenied(errno.EACCES, "denied", port="/dev/ttyS0"))
+    assert isinstance(denied, PermissionError) and denied.errno == errno.EACCES
+    busy = pickle.loads(pickle.dumps(E.PortBusy(errno.EBUSY, "busy", port="p",
+                                                holders=["pid 1 (x)"])))
+    assert busy.holders == ("pid 1 (x)",) and busy.errno == errno.EBUSY
+    mu = pickle.loads(pickle.dumps(E.ModuleUnresponsive("m", rates=[115200, 600], port="p")))
+    assert mu.rates == (115200, 600) and mu.port == "p" and isinstance(mu, TimeoutError)
+    j = copy.copy(E.JoinError("j", code=3, networks=["a"]))
+    assert j.networks == ("a",) and E.JoinError("j").networks is None

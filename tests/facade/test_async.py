@@ -129,3 +129,51 @@ def test_wizsock_trio_with_open_module_on_the_same_loop(http_srv, https_srv, at_
 
     trio.run(main)
     assert at_log.count("CIPSTART") == 3
+
+
+@pytest.mark.wizfi360(baud=BAUD)
+def test_link_limit_through_wizsock_trio_is_no_group(wizfi360_url, monkeypatch):
+    """All five links busy (each awaiting a reply from a server that never answers) and
+    idle reclaim on: the sixth connect, waiting beside the reclaimer in a nursery, fails
+    with LinkLimitError itself (an OSError, EBUSY), not an exception group around it."""
+    import errno as _errno
+
+    from wizsock import _pump
+    from wizsock import errors as E
+    from wizsock import socket as wsocket
+    from wizsock.patch import EMULATOR_AP
+
+    monkeypatch.setattr(_pump, "RECLAIM_IDLE", True)
+    monkeypatch.setattr(wsocket, "LINK_WAIT", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)            # connections complete in the backlog; nothing ever answers
+    address = silent.getsockname()
+
+    async def main():
+        async with wizsock.open_module(wizfi360_url, baudrate=BAUD) as m:
+            await m.wifi.set_mode(1)
+            await m.wifi.join(*EMULATOR_AP)
+            wizsock.trio.install(m)
+            held = []
+            try:
+                for _ in range(5):
+                    s = trio.socket.socket()
+                    await s.connect(address)
+                    await s.send(b"?")          # awaiting a reply: not idle
+                    held.append(s)
+                sixth = trio.socket.socket()
+                with pytest.raises(OSError) as ei:
+                    await sixth.connect(address)
+                sixth.close()
+                assert isinstance(ei.value, E.LinkLimitError), repr(ei.value)
+                assert ei.value.errno == _errno.EBUSY
+            finally:
+                for s in held:
+                    s.close()
+                wizsock.trio.uninstall()
+
+    try:
+        trio.run(main)
+    finally:
+        silent.close()

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind-host", metavar="ADDR", default="127.0.0.1",
                         help="host address the module's servers (AT+CIPSERVER) listen on, and its UDP"
                              " sockets to loopback peers bind to (default 127.0.0.1)")
+    parser.add_argument("--strict-baud", action="store_true",
+                        help="--pty: a host whose port is set to another baud rate than the module's "
+                             "gets garbage, as on a real line (and must find the module's rate)")
 
 
 def _listen_addr(text: str):
@@ -77,7 +80,7 @@ def run(args) -> int:
             h, p = emu.serve_tcp(host, port)
             print(f"WizFi360 emulator listening: socket://{h}:{p} at {args.baud} baud", flush=True)
         else:
-            path = emu.serve_pty()
+            path = emu.serve_pty(strict_baud=args.strict_baud)
             print(f"WizFi360 emulator on {path} at {args.baud} baud", flush=True)
         print(f"flash: {emu.flash_path}", flush=True)
         done = threading.Event()

@@ -478,9 +478,12 @@ class Emulator:
     def url(self) -> str:
         return f"wizemu://{self.name}"
 
-    def serve_pty(self) -> str:
+    def serve_pty(self, strict_baud: bool = False) -> str:
+        """A pty for the host (its path); ``strict_baud``: a host whose pty speed is not
+        the module's rate receives garbage, and the module garbage from it (see
+        transports.PtyTransport)."""
         from wizsock.emulator.transports import PtyTransport
-        t = PtyTransport(self)
+        t = PtyTransport(self, strict_baud)
         self.transports.append(t)
         return t.path
 

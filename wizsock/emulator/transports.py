@@ -10,6 +10,7 @@ import fcntl
 import os
 import socket
 import struct
+import sys
 import termios
 import tty
 from typing import Callable, Optional
@@ -33,19 +34,48 @@ def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
     return bytes(out)
 
 
+#: termios speed codes -> baud rates (a rate without a code reads as BOTHER: TCGETS2)
+_SPEEDS = {getattr(termios, name): int(name[1:]) for name in dir(termios)
+           if name[:1] == "B" and name[1:].isdigit()}
+_TCGETS2 = 0x802C542A          # Linux x86/arm: _IOR('T', 0x2A, struct termios2)
+
+
+def line_rate(fd: int):
+    """The baud rate the host set on a pty (its termios output speed), or None when
+    it cannot be read (then nothing is garbled)."""
+    try:
+        speed = termios.tcgetattr(fd)[5]
+    except (termios.error, OSError):
+        return None
+    rate = _SPEEDS.get(speed)
+    if rate or not sys.platform.startswith("linux"):
+        return rate or None
+    try:      # a custom rate (pyserial's BOTHER): struct termios2's c_ospeed
+        buf = fcntl.ioctl(fd, _TCGETS2, bytes(44))
+        return struct.unpack_from("I", buf, 40)[0] or None
+    except OSError:
+        return None
+
+
 class _Writer:
     """Module output to an fd/socket that may push back (emulator thread only)."""
 
-    def __init__(self, write=None):
+    def __init__(self, write=None, host_rate=None):
         self.pending = bytearray()
         self.wake = None
         # write(data) -> bytes taken (BlockingIOError: none): tried at once while
         # nothing waits, so a paced slice reaches the host without a task hop
         self.write = write
+        # host_rate() -> the rate the host's UART is set to (None: unknown): output
+        # at another rate reaches it garbled, as on a real line
+        self.host_rate = host_rate
 
     LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
 
     def sink(self, data: bytes, baud: int):
+        rate = self.host_rate() if self.host_rate is not None else None
+        if rate is not None and rate != baud:
+            data = garble(data, baud, rate)
         if self.write is not None and not self.pending:
             try:
                 data = data[self.write(data):]
@@ -71,9 +101,9 @@ class _Transport:
     """Runs `_run` in the emulator's nursery, fed by the module's output through a
     _Writer; `_stop` cancels it from any thread."""
 
-    def _begin(self, emu, write=None):
+    def _begin(self, emu, write=None, host_rate=None):
         self.emu = emu
-        self.writer = _Writer(write)
+        self.writer = _Writer(write, host_rate)
         self.scope = None
         emu.call(self._start)
 
@@ -96,14 +126,23 @@ class _Transport:
 
 
 class PtyTransport(_Transport):
-    """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0."""
+    """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0.
 
-    def __init__(self, emu):
+    With `strict_baud`, the speed the host gives the pty (termios) is its UART's
+    rate: when it is not the module's, each side receives the other's bytes garbled
+    (see `garble`), so a host at the wrong rate must find the module's as with real
+    hardware.  Off by default: a host that never sets the pty's speed (38400 on a
+    new pty) or that loses track of the module's rate -- a driver that does not
+    follow the module's rate across an AT+RST -- keeps working."""
+
+    def __init__(self, emu, strict_baud=False):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
-        self._begin(emu, lambda data: os.write(self.master, data))
+        self.strict_baud = strict_baud
+        self._begin(emu, lambda data: os.write(self.master, data),
+                    (lambda: line_rate(self.slave)) if strict_baud else None)
 
     def _unread(self) -> Optional[Callable[[], int]]:
         # the slave's input queue is what the host's reads take from (FIONREAD on
@@ -129,6 +168,9 @@ class PtyTransport(_Transport):
             except OSError as e:  # EIO: no process has the slave open right now
                 await trio.sleep(0.05 if e.errno == errno.EIO else 0.5)
                 continue
+            rate = line_rate(self.slave) if self.strict_baud else None
+            if rate is not None and rate != self.emu.baud:
+                data = garble(data, rate, self.emu.baud)
             self.emu.feed(data)
 
     async def _flusher(self):

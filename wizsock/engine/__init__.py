@@ -51,36 +51,43 @@ async def open_module(port: Union[str, serial.SerialBase], baudrate: int = 11520
     ``use_sendbuf`` (AT+CIPSENDBUF for TCP, default True), ``probe_interval``
     (idle AT probe period), ``serial_kwargs``, ``trace`` (a path or an open text file: a
     timestamped record of the UART traffic, secrets masked; see ``wizsock.engine.trace`` and the ``wizsock trace`` command).
+
+    Raises ``errors.PortError`` (``PortNotFound``, ``PortAccessDenied``, ``PortBusy``;
+    all ``OSError``) when the port cannot be opened, ``errors.ModuleUnresponsive`` when
+    nothing answers at any baud rate tried (``.rates``); never an exception group.
     """
     import trio
 
     from .api import AsyncModule
     from .core import Engine
+    from .groups import collapse
     engine = Engine(port, baudrate, **options)
     module = AsyncModule(engine)
     body_error: Optional[BaseException] = None
+    error: Optional[BaseException] = None
     try:
-        async with trio.open_nursery() as nursery:
-            try:
-                await engine.start(nursery)
+        try:
+            async with trio.open_nursery() as nursery:
                 try:
-                    yield module
-                except BaseException as exc:
-                    body_error = exc
-                    raise
-            finally:
-                await engine.aclose()
-                with trio.CancelScope(shield=True):
-                    with trio.move_on_after(2):
-                        await engine.wait_reader_done()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The caller's own exception comes back as itself (as from trio's open_*
-        # managers), so `except CommandError:` around the block works; a group
-        # that holds anything else as well is a real engine failure and stays one.
-        if body_error is not None and group.split(lambda e: e is body_error)[1] is None:
-            raise body_error from None
-        raise
+                    await engine.start(nursery)
+                    try:
+                        yield module
+                    except BaseException as exc:
+                        body_error = exc
+                        raise
+                finally:
+                    await engine.aclose()
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(2):
+                            await engine.wait_reader_done()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # never a group out of here: the caller's own exception comes back as
+            # itself (as from trio's open_* managers), so `except CommandError:` around
+            # the block works, and a failed start as the typed error it is (groups.py)
+            error = collapse(group, own=body_error)
+        if error is not None:
+            raise error     # (outside the except: its __context__ stays its own)
     finally:
         # in a worker thread: closing may block (an in-process emulator joins its
         # thread, and trio's from_thread refuses to run on a trio thread)

@@ -64,6 +64,13 @@ COALESCE_MIN = 256         # a read at least this long means a stream is flowing
 COALESCE_BYTES = 8192      # gather about this much wire time (a tty holds 64 KiB before it drops)
 COALESCE_MAX = 0.040       # ... but never pause longer than this
 
+#: the baud hunt (Engine._find_module): AT probes at the configured rate (0.25 s each,
+#: for a module still booting), then one per other rate lasting HUNT_WAIT plus the wire
+#: time of HUNT_WIRE_BYTES (the probe and its answer) at that rate
+BOOT_TRIES = 6
+HUNT_WAIT = 0.2
+HUNT_WIRE_BYTES = 20
+
 #: per-command timeouts (seconds); everything else gets DEFAULT_TIMEOUT
 DEFAULT_TIMEOUT = 3.0
 TIMEOUTS: Dict[str, float] = {
@@ -177,6 +184,7 @@ class Engine:
         self._nursery: Optional[trio.Nursery] = None
         self._rts = True
         self._reader_done = trio.Event()
+        self._reader_started = False
         self._reader_scope = trio.CancelScope()
         self._fd: Optional[int] = None     # the port's descriptor when the loop does its I/O
         self._coalescing: Optional[trio.CancelScope] = None   # the reader's gathering pause
@@ -314,15 +322,15 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, nursery: trio.Nursery) -> None:
-        import serial
         from .. import _orig
+        from .port import open_port
         kw: Dict[str, Any] = dict(baudrate=self.baudrate, timeout=self.read_timeout,
                                   write_timeout=30)
         kw.update(self.serial_kwargs)
         if isinstance(self.port_url, str):
-            with _orig.internal():
+            with _orig.internal():      # (errors.PortError when it cannot be opened)
                 self._port = await trio.to_thread.run_sync(
-                    lambda: serial.serial_for_url(self.port_url, **kw))
+                    lambda: open_port(self.port_url, **kw))
         else:                       # an open pyserial port object (custom transports)
             self._port = self.port_url
             self._port.timeout = self.read_timeout
@@ -340,6 +348,7 @@ class Engine:
                   else "in worker threads (the port has no descriptor)")
         self.token = trio.lowlevel.current_trio_token()
         self._nursery = nursery
+        self._reader_started = True
         nursery.start_soon(self._reader)
         async with self._cmd_lock:
             for attempt in range(4):
@@ -917,9 +926,13 @@ class Engine:
 
     async def _initialise_once(self, first: bool) -> None:
         self._framer.reset()
-        found = await self._find_module()
-        if not found:
-            raise E.ModuleUnresponsive(f"{self.name}: no answer to AT at any baud rate")
+        tried = await self._find_module()
+        if tried:
+            rates = ", ".join(map(str, tried))
+            where = (f"at {rates} baud" if len(tried) == 1 else
+                     f"at any of the {len(tried)} baud rates tried ({rates})")
+            raise E.ModuleUnresponsive(f"no answer to AT on {self.name} {where}", command="",
+                                       timeout=HUNT_WAIT, rates=tried, port=str(self.name))
         for r in (req("E0", "execute"), req("CIPMUX", "set", mode=1),
                   req("CIPDINFO", "set", mode=1)):
             resp = await self._exec(r, self.timeout_for(r.name), internal=True)
@@ -946,23 +959,41 @@ class Engine:
         log.info("%s: module ready at %d baud, firmware %s", self.name, self._port.baudrate,
                  self.firmware)
 
-    async def _find_module(self) -> bool:
+    async def _find_module(self) -> List[int]:
+        """Probe with AT at the configured rate, then (``hunt_baud``) at the spec's
+        others; [] once the module answers, else the rates tried, in order.
+
+        A silent port takes BOOT_TRIES probes at the configured rate (a module
+        still booting), then one short probe per other rate (HUNT_WAIT plus the
+        rate's wire time for the probe and its answer): 5.5 s in all for the 17
+        rates (bench/bench_first_contact.py; two 0.25 s probes a rate took 9.5 s).
+        A rate at which anything at all came back (a module at a rate near it
+        echoing garbled bytes, or an answer late under load) gets a second probe."""
         port = self._port
         rates = [self.baudrate] + [r for r in BAUD_RATES if r != self.baudrate]
         if not self.hunt_baud:
             rates = rates[:1]
+        tried: List[int] = []
         for rate in rates:
             if port.baudrate != rate:
                 port.baudrate = rate
                 self._framer.reset()
-            # a fresh module may still be booting: a few tries at the configured rate
-            tries = 6 if rate == self.baudrate else 2
-            if await self.probe(tries=tries, wait=0.25):
+            tried.append(rate)
+            if rate == self.baudrate:
+                # a fresh module may still be booting: a few tries at the configured rate
+                found = await self.probe(tries=BOOT_TRIES, wait=0.25)
+            else:
+                wait = HUNT_WAIT + HUNT_WIRE_BYTES * 10.0 / rate
+                heard = self.rx_bytes
+                found = await self.probe(tries=1, wait=wait)
+                if not found and self.rx_bytes != heard:
+                    found = await self.probe(tries=1, wait=wait)
+            if found:
                 # discard whatever was pending before the probe's OK
                 if rate != self.baudrate:
                     await self._switch_baud(rate)
-                return True
-        return False
+                return []
+        return tried
 
     async def _switch_baud(self, found_rate: int) -> None:
         """Found at another rate: bring the module to the configured one (AT+UART_CUR)."""
@@ -1379,8 +1410,10 @@ class Engine:
         await self._usable.wait()
 
     async def wait_reader_done(self) -> None:
-        """Wait until the reader task has ended (after :meth:`aclose`)."""
-        await self._reader_done.wait()
+        """Wait until the reader task has ended (after :meth:`aclose`); at once if
+        it never started (the port could not be opened)."""
+        if self._reader_started:
+            await self._reader_done.wait()
 
     def spawn(self, async_fn: Callable[..., Any], *args: Any) -> bool:
         """Run ``async_fn(*args)`` as a background task of the engine; False (nothing

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypeVar, Union
 
 import serial
 import trio
-
 from .api import AsyncModule
+from .groups import call_collapsed
 from .links import Link, Server
 from .passthrough import Passthrough
 
@@ -133,6 +133,10 @@ class Module:
             m.wifi.join("ssid", "pw")
             m.run(async_fn, *args)        # on the engine's loop
             m.start_soon(async_fn, *args) # a task there (socket pumps)
+
+    Opening raises what ``open_module`` raises (``errors.PortError`` and its
+    subclasses, ``errors.ModuleUnresponsive``), and no call raises an exception
+    group (docs/design.md 4h).
     """
 
     def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> None:
@@ -195,7 +199,10 @@ class Module:
             raise RuntimeError("module is closed")
         if kw:
             async_fn = functools.partial(async_fn, **kw)
-        return trio.from_thread.run(async_fn, *args, trio_token=self._token)
+        # (a nursery inside async_fn: never a group out)
+        result: _T = call_collapsed(functools.partial(trio.from_thread.run, trio_token=self._token),
+                                    async_fn, *args)
+        return result
 
     def call_sync(self, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
         """Run the plain function ``fn(*args, **kw)`` on the engine's loop; its result."""

@@ -25,9 +25,6 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 from .progress import progress_for  # noqa: F401  (re-exported for the tools)
 
-if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup
-
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -84,8 +81,8 @@ def open_module_for(args: argparse.Namespace, *, join_emulator: bool) -> Any:
 
     ``join_emulator``: the emulator is joined to its default access point (as with
     ``wizsock run``), so status/ping/info show a connected module.  A real module is
-    used as it is.  Raises :class:`ToolError` (exit 3) when there is no module."""
-    from wizsock import errors as E
+    used as it is.  No module raises ``errors.PortError`` (the port cannot be
+    opened) or ``errors.ModuleUnresponsive`` (nothing answers): exit 3."""
     from wizsock.engine import Module
     from wizsock.patch import EMULATOR_BAUD, open_default_module
 
@@ -93,68 +90,44 @@ def open_module_for(args: argparse.Namespace, *, join_emulator: bool) -> Any:
     options: Dict[str, Any] = {}
     if getattr(args, "trace", None):
         options["trace"] = args.trace
+    if args.port is not None or join_emulator:
+        return open_default_module(args.port, baudrate=args.baudrate, **options)
+    baud = args.baudrate or EMULATOR_BAUD
+    m = Module(f"wizemu://?baud={baud}", baudrate=baud, **options)
     try:
-        if args.port is not None or join_emulator:
-            return open_default_module(args.port, baudrate=args.baudrate, **options)
-        baud = args.baudrate or EMULATOR_BAUD
-        m = Module(f"wizemu://?baud={baud}", baudrate=baud, **options)
-        try:
-            m.wifi.set_mode(1)        # the factory default is SoftAP only: nothing to scan
-        except BaseException:
-            m.close()
-            raise
-        return m
-    except (E.ModuleUnresponsive, E.LinkClosed) as exc:
-        raise ToolError(f"no module on {args.port or 'the emulator'}: {exc}", EXIT_NO_MODULE) from None
-    except OSError as exc:
-        if isinstance(exc, E.WizError):
-            raise
-        raise ToolError(f"cannot open {args.port}: {exc}", EXIT_NO_MODULE) from None
-    except BaseExceptionGroup as group:   # the engine's nursery wraps a failed port open
-        opened, _ = group.split(lambda e: isinstance(e, OSError) and not isinstance(e, E.WizError))
-        if opened is None:
-            raise
-        first = opened.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise ToolError(f"cannot open {args.port}: {first}", EXIT_NO_MODULE) from None
+        m.wifi.set_mode(1)        # the factory default is SoftAP only: nothing to scan
+    except BaseException:
+        m.close()
+        raise
+    return m
 
 
 def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,
              join_emulator: bool = True) -> int:
-    """Open the module, run ``body(module)``, map failures to the exit codes above."""
+    """Open the module, run ``body(module)``; a failure is reported as one line on
+    stderr (:mod:`wizsock.tools.explain`) and its exit code (above) returned."""
     from wizsock import errors as E
 
-    try:
-        import serial
-        serial_error: Any = serial.SerialException
-    except ImportError:  # pragma: no cover - pyserial is a dependency
-        serial_error = OSError
+    from . import explain
+
     module = None
     try:
+        module = open_module_for(args, join_emulator=join_emulator)
         try:
-            module = open_module_for(args, join_emulator=join_emulator)
-        except serial_error as exc:
-            raise ToolError(f"cannot open {args.port}: {exc}", EXIT_NO_MODULE) from None
-        return body(module)
-    except ToolError as exc:
-        print(f"wizsock {name}: {exc}", file=sys.stderr)
-        return exc.code
-    except E.JoinError as exc:
-        print(f"wizsock {name}: {exc}", file=sys.stderr)
-        return EXIT_JOIN
-    except (E.ModuleUnresponsive, E.ModuleReset) as exc:
-        print(f"wizsock {name}: the module stopped answering: {exc}", file=sys.stderr)
-        return EXIT_NO_MODULE
-    except E.WizError as exc:
-        print(f"wizsock {name}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+            return body(module)
+        except E.JoinError as exc:
+            if exc.networks is None and exc.code != 2:   # for the hint: the names in range
+                found = explain.networks_in_range(module)
+                exc.networks = None if found is None else tuple(found)
+            raise
     except BrokenPipeError:
         # the reader went away (| head): not an error of ours; no flush at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:
+        return explain.report(name, exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     finally:
         if module is not None:
             module.close()
