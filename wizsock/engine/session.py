@@ -48,7 +48,7 @@ __all__ = [
     "LinkClosed", "LinkConnectFailed", "BareLinkEvent", "SegmentAcked", "SendFailed",
     "IdGranted", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "StateCheckWanted",
     "WifiChanged",
-    "InfoUrc", "MqttMessage", "Ignored", "MAX_LINKS", "SENDBUF_SIZE", "OK_GRACE", "BUSY_GRACE",
+    "InfoUrc", "MqttMessage", "Ignored", "MAX_LINKS", "SENDBUF_SIZE", "OK_GRACE", "BUSY_GRACE", "BUSY_OWN_GRACE",
     "FINAL", "PROMPT_COMMANDS", "SEND_COMMANDS",
 ]
 
@@ -78,9 +78,15 @@ URC_INFO = frozenset({"STA_CONNECTED", "DIST_STA_IP", "STA_DISCONNECTED"})
 #: an OK that comes before any of the lines its command prints is held this long:
 #: lines that follow at once show it was a stray OK, not an empty answer
 OK_GRACE = 0.03
-#: a "busy" may be stale (the tail of an earlier burst): wait this long for a late
-#: result before repeating the command
+#: a "busy" may be stale (the answer to a line that was not a command: an owed
+#: payload paid into the command parser, an earlier exchange whose end was in doubt):
+#: wait this long for a late result before repeating the command
 BUSY_GRACE = 0.25
+#: when nothing but the command reached the module since it last answered, its busy
+#: is the command's own: the firmware prints one "busy p..." per line it receives
+#: while busy (ESP8266 AT's at_port.c, which the WizFi360's firmware derives from),
+#: so the command was not run; only the rest of a burst (a few lines) is waited for
+BUSY_OWN_GRACE = 0.03
 #: unreadable lines start a liveness probe at most this often
 GARBAGE_PROBE_INTERVAL = 0.5
 #: signs of a restart whose ``ready`` was lost start a state check at most this often
@@ -160,7 +166,7 @@ class Command:
     """The command in flight, as the session sees it (no waiting: the driver waits)."""
 
     __slots__ = ("request", "name", "response", "wants_prompt", "prompted", "data_written",
-                 "busy_at", "ok_at", "expects_lines", "final", "error", "started")
+                 "busy_at", "busy_grace", "ok_at", "expects_lines", "final", "error", "started")
 
     def __init__(self, request: P.Request, wants_prompt: bool, now: float) -> None:
         self.request = request
@@ -173,6 +179,8 @@ class Command:
         self.data_written = False
         #: when a ``busy`` answered it before any prompt (BUSY_GRACE runs from there)
         self.busy_at: Optional[float] = None
+        #: how long a busy is given for a late result (the session decides at the start)
+        self.busy_grace = BUSY_GRACE
         #: when an OK came before the lines the command prints (OK_GRACE runs from there)
         self.ok_at: Optional[float] = None
         self.expects_lines = expects_lines(request)
@@ -478,7 +486,10 @@ class Session(Generic[L]):
         #: when the last line or prompt (not +IPD data) arrived
         self.last_line = 0.0
         #: late answers of an earlier exchange may still come: wait for silence first
-        self.resync = False
+        self._resync = False
+        #: something other than a command may have reached the module since its last
+        #: answer (an owed payload, an exchange in doubt): a busy may then be stale
+        self._busy_in_doubt = True
         #: bytes the module may still read as a payload (see owe)
         self.owed: Optional[bytes] = None
         self.command: Optional[Command] = None
@@ -499,6 +510,18 @@ class Session(Generic[L]):
 
     # ------------------------------------------------------------------ commands
     @property
+    def resync(self) -> bool:
+        """Late answers of an earlier exchange may still come: the next command waits
+        for silence first (and a busy it meets may be one of those answers)."""
+        return self._resync
+
+    @resync.setter
+    def resync(self, value: bool) -> None:
+        self._resync = value
+        if value:
+            self._busy_in_doubt = True
+
+    @property
     def active(self) -> Optional[Command]:
         """The command in flight if it has no result yet."""
         cmd = self.command
@@ -512,6 +535,7 @@ class Session(Generic[L]):
     def start_command(self, request: P.Request, wants_prompt: bool, now: float) -> Command:
         """The driver is about to write ``request``; output from now on is its answer."""
         cmd = Command(request, wants_prompt, now)
+        cmd.busy_grace = BUSY_GRACE if self._busy_in_doubt else BUSY_OWN_GRACE
         self.command = cmd
         return cmd
 
@@ -519,6 +543,8 @@ class Session(Generic[L]):
         """The driver is done with ``cmd`` (finished, failed or abandoned)."""
         if self.command is cmd:
             self.command = None
+        if not cmd.final:
+            self._busy_in_doubt = True     # its answer may still come
 
     def writing_payload(self, cmd: Command) -> None:
         """The payload goes out now (marked before the write: its answer may be read
@@ -549,7 +575,7 @@ class Session(Generic[L]):
         if cmd.ok_at is not None:
             ends.append(cmd.ok_at + OK_GRACE)
         if cmd.busy_at is not None:
-            ends.append(cmd.busy_at + BUSY_GRACE)
+            ends.append(cmd.busy_at + cmd.busy_grace)
         return min(ends) if ends else None
 
     def timer(self, now: float) -> List[SessionEvent]:
@@ -561,7 +587,7 @@ class Session(Generic[L]):
         if cmd.ok_at is not None and now - cmd.ok_at >= OK_GRACE - 1e-3:
             cmd.finish("OK")
             return [CommandFinished(cmd)]
-        if cmd.busy_at is not None and now - cmd.busy_at >= BUSY_GRACE - 1e-3:
+        if cmd.busy_at is not None and now - cmd.busy_at >= cmd.busy_grace - 1e-3:
             return [BusyExpired(cmd)]
         return []
 
@@ -582,6 +608,8 @@ class Session(Generic[L]):
 
     def take_owed(self) -> Optional[bytes]:
         owed, self.owed = self.owed, None
+        if owed is not None:
+            self._busy_in_doubt = True     # its lines may meet the command parser
         return owed
 
     # ------------------------------------------------------------------ the module's output
@@ -883,6 +911,8 @@ class Session(Generic[L]):
             self.resync = True
         if code in FINAL or cmd.name in ENDS_ONLY.get(code, ()):
             cmd.finish(code)
+            if not self._resync:
+                self._busy_in_doubt = False    # the module answered the last line it got
             if code == "OK" and cmd.name in ECHO_SETTINGS:
                 self.echo = ECHO_SETTINGS[cmd.name]
             elif code == "ERROR" and cmd.name in STATE_HINTS and not self.initialising:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from wizsock.engine import session as S
-from wizsock.engine.session import (BUSY_GRACE, OK_GRACE, LinkLimit, LinkSlot, SENDBUF_SIZE)
+from wizsock.engine.session import (BUSY_GRACE, BUSY_OWN_GRACE, OK_GRACE, LinkLimit, LinkSlot, SENDBUF_SIZE)
 from wizsock.framer import Data, Garbage, Result, Text
 
 from engine.session.kit import Rig, kinds, req
@@ -562,3 +562,40 @@ def test_udp_and_accepted_links_take_data_from_any_port():
     out = r.feed(b'+IPD,0,2,"10.0.0.9",5000:hi')
     assert kinds(out) == ["LinkAccepted", "DataReceived"] and udp.id == 4
 
+
+
+def _answered(r):
+    """A rig whose module answered the last line it got (nothing else written since)."""
+    cmd = r.start(req("", "execute"))
+    assert r.feed(b"OK\r\n") == [S.CommandFinished(cmd)]
+    r.session.end_command(cmd)
+
+
+def test_a_busy_to_the_only_line_written_is_its_own_and_waits_only_for_the_burst():
+    r = Rig()
+    _answered(r)
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    assert r.session.next_deadline() == pytest.approx(r.now + BUSY_OWN_GRACE)
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]       # the burst goes on: so does the grace
+    assert r.tick(BUSY_OWN_GRACE) == [S.BusyExpired(cmd)]
+    assert BUSY_OWN_GRACE < BUSY_GRACE
+
+
+@pytest.mark.parametrize("doubt", ["owed payload", "abandoned command", "stray result"])
+def test_a_busy_after_other_bytes_reached_the_module_waits_the_long_grace(doubt):
+    r = Rig()
+    _answered(r)
+    if doubt == "owed payload":
+        r.session.owe(req("CIPSEND", "set", link=0, length=5), b"hello")
+        assert r.session.take_owed() == b"hello"
+    elif doubt == "abandoned command":
+        gone = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+        r.session.end_command(gone)
+    else:
+        r.session.resync = True
+        r.session.resync = False        # (the driver waited for silence)
+    cmd = r.start(req("CIPSTART", "set", link=3, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    assert r.tick(BUSY_OWN_GRACE) == []
+    assert r.tick(BUSY_GRACE) == [S.BusyExpired(cmd)]
