@@ -42,16 +42,36 @@ def test_the_first_command_installs_into_a_venv_not_the_system():
     assert (ROOT / words[1]).is_file()
 
 
-@pytest.mark.parametrize("readme, problem", [
+NOT_ONE_COMMAND = [
     ("# wizsock\n\n```\npython3 x.py\n```\n", "0 first-command markers"),
     ("<!-- first-command -->\n```\na\n```\n<!-- first-command -->\n```\nb\n```\n", "2 first-command markers"),
     ("<!-- first-command -->\n```\n```\n", "block is empty"),
-])
-def test_front_door_refuses_a_readme_without_one_command(tmp_path, readme, problem):
+]
+
+
+def checkout_with_readme(tmp_path, readme):
     (tmp_path / "scripts").mkdir()
-    for name in ("front-door", "sandbox.sh"):
+    for name in ("front-door", "stock-check", "sandbox.sh"):
         shutil.copy(ROOT / "scripts" / name, tmp_path / "scripts" / name)
     (tmp_path / "README.md").write_text(readme)
-    printed = front_door_print(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("readme, problem", NOT_ONE_COMMAND)
+def test_front_door_refuses_a_readme_without_one_command(tmp_path, readme, problem):
+    printed = front_door_print(checkout_with_readme(tmp_path, readme))
     assert printed.returncode != 0
     assert problem in printed.stderr
+
+
+@pytest.mark.parametrize("readme, problem", NOT_ONE_COMMAND)
+def test_stock_check_takes_the_command_from_front_door(tmp_path, readme, problem):
+    # stock-check runs what `front-door --print` extracts, so it refuses the same READMEs,
+    # and before it makes (or even looks for) its Debian root.
+    cache = tmp_path / "cache"
+    checked = subprocess.run(["bash", str(checkout_with_readme(tmp_path, readme) / "scripts" / "stock-check")],
+                             capture_output=True, text=True, timeout=60,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WIZSOCK_STOCK_CACHE": str(cache)})
+    assert checked.returncode != 0
+    assert problem in checked.stderr
+    assert not cache.exists()
