@@ -214,12 +214,13 @@ def patched(port_or_module: Union[str, Module, None] = None, *,
         unpatch()
 
 
-class _CallableModule(types.ModuleType):
+class PatchModule(types.ModuleType):
     """``wizsock.patch`` is this module (the package attribute of a submodule), and
     calling it patches: ``wizsock.patch(port)`` is ``wizsock.patch.patch(port)``."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Module:
-        return patch(*args, **kwargs)
+    def __call__(self, port_or_module: Union[str, Module, None] = None, *,
+                 route: Optional[_wsocket.RoutePolicy] = None, **module_options: Any) -> Module:
+        return patch(port_or_module, route=route, **module_options)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = PatchModule
