@@ -6,7 +6,7 @@ import ipaddress
 import trio
 
 from wizsock import protocol as P
-from wizsock.emulator.core import FIRMWARE_INFO, derive_ap_mac
+from wizsock.emulator.firmware import FIRMWARE_INFO, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, handler
 from wizsock.protocol import records as R
 

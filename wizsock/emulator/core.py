@@ -26,6 +26,7 @@ import trio
 from wizsock.emulator import atparse
 from wizsock.emulator.clock import PreciseClock
 from wizsock.emulator.faults import Faults
+from wizsock.emulator.firmware import BOOT_NOISE, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
 from wizsock.protocol import Request
 
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wizsock.emulator")
 
-FIRMWARE = "1.1.1.7"
-FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
-BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
 #: AT+CIPSENDBUF's segment counter is 16 bits on real firmware: the segment after 65535
 #: is answered ERROR and the count does not wrap (WIZnet forum topic 9959, WIZnet:
 #: "In F/W 1.0.7.5 [and] 1.1.x.x, the variable to manage segment ID is set to 2 bytes
@@ -883,12 +881,6 @@ class _nullcm:
 
     def __exit__(self, *a):
         return False
-
-
-def derive_ap_mac(sta_mac: str) -> str:
-    b = [int(x, 16) for x in sta_mac.split(":")]
-    b[0] |= 0x02
-    return ":".join("%02x" % x for x in b)
 
 
 def _import_plugins():

@@ -21,7 +21,8 @@ import trio
 from .. import errors as E
 from .. import protocol as P
 from ..protocol import records as R
-from .core import Engine, Response, req
+from ..protocol import request as req
+from .core import Engine, Response
 from .links import Link, Server
 
 if TYPE_CHECKING:

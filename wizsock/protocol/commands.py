@@ -293,12 +293,14 @@ def pem_command(name: str, section: str, doc: str) -> None:
 
 pem_command("CASEND", "3.3.6", "Sets the SSL CA certificate")
 
+#: the longest payload of one AT+CIPSEND / CIPSENDEX / CIPSENDBUF (spec 3.3.7-3.3.9)
+MAX_SEND = 2048
 # a datagram's destination port: 0 is no port to send to
-_SEND = S(Int("length", 1, 2048), opt(Host("remote")), opt(Int("port", 1, 65535)), together=[("remote", "port")])
+_SEND = S(Int("length", 1, MAX_SEND), opt(Host("remote")), opt(Int("port", 1, 65535)), together=[("remote", "port")])
 add("CIPSEND", "3.3.7", "Sends data", execute=Form(), set=Form(mux(_SEND, Link())))
 add("CIPSENDEX", "3.3.8", "Sends data (ends at <length> or \\0)", set=Form(mux(_SEND, Link())))
 add("CIPSENDBUF", "3.3.9", "Writes data into the TCP-send-buffer",
-    set=Form(mux(S(Int("length", 1, 2048)), Link()),
+    set=Form(mux(S(Int("length", 1, MAX_SEND)), Link()),
              response=Fields((Int("current", 0, U32), opt(Int("sent", 0, U32))), R.BufferSegment, head=None)))
 add("CIPBUFRESET", "3.3.10", "Resets the segment ID count",
     execute=Form(), set=Form((S(Link()),), empty="execute"))

@@ -10,7 +10,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, Union
 from . import records as R
 from .commands import COMMANDS
 from .grammar import CommandSpec, Field, Ip, Mac, RequestError, Request, UnknownCommand, _CONTROL, tokenize
-from .shapes import Fields, encode_lines, lines_of
+from .lines import encode_lines, lines_of
+from .shapes import Fields
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
