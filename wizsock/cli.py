@@ -2,6 +2,7 @@
 import argparse
 import importlib
 import sys
+from typing import List, Optional
 
 # subcommand -> (module, help); the module has add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
@@ -19,7 +20,7 @@ SUBCOMMANDS = {
 }
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="wizsock", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,4 +32,5 @@ def main(argv=None):
         except ImportError:
             pass
     args = parser.parse_args(argv)
-    return importlib.import_module(args._module).run(args)
+    result: int = importlib.import_module(args._module).run(args)
+    return result

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import ipaddress
 
+from typing import TYPE_CHECKING, Any, List, Optional
+
 import trio
 
 from wizsock import protocol as P
 from wizsock.emulator.firmware import FIRMWARE_INFO, derive_ap_mac
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.protocol import records as R
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "GPIOPB_18",
              11: "GPIOPB_13", 12: "GPIOPB_14", 13: "GPIOPB_17", 14: "GPIOPB_16",
@@ -87,18 +93,18 @@ def need_mode(ctx, *modes):
 
 # ------------------------------------------------------------------- system
 @handler("")
-async def at(ctx, req):
+async def at(ctx: Context, req: Request) -> Optional[str]:
     return "OK"
 
 
 @handler("E0", "E1")
-async def ate(ctx, req):
+async def ate(ctx: Context, req: Request) -> Optional[str]:
     ctx.emulator.echo = req.name == "E1"
     return "OK"
 
 
 @handler("RST")
-async def rst(ctx, req):
+async def rst(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
@@ -107,14 +113,14 @@ async def rst(ctx, req):
 
 
 @handler("GMR")
-async def gmr(ctx, req):
+async def gmr(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await reply(ctx, req, R.VersionInfo(*FIRMWARE_INFO))
     return "OK"
 
 
 @handler("GSLP")
-async def gslp(ctx, req):
+async def gslp(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ms = req["time"]
     await ctx.write(b"\r\nOK\r\n")
@@ -128,7 +134,7 @@ async def gslp(ctx, req):
 
 
 @handler("RESTORE")
-async def restore(ctx, req):
+async def restore(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     kind = 0  # spec: type 0 (default) restores only the Station MAC; 1 restores everything
     if req.form == "set":
@@ -141,7 +147,7 @@ async def restore(ctx, req):
 
 
 @handler("UART_CUR", "UART_DEF", "UART")
-async def uart(ctx, req):
+async def uart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.UartConfig(*get(ctx, req, "uart")))
@@ -158,7 +164,7 @@ async def uart(ctx, req):
 
 
 @handler("SLEEP")
-async def sleep_cmd(ctx, req):
+async def sleep_cmd(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.SleepMode(ctx.state.cur["sleep"]))
@@ -181,7 +187,7 @@ def _need_gpio(p):
 
 
 @handler("SYSIOSETCFG")
-async def sysiosetcfg(ctx, req):
+async def sysiosetcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     p.update(mode=req["mode"], pull=req["pull_up"])
@@ -189,7 +195,7 @@ async def sysiosetcfg(ctx, req):
 
 
 @handler("SYSIOGETCFG")
-async def sysiogetcfg(ctx, req):
+async def sysiogetcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, pin = _pin(ctx, req)
     await reply(ctx, req, R.IoConfig(pin, p["mode"], p["pull"]))
@@ -197,7 +203,7 @@ async def sysiogetcfg(ctx, req):
 
 
 @handler("SYSGPIODIR")
-async def sysgpiodir(ctx, req):
+async def sysgpiodir(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     d = req["dir"]
@@ -209,7 +215,7 @@ async def sysgpiodir(ctx, req):
 
 
 @handler("SYSGPIOWRITE")
-async def sysgpiowrite(ctx, req):
+async def sysgpiowrite(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     level = req["level"]
@@ -221,7 +227,7 @@ async def sysgpiowrite(ctx, req):
 
 
 @handler("SYSGPIOREAD")
-async def sysgpioread(ctx, req):
+async def sysgpioread(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, pin = _pin(ctx, req)
     _need_gpio(p)
@@ -236,7 +242,7 @@ async def sysgpioread(ctx, req):
 
 # --------------------------------------------------------------------- WiFi
 @handler("CWMODE_CUR", "CWMODE_DEF", "CWMODE")
-async def cwmode(ctx, req):
+async def cwmode(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set", "test")
     if req.form == "test":
         return "OK"
@@ -279,7 +285,8 @@ async def leave_ap(emu, urc=True, ctx=None):
         await ctx.send_line(b"WIFI DISCONNECT")
 
 
-async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
+async def join_ap(emu: Emulator, ssid: str, pwd: str, bssid: Optional[str] = None, urcs: bool = False,
+                  ctx: Optional[Context] = None) -> Optional[int]:
     """Join an AP of the world; returns None or the CWJAP error code (1-4)."""
     st = emu.state
 
@@ -314,7 +321,7 @@ async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
 
 
 @handler("CWJAP_CUR", "CWJAP_DEF", "CWJAP")
-async def cwjap(ctx, req):
+async def cwjap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -336,14 +343,14 @@ async def cwjap(ctx, req):
 
 
 @handler("CWLAPOPT")
-async def cwlapopt(ctx, req):
+async def cwlapopt(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ctx.state.cur["lapopt"] = [req["sort_enable"], req["mask"]]
     return "OK"
 
 
 @handler("CWLAP")
-async def cwlap(ctx, req):
+async def cwlap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     need_mode(ctx, 1, 3)
     ssid = bssid = channel = None
@@ -362,7 +369,7 @@ async def cwlap(ctx, req):
 
 
 @handler("CWQAP")
-async def cwqap(ctx, req):
+async def cwqap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await leave_ap(ctx.emulator, urc=False, ctx=ctx)
     ctx.state.cur["jap"] = None  # no auto-rejoin of this session
@@ -370,7 +377,7 @@ async def cwqap(ctx, req):
 
 
 @handler("CWSAP_CUR", "CWSAP_DEF", "CWSAP")
-async def cwsap(ctx, req):
+async def cwsap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.SoftApConfig(*get(ctx, req, "sap")))
@@ -398,7 +405,7 @@ def _stations(st):
     return out[: st.cur["sap"][4]]
 
 
-async def softap_stations(emu):
+async def softap_stations(emu: Emulator) -> None:
     """World stations with `join_after`/`leave_after` (seconds after boot) come and go,
     announced as the module does: +STA_CONNECTED, +DIST_STA_IP, +STA_DISCONNECTED."""
     st = emu.state
@@ -426,7 +433,7 @@ async def softap_stations(emu):
 
 
 @handler("CWLIF")
-async def cwlif(ctx, req):
+async def cwlif(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     if st.mode in (2, 3) and st.cur["dhcp"] & 1:
@@ -435,7 +442,7 @@ async def cwlif(ctx, req):
 
 
 @handler("CWDHCP_CUR", "CWDHCP_DEF", "CWDHCP")
-async def cwdhcp(ctx, req):
+async def cwdhcp(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.DhcpStatus(get(ctx, req, "dhcp")))
@@ -449,7 +456,7 @@ async def cwdhcp(ctx, req):
 
 
 @handler("CWDHCPS_CUR", "CWDHCPS_DEF", "CWDHPCS_CUR", "CWDHPCS_DEF")
-async def cwdhcps(ctx, req):
+async def cwdhcps(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.DhcpRange(*get(ctx, req, "dhcps")))
@@ -458,7 +465,7 @@ async def cwdhcps(ctx, req):
     if req["enable"] == 0:   # the default range; the module ignores any range given with 0
         ap = ipaddress.IPv4Address(ctx.state.cur["ap_ip"][0])
         net = int(ap) & 0xFFFFFF00
-        v = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
+        v: List[Any] = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
     else:
         v = [req["lease_time"], req["start_ip"], req["end_ip"]]
         ap = ctx.state.cur["ap_ip"][0]
@@ -469,12 +476,12 @@ async def cwdhcps(ctx, req):
 
 
 @handler("CWAUTOCONN")
-async def cwautoconn(ctx, req):
+async def cwautoconn(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "autoconn", R.AutoConnect, persist=True)
 
 
 @handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
-async def cipstamac(ctx, req):
+async def cipstamac(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.MacAddress(get(ctx, req, "stamac")))
@@ -484,7 +491,7 @@ async def cipstamac(ctx, req):
 
 
 @handler("CIPAPMAC_CUR", "CIPAPMAC_DEF", "CIPAPMAC")
-async def cipapmac(ctx, req):
+async def cipapmac(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         mac = ctx.state.cur["apmac"] if not is_def(req) else derive_ap_mac(ctx.state.flash["stamac"])
@@ -507,7 +514,7 @@ def _dhcp_bits(ctx, req, bits, on):
 
 
 @handler("CIPSTA_CUR", "CIPSTA_DEF", "CIPSTA")
-async def cipsta(ctx, req):
+async def cipsta(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -518,6 +525,7 @@ async def cipsta(ctx, req):
         elif st.station is None:
             v = ["0.0.0.0", "0.0.0.0", "0.0.0.0"]
         else:
+            assert st.station_ip is not None      # joined: the station has its address
             v = [st.station_ip, st.station.get("gateway", st.station_ip.rsplit(".", 1)[0] + ".1"),
                  st.station.get("netmask", "255.255.255.0")]
         await reply(ctx, req, R.IpConfig(*v))
@@ -529,7 +537,7 @@ async def cipsta(ctx, req):
 
 
 @handler("CIPAP_CUR", "CIPAP_DEF", "CIPAP")
-async def cipap(ctx, req):
+async def cipap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.IpConfig(*get(ctx, req, "ap_ip")))
@@ -539,7 +547,7 @@ async def cipap(ctx, req):
 
 
 @handler("CWHOSTNAME")
-async def cwhostname(ctx, req):
+async def cwhostname(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -551,7 +559,7 @@ async def cwhostname(ctx, req):
 
 
 @handler("CWCOUNTRY_CUR", "CWCOUNTRY_DEF")
-async def cwcountry(ctx, req):
+async def cwcountry(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         p, code, ch = get(ctx, req, "country")
@@ -562,7 +570,7 @@ async def cwcountry(ctx, req):
 
 
 @handler("CWSTARTSMART")
-async def cwstartsmart(ctx, req):
+async def cwstartsmart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     need_mode(ctx, 1)
     st = ctx.state
@@ -589,14 +597,14 @@ async def cwstartsmart(ctx, req):
 
 
 @handler("CWSTOPSMART")
-async def cwstopsmart(ctx, req):
+async def cwstopsmart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     ctx.state.cur["smart"] = False
     return "OK"
 
 
 @handler("WPS")
-async def wps(ctx, req):
+async def wps(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     need_mode(ctx, 1, 3)
     st = ctx.state

@@ -51,7 +51,8 @@ import trio
 
 from wizsock.emulator.commands import need_form, q
 from wizsock.emulator.net import MAX_LINKS, Link
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.emulator.services import endpoint, format_lines, internal, target
 
 from wizsock import _orig
@@ -357,7 +358,7 @@ async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None,
 
 # ------------------------------------------------------------------ MQTT commands
 @handler("MQTTSET")
-async def mqttset(ctx, req):
+async def mqttset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "test", "set")
     if req.form in ("query", "test"):
         user, pwd, cid, alive = _cfg(ctx)
@@ -371,7 +372,7 @@ async def mqttset(ctx, req):
 
 
 @handler("MQTTTOPIC")
-async def mqtttopic(ctx, req):
+async def mqtttopic(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "test", "set")
     if req.form in ("query", "test"):
         topics = _topics(ctx)
@@ -386,7 +387,7 @@ async def mqtttopic(ctx, req):
 
 
 @handler("MQTTCON")
-async def mqttcon(ctx, req):
+async def mqttcon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     if ctx.state.mux and req.link is None:
         raise CommandFailed("ERROR")   # multi-connection mode names the link
@@ -401,7 +402,7 @@ async def mqttcon(ctx, req):
 
 
 @handler("MQTTPUB")
-async def mqttpub(ctx, req):
+async def mqttpub(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     msg = req["message"]
     sess = _sessions_get(ctx.emulator)
@@ -414,7 +415,7 @@ async def mqttpub(ctx, req):
 
 
 @handler("MQTTDIS")
-async def mqttdis(ctx, req):
+async def mqttdis(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     emu = ctx.emulator
     sess = _sessions_get(emu)
@@ -429,7 +430,7 @@ async def mqttdis(ctx, req):
 
 # ------------------------------------------------------------------ Azure
 @handler("AZSET")
-async def azset(ctx, req):
+async def azset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ctx.state.cur["az.set"] = list(req.args)   # hub_id, device_id, key
     return "OK"
@@ -440,7 +441,7 @@ def _cloud(ctx) -> dict:
 
 
 @handler("AZCON")
-async def azcon(ctx, req):
+async def azcon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     az = st.cur.get("az.set")
@@ -493,17 +494,17 @@ async def _pem_command(ctx, req, key: str, what: str):
 
 
 @handler("AWSPKSEND")
-async def awspksend(ctx, req):
+async def awspksend(ctx: Context, req: Request) -> Optional[str]:
     return await _pem_command(ctx, req, "aws.key", "PRIVATE KEY")
 
 
 @handler("CLICASEND")
-async def clicasend(ctx, req):
+async def clicasend(ctx: Context, req: Request) -> Optional[str]:
     return await _pem_command(ctx, req, "aws.cert", "CERTIFICATE")
 
 
 @handler("AWSCON")
-async def awscon(ctx, req):
+async def awscon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")   # the table has no set form: the endpoint comes from the world file
     st = ctx.state
     eps = (st.world or {}).get("endpoints") or {}

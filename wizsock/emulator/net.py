@@ -6,15 +6,19 @@ import logging
 import socket as _socket
 import ssl
 import time
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set
 
 import trio
 
 from wizsock import protocol as P
 from wizsock.emulator import atparse
 from wizsock.emulator.commands import get, need_form, number_setting, put, reply
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.protocol import records as R
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 log = logging.getLogger("wizsock.emulator")
 
@@ -111,11 +115,11 @@ class Link:
 
 
 class Net:
-    def __init__(self, emu):
+    def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self.state = emu.state
         self.server = None              # (listeners, cancel scope, port)
-        self.closing = set()            # ids whose CLOSED is not printed yet: not free
+        self.closing: Set[int] = set()  # ids whose CLOSED is not printed yet: not free
         self.pass_target = None         # what passthrough reconnects to: (kind, host, port, extra)
 
     # ----------------------------------------------------------- bookkeeping
@@ -160,7 +164,7 @@ class Net:
         finally:
             self.closing.discard(link.id)
 
-    async def drop_all(self, silent=True):
+    async def drop_all(self, silent: bool = True) -> None:
         for link in list(self.links.values()):
             await self.close_link(link, notify=not silent)
         self.links.clear()
@@ -333,7 +337,7 @@ class Net:
         return addr
 
     # ------------------------------------------------------------ transparent
-    async def passthrough(self):
+    async def passthrough(self) -> None:
         """UART-WiFi passthrough: packets end at a 20 ms gap or 2048 bytes; "+++" alone exits."""
         emu = self.emu
         buf = emu.inbuf
@@ -371,7 +375,7 @@ class Net:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
 
-    async def boot_translink(self, tl):
+    async def boot_translink(self, tl: List[Any]) -> None:
         _, host, port, kind, extra = (tl + [None, None, None, None])[:5]
         st = self.state
         for _ in range(100):
@@ -471,7 +475,7 @@ def _need_link(ctx, lid):
 
 # ------------------------------------------------------------------ commands
 @handler("CIPSTATUS")
-async def cipstatus(ctx, req):
+async def cipstatus(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     if st.station is None:
@@ -489,7 +493,7 @@ async def cipstatus(ctx, req):
 
 
 @handler("CIPDOMAIN")
-async def cipdomain(ctx, req):
+async def cipdomain(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     await trio.sleep(ctx.emulator.rtt)
     ip = ctx.resolve(req["domain"])
@@ -498,7 +502,7 @@ async def cipdomain(ctx, req):
 
 
 @handler("CIPDNS_CUR", "CIPDNS_DEF")
-async def cipdns(ctx, req):
+async def cipdns(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         en, servers = get(ctx, req, "dns")
@@ -515,7 +519,7 @@ async def cipdns(ctx, req):
 
 
 @handler("CIPSTART")
-async def cipstart(ctx, req):
+async def cipstart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     lid = _link_id(ctx, req)
@@ -536,17 +540,17 @@ async def cipstart(ctx, req):
 
 
 @handler("CIPSSLSIZE")
-async def cipsslsize(ctx, req):
+async def cipsslsize(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "sslsize", R.SslBufferSize)
 
 
 @handler("CIPSSLCONF")
-async def cipsslconf(ctx, req):
+async def cipsslconf(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "sslconf", R.SslConfig, persist=True)
 
 
 @handler("CASEND")
-async def casend(ctx, req):
+async def casend(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -651,18 +655,18 @@ async def _send_common(ctx, req, ex=False):
 
 
 @handler("CIPSEND")
-async def cipsend(ctx, req):
+async def cipsend(ctx: Context, req: Request) -> Optional[str]:
     return await _send_common(ctx, req)
 
 
 @handler("CIPSENDEX")
-async def cipsendex(ctx, req):
+async def cipsendex(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     return await _send_common(ctx, req, ex=True)
 
 
 @handler("CIPSENDBUF", "CIPSENDERBUF")
-async def cipsendbuf(ctx, req):
+async def cipsendbuf(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     emu = ctx.emulator
@@ -746,7 +750,7 @@ class _SegmentPipe:
 
 
 @handler("CIPBUFRESET")
-async def cipbufreset(ctx, req):
+async def cipbufreset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.pending or link.next_seg - link.sent_seg != 1:
@@ -757,7 +761,7 @@ async def cipbufreset(ctx, req):
 
 
 @handler("CIPBUFSTATUS")
-async def cipbufstatus(ctx, req):
+async def cipbufstatus(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.kind != "TCP":
@@ -769,7 +773,7 @@ async def cipbufstatus(ctx, req):
 
 
 @handler("CIPCHECKSEQ")
-async def cipcheckseq(ctx, req):
+async def cipcheckseq(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     lid = _link_id(ctx, req)
@@ -780,7 +784,7 @@ async def cipcheckseq(ctx, req):
 
 
 @handler("CIPCLOSE")
-async def cipclose(ctx, req):
+async def cipclose(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     st = ctx.state
     net = _net(ctx)
@@ -799,7 +803,7 @@ async def cipclose(ctx, req):
 
 
 @handler("CIFSR")
-async def cifsr(ctx, req):
+async def cifsr(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     ap = st.mode in (2, 3)
@@ -811,7 +815,7 @@ async def cifsr(ctx, req):
 
 
 @handler("CIPMUX")
-async def cipmux(ctx, req):
+async def cipmux(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -832,7 +836,7 @@ async def cipmux(ctx, req):
 
 
 @handler("CIPSERVER")
-async def cipserver(ctx, req):
+async def cipserver(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     net = _net(ctx)
@@ -856,12 +860,12 @@ async def cipserver(ctx, req):
 
 
 @handler("CIPSERVERMAXCONN")
-async def cipservermaxconn(ctx, req):
+async def cipservermaxconn(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "servermaxconn", R.ServerMaxConn)
 
 
 @handler("CIPMODE")
-async def cipmode(ctx, req):
+async def cipmode(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -877,7 +881,7 @@ async def cipmode(ctx, req):
 
 
 @handler("SAVETRANSLINK")
-async def savetranslink(ctx, req):
+async def savetranslink(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     if req["mode"] == 0:
         ctx.state.flash["translink"] = None
@@ -889,12 +893,12 @@ async def savetranslink(ctx, req):
 
 
 @handler("CIPSTO")
-async def cipsto(ctx, req):
+async def cipsto(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "cipsto", R.ServerTimeout)
 
 
 @handler("PING")
-async def ping(ctx, req):
+async def ping(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     host = req["host"]
     emu = ctx.emulator
@@ -929,7 +933,7 @@ async def ping(ctx, req):
 
 
 @handler("CIPDINFO")
-async def cipdinfo(ctx, req):
+async def cipdinfo(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.IpdInfo(bool(ctx.state.cur["cipdinfo"])))

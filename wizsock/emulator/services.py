@@ -45,7 +45,8 @@ from typing import Optional, Tuple
 import trio
 
 from wizsock.emulator.commands import need_form
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 
 from wizsock import _orig
 from wizsock import protocol as _P
@@ -120,7 +121,7 @@ def format_lines(cmd: str, form: str, record, fallback) -> list:
 
 # ------------------------------------------------------------------ CIUPDATE
 @handler("CIUPDATE")
-async def ciupdate(ctx, req):
+async def ciupdate(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     st = ctx.state
     if req.form == "set":
@@ -277,7 +278,7 @@ def _start_sync(ctx):
 
 
 @handler("CIPSNTPCFG")
-async def cipsntpcfg(ctx, req):
+async def cipsntpcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -303,7 +304,7 @@ async def cipsntpcfg(ctx, req):
 
 
 @handler("CIPSNTPTIME")
-async def cipsntptime(ctx, req):
+async def cipsntptime(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query")
     st = ctx.state
     en, tz, _ = st.cur.get("sntp.cfg") or [0, 0, []]

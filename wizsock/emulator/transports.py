@@ -9,8 +9,12 @@ import errno
 import os
 import socket
 import tty
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import trio
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 
 def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
@@ -32,16 +36,16 @@ def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
 class _Writer:
     """Module output to an fd/socket that may push back (emulator thread only)."""
 
-    def __init__(self, write=None):
+    def __init__(self, write: Optional[Callable[[bytes], int]] = None) -> None:
         self.pending = bytearray()
-        self.wake = None
+        self.wake: Optional[trio.Event] = None
         # write(data) -> bytes taken (BlockingIOError: none): tried at once while
         # nothing waits, so a paced slice reaches the host without a task hop
         self.write = write
 
     LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
 
-    def sink(self, data: bytes, baud: int):
+    def sink(self, data: bytes, baud: int) -> None:
         if self.write is not None and not self.pending:
             try:
                 data = data[self.write(data):]
@@ -57,8 +61,9 @@ class _Writer:
         if self.wake is not None:
             self.wake.set()
 
-    async def wait(self):
+    async def wait(self) -> None:
         while not self.pending:
+            assert self.wake is not None     # set by _Transport._start
             await self.wake.wait()
             self.wake = trio.Event()
 
@@ -67,19 +72,24 @@ class _Transport:
     """Runs `_run` in the emulator's nursery, fed by the module's output through a
     _Writer; `_stop` cancels it from any thread."""
 
-    def _begin(self, emu, write=None):
+    scope: Optional[trio.CancelScope]
+
+    def _begin(self, emu: Emulator, write: Optional[Callable[[bytes], int]] = None) -> None:
         self.emu = emu
         self.writer = _Writer(write)
         self.scope = None
         emu.call(self._start)
 
-    def _start(self):
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _start(self) -> None:
         self.scope = trio.CancelScope()
         self.writer.wake = trio.Event()
         self.emu.attach(self.writer.sink)
         self.emu.nursery.start_soon(self._run)
 
-    def _stop(self):
+    def _stop(self) -> None:
         try:
             if self.scope is not None:
                 self.emu.call(self.scope.cancel)
@@ -90,20 +100,21 @@ class _Transport:
 class PtyTransport(_Transport):
     """A pseudo-terminal in raw mode; pyserial opens `path` like /dev/ttyUSB0."""
 
-    def __init__(self, emu):
+    def __init__(self, emu: Emulator) -> None:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
         self._begin(emu, lambda data: os.write(self.master, data))
 
-    async def _run(self):
+    async def _run(self) -> None:
+        assert self.scope is not None
         with self.scope:
             async with trio.open_nursery() as n:
                 n.start_soon(self._reader)
                 n.start_soon(self._flusher)
 
-    async def _reader(self):
+    async def _reader(self) -> None:
         while True:
             await trio.lowlevel.wait_readable(self.master)
             try:
@@ -115,7 +126,7 @@ class PtyTransport(_Transport):
                 continue
             self.emu.feed(data)
 
-    async def _flusher(self):
+    async def _flusher(self) -> None:
         w = self.writer
         while True:
             await w.wait()
@@ -125,7 +136,7 @@ class PtyTransport(_Transport):
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.master)
 
-    def close(self):
+    def close(self) -> None:
         self._stop()
         for fd in (self.master, self.slave):
             try:
@@ -137,19 +148,20 @@ class PtyTransport(_Transport):
 class TcpTransport(_Transport):
     """A TCP listener; pyserial opens it as socket://HOST:PORT (one host at a time)."""
 
-    def __init__(self, emu, host="127.0.0.1", port=0):
+    def __init__(self, emu: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(1)
-        self.address = self.sock.getsockname()[:2]
+        self.address: Tuple[str, int] = self.sock.getsockname()[:2]
         self._begin(emu)
 
-    async def _run(self):
+    async def _run(self) -> None:
+        assert self.scope is not None
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))
         with self.scope:
-            conn_scope = None
+            conn_scope: Optional[trio.CancelScope] = None
             async with trio.open_nursery() as n:
                 while True:
                     stream = await listener.accept()
@@ -158,7 +170,7 @@ class TcpTransport(_Transport):
                     conn_scope = trio.CancelScope()
                     n.start_soon(self._serve, stream, conn_scope)
 
-    async def _serve(self, stream, scope):
+    async def _serve(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
         w = self.writer
         w.pending.clear()
         with scope:
@@ -175,7 +187,7 @@ class TcpTransport(_Transport):
                 pass
         await trio.aclose_forcefully(stream)
 
-    async def _flush(self, stream):
+    async def _flush(self, stream: trio.SocketStream) -> None:
         w = self.writer
         while True:
             await w.wait()
@@ -183,7 +195,7 @@ class TcpTransport(_Transport):
             w.pending.clear()
             await stream.send_all(data)
 
-    def close(self):
+    def close(self) -> None:
         self._stop()
         try:
             self.sock.close()

@@ -21,9 +21,9 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
-from .progress import progress_for  # noqa: F401  (re-exported for the tools)
+from .progress import progress_for as progress_for  # (re-exported for the tools)
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -186,7 +186,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def pairs(items: Iterable[tuple]) -> str:
+def pairs(items: Iterable[Tuple[str, object]]) -> str:
     """``name: value`` lines, aligned."""
     items = [(k, v) for k, v in items]
     w = max((len(k) for k, _ in items), default=0)

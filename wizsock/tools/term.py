@@ -16,10 +16,11 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 from wizsock import protocol as P
 from wizsock.engine.trace import event_line, open_private
+from wizsock.protocol.grammar import CommandSpec, Param, Sig
 from wizsock.framer import Data, Info, LinkEvent, Ready, SendBufAck, Subscription, Wifi
 
 from . import common as C
@@ -88,7 +89,7 @@ def _param_text(p: Any) -> str:
     return "; ".join(bits)
 
 
-def _signature(spec: Any, form: str, sig: Any) -> str:
+def _signature(spec: CommandSpec, form: str, sig: Union[Sig, Type[_NoSig]]) -> str:
     head = spec.prefix
     if form == "query":
         return head + "?"
@@ -128,7 +129,7 @@ def describe_command(name: str) -> Optional[str]:
            f"  spec section {spec.section}; firmware {since} or later"
            + (f"; twin {spec.twin}" if spec.twin else "")]
     out.append("  forms:")
-    params: dict = {}
+    params: Dict[str, Any] = {}
     for form in ("execute", "query", "set", "test"):
         f = spec.forms.get(form)
         if f is None:
@@ -148,8 +149,8 @@ def describe_command(name: str) -> Optional[str]:
 
 
 class _NoSig:
-    params: tuple = ()
-    when: dict = {}
+    params: Tuple[Any, ...] = ()
+    when: Dict[str, Any] = {}
 
 
 _HEADING = re.compile(r"^(\d+(?:\.\d+)+)\s+\S")
@@ -386,7 +387,7 @@ def _names() -> List[str]:
     return sorted(spec.prefix for spec in P.COMMANDS.values())
 
 
-def _param_position(rest: str) -> tuple:
+def _param_position(rest: str) -> Tuple[int, str]:
     """(index of the parameter being typed, its text so far) in ``rest`` after ``=``."""
     index, start, quoted, escaped = 0, 0, False, False
     for i, ch in enumerate(rest):
@@ -401,11 +402,11 @@ def _param_position(rest: str) -> tuple:
     return index, rest[start:]
 
 
-def params_at(name: str, index: int) -> List[Any]:
+def params_at(name: str, index: int) -> List[Param]:
     spec = P.COMMANDS.get(name)
     if spec is None or "set" not in spec.forms:
         return []
-    seen: dict = {}
+    seen: Dict[str, Param] = {}
     for sig in spec.forms["set"].sigs:
         if index < len(sig.params):
             seen.setdefault(sig.params[index].name, sig.params[index])

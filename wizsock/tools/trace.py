@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, TextIO
+from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from wizsock.engine.trace import FORMAT
 
@@ -61,7 +61,7 @@ class TraceError(ValueError):
     """The file is not a wizsock UART trace."""
 
 
-def load(stream: Iterable[str]) -> tuple:
+def load(stream: Iterable[str]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """(header, records) of a trace; TraceError if it is not one."""
     header: Optional[Dict[str, Any]] = None
     records: List[Dict[str, Any]] = []
