@@ -45,7 +45,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Optional, Tuple
+import weakref
+from typing import Any, Optional, Tuple
 
 import trio
 
@@ -247,15 +248,22 @@ class Session:
             await net.close_link(link, notify=True)   # the broker went away: CLOSED
 
 
+#: each emulator's MQTT session: this plug-in's own state, not set on the emulator (the core's)
+_SESSIONS: "weakref.WeakKeyDictionary[Any, Session]" = weakref.WeakKeyDictionary()
+
+
 def _sessions_get(emu) -> Optional[Session]:
-    s = getattr(emu, "_wiz_mqtt", None)
+    s = _SESSIONS.get(emu)
     if s is not None and s.generation != emu.generation:
         return None
     return s
 
 
 def _sessions_set(emu, s):
-    emu._wiz_mqtt = s
+    if s is None:
+        _SESSIONS.pop(emu, None)
+    else:
+        _SESSIONS[emu] = s
 
 
 # ------------------------------------------------------------------ helpers

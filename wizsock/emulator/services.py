@@ -40,7 +40,8 @@ import socket as _socket
 import struct
 import time
 import urllib.parse
-from typing import Optional, Tuple
+import weakref
+from typing import Any, Optional, Tuple
 
 import trio
 
@@ -199,14 +200,18 @@ class _Sntp:
         self.generation = None
 
 
+#: each emulator's SNTP state: this plug-in's own, not set on the emulator (the core's)
+_SNTP: "weakref.WeakKeyDictionary[Any, _Sntp]" = weakref.WeakKeyDictionary()
+
+
 def _sntp(ctx) -> _Sntp:
     emu = ctx.emulator
-    s = getattr(emu, "_wiz_sntp", None)
+    s = _SNTP.get(emu)
     if s is None or s.generation != emu.generation:
         s = _Sntp()
         s.generation = emu.generation
         s.done.set()
-        emu._wiz_sntp = s
+        _SNTP[emu] = s
     return s
 
 

@@ -43,6 +43,10 @@ class _Writer:
         # nothing waits, so a paced slice reaches the host without a task hop
         self.write = write
 
+    def arm(self) -> None:
+        """On the emulator thread, once its loop runs: waiters may wait from now on."""
+        self.wake = trio.Event()
+
     LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
 
     def sink(self, data: bytes, baud: int) -> None:
@@ -85,7 +89,7 @@ class _Transport:
 
     def _start(self) -> None:
         self.scope = trio.CancelScope()
-        self.writer.wake = trio.Event()
+        self.writer.arm()
         self.emu.attach(self.writer.sink)
         self.emu.nursery.start_soon(self._run)
 
