@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import trio
 
 from wizsock import protocol as P
 from wizsock.emulator.firmware import FIRMWARE_INFO, derive_ap_mac
-from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.emulator.registry import CommandFailed, Context, ModuleState, handler
 from wizsock.protocol import Request
 from wizsock.protocol import records as R
 
@@ -28,43 +28,44 @@ GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "G
 # which the host's encoder uses too. A handler refuses only for the module's state
 # (`CommandFailed`): no AP, a link that is not open, NOT GPIO MODE!, the CIPMUX mode.
 
-async def reply(ctx, req, record, form=None, **opts):
+async def reply(ctx: Context, req: Request, record: object, form: Optional[str] = None,
+                **opts: Any) -> None:
     """Print a response record in the codec's format for this command and form."""
     for line in P.format_response(req.name, form or req.form, record, **opts):
         await ctx.send_line(line)
 
 
-def fail(req, record, result="FAIL"):
+def fail(req: Request, record: object, result: str = "FAIL") -> CommandFailed:
     return CommandFailed(result, P.format_response(req.name, req.form, record))
 
 
-def q(s) -> bytes:
+def q(s: object) -> bytes:
     """A quoted string field (the codec's quoting: \\ " , escaped), as bytes."""
     return P.quote(str(s)).encode("utf-8", "surrogateescape")
 
 
-def is_def(req) -> bool:
+def is_def(req: Request) -> bool:
     """Whether this request works on the flash: a _DEF command, or the set form of a
     deprecated bare ESP8266-AT-1.x command (AT+CWMODE=1 saves, AT+CWMODE? answers the
     current mode; sources beside `wizsock.protocol.commands.LEGACY`)."""
     return req.name.endswith("_DEF") or (req.name in P.LEGACY and req.form == "set")
 
 
-def base(req) -> str:
+def base(req: Request) -> str:
     return req.name.rsplit("_", 1)[0] if req.name.endswith(("_CUR", "_DEF")) else req.name
 
 
-def put(ctx, req, key, value):
+def put(ctx: Context, req: Request, key: str, value: Any) -> None:
     ctx.state.cur[key] = value
     if is_def(req):
         ctx.state.flash[key] = value
 
 
-def get(ctx, req, key):
+def get(ctx: Context, req: Request, key: str) -> Any:
     return (ctx.state.flash if is_def(req) else ctx.state.cur)[key]
 
 
-def need_form(req, *forms):
+def need_form(req: Request, *forms: str) -> None:
     """The forms this handler implements. Not a check of the line (the codec has read
     it): the emulated module answers ERROR to a form the table has but the handler does
     not, e.g. the test form `AT+X=?` the table gives every set/query command."""
@@ -72,7 +73,8 @@ def need_form(req, *forms):
         raise CommandFailed("ERROR")
 
 
-async def number_setting(ctx, req, key, record, persist=False):
+async def number_setting(ctx: Context, req: Request, key: str, record: Callable[[int], object],
+                         persist: bool = False) -> Optional[str]:
     """A query/set command over one number (its range is the table's); a persisted one
     is answered from flash, since a set writes both and flash is what survives a restart."""
     need_form(req, "query", "set")
@@ -86,7 +88,7 @@ async def number_setting(ctx, req, key, record, persist=False):
     return "OK"
 
 
-def need_mode(ctx, *modes):
+def need_mode(ctx: Context, *modes: int) -> None:
     if ctx.state.mode not in modes:
         raise CommandFailed("ERROR")
 
@@ -99,7 +101,7 @@ async def at(ctx: Context, req: Request) -> Optional[str]:
 
 @handler("E0", "E1")
 async def ate(ctx: Context, req: Request) -> Optional[str]:
-    ctx.emulator.echo = req.name == "E1"
+    ctx.emulator.set_echo(req.name == "E1")
     return "OK"
 
 
@@ -126,7 +128,7 @@ async def gslp(ctx: Context, req: Request) -> Optional[str]:
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
     emu = ctx.emulator
-    emu.deaf_until = float("inf")
+    emu.stop_listening()
     await emu.net.drop_all(silent=True)
     await trio.sleep(ms / 1000.0)
     emu.reset(noise=True)
@@ -158,8 +160,7 @@ async def uart(ctx: Context, req: Request) -> Optional[str]:
     await ctx.write(b"\r\nOK\r\n")
     emu = ctx.emulator
     await emu.wait_output_drained()  # the OK leaves at the old rate, then the UART switches
-    emu.baud = b
-    emu.flow = bool(v[4])
+    emu.set_uart(b, bool(v[4]))
     return None
 
 
@@ -174,14 +175,14 @@ async def sleep_cmd(ctx: Context, req: Request) -> Optional[str]:
     return "OK"
 
 
-def _pin(ctx, req):
+def _pin(ctx: Context, req: Request) -> Tuple[Dict[str, int], int]:
     """The IO pin's state (the table allows only the pins of spec 3.1.10)."""
     pin = req["pin"]
     io = ctx.state.cur["sysio"]
     return io.setdefault(str(pin), {"mode": 0, "pull": 0, "dir": 0, "level": 0}), pin
 
 
-def _need_gpio(p):
+def _need_gpio(p: Dict[str, int]) -> None:
     if p["mode"] != 1:
         raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
 
@@ -259,7 +260,8 @@ async def cwmode(ctx: Context, req: Request) -> Optional[str]:
     return "OK"
 
 
-def find_aps(world, ssid=None, bssid=None, channel=None):
+def find_aps(world: Dict[str, Any], ssid: Optional[str] = None, bssid: Optional[str] = None,
+             channel: Optional[int] = None) -> List[Dict[str, Any]]:
     out = []
     for ap in world.get("aps", []):
         if ssid is not None and ssid != "" and ap.get("ssid") != ssid:
@@ -272,7 +274,7 @@ def find_aps(world, ssid=None, bssid=None, channel=None):
     return out
 
 
-async def leave_ap(emu, urc=True, ctx=None):
+async def leave_ap(emu: Emulator, urc: bool = True, ctx: Optional[Context] = None) -> None:
     st = emu.state
     if st.station is None:
         return
@@ -290,7 +292,7 @@ async def join_ap(emu: Emulator, ssid: str, pwd: str, bssid: Optional[str] = Non
     """Join an AP of the world; returns None or the CWJAP error code (1-4)."""
     st = emu.state
 
-    async def say(line):
+    async def say(line: bytes) -> None:
         if urcs or ctx is None:
             emu.urc(line)
         else:
@@ -389,11 +391,11 @@ async def cwsap(ctx: Context, req: Request) -> Optional[str]:
     return "OK"
 
 
-def station_ip(st, i, sta):
+def station_ip(st: ModuleState, i: int, sta: Dict[str, Any]) -> str:
     return sta.get("ip") or str(ipaddress.IPv4Address(st.cur["dhcps"][1]) + i)
 
 
-def _stations(st):
+def _stations(st: ModuleState) -> List[Tuple[str, str]]:
     """SoftAP clients now associated: world stations without `join_after`, and those
     whose join the emulator has announced (and that have not left)."""
     joined = st.cur.get("sta_joined", set())
@@ -500,7 +502,7 @@ async def cipapmac(ctx: Context, req: Request) -> Optional[str]:
     return "OK"  # accepted but not applied: the SoftAP MAC follows the Station MAC at boot
 
 
-def _ipconf(ctx, req, key, dhcp_bit):
+def _ipconf(ctx: Context, req: Request, key: str, dhcp_bit: int) -> None:
     ip = req["ip"]
     gw = req.get("gateway", ip.rsplit(".", 1)[0] + ".1")
     mask = req.get("netmask", "255.255.255.0")
@@ -508,7 +510,7 @@ def _ipconf(ctx, req, key, dhcp_bit):
     _dhcp_bits(ctx, req, dhcp_bit, False)  # static IP turns that DHCP off
 
 
-def _dhcp_bits(ctx, req, bits, on):
+def _dhcp_bits(ctx: Context, req: Request, bits: int, on: bool) -> None:
     for store in ((ctx.state.cur, ctx.state.flash) if is_def(req) else (ctx.state.cur,)):
         store["dhcp"] = (store["dhcp"] | bits) if on else (store["dhcp"] & ~bits)
 
@@ -578,7 +580,7 @@ async def cwstartsmart(ctx: Context, req: Request) -> Optional[str]:
     emu = ctx.emulator
     gen = emu.generation
 
-    async def run():
+    async def run() -> None:
         sc = st.world.get("smartconfig")
         await trio.sleep(float((sc or {}).get("delay", 0.1)))
         if not sc or not st.cur.get("smart") or emu.generation != gen:
@@ -616,7 +618,7 @@ async def wps(ctx: Context, req: Request) -> Optional[str]:
     emu = ctx.emulator
     gen = emu.generation
 
-    async def run():
+    async def run() -> None:
         await trio.sleep(float(st.world.get("wps_time", 0.1)))
         if not st.cur.get("wps") or emu.generation != gen:
             return

@@ -104,6 +104,9 @@ class _Buffer:
         self._event.set()
         self._event = trio.Event()
 
+    def append(self, data: bytes) -> None:
+        self.data += data
+
     async def wait(self) -> None:
         await self._event.wait()
 
@@ -377,6 +380,24 @@ class Emulator:
         self._reset_noise = noise
         self._reset_event.set()
 
+    # the module's UART state, changed by the command handlers through these
+    def set_echo(self, on: bool) -> None:
+        """ATE0 / ATE1."""
+        self.echo = on
+
+    def set_uart(self, baud: int, flow: bool) -> None:
+        """AT+UART_*: the line's new rate and RTS/CTS, once the OK has left at the old rate."""
+        self.baud = baud
+        self.flow = flow
+
+    def stop_listening(self) -> None:
+        """Deep sleep: the UART hears nothing until the next reset."""
+        self.deaf_until = float("inf")
+
+    def sending_data(self) -> None:
+        """A send's data is in: the module answers `busy s...` until the command ends."""
+        self.busy = "s"
+
     async def _booted_life(self, life: trio.Nursery) -> None:
         self.generation += 1
         self.busy = None
@@ -547,7 +568,7 @@ class Emulator:
             self._log("<<", data)
         if self.deaf_until and time.monotonic() < self.deaf_until:
             return  # asleep or booting: the UART is not listening
-        self.inbuf.data += data
+        self.inbuf.append(data)
         self.inbuf.changed()
 
     def _log(self, direction: str, data: bytes) -> None:
@@ -567,7 +588,7 @@ class Emulator:
                 print(f"{direction} {shown!r}", file=self.log_file, flush=True)
 
     # ------------------------------------------------------------- output
-    async def write_unit(self, data: bytes) -> None:
+    async def write_unit(self, data: Union[bytes, Callable[[], bytes]]) -> None:
         """Queue bytes for the UART as one unit (nothing interleaves inside).
 
         Every unit boundary is a legal place for a URC: the writer yields first,
@@ -590,8 +611,8 @@ class Emulator:
             self._out_since = now if since is None else min(now, since)
         self._answer_from = None
         if f and f.hit("garbage"):
-            self.outbuf.data += bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
-        self.outbuf.data += data
+            self.outbuf.append(bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n")
+        self.outbuf.append(data)
         self.outbuf.changed()
         if f and f.enabled("urc"):
             self._urc_wake.changed()

@@ -28,7 +28,7 @@ import logging
 import threading
 import urllib.parse
 import weakref
-from typing import TYPE_CHECKING, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, cast
 
 import trio
 
@@ -59,11 +59,12 @@ PAGE = """<!DOCTYPE html>
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "WizFi360-WebServer"
     protocol_version = "HTTP/1.0"
+    server: _Server
 
-    def log_message(self, format, *args):   # never log form contents (passwords)
+    def log_message(self, format: str, *args: Any) -> None:   # never log form contents (passwords)
         pass
 
-    def _page(self, status: int, msg: str = ""):
+    def _page(self, status: int, msg: str = "") -> None:
         body = PAGE.format(msg=msg).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -71,12 +72,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] not in ("/", "/index.html"):
             return self._page(404, "<p>Not found</p>")
         self._page(200)
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         try:
             n = int(self.headers.get("Content-Length", "0"))
         except ValueError:
@@ -95,7 +96,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.HTTPServer):
     allow_reuse_address = True
 
-    def __init__(self, addr, on_submit):
+    def __init__(self, addr: Tuple[str, int], on_submit: Callable[[str, str], None]) -> None:
         self.submit = on_submit
         super().__init__(addr, _Handler)
 
@@ -103,29 +104,30 @@ class _Server(http.server.HTTPServer):
 class NetConfig:
     """One running configuration page (per emulator)."""
 
-    def __init__(self, emu, host: str, port: int):
+    def __init__(self, emu: Emulator, host: str, port: int) -> None:
         self.emu = emu
         self.generation = emu.generation
         self.scope = trio.CancelScope()
         self.requests = None  # trio memory channel (send side used from the HTTP thread)
-        self.httpd = _Server((host, port), self._submit)
+        self.httpd: Optional[_Server] = _Server((host, port), self._submit)
         self.address = cast(Tuple[str, int], self.httpd.server_address[:2])   # AF_INET: (str, int)
         self.thread: Optional[threading.Thread] = None
 
-    def _submit(self, ssid: str, pwd: str):       # HTTP thread
+    def _submit(self, ssid: str, pwd: str) -> None:       # HTTP thread
         try:
             self.emu.call_soon(self._send.send_nowait, (ssid, pwd))
         except Exception:   # the module went away
             pass
 
-    def _serve(self):
+    def _serve(self) -> None:
         internal()
+        assert self.httpd is not None     # started by run() before stop() can clear it
         self.httpd.serve_forever(poll_interval=0.05)
 
-    async def run(self):
+    async def run(self) -> None:
         emu = self.emu
         st = emu.state
-        self._send, receive = trio.open_memory_channel(16)
+        self._send, receive = trio.open_memory_channel[Tuple[str, str]](16)
         self.thread = threading.Thread(target=self._serve, name="wizemu-netconfig", daemon=True)
         self.thread.start()
         try:
@@ -153,7 +155,7 @@ class NetConfig:
             if _PAGES.get(emu) is self:
                 del _PAGES[emu]
 
-    def stop(self):
+    def stop(self) -> None:
         self.scope.cancel()
         httpd, self.httpd = self.httpd, None
         if httpd is not None:

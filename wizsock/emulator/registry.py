@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List
 
 if TYPE_CHECKING:
     from wizsock.emulator.core import Emulator
+    from wizsock.emulator.net import Link
     from wizsock.protocol import Request
 
 Handler = Callable[["Context", "Request"], Awaitable[Optional[str]]]
@@ -110,7 +111,7 @@ class ModuleState:
     mux: int = 0
     mode: int = 2
     station: Optional[Dict[str, Any]] = None
-    links: Dict[int, Any] = field(default_factory=dict)
+    links: Dict[int, Link] = field(default_factory=dict)
     world: Dict[str, Any] = field(default_factory=dict)
     station_ip: Optional[str] = None
     transparent: bool = False

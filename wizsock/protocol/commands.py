@@ -101,12 +101,12 @@ def add(name: str, section: str, doc: str, *, test: bool = True, twin: Optional[
 
 
 def add_forms(name: str, section: str, doc: str, forms: Mapping[str, Form], *, test: bool = True,
-              twin: Optional[str] = None, bare: bool = False) -> CommandSpec:
+              twin: Optional[str] = None, bare: bool = False, legacy: bool = False) -> CommandSpec:
     """`add` with the forms as one mapping (a checker cannot tell `**forms` from `test=`)."""
     forms = dict(forms)
     if test and ("set" in forms or "query" in forms) and "test" not in forms:
         forms["test"] = Form()
-    spec = CommandSpec(name, forms, section=section, doc=doc, twin=twin, bare=bare,
+    spec = CommandSpec(name, forms, section=section, doc=doc, twin=twin, bare=bare, legacy=legacy,
                        aliases=[a for a, c in ALIASES.items() if c == name])
     dict.__setitem__(COMMANDS, name, spec)
     return spec
@@ -425,10 +425,9 @@ LEGACY = {
 def legacy(name: str, source: str) -> None:
     """The deprecated bare form: the _DEF command's forms under the bare name."""
     dflt = COMMANDS[name + "_DEF"]
-    spec = add_forms(name, "legacy", dflt.doc.replace("; saved in the flash", "") +
-                     " (deprecated ESP8266-AT-1.x form: set saves in the flash, query answers the current value; "
-                     + source + ")", dflt.forms, twin=dflt.name)
-    spec.legacy = True
+    add_forms(name, "legacy", dflt.doc.replace("; saved in the flash", "") +
+              " (deprecated ESP8266-AT-1.x form: set saves in the flash, query answers the current value; "
+              + source + ")", dflt.forms, twin=dflt.name, legacy=True)
 
 
 for _name, _source in LEGACY.items():

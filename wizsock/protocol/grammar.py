@@ -437,7 +437,8 @@ class CommandSpec:
     """
 
     def __init__(self, name: str, forms: Mapping[str, Form], *, section: str = "", doc: str = "",
-                 aliases: Sequence[str] = (), twin: Optional[str] = None, bare: bool = False):
+                 aliases: Sequence[str] = (), twin: Optional[str] = None, bare: bool = False,
+                 legacy: bool = False):
         self.name = name
         self.forms: Dict[str, Form] = dict(forms)
         self.section = section
@@ -446,7 +447,7 @@ class CommandSpec:
         self.twin = twin      # the _CUR/_DEF sibling
         self.bare = bare      # ATE0 / ATE1 / AT: no "+"
         self.since: Tuple[int, ...] = (1, 0, 1, 0)   # first firmware with it (spec 4)
-        self.legacy = False   # a deprecated ESP8266-AT-1.x bare form (commands.LEGACY)
+        self.legacy = legacy  # a deprecated ESP8266-AT-1.x bare form (commands.LEGACY)
 
     def available(self, version: Optional[Sequence[int]]) -> bool:
         """Whether firmware `version` (e.g. VersionInfo.version) has this command; unknown: True."""

@@ -51,7 +51,7 @@ def parse_request(line: Union[BytesLike, str], mux: Optional[bool] = None) -> Re
     return spec.parse_args(form, args or "", mux)
 
 
-def format_ipd(link: int, payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
+def format_ipd(link: Optional[int], payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
     """The bytes the module prints for received data (spec 3.3.24).
 
     mux: multiple connections (`+IPD,<link>,<len>`); remote: (ip, port) when AT+CIPDINFO=1.

@@ -238,6 +238,10 @@ class Terminal:
         self.spec_path = spec_path
         self.ask = ask or input
 
+    def use_prompt(self, ask: Callable[[str], str]) -> None:
+        """Read lines with ``ask`` from now on (the line editor, once it is set up)."""
+        self.ask = ask
+
     def style(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
@@ -521,7 +525,7 @@ def _interactive(term: Terminal, m: Any, history_file: str) -> int:
     from prompt_toolkit.patch_stdout import patch_stdout
 
     session = _make_prompt(term, history_file)
-    term.ask = lambda prompt: session.prompt(prompt)
+    term.use_prompt(lambda prompt: session.prompt(prompt))
     print(f"wizsock term on {m.port} (firmware {m.firmware}); help, Tab, Ctrl-D to quit",
           flush=True)
     with patch_stdout(raw=True):
