@@ -59,7 +59,7 @@ def find(name: str) -> Optional["Emulator"]:
         return _registry.get(name)
 
 
-def load_world(world: Union[None, str, "os.PathLike[str]", Dict[str, Any]]) -> Dict[str, Any]:
+def load_world(world: Union[None, str, os.PathLike[str], Dict[str, Any]]) -> Dict[str, Any]:
     if world is None:
         text = resources.files("wizsock.emulator").joinpath("default_world.json").read_text()
         loaded: Dict[str, Any] = json.loads(text)
@@ -163,8 +163,8 @@ class Ctx(Context):
 class Emulator:
     """A software WizFi360.  See design.md §3."""
 
-    def __init__(self, world: Union[None, str, "os.PathLike[str]", Dict[str, Any]] = None,
-                 flash: Union[None, str, "os.PathLike[str]"] = None, rtt: float = 0.0,
+    def __init__(self, world: Union[None, str, os.PathLike[str], Dict[str, Any]] = None,
+                 flash: Union[None, str, os.PathLike[str]] = None, rtt: float = 0.0,
                  baudrate: int = 115200, faults: Union[None, str, Faults] = None,
                  seed: Optional[int] = None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
                  name: Optional[str] = None, log_traffic: bool = False, log_file: Optional[IO[str]] = None,
