@@ -3,6 +3,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import List, Optional
 
 DEBUG_ENV = "WIZSOCK_DEBUG"
 EXIT_CODES = ("exit codes: 0 done (run: the program's own code once it started), 1 failed, "
@@ -33,7 +34,7 @@ def version_line() -> str:
     return f"wizsock {__version__} ({framer}, Python {sys.version.split()[0]})"
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="wizsock", description=__doc__,
                                      epilog=EXIT_CODES)
@@ -55,7 +56,8 @@ def main(argv=None):
     if args.debug:
         os.environ[DEBUG_ENV] = "1"     # (child processes of --isolate see it too)
     try:
-        return importlib.import_module(args._module).run(args)
+        result: int = importlib.import_module(args._module).run(args)
+        return result
     except SystemExit:
         raise
     except BaseException as exc:

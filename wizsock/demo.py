@@ -10,6 +10,7 @@ Needs ``requests`` and ``trustme`` (the test CA), imported at run time only:
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import http.server
 import logging
@@ -18,6 +19,10 @@ import ssl
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING, Any, List, Tuple
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["add_arguments", "run"]
 
@@ -27,7 +32,7 @@ PAGE = (b"<!doctype html><title>wizsock</title>\n"
         + b"<p>" + b"wizsock " * 400 + b"</p>\n")
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baud", type=int, default=115200,
                         help="UART rate of the emulated module (default 115200)")
     parser.add_argument("--rtt", type=float, default=20.0,
@@ -39,25 +44,25 @@ def add_arguments(parser):
 class _Page(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(PAGE)))
         self.end_headers()
         self.wfile.write(PAGE)
 
-    def log_message(self, *args):
+    def log_message(self, *args: Any) -> None:
         pass
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", 0), _Page)
         self.ctx = ctx
 
-    def get_request(self):
+    def get_request(self) -> Tuple[socket.socket, Any]:
         conn, addr = super().get_request()
         return self.ctx.wrap_socket(conn, server_side=True), addr
 
@@ -65,24 +70,24 @@ class _Server(http.server.ThreadingHTTPServer):
 class _Wire(logging.Handler):
     """The engine's AT log: what the host wrote, command by command."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.commands = []
+        self.commands: List[str] = []
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if " -> " in msg:
             self.commands.append(msg.split(" -> ", 1)[1])
 
 
-def _command_name(line):
+def _command_name(line: str) -> str:
     m = re.match(r"b'(AT(?:\+[A-Z_]+)?)", line)
     if m:
         return m.group(1)
     return "data" if "bytes of data" in line else line[:20]
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     try:
         import requests
         import trustme

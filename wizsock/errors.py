@@ -92,6 +92,10 @@ class JoinError(CommandError):
         self.meaning = meaning
         self.networks: Optional[Tuple[str, ...]] = None if networks is None else tuple(networks)
 
+    def saw_networks(self, networks: Optional[Iterable[str]]) -> None:
+        """The SSIDs a scan after the failure found (None: it could not scan)."""
+        self.networks = None if networks is None else tuple(networks)
+
 
 class CommandTimeout(WizError, TimeoutError):
     """No final result within the command's timeout."""

@@ -22,7 +22,7 @@ import threading
 import types
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Union
 
 from wizsock import _orig
 from wizsock import errors as E
@@ -87,15 +87,42 @@ def open_default_module(port: Optional[str] = None, *, ssid: Optional[str] = Non
                 try:
                     module.wifi.join(ssid, password or "")
                 except E.JoinError as exc:
-                    if scan_if_join_fails and exc.networks is None and exc.code != 2:
-                        from wizsock.tools.explain import networks_in_range
-                        found = networks_in_range(module)
-                        exc.networks = None if found is None else tuple(found)
+                    if scan_if_join_fails:
+                        note_networks_in_range(exc, module)
                     raise
         except BaseException:
             module.close()
             raise
     return module
+
+
+def networks_in_range(module: Any, timeout: float = 20.0) -> Optional[List[str]]:
+    """The SSIDs a blocking Module sees (strongest first), or None if it cannot scan.
+
+    For a join that failed: the hint lists them, so a typo in the name shows."""
+    try:
+        if module.wifi.mode().mode == 2:
+            module.wifi.set_mode(3)
+        aps = module.wifi.scan(timeout=timeout)
+    except (E.WizError, RuntimeError):
+        return None
+    aps = sorted(aps, key=lambda ap: -(ap.rssi if ap.rssi is not None else -999))
+    return _unique(ap.ssid for ap in aps if ap.ssid)
+
+
+def note_networks_in_range(exc: E.JoinError, module: Any) -> None:
+    """A join that failed for another reason than a wrong password (code 2): the
+    networks in range go with the error, so its hint can show a mistyped name."""
+    if exc.networks is None and exc.code != 2:
+        exc.saw_networks(networks_in_range(module))
+
+
+def _unique(names: Iterable[str]) -> List[str]:
+    seen: List[str] = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
 
 
 def _close_module(module: Module) -> None:
@@ -227,12 +254,13 @@ def patched(port_or_module: Union[str, Module, None] = None, *,
         unpatch()
 
 
-class _CallableModule(types.ModuleType):
+class PatchModule(types.ModuleType):
     """``wizsock.patch`` is this module (the package attribute of a submodule), and
     calling it patches: ``wizsock.patch(port)`` is ``wizsock.patch.patch(port)``."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Module:
-        return patch(*args, **kwargs)
+    def __call__(self, port_or_module: Union[str, Module, None] = None, *,
+                 route: Optional[_wsocket.RoutePolicy] = None, **module_options: Any) -> Module:
+        return patch(port_or_module, route=route, **module_options)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = PatchModule

@@ -64,7 +64,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Dict, Iterator, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, NoReturn, Optional, Tuple, Union
 
 import pytest
 
@@ -171,7 +171,7 @@ def wizfi360_url(wizfi360_emulator: "Emulator") -> str:
     return wizfi360_emulator.url
 
 
-def _default_ap(world: Dict[str, Any]):
+def _default_ap(world: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     """The access point the module joins: the default world's, else the first
     joinable one listed."""
     from wizsock.patch import EMULATOR_AP

@@ -15,6 +15,11 @@ import os
 import runpy
 import sys
 import threading
+import types
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Set, Tuple
+
+if TYPE_CHECKING:
+    from wizsock.tools.common import ToolError
 
 __all__ = ["add_arguments", "run", "parse_program", "BYPASSING", "IsolationError"]
 
@@ -31,7 +36,7 @@ BYPASSING = {
 }
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split("\n\n")[1]
     parser.add_argument("--port", default=None,
                         help="serial port of the module (anything pyserial opens: /dev/ttyUSB0, "
@@ -69,18 +74,18 @@ def add_arguments(parser):
                         help="-- then the program: [python] script.py ARGS | -m module ARGS | -c code")
 
 
-def _is_python(word):
+def _is_python(word: str) -> bool:
     base = os.path.basename(word)
     return word == sys.executable or base.startswith("python") and not base.endswith(".py")
 
 
-def _usage(message):
+def _usage(message: str) -> ToolError:
     from wizsock.tools.common import EXIT_USAGE, ToolError
 
     return ToolError(message, EXIT_USAGE)
 
 
-def parse_program(argv):
+def parse_program(argv: Sequence[str]) -> Tuple[str, str, List[str]]:
     """``[python] script.py args | -m mod args | -c code args`` -> (kind, target, argv).
 
     A command line without a program raises ``wizsock.tools.common.ToolError`` (exit 2)."""
@@ -106,20 +111,20 @@ def parse_program(argv):
     return "script", argv[0], argv
 
 
-def _route_policy(networks):
+def _route_policy(networks: Optional[Sequence[str]]) -> Optional[Callable[[str, int, int], bool]]:
     if not networks:
         return None
     import ipaddress
 
     nets = [ipaddress.IPv4Network(n, strict=False) for n in networks]
 
-    def route(ip, port, type_):
+    def route(ip: str, port: int, type_: int) -> bool:
         addr = ipaddress.IPv4Address(ip)
         return not any(addr in n for n in nets)
     return route
 
 
-def _wait_for_threads():
+def _wait_for_threads() -> None:
     """Like the interpreter at exit: wait for the program's non-daemon threads."""
     me = threading.current_thread()
     for t in threading.enumerate():
@@ -127,7 +132,7 @@ def _wait_for_threads():
             t.join()
 
 
-def _exit_code(exc):
+def _exit_code(exc: SystemExit) -> int:
     code = exc.code
     if code is None:
         return 0
@@ -145,7 +150,7 @@ _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 
 
-def _unshare(flags):
+def _unshare(flags: int) -> int:
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -154,7 +159,7 @@ def _unshare(flags):
     return 0
 
 
-def enter_private_netns():
+def enter_private_netns() -> None:
     """Move this (single-threaded) process into a new network namespace whose only
     device is loopback, up.  As root directly; otherwise inside a new user namespace
     (the same uid and gid mapped), where the kernel allows unprivileged ones."""
@@ -183,7 +188,7 @@ def enter_private_netns():
     _loopback_up()
 
 
-def _loopback_up():
+def _loopback_up() -> None:
     import fcntl
     import socket
     import struct
@@ -197,7 +202,8 @@ def _loopback_up():
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
 
 
-def _child_command(args, port, baudrate, ssid):
+def _child_command(args: argparse.Namespace, port: str, baudrate: Optional[int],
+                   ssid: Optional[str]) -> List[str]:
     cmd = [sys.executable, "-m", "wizsock", "run", "--in-private-netns", "--port", port]
     if baudrate:
         cmd += ["--baudrate", str(baudrate)]
@@ -219,7 +225,7 @@ def _child_command(args, port, baudrate, ssid):
     return cmd + ["--"] + program
 
 
-def _run_isolated(args):
+def _run_isolated(args: argparse.Namespace) -> int:
     """The module stays outside, the program goes in: the emulator (or the serial
     device) is reached over a tty, which no network namespace hides; the program runs
     in a child process that enters a private namespace before anything else."""
@@ -259,9 +265,9 @@ def _run_isolated(args):
             emu.stop()
 
 
-def _importer():
+def _importer() -> str:
     """The module whose import statement is running (past importlib's own frames)."""
-    f = sys._getframe(2)
+    f: Optional[types.FrameType] = sys._getframe(2)
     while f is not None and (f.f_code.co_filename.startswith("<frozen") or "importlib" in f.f_code.co_filename):
         f = f.f_back
     return (f.f_globals.get("__name__") or "") if f is not None else ""
@@ -270,11 +276,11 @@ def _importer():
 class _BypassWatch(importlib.abc.MetaPathFinder):
     """Says once, at import, that a library will bypass the module."""
 
-    def __init__(self, isolated):
+    def __init__(self, isolated: bool) -> None:
         self.isolated = isolated
-        self.warned = set()
+        self.warned: Set[str] = set()
 
-    def _exists(self, name, path, target):
+    def _exists(self, name: str, path: Optional[Sequence[str]], target: Optional[types.ModuleType]) -> bool:
         # (a try-import of a library that is not installed bypasses nothing)
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -286,7 +292,8 @@ class _BypassWatch(importlib.abc.MetaPathFinder):
                 continue
         return False
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[types.ModuleType] = None) -> None:
         top = name.partition(".")[0]
         why = BYPASSING.get(top)
         if why and top in ("aiodns", "pycares") and _importer().startswith("aiohttp"):
@@ -303,7 +310,7 @@ class _BypassWatch(importlib.abc.MetaPathFinder):
         return None
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import logging
 
     if args.isolate and not args.in_private_netns:

@@ -40,7 +40,7 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, Union
 
 import trio
 
@@ -371,7 +371,7 @@ class _Association:
         # the client may name the address it will send from; 0.0.0.0:0 = learn it
         self.client: Optional[Tuple[str, int]] = hint if hint[1] and hint[0] != "0.0.0.0" else None
         self.link: Any = None
-        self.names: dict = {}
+        self.names: Dict[str, str] = {}
         self.udp: Any = None
 
     async def run(self) -> None:

@@ -44,6 +44,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(wizsock\.engine\.core\.)?Engine(\..*)?"),
     (r"py:class", r"wizsock\.socket\._Handle"),       # the facade's private module handle type
     (r"py:class", r"wizsock\.engine\.api\._Group"),
+    (r"py:class", r"Faults"),       # the emulator's fault injector, an argument of Emulator
     (r"py:class", r"Form|wizsock\.protocol\.grammar\.Sig"),      # the codec table's internals
     # the facade's annotations as written (autodoc shows them unevaluated where one names a
     # type imported for the checker only): module aliases, typing_extensions.Buffer, and the

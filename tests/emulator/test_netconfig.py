@@ -7,13 +7,14 @@ import urllib.request
 import pytest
 
 from support.servers import free_port
+from wizsock.emulator import netconfig
 from wizsock.emulator.core import load_world
 
 from emulator.test_mqtt import at_port
 
 
 def page(emu):
-    return "http://%s:%d/" % emu.netconfig_address
+    return "http://%s:%d/" % netconfig.address_of(emu)
 
 
 def submit(emu, ssid, password):
@@ -28,7 +29,7 @@ def test_browser_sets_the_ap_and_the_module_joins_it(make_emu):
         assert at.ok("AT+CWMODE_CUR?") == [b"+CWMODE_CUR:2"]             # SoftAP: factory default
         assert at.command("AT+WIZ_NETCONFIG") == ([], "OK")
         assert at.wait_line(rb"smartconfig type:Web") == b"smartconfig type:Web"
-        host, port = emu.netconfig_address
+        host, port = netconfig.address_of(emu)
         assert host == "127.0.0.1" and port > 0
         with urllib.request.urlopen(page(emu), timeout=10) as r:
             form = r.read()
@@ -40,7 +41,7 @@ def test_browser_sets_the_ap_and_the_module_joins_it(make_emu):
         assert [at.read_line(10) for _ in expected] == expected
         assert at.ok("AT+CWMODE_CUR?") == [b"+CWMODE_CUR:1"]             # switched to Station mode
         assert at.ok("AT+CWJAP_CUR?")[0].startswith(b'+CWJAP_CUR:"wizsock-lab"')
-        assert emu.netconfig_address is None                            # the page is gone
+        assert netconfig.address_of(emu) is None                            # the page is gone
         with pytest.raises(OSError):
             urllib.request.urlopen("http://%s:%d/" % (host, port), timeout=2)
         # saved like CWJAP_DEF: the module rejoins after a reset (CWAUTOCONN=1)
@@ -56,7 +57,7 @@ def test_wrong_password_keeps_the_page_until_cwstopsmart(make_emu):
     emu = make_emu(world=w)
     with at_port(emu) as at:
         at.ok("AT+WIZ_NETCONFIG")
-        assert emu.netconfig_address == ("127.0.0.1", port)
+        assert netconfig.address_of(emu) == ("127.0.0.1", port)
         assert at.command("AT+WIZ_NETCONFIG")[1] == "ERROR"            # already serving
         with pytest.raises(urllib.error.HTTPError) as ei:
             submit(emu, "", "x")                                        # no SSID: the page says so
@@ -68,16 +69,16 @@ def test_wrong_password_keeps_the_page_until_cwstopsmart(make_emu):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert not any(ln == b"smartconfig connected wifi" for ln in at.transcript + at.pending)
-        assert emu.netconfig_address == ("127.0.0.1", port)             # still up for another try
+        assert netconfig.address_of(emu) == ("127.0.0.1", port)             # still up for another try
         with urllib.request.urlopen(page(emu), timeout=10) as r:
             assert r.status == 200
         at.ok("AT+CWSTOPSMART")
-        assert emu.netconfig_address is None
+        assert netconfig.address_of(emu) is None
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
         # and it can be started again on the same port
         at.ok("AT+WIZ_NETCONFIG")
-        assert emu.netconfig_address == ("127.0.0.1", port)
+        assert netconfig.address_of(emu) == ("127.0.0.1", port)
         at.write(b"AT+RST\r\n")                                         # a reset stops it too
         at.wait_line(rb"ready")
         at.sync()
@@ -90,5 +91,5 @@ def test_station_mode_refuses(make_emu):
     with at_port(emu) as at:
         at.ok("AT+CWMODE_CUR=1")
         assert at.command("AT+WIZ_NETCONFIG") == ([], "ERROR")
-        assert getattr(emu, "netconfig_address", None) is None
+        assert netconfig.address_of(emu) is None
         at.ok("AT+CWSTOPSMART")                                         # harmless when nothing runs

@@ -15,6 +15,6 @@ redact = P.redact
 Redactor = P.Redactor
 
 
-def parse(line: bytes):
+def parse(line: bytes) -> P.Request:
     """Line without CR LF -> codec Request (raises RequestError when malformed)."""
     return P.parse_request(line)

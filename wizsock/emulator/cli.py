@@ -5,6 +5,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Tuple
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gets garbage, as on a real line (and must find the module's rate)")
 
 
-def _listen_addr(text: str):
+def _listen_addr(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "127.0.0.1", text
@@ -52,7 +53,7 @@ def _listen_addr(text: str):
     return host, int(port)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from wizsock.emulator.core import Emulator
 
     log_file = None

@@ -15,7 +15,7 @@ import ctypes
 import os
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import trio
 
@@ -38,7 +38,7 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
-def _libc_timerfd() -> Optional[tuple]:
+def _libc_timerfd() -> Optional[Tuple[Any, Any]]:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -54,7 +54,7 @@ def _libc_timerfd() -> Optional[tuple]:
 _LIBC: Any = None
 
 
-def _open_timerfd() -> Optional[tuple]:
+def _open_timerfd() -> Optional[Tuple[int, Callable[[int, float], None]]]:
     """(fd, arm(fd, t)) for a non-blocking timerfd on CLOCK_MONOTONIC, or None."""
     os_create = getattr(os, "timerfd_create", None)        # Python 3.13+
     if os_create is not None:

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import ipaddress
 
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
 import trio
 
 from wizsock import protocol as P
-from wizsock.emulator.core import FIRMWARE_INFO, derive_ap_mac
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.firmware import FIRMWARE_INFO, derive_ap_mac
+from wizsock.emulator.registry import CommandFailed, Context, ModuleState, handler
+from wizsock.protocol import Request
 from wizsock.protocol import records as R
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "GPIOPB_18",
              11: "GPIOPB_13", 12: "GPIOPB_14", 13: "GPIOPB_17", 14: "GPIOPB_16",
@@ -22,43 +28,44 @@ GPIO_PINS = {3: "GPIOPA_0", 6: "GPIOPB_6", 7: "GPIOPB_9", 9: "GPIOPB_15", 10: "G
 # which the host's encoder uses too. A handler refuses only for the module's state
 # (`CommandFailed`): no AP, a link that is not open, NOT GPIO MODE!, the CIPMUX mode.
 
-async def reply(ctx, req, record, form=None, **opts):
+async def reply(ctx: Context, req: Request, record: object, form: Optional[str] = None,
+                **opts: Any) -> None:
     """Print a response record in the codec's format for this command and form."""
     for line in P.format_response(req.name, form or req.form, record, **opts):
         await ctx.send_line(line)
 
 
-def fail(req, record, result="FAIL"):
+def fail(req: Request, record: object, result: str = "FAIL") -> CommandFailed:
     return CommandFailed(result, P.format_response(req.name, req.form, record))
 
 
-def q(s) -> bytes:
+def q(s: object) -> bytes:
     """A quoted string field (the codec's quoting: \\ " , escaped), as bytes."""
     return P.quote(str(s)).encode("utf-8", "surrogateescape")
 
 
-def is_def(req) -> bool:
+def is_def(req: Request) -> bool:
     """Whether this request works on the flash: a _DEF command, or the set form of a
     deprecated bare ESP8266-AT-1.x command (AT+CWMODE=1 saves, AT+CWMODE? answers the
     current mode; sources beside `wizsock.protocol.commands.LEGACY`)."""
     return req.name.endswith("_DEF") or (req.name in P.LEGACY and req.form == "set")
 
 
-def base(req) -> str:
+def base(req: Request) -> str:
     return req.name.rsplit("_", 1)[0] if req.name.endswith(("_CUR", "_DEF")) else req.name
 
 
-def put(ctx, req, key, value):
+def put(ctx: Context, req: Request, key: str, value: Any) -> None:
     ctx.state.cur[key] = value
     if is_def(req):
         ctx.state.flash[key] = value
 
 
-def get(ctx, req, key):
+def get(ctx: Context, req: Request, key: str) -> Any:
     return (ctx.state.flash if is_def(req) else ctx.state.cur)[key]
 
 
-def need_form(req, *forms):
+def need_form(req: Request, *forms: str) -> None:
     """The forms this handler implements. Not a check of the line (the codec has read
     it): the emulated module answers ERROR to a form the table has but the handler does
     not, e.g. the test form `AT+X=?` the table gives every set/query command."""
@@ -66,7 +73,8 @@ def need_form(req, *forms):
         raise CommandFailed("ERROR")
 
 
-async def number_setting(ctx, req, key, record, persist=False):
+async def number_setting(ctx: Context, req: Request, key: str, record: Callable[[int], object],
+                         persist: bool = False) -> Optional[str]:
     """A query/set command over one number (its range is the table's); a persisted one
     is answered from flash, since a set writes both and flash is what survives a restart."""
     need_form(req, "query", "set")
@@ -80,25 +88,25 @@ async def number_setting(ctx, req, key, record, persist=False):
     return "OK"
 
 
-def need_mode(ctx, *modes):
+def need_mode(ctx: Context, *modes: int) -> None:
     if ctx.state.mode not in modes:
         raise CommandFailed("ERROR")
 
 
 # ------------------------------------------------------------------- system
 @handler("")
-async def at(ctx, req):
+async def at(ctx: Context, req: Request) -> Optional[str]:
     return "OK"
 
 
 @handler("E0", "E1")
-async def ate(ctx, req):
-    ctx.emulator.echo = req.name == "E1"
+async def ate(ctx: Context, req: Request) -> Optional[str]:
+    ctx.emulator.set_echo(req.name == "E1")
     return "OK"
 
 
 @handler("RST")
-async def rst(ctx, req):
+async def rst(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
@@ -107,20 +115,20 @@ async def rst(ctx, req):
 
 
 @handler("GMR")
-async def gmr(ctx, req):
+async def gmr(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await reply(ctx, req, R.VersionInfo(*FIRMWARE_INFO))
     return "OK"
 
 
 @handler("GSLP")
-async def gslp(ctx, req):
+async def gslp(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ms = req["time"]
     await ctx.write(b"\r\nOK\r\n")
     await ctx.emulator.wait_output_drained()
     emu = ctx.emulator
-    emu.deaf_until = float("inf")
+    emu.stop_listening()
     await emu.net.drop_all(silent=True)
     await trio.sleep(ms / 1000.0)
     emu.reset(noise=True)
@@ -128,7 +136,7 @@ async def gslp(ctx, req):
 
 
 @handler("RESTORE")
-async def restore(ctx, req):
+async def restore(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     kind = 0  # spec: type 0 (default) restores only the Station MAC; 1 restores everything
     if req.form == "set":
@@ -141,7 +149,7 @@ async def restore(ctx, req):
 
 
 @handler("UART_CUR", "UART_DEF", "UART")
-async def uart(ctx, req):
+async def uart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.UartConfig(*get(ctx, req, "uart")))
@@ -152,13 +160,12 @@ async def uart(ctx, req):
     await ctx.write(b"\r\nOK\r\n")
     emu = ctx.emulator
     await emu.wait_output_drained()  # the OK leaves at the old rate, then the UART switches
-    emu.baud = b
-    emu.flow = bool(v[4])
+    emu.set_uart(b, bool(v[4]))
     return None
 
 
 @handler("SLEEP")
-async def sleep_cmd(ctx, req):
+async def sleep_cmd(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.SleepMode(ctx.state.cur["sleep"]))
@@ -168,20 +175,20 @@ async def sleep_cmd(ctx, req):
     return "OK"
 
 
-def _pin(ctx, req):
+def _pin(ctx: Context, req: Request) -> Tuple[Dict[str, int], int]:
     """The IO pin's state (the table allows only the pins of spec 3.1.10)."""
     pin = req["pin"]
     io = ctx.state.cur["sysio"]
     return io.setdefault(str(pin), {"mode": 0, "pull": 0, "dir": 0, "level": 0}), pin
 
 
-def _need_gpio(p):
+def _need_gpio(p: Dict[str, int]) -> None:
     if p["mode"] != 1:
         raise CommandFailed("ERROR", [b"NOT GPIO MODE!"])
 
 
 @handler("SYSIOSETCFG")
-async def sysiosetcfg(ctx, req):
+async def sysiosetcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     p.update(mode=req["mode"], pull=req["pull_up"])
@@ -189,7 +196,7 @@ async def sysiosetcfg(ctx, req):
 
 
 @handler("SYSIOGETCFG")
-async def sysiogetcfg(ctx, req):
+async def sysiogetcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, pin = _pin(ctx, req)
     await reply(ctx, req, R.IoConfig(pin, p["mode"], p["pull"]))
@@ -197,7 +204,7 @@ async def sysiogetcfg(ctx, req):
 
 
 @handler("SYSGPIODIR")
-async def sysgpiodir(ctx, req):
+async def sysgpiodir(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     d = req["dir"]
@@ -209,7 +216,7 @@ async def sysgpiodir(ctx, req):
 
 
 @handler("SYSGPIOWRITE")
-async def sysgpiowrite(ctx, req):
+async def sysgpiowrite(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, _ = _pin(ctx, req)
     level = req["level"]
@@ -221,7 +228,7 @@ async def sysgpiowrite(ctx, req):
 
 
 @handler("SYSGPIOREAD")
-async def sysgpioread(ctx, req):
+async def sysgpioread(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     p, pin = _pin(ctx, req)
     _need_gpio(p)
@@ -236,7 +243,7 @@ async def sysgpioread(ctx, req):
 
 # --------------------------------------------------------------------- WiFi
 @handler("CWMODE_CUR", "CWMODE_DEF", "CWMODE")
-async def cwmode(ctx, req):
+async def cwmode(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set", "test")
     if req.form == "test":
         return "OK"
@@ -253,7 +260,8 @@ async def cwmode(ctx, req):
     return "OK"
 
 
-def find_aps(world, ssid=None, bssid=None, channel=None):
+def find_aps(world: Dict[str, Any], ssid: Optional[str] = None, bssid: Optional[str] = None,
+             channel: Optional[int] = None) -> List[Dict[str, Any]]:
     out = []
     for ap in world.get("aps", []):
         if ssid is not None and ssid != "" and ap.get("ssid") != ssid:
@@ -266,7 +274,7 @@ def find_aps(world, ssid=None, bssid=None, channel=None):
     return out
 
 
-async def leave_ap(emu, urc=True, ctx=None):
+async def leave_ap(emu: Emulator, urc: bool = True, ctx: Optional[Context] = None) -> None:
     st = emu.state
     if st.station is None:
         return
@@ -279,11 +287,12 @@ async def leave_ap(emu, urc=True, ctx=None):
         await ctx.send_line(b"WIFI DISCONNECT")
 
 
-async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
+async def join_ap(emu: Emulator, ssid: str, pwd: str, bssid: Optional[str] = None, urcs: bool = False,
+                  ctx: Optional[Context] = None) -> Optional[int]:
     """Join an AP of the world; returns None or the CWJAP error code (1-4)."""
     st = emu.state
 
-    async def say(line):
+    async def say(line: bytes) -> None:
         if urcs or ctx is None:
             emu.urc(line)
         else:
@@ -314,7 +323,7 @@ async def join_ap(emu, ssid, pwd, bssid=None, urcs=False, ctx=None):
 
 
 @handler("CWJAP_CUR", "CWJAP_DEF", "CWJAP")
-async def cwjap(ctx, req):
+async def cwjap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -336,14 +345,14 @@ async def cwjap(ctx, req):
 
 
 @handler("CWLAPOPT")
-async def cwlapopt(ctx, req):
+async def cwlapopt(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ctx.state.cur["lapopt"] = [req["sort_enable"], req["mask"]]
     return "OK"
 
 
 @handler("CWLAP")
-async def cwlap(ctx, req):
+async def cwlap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     need_mode(ctx, 1, 3)
     ssid = bssid = channel = None
@@ -362,7 +371,7 @@ async def cwlap(ctx, req):
 
 
 @handler("CWQAP")
-async def cwqap(ctx, req):
+async def cwqap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     await leave_ap(ctx.emulator, urc=False, ctx=ctx)
     ctx.state.cur["jap"] = None  # no auto-rejoin of this session
@@ -370,7 +379,7 @@ async def cwqap(ctx, req):
 
 
 @handler("CWSAP_CUR", "CWSAP_DEF", "CWSAP")
-async def cwsap(ctx, req):
+async def cwsap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.SoftApConfig(*get(ctx, req, "sap")))
@@ -382,11 +391,11 @@ async def cwsap(ctx, req):
     return "OK"
 
 
-def station_ip(st, i, sta):
+def station_ip(st: ModuleState, i: int, sta: Dict[str, Any]) -> str:
     return sta.get("ip") or str(ipaddress.IPv4Address(st.cur["dhcps"][1]) + i)
 
 
-def _stations(st):
+def _stations(st: ModuleState) -> List[Tuple[str, str]]:
     """SoftAP clients now associated: world stations without `join_after`, and those
     whose join the emulator has announced (and that have not left)."""
     joined = st.cur.get("sta_joined", set())
@@ -398,7 +407,7 @@ def _stations(st):
     return out[: st.cur["sap"][4]]
 
 
-async def softap_stations(emu):
+async def softap_stations(emu: Emulator) -> None:
     """World stations with `join_after`/`leave_after` (seconds after boot) come and go,
     announced as the module does: +STA_CONNECTED, +DIST_STA_IP, +STA_DISCONNECTED."""
     st = emu.state
@@ -426,7 +435,7 @@ async def softap_stations(emu):
 
 
 @handler("CWLIF")
-async def cwlif(ctx, req):
+async def cwlif(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     if st.mode in (2, 3) and st.cur["dhcp"] & 1:
@@ -435,7 +444,7 @@ async def cwlif(ctx, req):
 
 
 @handler("CWDHCP_CUR", "CWDHCP_DEF", "CWDHCP")
-async def cwdhcp(ctx, req):
+async def cwdhcp(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.DhcpStatus(get(ctx, req, "dhcp")))
@@ -449,7 +458,7 @@ async def cwdhcp(ctx, req):
 
 
 @handler("CWDHCPS_CUR", "CWDHCPS_DEF", "CWDHPCS_CUR", "CWDHPCS_DEF")
-async def cwdhcps(ctx, req):
+async def cwdhcps(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.DhcpRange(*get(ctx, req, "dhcps")))
@@ -458,7 +467,7 @@ async def cwdhcps(ctx, req):
     if req["enable"] == 0:   # the default range; the module ignores any range given with 0
         ap = ipaddress.IPv4Address(ctx.state.cur["ap_ip"][0])
         net = int(ap) & 0xFFFFFF00
-        v = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
+        v: List[Any] = [120, str(ipaddress.IPv4Address(net + 2)), str(ipaddress.IPv4Address(net + 101))]
     else:
         v = [req["lease_time"], req["start_ip"], req["end_ip"]]
         ap = ctx.state.cur["ap_ip"][0]
@@ -469,12 +478,12 @@ async def cwdhcps(ctx, req):
 
 
 @handler("CWAUTOCONN")
-async def cwautoconn(ctx, req):
+async def cwautoconn(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "autoconn", R.AutoConnect, persist=True)
 
 
 @handler("CIPSTAMAC_CUR", "CIPSTAMAC_DEF", "CIPSTAMAC")
-async def cipstamac(ctx, req):
+async def cipstamac(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.MacAddress(get(ctx, req, "stamac")))
@@ -484,7 +493,7 @@ async def cipstamac(ctx, req):
 
 
 @handler("CIPAPMAC_CUR", "CIPAPMAC_DEF", "CIPAPMAC")
-async def cipapmac(ctx, req):
+async def cipapmac(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         mac = ctx.state.cur["apmac"] if not is_def(req) else derive_ap_mac(ctx.state.flash["stamac"])
@@ -493,7 +502,7 @@ async def cipapmac(ctx, req):
     return "OK"  # accepted but not applied: the SoftAP MAC follows the Station MAC at boot
 
 
-def _ipconf(ctx, req, key, dhcp_bit):
+def _ipconf(ctx: Context, req: Request, key: str, dhcp_bit: int) -> None:
     ip = req["ip"]
     gw = req.get("gateway", ip.rsplit(".", 1)[0] + ".1")
     mask = req.get("netmask", "255.255.255.0")
@@ -501,13 +510,13 @@ def _ipconf(ctx, req, key, dhcp_bit):
     _dhcp_bits(ctx, req, dhcp_bit, False)  # static IP turns that DHCP off
 
 
-def _dhcp_bits(ctx, req, bits, on):
+def _dhcp_bits(ctx: Context, req: Request, bits: int, on: bool) -> None:
     for store in ((ctx.state.cur, ctx.state.flash) if is_def(req) else (ctx.state.cur,)):
         store["dhcp"] = (store["dhcp"] | bits) if on else (store["dhcp"] & ~bits)
 
 
 @handler("CIPSTA_CUR", "CIPSTA_DEF", "CIPSTA")
-async def cipsta(ctx, req):
+async def cipsta(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -518,6 +527,7 @@ async def cipsta(ctx, req):
         elif st.station is None:
             v = ["0.0.0.0", "0.0.0.0", "0.0.0.0"]
         else:
+            assert st.station_ip is not None      # joined: the station has its address
             v = [st.station_ip, st.station.get("gateway", st.station_ip.rsplit(".", 1)[0] + ".1"),
                  st.station.get("netmask", "255.255.255.0")]
         await reply(ctx, req, R.IpConfig(*v))
@@ -529,7 +539,7 @@ async def cipsta(ctx, req):
 
 
 @handler("CIPAP_CUR", "CIPAP_DEF", "CIPAP")
-async def cipap(ctx, req):
+async def cipap(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.IpConfig(*get(ctx, req, "ap_ip")))
@@ -539,7 +549,7 @@ async def cipap(ctx, req):
 
 
 @handler("CWHOSTNAME")
-async def cwhostname(ctx, req):
+async def cwhostname(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -551,7 +561,7 @@ async def cwhostname(ctx, req):
 
 
 @handler("CWCOUNTRY_CUR", "CWCOUNTRY_DEF")
-async def cwcountry(ctx, req):
+async def cwcountry(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         p, code, ch = get(ctx, req, "country")
@@ -562,7 +572,7 @@ async def cwcountry(ctx, req):
 
 
 @handler("CWSTARTSMART")
-async def cwstartsmart(ctx, req):
+async def cwstartsmart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     need_mode(ctx, 1)
     st = ctx.state
@@ -570,7 +580,7 @@ async def cwstartsmart(ctx, req):
     emu = ctx.emulator
     gen = emu.generation
 
-    async def run():
+    async def run() -> None:
         sc = st.world.get("smartconfig")
         await trio.sleep(float((sc or {}).get("delay", 0.1)))
         if not sc or not st.cur.get("smart") or emu.generation != gen:
@@ -589,14 +599,14 @@ async def cwstartsmart(ctx, req):
 
 
 @handler("CWSTOPSMART")
-async def cwstopsmart(ctx, req):
+async def cwstopsmart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     ctx.state.cur["smart"] = False
     return "OK"
 
 
 @handler("WPS")
-async def wps(ctx, req):
+async def wps(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     need_mode(ctx, 1, 3)
     st = ctx.state
@@ -608,7 +618,7 @@ async def wps(ctx, req):
     emu = ctx.emulator
     gen = emu.generation
 
-    async def run():
+    async def run() -> None:
         await trio.sleep(float(st.world.get("wps_time", 0.1)))
         if not st.cur.get("wps") or emu.generation != gen:
             return

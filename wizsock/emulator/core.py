@@ -19,25 +19,26 @@ import threading
 import time
 from collections import Counter, deque
 from importlib import resources
-from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Deque, Dict, List, Literal, Optional, Tuple, TypeVar, Union
 
 import trio
 
 from wizsock.emulator import atparse
 from wizsock.emulator.clock import PreciseClock
 from wizsock.emulator.faults import Faults
+from wizsock.emulator.firmware import BOOT_NOISE, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
 from wizsock.emulator.uartlog import IDLE as UART_LOG_IDLE, UartLog
 from wizsock.protocol import Request
 
 if TYPE_CHECKING:
+    from wizsock.emulator.net import Net
     from wizsock.emulator.transports import PtyTransport, TcpTransport
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("wizsock.emulator")
 
-FIRMWARE = "1.1.1.7"
-FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
-BOOT_NOISE = b"\x00\xfe\x1b\x8a ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\x92\x0c\xf1load 0x40100000\r\n"
 #: AT+CIPSENDBUF's segment counter is 16 bits on real firmware: the segment after 65535
 #: is answered ERROR and the count does not wrap (WIZnet forum topic 9959, WIZnet:
 #: "In F/W 1.0.7.5 [and] 1.1.x.x, the variable to manage segment ID is set to 2 bytes
@@ -69,17 +70,19 @@ def find(name: str) -> Optional["Emulator"]:
         return _registry.get(name)
 
 
-def load_world(world) -> dict:
+def load_world(world: Union[None, str, os.PathLike[str], Dict[str, Any]]) -> Dict[str, Any]:
     if world is None:
         text = resources.files("wizsock.emulator").joinpath("default_world.json").read_text()
-        return json.loads(text)
+        loaded: Dict[str, Any] = json.loads(text)
+        return loaded
     if isinstance(world, dict):
         return copy.deepcopy(world)
     with open(world, "r", encoding="utf-8") as f:
-        return json.load(f)
+        loaded = json.load(f)
+    return loaded
 
 
-def factory_defaults(sta_mac: str, baud: int) -> dict:
+def factory_defaults(sta_mac: str, baud: int) -> Dict[str, Any]:
     tail = sta_mac.replace(":", "")[-6:].upper()
     return {
         "uart": [baud, 8, 1, 0, 0],
@@ -104,15 +107,18 @@ def factory_defaults(sta_mac: str, baud: int) -> dict:
 class _Buffer:
     """A byte buffer with a trio wake-up for waiters (emulator thread only)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.data = bytearray()
         self._event = trio.Event()
 
-    def changed(self):
+    def changed(self) -> None:
         self._event.set()
         self._event = trio.Event()
 
-    async def wait(self):
+    def append(self, data: bytes) -> None:
+        self.data += data
+
+    async def wait(self) -> None:
         await self._event.wait()
 
 
@@ -136,7 +142,7 @@ def _parse(line: bytes) -> Request:
 
 
 class Ctx(Context):
-    def __init__(self, emu: "Emulator", req, line: bytes):
+    def __init__(self, emu: "Emulator", req: Request, line: bytes) -> None:
         self.emulator = emu
         self.state = emu.state
         self.req = req
@@ -151,7 +157,8 @@ class Ctx(Context):
     async def prompt(self) -> None:
         await self.emulator.write_unit(b">")
 
-    async def read_data(self, n=None, until=None, timeout=None) -> bytes:
+    async def read_data(self, n: Optional[int] = None, until: Optional[bytes] = None,
+                        timeout: Optional[float] = None) -> bytes:
         return await self.emulator.read_data(n, until, timeout)
 
     def urc(self, line: bytes) -> None:
@@ -167,11 +174,13 @@ class Ctx(Context):
 class Emulator:
     """A software WizFi360.  See design.md §3."""
 
-    def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
-                 faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
-                 name: Optional[str] = None, log_traffic: bool = False, log_file=None,
+    def __init__(self, world: Union[None, str, os.PathLike[str], Dict[str, Any]] = None,
+                 flash: Union[None, str, os.PathLike[str]] = None, rtt: float = 0.0,
+                 baudrate: int = 115200, faults: Union[None, str, Faults] = None,
+                 seed: Optional[int] = None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
+                 name: Optional[str] = None, log_traffic: bool = False, log_file: Optional[IO[str]] = None,
                  pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT,
-                 link_ids: str = "lowest"):
+                 link_ids: str = "lowest") -> None:
         self.world = load_world(world)
         if link_ids not in LINK_ID_ORDERS:
             raise ValueError(f"link_ids must be one of {', '.join(LINK_ID_ORDERS)}")
@@ -217,13 +226,13 @@ class Emulator:
         self._started = threading.Event()
         self._loop_thread: Optional[int] = None
         self._stopped = False
-        self._urcs: deque = deque()
+        self._urcs: Deque[bytes] = deque()
         self._urc_lock = threading.Lock()
         self.name = name or f"emu{id(self):x}"
         self.deaf_until = 0.0
         self.busy: Optional[str] = None    # None, "p" or "s"
         self.reading = False
-        self.net = None                    # wizsock.emulator.net.Net, set in _main
+        self.net: Net = None  # type: ignore[assignment]   # set in _main, before any use
         self.transports: List[Union[PtyTransport, TcpTransport]] = []
         self.transcript: List[Tuple[str, bytes]] = []   # (direction, bytes) when log_traffic
         # the exact UART log (design.md §3e): both directions in wire order, secrets masked
@@ -233,8 +242,8 @@ class Emulator:
         self.ready_count = 0
         # (monotonic time, event, link id, detail): "sent" (data left for the peer), "ipd",
         # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests
-        self.events: deque = deque(maxlen=100000)
-        self.event_counts: Counter = Counter()     # every event ever noted, by name
+        self.events: Deque[Tuple[float, str, Optional[int], object]] = deque(maxlen=100000)
+        self.event_counts: Counter[str] = Counter()     # every event ever noted, by name
         # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
         # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))
         self.wire = {"in": [0, 0.0, 0.0, 0], "out": [0, 0.0, 0.0, 0]}
@@ -249,7 +258,7 @@ class Emulator:
             d += self.net_rng.uniform(0.0, self.jitter)
         return d
 
-    def note(self, event: str, link: Optional[int], detail=None) -> None:
+    def note(self, event: str, link: Optional[int], detail: object = None) -> None:
         self.events.append((time.monotonic(), event, link, detail))
         self.event_counts[event] += 1
 
@@ -274,7 +283,7 @@ class Emulator:
         w[2] = now
 
     # ------------------------------------------------------------------ flash
-    def _load_flash(self):
+    def _load_flash(self) -> None:
         data = {}
         if os.path.exists(self.flash_path):
             try:
@@ -290,7 +299,7 @@ class Emulator:
         self.state.flash = Settings(base, on_change=self._save_flash)
         self._save_flash()
 
-    def _save_flash(self):
+    def _save_flash(self) -> None:
         # The flash holds the WiFi password and the AWS key: written owner-only
         # (mkstemp's 0600, never a moment readable by others) and replaced atomically.
         d, base = os.path.split(os.path.abspath(self.flash_path))
@@ -306,7 +315,7 @@ class Emulator:
                 pass
             raise
 
-    def restore_factory(self, everything: bool):
+    def restore_factory(self, everything: bool) -> None:
         base = factory_defaults(self._factory_mac, self.factory_baud)
         base["factory_mac"] = self._factory_mac
         if everything:
@@ -326,7 +335,7 @@ class Emulator:
             _registry[self.name] = self
         return self
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             from wizsock import _orig
             _orig.mark_internal()  # the module's network side is the host's real network
@@ -338,7 +347,7 @@ class Emulator:
             log.exception("emulator loop died")
             raise
 
-    async def _main(self):
+    async def _main(self) -> None:
         from wizsock.emulator import net, commands  # noqa: F401  (registers handlers)
         _import_plugins()
         self._token = trio.lowlevel.current_trio_token()
@@ -370,7 +379,7 @@ class Emulator:
             self._started.set()
             await self._module_life()
 
-    async def _module_life(self):
+    async def _module_life(self) -> None:
         while not self._stopped:
             self._reset_event = trio.Event()
             async with trio.open_nursery() as life:
@@ -380,16 +389,34 @@ class Emulator:
             if self._stopped:
                 return
 
-    async def _watch_reset(self, life):
+    async def _watch_reset(self, life: trio.Nursery) -> None:
         await self._reset_event.wait()
         life.cancel_scope.cancel()
 
-    def reset(self, noise: bool = True):
+    def reset(self, noise: bool = True) -> None:
         """Restart the module now (RST, RESTORE, fault): from the emulator thread."""
         self._reset_noise = noise
         self._reset_event.set()
 
-    async def _booted_life(self, life):
+    # the module's UART state, changed by the command handlers through these
+    def set_echo(self, on: bool) -> None:
+        """ATE0 / ATE1."""
+        self.echo = on
+
+    def set_uart(self, baud: int, flow: bool) -> None:
+        """AT+UART_*: the line's new rate and RTS/CTS, once the OK has left at the old rate."""
+        self.baud = baud
+        self.flow = flow
+
+    def stop_listening(self) -> None:
+        """Deep sleep: the UART hears nothing until the next reset."""
+        self.deaf_until = float("inf")
+
+    def sending_data(self) -> None:
+        """A send's data is in: the module answers `busy s...` until the command ends."""
+        self.busy = "s"
+
+    async def _booted_life(self, life: trio.Nursery) -> None:
         self.generation += 1
         self.busy = None
         self.reading = False
@@ -429,24 +456,24 @@ class Emulator:
             life.start_soon(self.net.boot_translink, tl)
         await self._command_loop(life)
 
-    async def _autoconnect(self):
+    async def _autoconnect(self) -> None:
         from wizsock.emulator.commands import join_ap
         ssid, pwd, bssid = self.state.cur["jap"]
         await join_ap(self, ssid, pwd, bssid, urcs=True)
 
-    def stop(self):
+    def stop(self) -> None:
         if self._thread is None:
             return
         self._stopped = True
 
-        def _cancel():
+        def _cancel() -> None:
             self._stop_event.set()
             self.nursery.cancel_scope.cancel()
         try:
             # not trio.from_thread.run_sync: it refuses to run from a thread that runs a
             # trio loop itself (a trio program stopping its emulator), and the cancel was
             # then silently lost until join() gave up after 10 s
-            self._token.run_sync_soon(_cancel)
+            self._loop_token().run_sync_soon(_cancel)
         except trio.RunFinishedError:
             pass
         self._thread.join(10)
@@ -468,10 +495,10 @@ class Emulator:
                 except OSError:
                     pass
 
-    def __enter__(self):
+    def __enter__(self) -> "Emulator":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -487,18 +514,18 @@ class Emulator:
         self.transports.append(t)
         return t.path
 
-    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0):
+    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> Tuple[str, int]:
         from wizsock.emulator.transports import TcpTransport
         t = TcpTransport(self, host, port)
         self.transports.append(t)
         return t.address
 
     # ------------------------------------------------------ thread interface
-    def call(self, fn, *args):
+    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run fn(*args) on the emulator thread, return its result."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
-    def call_soon(self, fn, *args):
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
         self._loop_token().run_sync_soon(fn, *args)
 
     def _loop_token(self) -> trio.lowlevel.TrioToken:
@@ -510,7 +537,7 @@ class Emulator:
         return self._token
 
     def attach(self, sink: Callable[[bytes, int], None],
-               unread: Optional[Callable[[], int]] = None):
+               unread: Optional[Callable[[], int]] = None) -> None:
         """Set where module output goes (sink(data, baud) on the emulator thread);
         `unread()`, where the transport can tell, is how many of those bytes the host
         has not read yet (the `chunk` fault waits for 0 after a cut)."""
@@ -531,12 +558,12 @@ class Emulator:
         """The attached transport's count of output the host has not read (see attach)."""
         return self._unread
 
-    def detach(self, sink):
+    def detach(self, sink: Callable[[bytes, int], None]) -> None:
         if self._sink is sink:
             self._sink = None
             self._unread = None
 
-    def feed(self, data: bytes):
+    def feed(self, data: bytes) -> None:
         """Host -> module bytes, from any thread."""
         if not data:
             return
@@ -550,41 +577,41 @@ class Emulator:
         except trio.RunFinishedError:
             pass
 
-    def set_rts(self, value: bool):
+    def set_rts(self, value: bool) -> None:
         self.rts = bool(value)
         try:
             self._loop_token().run_sync_soon(self._rts_wake.changed)
         except (trio.RunFinishedError, AttributeError):
             pass
 
-    def _on_wire(self, data: bytes):
+    def _on_wire(self, data: bytes) -> None:
         if not self._wire:
             self._wire_since = time.monotonic()   # the line was idle: it starts now
         self._wire += data
         self._wire_wake.changed()
 
-    async def _input_pacer(self):
+    async def _input_pacer(self) -> None:
         """Deliver host bytes at 10 bits per byte of the current baud rate."""
         await self._pace(self._wire, self._wire_wake, "_wire_since", self._on_input, output=False)
 
-    def _on_input(self, data: bytes):
+    def _on_input(self, data: bytes) -> None:
         self._account("in", len(data))
         self._input_at = time.monotonic()
         if self.log_traffic or self._uart_log is not None:
             self._log("<<", data)
         if self.deaf_until and time.monotonic() < self.deaf_until:
             return  # asleep or booting: the UART is not listening
-        self.inbuf.data += data
+        self.inbuf.append(data)
         self.inbuf.changed()
 
-    def _log(self, direction, data):
+    def _log(self, direction: str, data: bytes) -> None:
         """Every slice the wire hands over, in either direction, in the order handed."""
         if self.log_traffic:    # the in-memory transcript is asked for; a log file alone grows nothing
             self.transcript.append((direction, bytes(data)))
         if self._uart_log is not None:
             self._uart_log.feed(direction, data)
 
-    async def _log_idle_flusher(self):
+    async def _log_idle_flusher(self) -> None:
         # a line without an ending (the "> " prompt) is written once its direction is quiet
         uart_log = self._uart_log
         assert uart_log is not None
@@ -593,7 +620,7 @@ class Emulator:
             uart_log.flush_idle()
 
     # ------------------------------------------------------------- output
-    async def write_unit(self, data):
+    async def write_unit(self, data: Union[bytes, Callable[[], bytes]]) -> None:
         """Queue bytes for the UART as one unit (nothing interleaves inside).
 
         Every unit boundary is a legal place for a URC: the writer yields first,
@@ -607,7 +634,7 @@ class Emulator:
             await self._out_space.wait()
         self._raw_out(data() if callable(data) else data)
 
-    def _raw_out(self, data: bytes):
+    def _raw_out(self, data: bytes) -> None:
         f = self.faults
         if not self.outbuf.data:
             # the line was idle: it starts now, or (an answer) when its command came in
@@ -616,13 +643,13 @@ class Emulator:
             self._out_since = now if since is None else min(now, since)
         self._answer_from = None
         if f and f.hit("garbage"):
-            self.outbuf.data += bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n"
-        self.outbuf.data += data
+            self.outbuf.append(bytes(f.rng.randrange(1, 32) for _ in range(f.rng.randrange(1, 8))) + b"\r\n")
+        self.outbuf.append(data)
         self.outbuf.changed()
         if f and f.enabled("urc"):
             self._urc_wake.changed()
 
-    def urc(self, line: bytes):
+    def urc(self, line: bytes) -> None:
         """Unsolicited line at the next boundary; thread-safe."""
         with self._urc_lock:
             self._urcs.append(bytes(line))
@@ -631,7 +658,7 @@ class Emulator:
         except (trio.RunFinishedError, AttributeError):
             pass
 
-    async def _urc_flusher(self):
+    async def _urc_flusher(self) -> None:
         while True:
             await self._urc_wake.wait()
             await trio.sleep(0)
@@ -646,11 +673,11 @@ class Emulator:
                 self._raw_out(b'+STA_CONNECTED:"%s"\r\n' % mac.encode())
                 self._raw_out(b'+STA_DISCONNECTED:"%s"\r\n' % mac.encode())
 
-    async def wait_output_drained(self):
+    async def wait_output_drained(self) -> None:
         while self.outbuf.data:
             await self._out_space.wait()
 
-    async def _pacer(self):
+    async def _pacer(self) -> None:
         """Release output at the line rate: 10 bits per byte at the current baud."""
         await self._pace(self.outbuf.data, self.outbuf, "_out_since", self._hand_out, output=True)
 
@@ -784,7 +811,8 @@ class Emulator:
                 return line
             await self.inbuf.wait()
 
-    async def read_data(self, n=None, until=None, timeout=None) -> bytes:
+    async def read_data(self, n: Optional[int] = None, until: Optional[bytes] = None,
+                        timeout: Optional[float] = None) -> bytes:
         self.reading = True
         try:
             with trio.fail_after(timeout) if timeout else _nullcm():
@@ -804,7 +832,7 @@ class Emulator:
         finally:
             self.reading = False
 
-    async def _busy_watcher(self):
+    async def _busy_watcher(self) -> None:
         while True:
             await self.inbuf.wait()
             await trio.sleep(0)
@@ -817,7 +845,7 @@ class Emulator:
                 if line.strip():  # a bare line end (e.g. after data) is not a command
                     await self.write_unit(b"busy %s...\r\n" % self.busy.encode())
 
-    async def _random_resets(self):
+    async def _random_resets(self) -> None:
         """The reset fault also strikes between commands: each second, with its probability."""
         while True:
             await trio.sleep(1.0)
@@ -825,7 +853,7 @@ class Emulator:
                 self.reset()
                 return
 
-    async def _command_loop(self, life):
+    async def _command_loop(self, life: trio.Nursery) -> None:
         life.start_soon(self._busy_watcher)
         if self.faults.enabled("reset"):
             life.start_soon(self._random_resets)
@@ -865,7 +893,7 @@ class Emulator:
                 self.busy = None
                 self._answer_from = None
 
-    async def execute(self, line: bytes):
+    async def execute(self, line: bytes) -> None:
         try:
             req = _parse(line)
         except (atparse.RequestError, ValueError, UnicodeDecodeError):
@@ -900,7 +928,7 @@ class Emulator:
             await self.write_unit(b"\r\n" + result.encode() + b"\r\n")
 
     # ----------------------------------------------------------------- DNS
-    def route(self, ip: str, port: int):
+    def route(self, ip: str, port: int) -> Tuple[str, int]:
         """Where a connection to (ip, port) really goes: the world's `nat` map
         ("ip:port" or "ip" -> "host[:port]") lets tests give remote-looking
         addresses to loopback servers; anything else goes where it says."""
@@ -919,7 +947,7 @@ class Emulator:
         key = name.rstrip(".").lower()
         for known, ip in self.world.get("dns", {}).items():
             if known.rstrip(".").lower() == key:
-                return ip
+                return str(ip)
         try:
             socket.inet_aton(name)
             return name
@@ -941,20 +969,14 @@ SPECIAL_USE_DOMAINS = (".invalid", ".test", ".example", ".localhost")
 
 
 class _nullcm:
-    def __enter__(self):
+    def __enter__(self) -> "_nullcm":
         return self
 
-    def __exit__(self, *a):
+    def __exit__(self, *a: object) -> Literal[False]:
         return False
 
 
-def derive_ap_mac(sta_mac: str) -> str:
-    b = [int(x, 16) for x in sta_mac.split(":")]
-    b[0] |= 0x02
-    return ":".join("%02x" % x for x in b)
-
-
-def _import_plugins():
+def _import_plugins() -> None:
     import importlib
     for mod in ("mqtt", "netconfig", "services"):
         try:

@@ -45,7 +45,7 @@ class Faults:
                 raise ValueError(f"fault {name}: probability {prob} not in [0, 1]")
             self.prob[name] = prob
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.prob)
 
     def enabled(self, name: str) -> bool:
@@ -55,5 +55,5 @@ class Faults:
         p = self.prob.get(name, 0.0)
         return p > 0.0 and self.rng.random() < p
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Faults(" + ",".join(f"{k}:{v}" for k, v in self.prob.items()) + ")"

@@ -45,17 +45,32 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Optional, Tuple
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import trio
 
 from wizsock.emulator.commands import need_form, q
-from wizsock.emulator.net import MAX_LINKS, Link
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.net import MAX_LINKS, Link, Net
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.emulator.services import endpoint, format_lines, internal, target
 
 from wizsock import _orig
 from wizsock.protocol import records as _R
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from wizsock.emulator.core import Emulator
+
+    class EmuClientBase(Client):
+        """What _client_class() returns (paho is imported only when a session opens)."""
+
+        wiz_addr: Tuple[str, int]
+        wiz_raw: Optional[_socket.socket]
 
 log = logging.getLogger("wizsock.emulator.mqtt")
 
@@ -84,70 +99,75 @@ def sas_token(resource_uri: str, key: str, expiry: int, policy: Optional[str] = 
 
 
 # ------------------------------------------------------------------ paho session
-def _paho():
+def _paho() -> None:
+    """paho is importable, or the command fails as a module without a broker would."""
     try:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client  # noqa: F401
     except ImportError:  # pragma: no cover - declared in the emulator extra
         log.error("paho-mqtt is not installed (pip install 'wizsock[emulator]')")
         raise CommandFailed("ERROR", [b"CONNECT FAIL"])
-    return mqtt
 
 
-def _client_class():
-    mqtt = _paho()
+def _client_class() -> "type[EmuClientBase]":
+    _paho()
+    import paho.mqtt.client as mqtt
 
     class EmuClient(mqtt.Client):
         """paho's client, connecting to the endpoint's address while TLS checks the cloud's name."""
 
         wiz_addr: Tuple[str, int] = ("127.0.0.1", 1883)
 
-        wiz_raw = None
+        wiz_raw: Optional[_socket.socket] = None
 
-        def _create_socket_connection(self):
+        def _create_socket_connection(self) -> _socket.socket:
             create = _orig.create_connection if _orig is not None else _socket.create_connection
             self.wiz_raw = create(self.wiz_addr, timeout=self._connect_timeout)
             return self.wiz_raw
 
-    return EmuClient
+    return cast("type[EmuClientBase]", EmuClient)
 
 
 class MqttLink(Link):
     """The link an MQTT session holds (so CIPSTATUS, CIPCLOSE and resets see it)."""
 
-    def __init__(self, net, lid, kind, remote, local_port, session):
+    def __init__(self, net: Net, lid: int, kind: str, remote: Tuple[str, int], local_port: int,
+                 session: Session) -> None:
         super().__init__(net, lid, kind, remote, local_port)
         self.session = session
 
-    async def send(self, data, remote=None):
+    async def send(self, data: bytes, remote: Optional[Tuple[str, int]] = None) -> None:
         raise trio.ClosedResourceError("an MQTT link carries AT+MQTTPUB only")
 
 
 class Session:
-    def __init__(self, emu):
+    def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self.generation = emu.generation
-        self.client = None
+        self.client: Optional[EmuClientBase] = None
         self.link: Optional[MqttLink] = None
         self.connack = threading.Event()
         self.suback = threading.Event()
-        self.reason = None
+        self.reason: Optional[ReasonCode] = None
         self.closing = False
         self.died = trio.Event()
 
     # paho's thread -------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+    def _on_connect(self, client: Client, userdata: Any, flags: ConnectFlags,
+                    reason_code: ReasonCode, properties: Optional[Properties] = None) -> None:
         self.reason = reason_code
         self.connack.set()
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):
+    def _on_subscribe(self, client: Client, userdata: Any, mid: int,
+                      reason_codes: List[ReasonCode], properties: Optional[Properties] = None) -> None:
         self.suback.set()
 
-    def _on_message(self, client, userdata, msg):
+    def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
         if self.closing or self.emu.generation != self.generation:
             return
         self.emu.urc(msg.topic.encode("utf-8", "surrogateescape") + b" -> " + bytes(msg.payload))
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+    def _on_disconnect(self, client: Client, userdata: Any, flags: DisconnectFlags,
+                       reason_code: ReasonCode, properties: Optional[Properties] = None) -> None:
         self.connack.set()
         if not self.closing:
             try:
@@ -156,11 +176,14 @@ class Session:
                 pass
 
     # emulator thread ----------------------------------------------------
-    async def connect(self, host, addr, client_id, keepalive, username=None, password=None,
-                      tls: Optional[ssl.SSLContext] = None, subscribe=()) -> bool:
+    async def connect(self, host: str, addr: Tuple[str, int], client_id: str, keepalive: int,
+                      username: Optional[str] = None, password: Optional[str] = None,
+                      tls: Optional[ssl.SSLContext] = None, subscribe: Sequence[str] = ()) -> bool:
         internal()
-        mqtt = _paho()
-        c = _client_class()(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+        _paho()
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+        c = _client_class()(CallbackAPIVersion.VERSION2, client_id=client_id or "",
                             protocol=mqtt.MQTTv311, clean_session=True, reconnect_on_failure=False)
         c.wiz_addr = addr
         c.connect_timeout = CONNECT_TIMEOUT
@@ -209,18 +232,18 @@ class Session:
             return True
         return False
 
-    async def close(self, graceful: bool = True):
+    async def close(self, graceful: bool = True) -> None:
         """Stop paho (sending DISCONNECT when `graceful`); safe to call twice."""
         self.closing = True
         c, self.client = self.client, None
         if c is None:
             return
 
-        def stop():
+        def stop() -> None:
             if graceful:
                 c.disconnect()              # DISCONNECT, then paho's loop ends by itself
             else:
-                sock = c.socket()           # drop the connection: the loop sees it lost
+                sock = cast(Optional[_socket.socket], c.socket())   # drop the connection: the loop sees it lost
                 if sock is not None:
                     try:
                         sock.shutdown(_socket.SHUT_RDWR)
@@ -232,9 +255,10 @@ class Session:
             with trio.move_on_after(5):
                 await trio.to_thread.run_sync(stop, abandon_on_cancel=True)
 
-    async def guard(self, net):
+    async def guard(self, net: Net) -> None:
         """Runs in the module's life: ends the session when its link closes or the broker goes."""
         link = self.link
+        assert link is not None     # set by _open before the guard starts
         try:
             with link.scope:
                 await self.died.wait()
@@ -246,33 +270,40 @@ class Session:
             await net.close_link(link, notify=True)   # the broker went away: CLOSED
 
 
-def _sessions_get(emu) -> Optional[Session]:
-    s = getattr(emu, "_wiz_mqtt", None)
+#: each emulator's MQTT session: this plug-in's own state, not set on the emulator (the core's)
+_SESSIONS: "weakref.WeakKeyDictionary[Emulator, Session]" = weakref.WeakKeyDictionary()
+
+
+def _sessions_get(emu: Emulator) -> Optional[Session]:
+    s = _SESSIONS.get(emu)
     if s is not None and s.generation != emu.generation:
         return None
     return s
 
 
-def _sessions_set(emu, s):
-    emu._wiz_mqtt = s
+def _sessions_set(emu: Emulator, s: Optional[Session]) -> None:
+    if s is None:
+        _SESSIONS.pop(emu, None)
+    else:
+        _SESSIONS[emu] = s
 
 
 # ------------------------------------------------------------------ helpers
-def _cfg(ctx):
+def _cfg(ctx: Context) -> List[Any]:
     return ctx.state.cur.get("mqtt.set") or ["", "", "", 60]
 
 
-def _topics(ctx):
+def _topics(ctx: Context) -> Optional[List[Any]]:
     return ctx.state.cur.get("mqtt.topic")
 
 
-def _need_network(ctx):
+def _need_network(ctx: Context) -> None:
     st = ctx.state
     if st.station is None and st.mode == 1:
         raise CommandFailed("ERROR")
 
 
-def _free_link(ctx, lid: Optional[int]) -> int:
+def _free_link(ctx: Context, lid: Optional[int]) -> int:
     st = ctx.state
     if _sessions_get(ctx.emulator) is not None:
         raise CommandFailed("ERROR", [b"ALREADY CONNECTED"])
@@ -289,7 +320,7 @@ def _free_link(ctx, lid: Optional[int]) -> int:
     return lid
 
 
-def _tls_context(ctx, *, ca_required: bool, client_cert: Optional[Tuple[str, str]] = None,
+def _tls_context(ctx: Context, *, ca_required: bool, client_cert: Optional[Tuple[str, str]] = None,
                  verify: Optional[bool] = None) -> ssl.SSLContext:
     """A client context per AT+CIPSSLCONF and the AT+CASEND CA (optionally with a client cert)."""
     mode = ctx.state.flash.get("sslconf", 0)
@@ -322,8 +353,10 @@ def _tls_context(ctx, *, ca_required: bool, client_cert: Optional[Tuple[str, str
     return tls
 
 
-async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None, password=None,
-                tls=None, verify_fallback=None):
+async def _open(ctx: Context, lid: int, kind: str, host: str, addr: Tuple[str, int], client_id: str,
+                keepalive: int, username: Optional[str] = None, password: Optional[str] = None,
+                tls: Optional[ssl.SSLContext] = None,
+                verify_fallback: Optional[Callable[[], ssl.SSLContext]] = None) -> Optional[str]:
     """Connect a session on link `lid`; prints CONNECT or raises CONNECT FAIL / ERROR."""
     emu = ctx.emulator
     st = ctx.state
@@ -340,7 +373,7 @@ async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None,
                                 verify_fallback(), sub)
     if not ok:
         raise CommandFailed("ERROR", [b"CONNECT FAIL"])
-    sock = sess.client.socket()
+    sock: Any = sess.client.socket() if sess.client is not None else None   # None: AttributeError below
     try:
         local_port = sock.getsockname()[1]
     except (OSError, AttributeError):
@@ -357,7 +390,7 @@ async def _open(ctx, lid, kind, host, addr, client_id, keepalive, username=None,
 
 # ------------------------------------------------------------------ MQTT commands
 @handler("MQTTSET")
-async def mqttset(ctx, req):
+async def mqttset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "test", "set")
     if req.form in ("query", "test"):
         user, pwd, cid, alive = _cfg(ctx)
@@ -371,7 +404,7 @@ async def mqttset(ctx, req):
 
 
 @handler("MQTTTOPIC")
-async def mqtttopic(ctx, req):
+async def mqtttopic(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "test", "set")
     if req.form in ("query", "test"):
         topics = _topics(ctx)
@@ -386,7 +419,7 @@ async def mqtttopic(ctx, req):
 
 
 @handler("MQTTCON")
-async def mqttcon(ctx, req):
+async def mqttcon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     if ctx.state.mux and req.link is None:
         raise CommandFailed("ERROR")   # multi-connection mode names the link
@@ -401,7 +434,7 @@ async def mqttcon(ctx, req):
 
 
 @handler("MQTTPUB")
-async def mqttpub(ctx, req):
+async def mqttpub(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     msg = req["message"]
     sess = _sessions_get(ctx.emulator)
@@ -414,7 +447,7 @@ async def mqttpub(ctx, req):
 
 
 @handler("MQTTDIS")
-async def mqttdis(ctx, req):
+async def mqttdis(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     emu = ctx.emulator
     sess = _sessions_get(emu)
@@ -429,18 +462,18 @@ async def mqttdis(ctx, req):
 
 # ------------------------------------------------------------------ Azure
 @handler("AZSET")
-async def azset(ctx, req):
+async def azset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     ctx.state.cur["az.set"] = list(req.args)   # hub_id, device_id, key
     return "OK"
 
 
-def _cloud(ctx) -> dict:
+def _cloud(ctx: Context) -> Dict[str, Any]:
     return (ctx.state.world or {}).get("cloud") or {}
 
 
 @handler("AZCON")
-async def azcon(ctx, req):
+async def azcon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     az = st.cur.get("az.set")
@@ -466,7 +499,7 @@ async def azcon(ctx, req):
 
 
 # ------------------------------------------------------------------ AWS
-async def _pem_command(ctx, req, key: str, what: str):
+async def _pem_command(ctx: Context, req: Request, key: str, what: str) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -493,17 +526,17 @@ async def _pem_command(ctx, req, key: str, what: str):
 
 
 @handler("AWSPKSEND")
-async def awspksend(ctx, req):
+async def awspksend(ctx: Context, req: Request) -> Optional[str]:
     return await _pem_command(ctx, req, "aws.key", "PRIVATE KEY")
 
 
 @handler("CLICASEND")
-async def clicasend(ctx, req):
+async def clicasend(ctx: Context, req: Request) -> Optional[str]:
     return await _pem_command(ctx, req, "aws.cert", "CERTIFICATE")
 
 
 @handler("AWSCON")
-async def awscon(ctx, req):
+async def awscon(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")   # the table has no set form: the endpoint comes from the world file
     st = ctx.state
     eps = (st.world or {}).get("endpoints") or {}

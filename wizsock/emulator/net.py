@@ -6,15 +6,19 @@ import logging
 import socket as _socket
 import ssl
 import time
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import trio
 
 from wizsock import protocol as P
 from wizsock.emulator import atparse
 from wizsock.emulator.commands import get, need_form, number_setting, put, reply
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.protocol import records as R
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 log = logging.getLogger("wizsock.emulator")
 
@@ -28,7 +32,12 @@ TCP_WINDOW = 8192      # the module's TCP receive buffer
 LINE_UNITS = TCP_WINDOW // 1460 + 1
 
 
-async def tcp_connect(ip, port):
+#: an address as the module shows it: (ip, port)
+Address = Tuple[str, int]
+#: a unit on a link's inbound line: ("data", bytes, source address) or ("call", async fn)
+Unit = Tuple[Any, ...]
+
+async def tcp_connect(ip: str, port: int) -> trio.SocketStream:
     """A TCP connection with the module's small receive window, so that a host
     that stops reading (flow control) pushes back on the remote peer soon."""
     sock = trio.socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
@@ -42,19 +51,20 @@ async def tcp_connect(ip, port):
 
 
 class Link:
-    def __init__(self, net, lid, kind, remote, local_port, tcp_type=0):
+    def __init__(self, net: Net, lid: int, kind: str, remote: Address, local_port: int,
+                 tcp_type: int = 0) -> None:
         self.net = net
         self.id = lid
         self.kind = kind
         self.remote = remote            # (ip, port)
         self.local_port = local_port
         self.tcp_type = tcp_type
-        self.stream = None              # trio stream (TCP/SSL)
-        self.sock = None                # trio UDP socket
+        self.stream: Optional[trio.abc.Stream] = None    # TCP/SSL
+        self.sock: Optional[trio.socket.SocketType] = None   # UDP
         self.udp_mode = 0
         self.udp_changed = False
         self.real = remote              # where the socket really goes (world `nat`)
-        self.target = None              # (kind, host, port, extra) as CIPSTART gave it
+        self.target: Optional[Tuple[str, str, int, List[Any]]] = None   # as CIPSTART gave it
         self.scope = trio.CancelScope()
         self.closed = False
         #: set once "<id>,CONNECT" is out: a real module prints no +IPD of a connection
@@ -68,12 +78,12 @@ class Link:
         self.acked_seg = 0
         self.pending = 0
         self.seg_ok: Dict[int, bool] = {}
-        self.seg_queue = None
+        self.seg_queue: Optional[_SegmentPipe] = None
         # The network timing model (design.md §3b): every unit crosses the network in
         # emu.one_way() (rtt/2 + jitter), first in first out per link and direction.
         # The inbound line carries the peer's data and its acknowledgements of ours to
         # the host, so SEND OK, +IPD and CLOSED come out in the order the network made.
-        self.line = None                # MemorySendChannel of (due, unit) while the link reads
+        self.line: Optional[trio.MemorySendChannel[Tuple[float, Unit]]] = None   # while the link reads
         self._due_in = 0.0
         self._due_out = 0.0
 
@@ -86,7 +96,7 @@ class Link:
         self._due_in = max(self._due_in, trio.current_time() + self.net.emu.one_way())
         return self._due_in
 
-    async def arrive(self, unit) -> bool:
+    async def arrive(self, unit: Unit) -> bool:
         """Put a unit on the inbound line, due one crossing from now: ("data", bytes, src)
         or ("call", async fn) for an acknowledgement. False if the link reads no more."""
         line = self.line
@@ -98,30 +108,77 @@ class Link:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
 
-    async def send(self, data: bytes, remote=None):
+    async def send(self, data: bytes, remote: Optional[Address] = None) -> None:
         self.last_activity = time.monotonic()
         if self.kind == "UDP":
             dest = remote or self.remote
+            assert self.sock is not None       # a UDP link has its socket from the start
             await self.sock.sendto(data, self.net.emu.route(*dest))
         else:
+            assert self.stream is not None
             await self.stream.send_all(data)
 
-    def close(self):
+    def close(self) -> None:
         self.net.emu.call_soon(self.scope.cancel)
+
+    # the link's own state, changed by the network and the handlers through these
+    def mark_closed(self) -> bool:
+        """The link is closing: True the first time, False if it already was."""
+        if self.closed:
+            return False
+        self.closed = True
+        return True
+
+    def attach_line(self, line: Optional[trio.MemorySendChannel[Tuple[float, Unit]]]) -> None:
+        """The inbound line while the link reads (None when it reads no more)."""
+        self.line = line
+
+    def heard_from(self, addr: Optional[Address] = None) -> None:
+        """Peer data arrived (from ``addr``: a UDP peer that may have moved, per udp_mode)."""
+        self.last_activity = time.monotonic()
+        if addr is not None and (self.udp_mode == 2 or (self.udp_mode == 1 and not self.udp_changed)):
+            if addr != self.remote:
+                self.udp_changed = True
+                self.remote = addr
+
+    def segment_taken(self, emu: Emulator, n: int, prefix_link: Optional[int]) -> _SegmentPipe:
+        """AT+CIPSENDBUF took ``n`` bytes as segment ``next_seg``: count it, and the pipe
+        that carries segments to the peer (made on first use)."""
+        self.next_seg += 1
+        self.pending += n
+        if self.seg_queue is None:
+            self.seg_queue = _SegmentPipe(emu, self, prefix_link)
+        return self.seg_queue
+
+    def segment_sent(self, seg: int) -> None:
+        self.sent_seg = seg
+
+    def segment_settled(self, seg: int, n: int, ok: bool) -> None:
+        """Segment ``seg`` (``n`` bytes) left the buffer, sent (``ok``) or not."""
+        self.pending -= n
+        self.seg_ok[seg] = ok
+
+    def segment_acked(self, seg: int) -> None:
+        self.acked_seg = seg
+
+    def reset_segments(self) -> None:
+        """AT+CIPBUFRESET: the segment count starts again."""
+        self.next_seg, self.sent_seg, self.acked_seg = 1, 0, 0
+        self.seg_ok.clear()
 
 
 class Net:
-    def __init__(self, emu):
+    def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self.state = emu.state
-        self.server = None              # (listeners, cancel scope, port)
-        self.closing = set()            # ids whose CLOSED is not printed yet: not free
+        self.server: Optional[Tuple[List[trio.SocketListener], trio.CancelScope, int]] = None
+        self.closing: Set[int] = set()  # ids whose CLOSED is not printed yet: not free
         self.last_given = MAX_LINKS - 1  # the id the server gave last ("rotate" starts after it)
-        self.pass_target = None         # what passthrough reconnects to: (kind, host, port, extra)
+        self.pass_target: Optional[Tuple[str, str, int, List[Any]]] = None   # what passthrough reconnects to
 
     # ----------------------------------------------------------- bookkeeping
     @property
-    def links(self):
+    def links(self) -> Dict[int, Link]:
         return self.state.links
 
     def free_id(self) -> Optional[int]:
@@ -146,16 +203,15 @@ class Net:
                 return i
         return None
 
-    def closed_line(self, lid) -> bytes:
+    def closed_line(self, lid: int) -> bytes:
         return b"%d,CLOSED" % lid if self.state.mux else b"CLOSED"
 
-    async def close_link(self, link, notify=True):
+    async def close_link(self, link: Link, notify: bool = True) -> None:
         """Close a link; with `notify`, print `<id>,CLOSED`. The id is given to no new
         connection before that line is out: a real module prints CLOSED first, and a
         host that saw `0,CONNECT` before the old `0,CLOSED` would close the new link."""
-        if link.closed:
+        if not link.mark_closed():
             return
-        link.closed = True
         self.closing.add(link.id)
         try:
             if self.links.get(link.id) is link:
@@ -177,16 +233,24 @@ class Net:
         finally:
             self.closing.discard(link.id)
 
-    async def drop_all(self, silent=True):
+    async def drop_all(self, silent: bool = True) -> None:
         for link in list(self.links.values()):
             await self.close_link(link, notify=not silent)
         self.links.clear()
+        self.stop_server()
+
+    def stop_server(self) -> None:
         if self.server is not None:
             self.server[1].cancel()
             self.server = None
 
+    def enter_passthrough(self, target: Optional[Tuple[str, str, int, List[Any]]]) -> None:
+        """AT+CIPSEND (CIPMODE=1): what passthrough reconnects to after a drop."""
+        self.pass_target = target
+
     # --------------------------------------------------------------- opening
-    async def open_link(self, lid, kind, host, port, extra, nursery):
+    async def open_link(self, lid: int, kind: str, host: str, port: int, extra: Sequence[Any],
+                        nursery: trio.Nursery) -> Link:
         emu = self.emu
         st = self.state
         if st.station is None and st.mode == 1:
@@ -221,6 +285,7 @@ class Net:
             link.udp_mode = mode
             link.real = real
         else:
+            stream: Union[trio.SocketStream, trio.SSLStream[trio.SocketStream]]
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     stream = await tcp_connect(*real)
@@ -238,7 +303,7 @@ class Net:
         nursery.start_soon(self._reader, link)
         return link
 
-    def _tls_context(self, verify: bool):
+    def _tls_context(self, verify: bool) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if not verify:
             ctx.check_hostname = False
@@ -254,7 +319,7 @@ class Net:
                 pass
         return ctx
 
-    async def _tls(self, tcp, host, real):
+    async def _tls(self, tcp: trio.SocketStream, host: str, real: Address) -> trio.SSLStream[trio.SocketStream]:
         mode = self.state.flash.get("sslconf", 0)
         stream = trio.SSLStream(tcp, self._tls_context(mode != 0), server_hostname=host)
         try:
@@ -276,10 +341,10 @@ class Net:
         return stream
 
     # --------------------------------------------------------------- reading
-    async def _reader(self, link):
+    async def _reader(self, link: Link) -> None:
         with link.scope:
             send, recv = trio.open_memory_channel(LINE_UNITS)
-            link.line = send
+            link.attach_line(send)
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._deliver, link, recv)
@@ -287,13 +352,13 @@ class Net:
                         await self._read(link)
             except Exception:  # whatever breaks a link must not take the module down
                 log.exception("link %d reader failed", link.id)
-        link.line = None
+        link.attach_line(None)
         if link.scope.cancelled_caught and link.closed:
             return
         if not link.closed:
             await self.close_link(link)
 
-    async def _deliver(self, link, recv):
+    async def _deliver(self, link: Link, recv: trio.MemoryReceiveChannel[Tuple[float, Unit]]) -> None:
         """The inbound line's far end: each unit reaches the UART when it is due."""
         emu, st = self.emu, self.state
         await link.announced.wait()
@@ -304,7 +369,7 @@ class Net:
                 continue
             _, data, src = unit
 
-            def out(data=data, src=src):
+            def out(data: bytes = data, src: Optional[Address] = src) -> bytes:
                 # Decided as it goes out: AT+CIPSEND may enter passthrough
                 # while this unit waits for the UART.
                 if st.transparent:
@@ -315,24 +380,24 @@ class Net:
             await emu.write_unit(out)
             emu.note("ipd", link.id, len(data))
 
-    async def _read(self, link):
+    async def _read(self, link: Link) -> None:
         """Peer data onto the inbound line until the stream ends."""
+        data: Union[bytes, bytearray]
         try:
             while True:
                 if link.kind == "UDP":
+                    assert link.sock is not None
                     data, addr = await link.sock.recvfrom(65536)
                     addr = self.unroute(addr[:2], link)
-                    if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_changed):
-                        if addr[:2] != link.remote:
-                            link.udp_changed = True
-                            link.remote = addr[:2]
+                    link.heard_from(addr[:2])
                     src = addr[:2]
                 else:
+                    assert link.stream is not None
                     data = await link.stream.receive_some(1460)
                     if not data:
                         break
                     src = link.remote
-                link.last_activity = time.monotonic()
+                    link.heard_from()
                 await link.arrive(("data", data, src))
                 f = self.emu.faults
                 if f and link.kind != "UDP" and f.hit("early_close"):
@@ -340,7 +405,7 @@ class Net:
         except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
             pass
 
-    def unroute(self, addr, link):
+    def unroute(self, addr: Address, link: Link) -> Address:
         """The module-visible address of a datagram's real source (inverse of `nat`)."""
         if tuple(addr) == tuple(getattr(link, "real", ())):
             return link.remote
@@ -352,7 +417,7 @@ class Net:
         return addr
 
     # ------------------------------------------------------------ transparent
-    async def passthrough(self):
+    async def passthrough(self) -> None:
         """UART-WiFi passthrough: packets end at a 20 ms gap or 2048 bytes; "+++" alone exits."""
         emu = self.emu
         buf = emu.inbuf
@@ -390,7 +455,7 @@ class Net:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
 
-    async def boot_translink(self, tl):
+    async def boot_translink(self, tl: List[Any]) -> None:
         _, host, port, kind, extra = (tl + [None, None, None, None])[:5]
         st = self.state
         for _ in range(100):
@@ -409,12 +474,12 @@ class Net:
         self.emu.inbuf.changed()
 
     # ---------------------------------------------------------------- server
-    async def start_server(self, port):
+    async def start_server(self, port: int) -> None:
         listeners = await trio.open_tcp_listeners(port, host=self.emu.bind_host)
         scope = trio.CancelScope()
         self.server = (listeners, scope, port)
 
-        async def serve():
+        async def serve() -> None:
             with scope:
                 async with trio.open_nursery() as n:
                     for lst in listeners:
@@ -425,7 +490,7 @@ class Net:
 
         self.emu.life.start_soon(serve)
 
-    async def _accept_loop(self, listener):
+    async def _accept_loop(self, listener: trio.SocketListener) -> None:
         st = self.state
         while True:
             try:
@@ -449,7 +514,7 @@ class Net:
             link.announced.set()
             self.emu.life.start_soon(self._reader, link)
 
-    async def _idle_reaper(self):
+    async def _idle_reaper(self) -> None:
         while True:
             await trio.sleep(0.5)
             sto = self.state.cur["cipsto"]
@@ -462,11 +527,11 @@ class Net:
 
 
 # -------------------------------------------------------------------- helpers
-def _net(ctx) -> Net:
+def _net(ctx: Context) -> Net:
     return ctx.emulator.net
 
 
-def _link_id(ctx, req, single_ignores=False):
+def _link_id(ctx: Context, req: Request, single_ignores: bool = False) -> int:
     """The link a multi-connection command names. The codec reads a leading link id
     wherever the line has one (`req.link`); whether the module takes one is its CIPMUX
     state's call, behaviour rather than syntax: multi-connection mode needs it, single
@@ -480,8 +545,8 @@ def _link_id(ctx, req, single_ignores=False):
     return 0
 
 
-def _need_link(ctx, lid):
-    link = ctx.state.links.get(lid)
+def _need_link(ctx: Context, lid: Optional[int]) -> Link:
+    link = None if lid is None else ctx.state.links.get(lid)
     if link is None or link.closed:
         if ctx.state.mux:
             raise CommandFailed("ERROR", [b"link is not valid"])
@@ -491,7 +556,7 @@ def _need_link(ctx, lid):
 
 # ------------------------------------------------------------------ commands
 @handler("CIPSTATUS")
-async def cipstatus(ctx, req):
+async def cipstatus(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     if st.station is None:
@@ -509,7 +574,7 @@ async def cipstatus(ctx, req):
 
 
 @handler("CIPDOMAIN")
-async def cipdomain(ctx, req):
+async def cipdomain(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     await trio.sleep(ctx.emulator.rtt)
     ip = ctx.resolve(req["domain"])
@@ -518,7 +583,7 @@ async def cipdomain(ctx, req):
 
 
 @handler("CIPDNS_CUR", "CIPDNS_DEF")
-async def cipdns(ctx, req):
+async def cipdns(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         en, servers = get(ctx, req, "dns")
@@ -535,7 +600,7 @@ async def cipdns(ctx, req):
 
 
 @handler("CIPSTART")
-async def cipstart(ctx, req):
+async def cipstart(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     lid = _link_id(ctx, req)
@@ -556,17 +621,17 @@ async def cipstart(ctx, req):
 
 
 @handler("CIPSSLSIZE")
-async def cipsslsize(ctx, req):
+async def cipsslsize(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "sslsize", R.SslBufferSize)
 
 
 @handler("CIPSSLCONF")
-async def cipsslconf(ctx, req):
+async def cipsslconf(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "sslconf", R.SslConfig, persist=True)
 
 
 @handler("CASEND")
-async def casend(ctx, req):
+async def casend(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -592,7 +657,7 @@ async def casend(ctx, req):
     return "OK"
 
 
-async def _send_common(ctx, req, ex=False):
+async def _send_common(ctx: Context, req: Request, ex: bool = False) -> Optional[str]:
     st = ctx.state
     emu = ctx.emulator
     if req.form == "execute" and req.name == "CIPSEND":
@@ -604,7 +669,7 @@ async def _send_common(ctx, req, ex=False):
             raise CommandFailed("ERROR")
         await ctx.write(b"\r\nOK\r\n")
         await ctx.write(b">")
-        _net(ctx).pass_target = link.target
+        _net(ctx).enter_passthrough(link.target)
         st.transparent = True
         return None
     need_form(req, "set")
@@ -626,7 +691,7 @@ async def _send_common(ctx, req, ex=False):
             data = data[:-2]
     else:
         data = await ctx.read_data(n=n)
-    emu.busy = "s"
+    emu.sending_data()
     await ctx.write(b"\r\nRecv %d bytes\r\n" % len(data))
     f = emu.faults
     if f and f.hit("sendfail"):
@@ -636,9 +701,9 @@ async def _send_common(ctx, req, ex=False):
     # acknowledgement comes back on the inbound line, behind the peer data before it
     emu.note("sent", link.id, len(data))
     await trio.sleep_until(link.due_out())
-    sent, done, ok = trio.Event(), trio.Event(), []
+    sent, done, ok = trio.Event(), trio.Event(), cast(List[bool], [])
 
-    async def acknowledged():
+    async def acknowledged() -> None:
         await sent.wait()
         if ok:
             if f and f.hit("delay_sendok"):
@@ -671,18 +736,18 @@ async def _send_common(ctx, req, ex=False):
 
 
 @handler("CIPSEND")
-async def cipsend(ctx, req):
+async def cipsend(ctx: Context, req: Request) -> Optional[str]:
     return await _send_common(ctx, req)
 
 
 @handler("CIPSENDEX")
-async def cipsendex(ctx, req):
+async def cipsendex(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     return await _send_common(ctx, req, ex=True)
 
 
 @handler("CIPSENDBUF", "CIPSENDERBUF")
-async def cipsendbuf(ctx, req):
+async def cipsendbuf(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     emu = ctx.emulator
@@ -699,11 +764,7 @@ async def cipsendbuf(ctx, req):
     lines = P.format_response(req.name, req.form, R.BufferSegment(seg, link.acked_seg))
     await ctx.write(b"".join(ln + b"\r\n" for ln in lines) + b"\r\nOK\r\n> ")
     data = await ctx.read_data(n=n)
-    link.next_seg += 1
-    link.pending += n
-    if link.seg_queue is None:
-        link.seg_queue = _SegmentPipe(emu, link, lid if st.mux else None)
-    link.seg_queue.put(seg, data)
+    link.segment_taken(emu, n, lid if st.mux else None).put(seg, data)
     return None
 
 
@@ -711,23 +772,23 @@ class _SegmentPipe:
     """CIPSENDBUF: segments leave in order, each reaches the peer one crossing after
     the module took it, and its acknowledgement comes back on the link's inbound line."""
 
-    def __init__(self, emu, link, prefix_link):
+    def __init__(self, emu: Emulator, link: Link, prefix_link: Optional[int]) -> None:
         self.emu = emu
         self.link = link
         self.prefix = b"" if prefix_link is None else b"%d," % prefix_link
         self.gen = emu.generation
-        self.tx_send, tx_recv = trio.open_memory_channel(float("inf"))
+        self.tx_send, tx_recv = trio.open_memory_channel[Tuple[int, bytes, float]](float("inf"))
         emu.life.start_soon(self._sender, tx_recv)
 
-    def put(self, seg, data):
+    def put(self, seg: int, data: bytes) -> None:
         self.emu.note("sent", self.link.id, len(data))
         self.tx_send.send_nowait((seg, data, self.link.due_out()))
 
-    async def _sender(self, rx):
+    async def _sender(self, rx: trio.MemoryReceiveChannel[Tuple[int, bytes, float]]) -> None:
         link = self.link
         async for seg, data, due in rx:
             await trio.sleep_until(due)
-            sent, ok = trio.Event(), []
+            sent, ok = trio.Event(), cast(List[bool], [])
             ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
             # queued before the data goes, so an immediate reply comes after it
             queued = await link.arrive(("call", ack))
@@ -739,25 +800,25 @@ class _SegmentPipe:
                 pass
             finally:
                 sent.set()
-            link.sent_seg = seg
+            link.segment_sent(seg)
             if not queued:
                 # the link reads no more (closed): the acknowledgement still comes
                 await trio.sleep(self.emu.one_way())
                 await ack(urc=True)
 
-    async def _acknowledged(self, seg, n, sent_ok, sent, urc=False):
+    async def _acknowledged(self, seg: int, n: int, sent_ok: List[bool], sent: trio.Event,
+                            urc: bool = False) -> None:
         await sent.wait()
         ok = bool(sent_ok)
         link, emu = self.link, self.emu
         # the segment left before any close: the peer's stack acknowledged it (a
         # peer answering and closing at once must not turn it into SEND FAIL)
-        link.pending -= n
-        link.seg_ok[seg] = ok
+        link.segment_settled(seg, n, ok)
         if emu.generation != self.gen:
             return
         line = self.prefix + b"%d,SEND OK" % seg if ok else b"SEND FAIL"
         if ok:
-            link.acked_seg = seg
+            link.segment_acked(seg)
             emu.note("send_ok", link.id, seg)
         if urc:
             emu.urc(line)
@@ -766,18 +827,17 @@ class _SegmentPipe:
 
 
 @handler("CIPBUFRESET")
-async def cipbufreset(ctx, req):
+async def cipbufreset(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.pending or link.next_seg - link.sent_seg != 1:
         raise CommandFailed("ERROR")
-    link.next_seg, link.sent_seg, link.acked_seg = 1, 0, 0
-    link.seg_ok.clear()
+    link.reset_segments()
     return "OK"
 
 
 @handler("CIPBUFSTATUS")
-async def cipbufstatus(ctx, req):
+async def cipbufstatus(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     link = _need_link(ctx, _link_id(ctx, req, single_ignores=True))
     if link.kind != "TCP":
@@ -789,7 +849,7 @@ async def cipbufstatus(ctx, req):
 
 
 @handler("CIPCHECKSEQ")
-async def cipcheckseq(ctx, req):
+async def cipcheckseq(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     lid = _link_id(ctx, req)
@@ -800,7 +860,7 @@ async def cipcheckseq(ctx, req):
 
 
 @handler("CIPCLOSE")
-async def cipclose(ctx, req):
+async def cipclose(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     st = ctx.state
     net = _net(ctx)
@@ -819,7 +879,7 @@ async def cipclose(ctx, req):
 
 
 @handler("CIFSR")
-async def cifsr(ctx, req):
+async def cifsr(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     st = ctx.state
     ap = st.mode in (2, 3)
@@ -831,7 +891,7 @@ async def cifsr(ctx, req):
 
 
 @handler("CIPMUX")
-async def cipmux(ctx, req):
+async def cipmux(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -852,14 +912,12 @@ async def cipmux(ctx, req):
 
 
 @handler("CIPSERVER")
-async def cipserver(ctx, req):
+async def cipserver(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     st = ctx.state
     net = _net(ctx)
     if req["mode"] == 0:
-        if net.server is not None:
-            net.server[1].cancel()
-            net.server = None
+        net.stop_server()
         return "OK"
     port = req.get("port", 333)
     if not st.mux:
@@ -876,12 +934,12 @@ async def cipserver(ctx, req):
 
 
 @handler("CIPSERVERMAXCONN")
-async def cipservermaxconn(ctx, req):
+async def cipservermaxconn(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "servermaxconn", R.ServerMaxConn)
 
 
 @handler("CIPMODE")
-async def cipmode(ctx, req):
+async def cipmode(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -897,7 +955,7 @@ async def cipmode(ctx, req):
 
 
 @handler("SAVETRANSLINK")
-async def savetranslink(ctx, req):
+async def savetranslink(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     if req["mode"] == 0:
         ctx.state.flash["translink"] = None
@@ -909,12 +967,12 @@ async def savetranslink(ctx, req):
 
 
 @handler("CIPSTO")
-async def cipsto(ctx, req):
+async def cipsto(ctx: Context, req: Request) -> Optional[str]:
     return await number_setting(ctx, req, "cipsto", R.ServerTimeout)
 
 
 @handler("PING")
-async def ping(ctx, req):
+async def ping(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "set")
     host = req["host"]
     emu = ctx.emulator
@@ -949,7 +1007,7 @@ async def ping(ctx, req):
 
 
 @handler("CIPDINFO")
-async def cipdinfo(ctx, req):
+async def cipdinfo(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     if req.form == "query":
         await reply(ctx, req, R.IpdInfo(bool(ctx.state.cur["cipdinfo"])))

@@ -18,7 +18,7 @@ AT+CWSTOPSMART (and a reset) stops the page.
 Where the page listens: ``world["netconfig"] = {"host": "127.0.0.1", "port": 0}``
 (defaults: the emulator's bind host, a free port).  The address is logged
 (logger ``wizsock.emulator.netconfig``) and exposed as
-``emulator.netconfig_address`` -> ``(host, port)`` (None when not serving).
+``netconfig.address_of(emulator)`` -> ``(host, port)`` (None when not serving).
 """
 from __future__ import annotations
 
@@ -27,14 +27,19 @@ import http.server
 import logging
 import threading
 import urllib.parse
-from typing import Optional
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, cast
 
 import trio
 
 from wizsock.emulator import commands as _core
 from wizsock.emulator.commands import need_form
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, handler
+from wizsock.protocol import Request
 from wizsock.emulator.services import internal
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 log = logging.getLogger("wizsock.emulator.netconfig")
 
@@ -54,11 +59,12 @@ PAGE = """<!DOCTYPE html>
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "WizFi360-WebServer"
     protocol_version = "HTTP/1.0"
+    server: _Server
 
-    def log_message(self, format, *args):   # never log form contents (passwords)
+    def log_message(self, format: str, *args: Any) -> None:   # never log form contents (passwords)
         pass
 
-    def _page(self, status: int, msg: str = ""):
+    def _page(self, status: int, msg: str = "") -> None:
         body = PAGE.format(msg=msg).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -66,12 +72,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] not in ("/", "/index.html"):
             return self._page(404, "<p>Not found</p>")
         self._page(200)
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         try:
             n = int(self.headers.get("Content-Length", "0"))
         except ValueError:
@@ -90,7 +96,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.HTTPServer):
     allow_reuse_address = True
 
-    def __init__(self, addr, on_submit):
+    def __init__(self, addr: Tuple[str, int], on_submit: Callable[[str, str], None]) -> None:
         self.submit = on_submit
         super().__init__(addr, _Handler)
 
@@ -98,29 +104,30 @@ class _Server(http.server.HTTPServer):
 class NetConfig:
     """One running configuration page (per emulator)."""
 
-    def __init__(self, emu, host: str, port: int):
+    def __init__(self, emu: Emulator, host: str, port: int) -> None:
         self.emu = emu
         self.generation = emu.generation
         self.scope = trio.CancelScope()
         self.requests = None  # trio memory channel (send side used from the HTTP thread)
-        self.httpd = _Server((host, port), self._submit)
-        self.address = self.httpd.server_address[:2]
+        self.httpd: Optional[_Server] = _Server((host, port), self._submit)
+        self.address = cast(Tuple[str, int], self.httpd.server_address[:2])   # AF_INET: (str, int)
         self.thread: Optional[threading.Thread] = None
 
-    def _submit(self, ssid: str, pwd: str):       # HTTP thread
+    def _submit(self, ssid: str, pwd: str) -> None:       # HTTP thread
         try:
             self.emu.call_soon(self._send.send_nowait, (ssid, pwd))
         except Exception:   # the module went away
             pass
 
-    def _serve(self):
+    def _serve(self) -> None:
         internal()
+        assert self.httpd is not None     # started by run() before stop() can clear it
         self.httpd.serve_forever(poll_interval=0.05)
 
-    async def run(self):
+    async def run(self) -> None:
         emu = self.emu
         st = emu.state
-        self._send, receive = trio.open_memory_channel(16)
+        self._send, receive = trio.open_memory_channel[Tuple[str, str]](16)
         self.thread = threading.Thread(target=self._serve, name="wizemu-netconfig", daemon=True)
         self.thread.start()
         try:
@@ -145,11 +152,10 @@ class NetConfig:
                         break
         finally:
             self.stop()
-            if getattr(emu, "_wiz_netconfig", None) is self:
-                emu._wiz_netconfig = None
-                emu.netconfig_address = None
+            if _PAGES.get(emu) is self:
+                del _PAGES[emu]
 
-    def stop(self):
+    def stop(self) -> None:
         self.scope.cancel()
         httpd, self.httpd = self.httpd, None
         if httpd is not None:
@@ -159,15 +165,26 @@ class NetConfig:
             httpd.server_close()
 
 
-def _running(emu) -> Optional[NetConfig]:
-    nc = getattr(emu, "_wiz_netconfig", None)
+#: the page each emulator serves: this plug-in's own state, kept here rather than set on
+#: the emulator object (which the core owns)
+_PAGES: "weakref.WeakKeyDictionary[Emulator, NetConfig]" = weakref.WeakKeyDictionary()
+
+
+def address_of(emu: Emulator) -> Optional[Tuple[str, int]]:
+    """``(host, port)`` of the page ``emu`` serves, None when it serves none."""
+    nc = _PAGES.get(emu)
+    return None if nc is None else nc.address
+
+
+def _running(emu: Emulator) -> Optional[NetConfig]:
+    nc = _PAGES.get(emu)
     if nc is not None and (nc.generation != emu.generation or nc.httpd is None):
         return None
     return nc
 
 
 @handler("WIZ_NETCONFIG")
-async def wiz_netconfig(ctx, req):
+async def wiz_netconfig(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute")
     emu = ctx.emulator
     st = ctx.state
@@ -175,14 +192,13 @@ async def wiz_netconfig(ctx, req):
         raise CommandFailed("ERROR")
     internal()
     cfg = (st.world or {}).get("netconfig") or {}
-    host = cfg.get("host") or getattr(emu, "bind_host", "127.0.0.1")
+    host: str = cfg.get("host") or emu.bind_host
     try:
         nc = NetConfig(emu, host, int(cfg.get("port", 0)))
     except OSError as e:
         log.warning("netconfig page could not listen on %s:%s: %s", host, cfg.get("port", 0), e)
         raise CommandFailed("ERROR")
-    emu._wiz_netconfig = nc
-    emu.netconfig_address = nc.address
+    _PAGES[emu] = nc
     log.info("netconfig page at http://%s:%d/", *nc.address)
     emu.life.start_soon(nc.run)
     emu.urc(b"smartconfig type:Web")
@@ -190,7 +206,7 @@ async def wiz_netconfig(ctx, req):
 
 
 @handler("CWSTOPSMART")
-async def cwstopsmart(ctx, req):
+async def cwstopsmart(ctx: Context, req: Request) -> Optional[str]:
     """Stops the netconfig page, then does what the core's CWSTOPSMART does."""
     nc = _running(ctx.emulator)
     if nc is not None:

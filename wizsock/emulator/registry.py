@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Optional
 
-Handler = Callable[["Context", Any], Awaitable[Optional[str]]]
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
+    from wizsock.emulator.net import Link
+    from wizsock.protocol import Request
+
+Handler = Callable[["Context", "Request"], Awaitable[Optional[str]]]
 
 #: command name (as in Request.name, e.g. "CWJAP_CUR", "" for plain AT) -> handler
 HANDLERS: Dict[str, Handler] = {}
 _LOCK = threading.Lock()
 
 
-def handler(*names: str):
+def handler(*names: str) -> Callable[[Handler], Handler]:
     """Register the decorated coroutine function as the handler of `names`.
 
     A later registration of the same name replaces the earlier one (plug-ins
@@ -66,24 +71,24 @@ class CommandFailed(Exception):
         self.lines: List[bytes] = [bytes(x) for x in lines]
 
 
-class Settings(dict):
+class Settings(Dict[str, Any]):
     """A dict of settings; `ModuleState.flash` also writes itself to the flash file."""
 
-    def __init__(self, *a, on_change: Optional[Callable[[], None]] = None, **kw):
+    def __init__(self, *a: Any, on_change: Optional[Callable[[], None]] = None, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self._on_change = on_change
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
         if self._on_change is not None:
             self._on_change()
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         if self._on_change is not None:
             self._on_change()
 
-    def update(self, *a, **kw):
+    def update(self, *a: Any, **kw: Any) -> None:
         super().update(*a, **kw)
         if self._on_change is not None:
             self._on_change()
@@ -105,9 +110,9 @@ class ModuleState:
     flash: Settings = field(default_factory=Settings)
     mux: int = 0
     mode: int = 2
-    station: Optional[dict] = None
-    links: Dict[int, Any] = field(default_factory=dict)
-    world: dict = field(default_factory=dict)
+    station: Optional[Dict[str, Any]] = None
+    links: Dict[int, Link] = field(default_factory=dict)
+    world: Dict[str, Any] = field(default_factory=dict)
     station_ip: Optional[str] = None
     transparent: bool = False
 
@@ -116,7 +121,7 @@ class Context:
     """What the core gives a handler.  Implemented by `wizsock.emulator.core`."""
 
     state: ModuleState
-    emulator: Any  # the Emulator object (rtt, faults, rng, ...)
+    emulator: Emulator  # (rtt, faults, rng, ...)
 
     async def send_line(self, line: bytes) -> None:
         """Print one response line (CR LF added), paced like all output."""

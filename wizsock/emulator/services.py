@@ -40,16 +40,22 @@ import socket as _socket
 import struct
 import time
 import urllib.parse
-from typing import Optional, Tuple
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import trio
 
 from wizsock.emulator.commands import need_form
-from wizsock.emulator.registry import CommandFailed, handler
+from wizsock.emulator.registry import CommandFailed, Context, ModuleState, handler
+from wizsock.protocol import Request
 
 from wizsock import _orig
 from wizsock import protocol as _P
 from wizsock.protocol import records as _R
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 log = logging.getLogger("wizsock.emulator.services")
 
@@ -74,7 +80,7 @@ def split_hostport(text: str, default_port: int) -> Tuple[str, int]:
     return text, default_port
 
 
-def endpoint(world: dict, name: str, default_port: int, service: Optional[str] = None) -> Tuple[str, int]:
+def endpoint(world: Dict[str, Any], name: str, default_port: int, service: Optional[str] = None) -> Tuple[str, int]:
     """Where the module really connects for `name`: (host, port) per the module docstring."""
     eps = (world or {}).get("endpoints") or {}
     for key in (f"{name}:{default_port}", name, service):
@@ -86,7 +92,7 @@ def endpoint(world: dict, name: str, default_port: int, service: Optional[str] =
     return split_hostport(name, default_port) if service == "sntp" else (name, default_port)
 
 
-def target(ctx, name: str, port: int, service: Optional[str] = None) -> Tuple[str, Tuple[str, int]]:
+def target(ctx: Context, name: str, port: int, service: Optional[str] = None) -> Tuple[str, Tuple[str, int]]:
     """-> (the IP the module sees, the (host, port) really contacted).
 
     `endpoints` first, then the module's DNS (`ctx.resolve`, raising DNS Fail),
@@ -108,7 +114,7 @@ def internal() -> None:
         _orig.mark_internal()
 
 
-def format_lines(cmd: str, form: str, record, fallback) -> list:
+def format_lines(cmd: str, form: str, record: object, fallback: Callable[[], List[bytes]]) -> List[bytes]:
     """Response lines through the codec (design §2); `fallback()` if it cannot express them."""
     if _P is not None:
         try:
@@ -120,16 +126,10 @@ def format_lines(cmd: str, form: str, record, fallback) -> list:
 
 # ------------------------------------------------------------------ CIUPDATE
 @handler("CIUPDATE")
-async def ciupdate(ctx, req):
+async def ciupdate(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "execute", "set")
     st = ctx.state
-    if req.form == "set":
-        url = req["url"]
-    else:
-        url = ((st.world or {}).get("endpoints") or {}).get("ciupdate")
-        if not url:
-            log.info("AT+CIUPDATE: no endpoints['ciupdate'] in the world file; not contacting the public OTA server")
-            raise CommandFailed("ERROR")
+    url = _ciupdate_url(st, req)
     if st.station is None and st.mode == 1:
         raise CommandFailed("ERROR")
     internal()
@@ -146,38 +146,10 @@ async def ciupdate(ctx, req):
         raise CommandFailed("ERROR")
     try:
         await ctx.send_line(b"+CIUPDATE:<2>")            # connected
-        path = (u.path or "/") + ("?" + u.query if u.query else "")
-        hostport = u.hostname if u.port in (None, 80) else f"{u.hostname}:{u.port}"
-        head = (f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: WizFi360/1.1.1.7\r\n"
-                f"Connection: close\r\n\r\n").encode()
         with trio.fail_after(HTTP_TIMEOUT):
-            await stream.send_all(head)
-            buf = bytearray()
-            while b"\r\n\r\n" not in buf:
-                chunk = await stream.receive_some(4096)
-                if not chunk:
-                    raise CommandFailed("ERROR")
-                buf += chunk
-                if len(buf) > 65536:
-                    raise CommandFailed("ERROR")
-            header, _, body = bytes(buf).partition(b"\r\n\r\n")
-            lines = header.decode("latin-1").split("\r\n")
-            parts = lines[0].split()
-            if len(parts) < 2 or parts[1] != "200":
-                raise CommandFailed("ERROR")
-            fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+            fields, body = await _http_get_head(stream, u)
             await ctx.send_line(b"+CIUPDATE:<3>")        # got the software version (the image header)
-            length = int(fields["content-length"]) if "content-length" in fields else None
-            if fields.get("transfer-encoding", "").lower() == "chunked":
-                raise CommandFailed("ERROR")             # the firmware's OTA client wants a length
-            image = bytearray(body)
-            while length is None or len(image) < length:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    break
-                image += chunk
-            if length is not None and len(image) != length or not image:
-                raise CommandFailed("ERROR")
+            image = await _http_body(stream, fields, body)
     except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError):
         raise CommandFailed("ERROR")
     finally:
@@ -187,25 +159,83 @@ async def ciupdate(ctx, req):
     return "OK"
 
 
+def _ciupdate_url(st: ModuleState, req: Request) -> str:
+    """The image's URL: the set form's, else the world file's endpoint (never the public server)."""
+    if req.form == "set":
+        url: str = req["url"]
+        return url
+    configured = ((st.world or {}).get("endpoints") or {}).get("ciupdate")
+    if not configured:
+        log.info("AT+CIUPDATE: no endpoints['ciupdate'] in the world file; not contacting the public OTA server")
+        raise CommandFailed("ERROR")
+    return str(configured)
+
+
+async def _http_get_head(stream: trio.SocketStream,
+                         u: urllib.parse.SplitResult) -> Tuple[Dict[str, str], bytes]:
+    """GET ``u``: the answer's header fields (lower-case names) and the body read so far;
+    CommandFailed unless it is a 200."""
+    path = (u.path or "/") + ("?" + u.query if u.query else "")
+    hostport = u.hostname if u.port in (None, 80) else f"{u.hostname}:{u.port}"
+    head = (f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: WizFi360/1.1.1.7\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    await stream.send_all(head)
+    buf = bytearray()
+    while b"\r\n\r\n" not in buf:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise CommandFailed("ERROR")
+        buf += chunk
+        if len(buf) > 65536:
+            raise CommandFailed("ERROR")
+    header, _, body = bytes(buf).partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    parts = lines[0].split()
+    if len(parts) < 2 or parts[1] != "200":
+        raise CommandFailed("ERROR")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return fields, body
+
+
+async def _http_body(stream: trio.SocketStream, fields: Dict[str, str], body: bytes) -> bytearray:
+    """The rest of the image: exactly Content-Length bytes, or to the end without one."""
+    length = int(fields["content-length"]) if "content-length" in fields else None
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        raise CommandFailed("ERROR")             # the firmware's OTA client wants a length
+    image = bytearray(body)
+    while length is None or len(image) < length:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        image += chunk
+    if length is not None and len(image) != length or not image:
+        raise CommandFailed("ERROR")
+    return image
+
+
 # ------------------------------------------------------------------ SNTP
+@dataclass
 class _Sntp:
-    """Per-module SNTP state (kept on the emulator; gone at reset with `cur`)."""
+    """Per-module SNTP state, a plain record (in _SNTP below; a new one after a reset)."""
 
-    def __init__(self):
-        self.offset: Optional[float] = None   # server clock - time.time()
-        self.boot = time.time()
-        self.done = trio.Event()
-        self.generation = None
+    offset: Optional[float] = None   # server clock - time.time()
+    boot: float = field(default_factory=time.time)
+    done: trio.Event = field(default_factory=trio.Event)
+    generation: Optional[int] = None
 
 
-def _sntp(ctx) -> _Sntp:
+#: each emulator's SNTP state: this plug-in's own, not set on the emulator (the core's)
+_SNTP: "weakref.WeakKeyDictionary[Emulator, _Sntp]" = weakref.WeakKeyDictionary()
+
+
+def _sntp(ctx: Context) -> _Sntp:
     emu = ctx.emulator
-    s = getattr(emu, "_wiz_sntp", None)
+    s = _SNTP.get(emu)
     if s is None or s.generation != emu.generation:
         s = _Sntp()
         s.generation = emu.generation
         s.done.set()
-        emu._wiz_sntp = s
+        _SNTP[emu] = s
     return s
 
 
@@ -222,10 +252,10 @@ def _ntp_time(data: bytes, sent: bytes) -> Optional[float]:
     sec, frac = struct.unpack("!II", data[40:48])
     if sec == 0:
         return None
-    return sec - NTP_EPOCH_OFFSET + frac / (1 << 32)
+    return float(sec - NTP_EPOCH_OFFSET + frac / (1 << 32))
 
 
-async def sntp_query(ctx, server: str) -> Optional[float]:
+async def sntp_query(ctx: Context, server: str) -> Optional[float]:
     """One SNTP exchange with `server`; -> offset (server - local clock) or None."""
     internal()
     try:
@@ -253,7 +283,7 @@ async def sntp_query(ctx, server: str) -> Optional[float]:
     return None
 
 
-async def _sync(ctx, s: _Sntp, servers):
+async def _sync(ctx: Context, s: _Sntp, servers: List[str]) -> None:
     try:
         for server in servers:
             off = await sntp_query(ctx, server)
@@ -264,7 +294,7 @@ async def _sync(ctx, s: _Sntp, servers):
         s.done.set()
 
 
-def _start_sync(ctx):
+def _start_sync(ctx: Context) -> None:
     s = _sntp(ctx)
     cfg = ctx.state.cur.get("sntp.cfg") or [0, None, []]
     if not cfg[0]:
@@ -277,7 +307,7 @@ def _start_sync(ctx):
 
 
 @handler("CIPSNTPCFG")
-async def cipsntpcfg(ctx, req):
+async def cipsntpcfg(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query", "set")
     st = ctx.state
     if req.form == "query":
@@ -285,7 +315,7 @@ async def cipsntpcfg(ctx, req):
         if en:
             servers = servers or list(SNTP_DEFAULT_SERVERS)
 
-            def manual():
+            def manual() -> List[bytes]:
                 return [b"+CIPSNTPCFG:%d,%d," % (en, tz) + b",".join(b'"%s"' % s.encode() for s in servers)]
             rec = _R.SntpConfig(en, tz, tuple(servers)) if _R else None
             lines = format_lines("CIPSNTPCFG", "query", rec, manual)
@@ -303,7 +333,7 @@ async def cipsntpcfg(ctx, req):
 
 
 @handler("CIPSNTPTIME")
-async def cipsntptime(ctx, req):
+async def cipsntptime(ctx: Context, req: Request) -> Optional[str]:
     need_form(req, "query")
     st = ctx.state
     en, tz, _ = st.cur.get("sntp.cfg") or [0, 0, []]

@@ -13,9 +13,12 @@ import struct
 import sys
 import termios
 import tty
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import trio
+
+if TYPE_CHECKING:
+    from wizsock.emulator.core import Emulator
 
 
 def garble(data: bytes, sender_baud: int, receiver_baud: int) -> bytes:
@@ -40,7 +43,7 @@ _SPEEDS = {getattr(termios, name): int(name[1:]) for name in dir(termios)
 _TCGETS2 = 0x802C542A          # Linux x86/arm: _IOR('T', 0x2A, struct termios2)
 
 
-def line_rate(fd: int):
+def line_rate(fd: int) -> Optional[int]:
     """The baud rate the host set on a pty (its termios output speed), or None when
     it cannot be read (then nothing is garbled)."""
     try:
@@ -60,9 +63,10 @@ def line_rate(fd: int):
 class _Writer:
     """Module output to an fd/socket that may push back (emulator thread only)."""
 
-    def __init__(self, write=None, host_rate=None):
+    def __init__(self, write: Optional[Callable[[bytes], int]] = None,
+                 host_rate: Optional[Callable[[], Optional[int]]] = None) -> None:
         self.pending = bytearray()
-        self.wake = None
+        self.wake: Optional[trio.Event] = None
         # write(data) -> bytes taken (BlockingIOError: none): tried at once while
         # nothing waits, so a paced slice reaches the host without a task hop
         self.write = write
@@ -70,9 +74,13 @@ class _Writer:
         # at another rate reaches it garbled, as on a real line
         self.host_rate = host_rate
 
+    def arm(self) -> None:
+        """On the emulator thread, once its loop runs: waiters may wait from now on."""
+        self.wake = trio.Event()
+
     LIMIT = 65536  # with no host on the line, the oldest bytes fall off (a UART drops them)
 
-    def sink(self, data: bytes, baud: int):
+    def sink(self, data: bytes, baud: int) -> None:
         rate = self.host_rate() if self.host_rate is not None else None
         if rate is not None and rate != baud:
             data = garble(data, baud, rate)
@@ -91,8 +99,9 @@ class _Writer:
         if self.wake is not None:
             self.wake.set()
 
-    async def wait(self):
+    async def wait(self) -> None:
         while not self.pending:
+            assert self.wake is not None     # set by _Transport._start
             await self.wake.wait()
             self.wake = trio.Event()
 
@@ -101,15 +110,21 @@ class _Transport:
     """Runs `_run` in the emulator's nursery, fed by the module's output through a
     _Writer; `_stop` cancels it from any thread."""
 
-    def _begin(self, emu, write=None, host_rate=None):
+    scope: Optional[trio.CancelScope]
+
+    def _begin(self, emu: Emulator, write: Optional[Callable[[bytes], int]] = None,
+               host_rate: Optional[Callable[[], Optional[int]]] = None) -> None:
         self.emu = emu
         self.writer = _Writer(write, host_rate)
         self.scope = None
         emu.call(self._start)
 
-    def _start(self):
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _start(self) -> None:
         self.scope = trio.CancelScope()
-        self.writer.wake = trio.Event()
+        self.writer.arm()
         self.emu.attach(self.writer.sink, self._unread())
         self.emu.nursery.start_soon(self._run)
 
@@ -117,7 +132,7 @@ class _Transport:
         """What the host has not read yet, where the transport can tell (None: it cannot)."""
         return None
 
-    def _stop(self):
+    def _stop(self) -> None:
         try:
             if self.scope is not None:
                 self.emu.call(self.scope.cancel)
@@ -135,7 +150,7 @@ class PtyTransport(_Transport):
     new pty) or that loses track of the module's rate -- a driver that does not
     follow the module's rate across an AT+RST -- keeps working."""
 
-    def __init__(self, emu, strict_baud=False):
+    def __init__(self, emu: Emulator, strict_baud: bool = False) -> None:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
@@ -148,17 +163,18 @@ class PtyTransport(_Transport):
         # the slave's input queue is what the host's reads take from (FIONREAD on
         # our own descriptor of the same tty)
         def unread() -> int:
-            queued = struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+            queued: int = struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
             return len(self.writer.pending) + queued
         return unread
 
-    async def _run(self):
+    async def _run(self) -> None:
+        assert self.scope is not None
         with self.scope:
             async with trio.open_nursery() as n:
                 n.start_soon(self._reader)
                 n.start_soon(self._flusher)
 
-    async def _reader(self):
+    async def _reader(self) -> None:
         while True:
             await trio.lowlevel.wait_readable(self.master)
             try:
@@ -173,7 +189,7 @@ class PtyTransport(_Transport):
                 data = garble(data, rate, self.emu.baud)
             self.emu.feed(data)
 
-    async def _flusher(self):
+    async def _flusher(self) -> None:
         w = self.writer
         while True:
             await w.wait()
@@ -183,7 +199,7 @@ class PtyTransport(_Transport):
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.master)
 
-    def close(self):
+    def close(self) -> None:
         self._stop()
         for fd in (self.master, self.slave):
             try:
@@ -195,19 +211,20 @@ class PtyTransport(_Transport):
 class TcpTransport(_Transport):
     """A TCP listener; pyserial opens it as socket://HOST:PORT (one host at a time)."""
 
-    def __init__(self, emu, host="127.0.0.1", port=0):
+    def __init__(self, emu: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(1)
-        self.address = self.sock.getsockname()[:2]
+        self.address: Tuple[str, int] = self.sock.getsockname()[:2]
         self._begin(emu)
 
-    async def _run(self):
+    async def _run(self) -> None:
+        assert self.scope is not None
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))
         with self.scope:
-            conn_scope = None
+            conn_scope: Optional[trio.CancelScope] = None
             async with trio.open_nursery() as n:
                 while True:
                     stream = await listener.accept()
@@ -216,7 +233,7 @@ class TcpTransport(_Transport):
                     conn_scope = trio.CancelScope()
                     n.start_soon(self._serve, stream, conn_scope)
 
-    async def _serve(self, stream, scope):
+    async def _serve(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
         w = self.writer
         w.pending.clear()
         with scope:
@@ -233,7 +250,7 @@ class TcpTransport(_Transport):
                 pass
         await trio.aclose_forcefully(stream)
 
-    async def _flush(self, stream):
+    async def _flush(self, stream: trio.SocketStream) -> None:
         w = self.writer
         while True:
             await w.wait()
@@ -241,7 +258,7 @@ class TcpTransport(_Transport):
             w.pending.clear()
             await stream.send_all(data)
 
-    def close(self):
+    def close(self) -> None:
         self._stop()
         try:
             self.sock.close()

@@ -37,7 +37,7 @@ import datetime
 import re
 import time
 from dataclasses import dataclass
-from typing import IO, Iterable, List, Optional, Tuple
+from typing import IO, Callable, Dict, Iterable, List, Optional, Tuple
 
 from wizsock.protocol import Redactor
 
@@ -84,7 +84,7 @@ def streams(records: Iterable[Record], keep_masked: bool = False) -> Tuple[bytes
     A masked record does not hold the wire's bytes: ValueError names the first one,
     unless `keep_masked`, which joins its masked form instead.
     """
-    parts: dict = {HOST_TO_MODULE: [], MODULE_TO_HOST: []}
+    parts: Dict[str, List[bytes]] = {HOST_TO_MODULE: [], MODULE_TO_HOST: []}
     for r in records:
         if r.masked and not keep_masked:
             raise ValueError(f"record at t={r.t:.6f} ({r.direction}) is masked: its bytes are not the wire's")
@@ -97,7 +97,7 @@ class UartLog:
     with every slice handed over in either direction (`feed`) and polled for idle
     partial records (`flush_idle`)."""
 
-    def __init__(self, file: IO[str], clock=time.monotonic) -> None:
+    def __init__(self, file: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
         self._file = file
         self._clock = clock
         self._t0 = clock()

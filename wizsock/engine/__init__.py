@@ -17,15 +17,19 @@ if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backpor
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .api import AsyncModule, MqttMessage
     from .core import BAUD_RATES, Engine, Response
     from .links import Link, Server
+    from .options import EngineOptions
     from .sync import Module
 
 # loaded on first use: the sans-I/O session (engine.session) and its tests must not pull
 # trio in through this package
 _LAZY = {"AsyncModule": "api", "MqttMessage": "api", "BAUD_RATES": "core", "Engine": "core",
-         "Response": "core", "Link": "links", "Server": "links", "Module": "sync"}
+         "Response": "core", "Link": "links", "Server": "links", "Module": "sync",
+         "EngineOptions": "options"}
 
 
 def __getattr__(name: str) -> Any:
@@ -37,14 +41,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["open_module", "Module", "AsyncModule", "Engine", "Link", "Server", "MqttMessage",
-           "Response", "BAUD_RATES"]
+           "Response", "BAUD_RATES", "EngineOptions"]
 
 
 @asynccontextmanager
-async def open_module(port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> AsyncIterator[AsyncModule]:
+async def open_module(port: Union[str, serial.SerialBase], baudrate: int = 115200,
+                      **options: Unpack[EngineOptions]) -> AsyncIterator[AsyncModule]:
     """Open a module on ``port`` (anything ``serial.serial_for_url`` opens).
 
-    Options (keyword): ``timeouts`` (command name -> seconds), ``hunt_baud``
+    Options (keyword, typed by :class:`EngineOptions`): ``timeouts`` (command name -> seconds), ``hunt_baud``
     (search the spec's rates if the module does not answer; default True),
     ``flow_control`` (RTS/CTS, AT+UART_CUR ...,1), ``rx_limit`` (per-link
     receive limit, default 1 MiB), ``rx_high``/``rx_low`` (RTS water marks),

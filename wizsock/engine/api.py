@@ -21,7 +21,8 @@ import trio
 from .. import errors as E
 from .. import protocol as P
 from ..protocol import records as R
-from .core import Engine, Response, req
+from ..protocol import request as req
+from .core import Engine, Response
 from .links import Link, Server
 
 if TYPE_CHECKING:
@@ -376,6 +377,11 @@ class LinkReservation:
         _RESERVATION.reset(self._token)
         self.release()
 
+    def claim(self) -> int:
+        """The held id, for the open it was reserved for (then used: not given back)."""
+        self.used = True
+        return self.lid
+
     def release(self) -> None:
         """Give the id back if no open used it."""
         if not self.used:
@@ -424,8 +430,7 @@ class Net(_Group):
         await e.wait_usable(10.0)
         res = _RESERVATION.get()
         if res is not None and res.engine is e and not res.used:
-            res.used = True
-            lid = res.lid
+            lid = res.claim()
             e.take_reserved(lid)
         else:
             lid = e.alloc_id(kind)
@@ -867,6 +872,10 @@ class Mqtt(_Group):
         self._link = placeholder
         self.connected = True
 
+    def cloud_connected(self) -> None:
+        """AT+AZCON / AT+AWSCON connected: the session is this client's (messages, disconnect)."""
+        self.connected = True
+
     async def publish(self, message: Union[str, bytes, bytearray, memoryview]) -> None:
         """AT+MQTTPUB=<message> (to the publish topic of set_topics)."""
         if isinstance(message, (bytes, bytearray, memoryview)):
@@ -913,7 +922,7 @@ class Azure(_Group):
         if resp.result != "OK":
             raise E.ConnectError(f"Azure connect failed: {'; '.join(resp.lines()) or resp.result}",
                                  lines=resp.lines())
-        self._m.mqtt.connected = True
+        self._m.mqtt.cloud_connected()
 
 
 class Aws(_Group):
@@ -960,7 +969,7 @@ class Aws(_Group):
             await self.restore_mux()
             raise E.ConnectError(f"AWS connect failed: {'; '.join(resp.lines()) or resp.result}",
                                  lines=resp.lines())
-        self._m.mqtt.connected = True
+        self._m.mqtt.cloud_connected()
 
     #: AWSCON switched the module to CIPMUX=0 (until mqtt.disconnect)
     _single = False

@@ -39,6 +39,8 @@ import trio
 from .. import errors as E
 from .. import protocol as P
 from ..framer import Data, Echo, Event, Framer, Garbage, Info, LinkEvent, Subscription, Text
+from ..protocol import MAX_SEND
+from ..protocol import request as req
 from . import session as S
 from .session import (BUSY_GRACE, FINAL, MAX_LINKS, OK_GRACE, PROMPT_COMMANDS,
                       SEND_COMMANDS, SENDBUF_SIZE, Command, LinkLimit, Response, Session)
@@ -55,7 +57,6 @@ wire_log = logging.getLogger("wizsock.engine.at")
 #: the module's UART rates (spec 3.1.7), in the order tried after the configured one
 BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 38400,
               19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
-MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
 READ_MAX = 1 << 16         # bytes per read of the port
 DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
@@ -125,12 +126,6 @@ def port_fd(port: Any) -> Optional[int]:
     except (OSError, ValueError, AttributeError):   # io.UnsupportedOperation is an OSError
         return None
     return fd if isinstance(fd, int) and fd >= 0 else None
-
-
-def req(name: str, form: str, **params: Any) -> P.Request:
-    """Build a request through the codec (the only place AT text is made)."""
-    spec = P.COMMANDS[name]
-    return spec.request(form, **params)
 
 
 class Engine:
@@ -692,7 +687,7 @@ class Engine:
                         request.name, len(lines), type(exc).__name__)
             # a final result without the lines it needs is often a stray or early one:
             # the real answer may still come, so the next command waits for silence
-            self.session.resync = True
+            self.session.expect_late_answers()
             secret = request.name in _SECRET_ANSWERS
             raise E.BadResponse(
                 f"{self.name}: the answer to {request.name} cannot be read ({len(lines)} "
@@ -1091,9 +1086,8 @@ class Engine:
                 log.warning("%s: writing %d byte(s) to complete a payload the module may be "
                             "waiting for", self.name, len(owed))
                 await self.write(owed, redacted=None)
-            session.resync = True
-        if session.resync:
-            session.resync = False
+            session.expect_late_answers()
+        if session.take_resync():
             await self._quiet(SETTLE_QUIET, SETTLE_MAX)
 
     async def _quiet(self, gap: float, limit: float) -> None:

@@ -48,8 +48,9 @@ import trio
 
 from .. import errors as E
 from ..protocol import records as R
-from .core import MAX_SEND, SENDBUF_SIZE, req
-from .session import LinkSlot
+from ..protocol import MAX_SEND
+from ..protocol import request as req
+from .session import SENDBUF_SIZE, LinkSlot
 
 if TYPE_CHECKING:
     from .core import Engine, Response

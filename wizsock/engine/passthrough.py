@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import trio
 
 from .. import errors as E
-from .core import req
+from ..protocol import request as req
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

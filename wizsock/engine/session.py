@@ -515,11 +515,16 @@ class Session(Generic[L]):
         for silence first (and a busy it meets may be one of those answers)."""
         return self._resync
 
-    @resync.setter
-    def resync(self, value: bool) -> None:
-        self._resync = value
-        if value:
-            self._busy_in_doubt = True
+    def expect_late_answers(self) -> None:
+        """Something may still answer an earlier exchange (an answer that could not be
+        read, a payload paid): the next command waits for silence first."""
+        self._resync = True
+        self._busy_in_doubt = True
+
+    def take_resync(self) -> bool:
+        """Whether to wait for silence before the next command (asked once)."""
+        resync, self._resync = self._resync, False
+        return resync
 
     @property
     def active(self) -> Optional[Command]:
@@ -739,7 +744,7 @@ class Session(Generic[L]):
         if link is not None:
             link.cut = True
             out.append(LinkCut(link))
-        self.resync = True
+        self.expect_late_answers()
         return out
 
     # ---- URCs (whatever command runs)
@@ -908,7 +913,7 @@ class Session(Generic[L]):
             return
         if code in RESYNC_RESULTS:
             # possibly a stray one, and the command's real answer still to come
-            self.resync = True
+            self.expect_late_answers()
         if code in FINAL or cmd.name in ENDS_ONLY.get(code, ()):
             cmd.finish(code)
             if not self._resync:
@@ -969,7 +974,7 @@ class Session(Generic[L]):
         assert cmd is not None
         if cmd.ok_at is not None:
             cmd.ok_at = None
-            self.resync = True
+            self.expect_late_answers()
             out.append(StrayOk(cmd))
         cmd.response.events.append(ev)
 
@@ -978,7 +983,7 @@ class Session(Generic[L]):
         """A reset is declared: every link is gone (returned, for the driver to fail), the
         server with them; the module may still finish what it was printing.  (A
         passthrough stream stays until its owner ends it: the driver fails it.)"""
-        self.resync = True
+        self.expect_late_answers()
         self.accepting = False
         self.echo = None               # a restarted module echoes until told otherwise
         gone = list(self._links.values())

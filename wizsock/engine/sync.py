@@ -23,7 +23,10 @@ from .passthrough import Passthrough
 
 if TYPE_CHECKING:
     from .api import MqttMessage
+    from typing_extensions import Unpack
+
     from .core import Engine, Response
+    from .options import EngineOptions
 
 log = logging.getLogger("wizsock.engine")
 
@@ -139,9 +142,10 @@ class Module:
     group (docs/design.md 4h).
     """
 
-    def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200, **options: Any) -> None:
+    def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200,
+                 **options: Unpack[EngineOptions]) -> None:
         self.port = port
-        self._options = dict(options)
+        self._options = options
         self._baudrate = baudrate
         self._token: Optional[trio.lowlevel.TrioToken] = None
         self._tasks: Optional[trio.Nursery] = None

@@ -36,6 +36,8 @@ command table (`commands.py`), so they cannot disagree about a format::
                                           # (PemError, a ValueError, for a bundle, a key where a
                                           # certificate goes, binary data, text after END; never
                                           # quoting the content); p.pem_blocks(text) -> [(label, lines)]
+    p.request(name, form, **params)       # COMMANDS[name].request(form, **params)
+    p.MAX_SEND                            # the longest payload of one CIPSEND/CIPSENDEX/CIPSENDBUF
     p.payload_for(request, payload) -> bytes  # what may follow `>` (PEM check, exact CIPSEND length)
 
     p.parse_request(line, mux=False)      # with the CIPMUX state known: `link=` forms only when mux
@@ -57,15 +59,15 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Optional, Type, TypeVar, overload
 
 from . import records
-from .commands import ALIASES, COMMANDS, DOC_TYPOS, LEGACY
+from .commands import ALIASES, COMMANDS, DOC_TYPOS, LEGACY, MAX_SEND
 from .grammar import FORMS, CommandSpec, Request, RequestError, UnknownCommand, quote, tokenize
 from .messages import (MESSAGES, PEM_LABELS, PEM_MARKERS, PEM_MAX, TRANSPARENT_ESCAPE, PemError, pem_blocks, format_ipd, format_message, format_smartconfig,
                        format_subscription, parse_message, parse_request, parse_smartconfig, pem_upload, redact, Redactor, payload_for)
 from .records import (CIPSTATUS_STATES, CIUPDATE_STAGES, CWJAP_ERRORS, CWLAP_MASK_ALL, CWLAP_MASK_BITS, ECN)
-from .shapes import ResponseError, lines_of
+from .lines import ResponseError, lines_of
 
 __all__ = [
-    "COMMANDS", "ALIASES", "DOC_TYPOS", "LEGACY", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
+    "COMMANDS", "ALIASES", "MAX_SEND", "request", "DOC_TYPOS", "LEGACY", "FORMS", "CommandSpec", "Request", "RequestError", "UnknownCommand",
     "ResponseError", "parse_request", "parse_response", "format_response", "format_ipd", "redact", "Redactor",
     "format_smartconfig", "parse_smartconfig", "format_subscription",
     "format_message", "parse_message", "MESSAGES", "pem_upload", "PEM_MARKERS", "PEM_LABELS", "PEM_MAX", "PemError", "pem_blocks", "payload_for", "TRANSPARENT_ESCAPE", "quote", "tokenize", "lines_of", "records",
@@ -88,6 +90,11 @@ def parse_response(name: str, form: str, events: Iterable[object], *, expect: Op
     if expect is None:
         return COMMANDS[name].parse_response(form, events, **opts)
     return COMMANDS[name].parse_response(form, events, expect=expect, **opts)
+
+
+def request(name: str, form: str, **params: Any) -> Request:
+    """`COMMANDS[name].request(form, **params)`: the only place AT text is made."""
+    return COMMANDS[name].request(form, **params)
 
 
 def format_response(name: str, form: str, record: object = None, **opts: Any) -> List[bytes]:

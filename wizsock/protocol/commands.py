@@ -101,12 +101,12 @@ def add(name: str, section: str, doc: str, *, test: bool = True, twin: Optional[
 
 
 def add_forms(name: str, section: str, doc: str, forms: Mapping[str, Form], *, test: bool = True,
-              twin: Optional[str] = None, bare: bool = False) -> CommandSpec:
+              twin: Optional[str] = None, bare: bool = False, legacy: bool = False) -> CommandSpec:
     """`add` with the forms as one mapping (a checker cannot tell `**forms` from `test=`)."""
     forms = dict(forms)
     if test and ("set" in forms or "query" in forms) and "test" not in forms:
         forms["test"] = Form()
-    spec = CommandSpec(name, forms, section=section, doc=doc, twin=twin, bare=bare,
+    spec = CommandSpec(name, forms, section=section, doc=doc, twin=twin, bare=bare, legacy=legacy,
                        aliases=[a for a, c in ALIASES.items() if c == name])
     dict.__setitem__(COMMANDS, name, spec)
     return spec
@@ -293,12 +293,14 @@ def pem_command(name: str, section: str, doc: str) -> None:
 
 pem_command("CASEND", "3.3.6", "Sets the SSL CA certificate")
 
+#: the longest payload of one AT+CIPSEND / CIPSENDEX / CIPSENDBUF (spec 3.3.7-3.3.9)
+MAX_SEND = 2048
 # a datagram's destination port: 0 is no port to send to
-_SEND = S(Int("length", 1, 2048), opt(Host("remote")), opt(Int("port", 1, 65535)), together=[("remote", "port")])
+_SEND = S(Int("length", 1, MAX_SEND), opt(Host("remote")), opt(Int("port", 1, 65535)), together=[("remote", "port")])
 add("CIPSEND", "3.3.7", "Sends data", execute=Form(), set=Form(mux(_SEND, Link())))
 add("CIPSENDEX", "3.3.8", "Sends data (ends at <length> or \\0)", set=Form(mux(_SEND, Link())))
 add("CIPSENDBUF", "3.3.9", "Writes data into the TCP-send-buffer",
-    set=Form(mux(S(Int("length", 1, 2048)), Link()),
+    set=Form(mux(S(Int("length", 1, MAX_SEND)), Link()),
              response=Fields((Int("current", 0, U32), opt(Int("sent", 0, U32))), R.BufferSegment, head=None)))
 add("CIPBUFRESET", "3.3.10", "Resets the segment ID count",
     execute=Form(), set=Form((S(Link()),), empty="execute"))
@@ -426,10 +428,9 @@ LEGACY = {
 def legacy(name: str, source: str) -> None:
     """The deprecated bare form: the _DEF command's forms under the bare name."""
     dflt = COMMANDS[name + "_DEF"]
-    spec = add_forms(name, "legacy", dflt.doc.replace("; saved in the flash", "") +
-                     " (deprecated ESP8266-AT-1.x form: set saves in the flash, query answers the current value; "
-                     + source + ")", dflt.forms, twin=dflt.name)
-    spec.legacy = True
+    add_forms(name, "legacy", dflt.doc.replace("; saved in the flash", "") +
+              " (deprecated ESP8266-AT-1.x form: set saves in the flash, query answers the current value; "
+              + source + ")", dflt.forms, twin=dflt.name, legacy=True)
 
 
 for _name, _source in LEGACY.items():

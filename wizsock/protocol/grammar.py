@@ -14,6 +14,8 @@ from functools import cached_property
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type,
                     TypeVar, overload)
 
+from .lines import CONTROL, ResponseError, encode_lines, lines_of
+
 if TYPE_CHECKING:
     from .shapes import AnyShape
 
@@ -26,9 +28,7 @@ __all__ = [
 
 FORMS = ("test", "query", "set", "execute")
 
-# Every C0 control byte and DEL: CR/LF would end the command early, NUL truncates
-# it in the firmware's C strings, the rest has no business in a parameter.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = CONTROL   # (the name this module's neighbours import)
 
 
 class RequestError(ValueError):
@@ -437,7 +437,8 @@ class CommandSpec:
     """
 
     def __init__(self, name: str, forms: Mapping[str, Form], *, section: str = "", doc: str = "",
-                 aliases: Sequence[str] = (), twin: Optional[str] = None, bare: bool = False):
+                 aliases: Sequence[str] = (), twin: Optional[str] = None, bare: bool = False,
+                 legacy: bool = False):
         self.name = name
         self.forms: Dict[str, Form] = dict(forms)
         self.section = section
@@ -446,7 +447,7 @@ class CommandSpec:
         self.twin = twin      # the _CUR/_DEF sibling
         self.bare = bare      # ATE0 / ATE1 / AT: no "+"
         self.since: Tuple[int, ...] = (1, 0, 1, 0)   # first firmware with it (spec 4)
-        self.legacy = False   # a deprecated ESP8266-AT-1.x bare form (commands.LEGACY)
+        self.legacy = legacy  # a deprecated ESP8266-AT-1.x bare form (commands.LEGACY)
 
     def available(self, version: Optional[Sequence[int]]) -> bool:
         """Whether firmware `version` (e.g. VersionInfo.version) has this command; unknown: True."""
@@ -558,7 +559,6 @@ class CommandSpec:
         result is then typed as that record for a checker, and a record of another
         type raises ResponseError instead of reaching code that reads its fields.
         """
-        from .shapes import ResponseError, lines_of
         shape = self._form(form).response
         if shape is None:
             return None
@@ -575,7 +575,6 @@ class CommandSpec:
             if record is not None:
                 raise ValueError(f"AT+{self.name} {form} has no response record")
             return []
-        from .shapes import encode_lines
         return encode_lines(shape.format(record, self._ctx(opts)))
 
     def _ctx(self, opts: Dict[str, Any]) -> Dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, Union
 from . import records as R
 from .commands import COMMANDS
 from .grammar import CommandSpec, Field, Ip, Mac, RequestError, Request, UnknownCommand, _CONTROL, tokenize
-from .shapes import Fields, encode_lines, lines_of
+from .lines import encode_lines, lines_of
+from .shapes import Fields
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -50,7 +51,7 @@ def parse_request(line: Union[BytesLike, str], mux: Optional[bool] = None) -> Re
     return spec.parse_args(form, args or "", mux)
 
 
-def format_ipd(link: int, payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
+def format_ipd(link: Optional[int], payload: BytesLike, remote: Optional[Tuple[str, int]] = None, mux: bool = True) -> bytes:
     """The bytes the module prints for received data (spec 3.3.24).
 
     mux: multiple connections (`+IPD,<link>,<len>`); remote: (ip, port) when AT+CIPDINFO=1.

@@ -15,47 +15,12 @@ import re
 from dataclasses import fields as dc_fields, is_dataclass
 from typing import Any, Callable, Dict, Generic, Iterable, List, Optional, Protocol, Sequence, Tuple, Type, TypeVar, overload
 
-from .grammar import Field, Param, Sig, _CONTROL, tokenize
+from .grammar import Field, Param, Sig, tokenize
+from .lines import ResponseError, encode_lines, lines_of
 
 #: the record type a shape parses to and formats from
 RecT = TypeVar("RecT")
 ItemT = TypeVar("ItemT")
-
-
-class ResponseError(ValueError):
-    """The module's lines do not have the shape this command's response has."""
-
-
-def lines_of(events: Iterable[object]) -> List[str]:
-    """Framer events (duck-typed) or str/bytes lines -> text lines.
-
-    `Info(name, value)` becomes `+name:value` again (a value-less Info is `+name`),
-    anything with `.text` (Text, Echo) its text; other events (Wifi, LinkEvent,
-    Result, ...) are not response lines and are dropped.
-    """
-    out: List[str] = []
-    for ev in events:
-        if isinstance(ev, (bytes, bytearray, memoryview)):
-            out.append(bytes(ev).decode("utf-8", "surrogateescape").rstrip("\r\n"))
-        elif isinstance(ev, str):
-            out.append(ev.rstrip("\r\n"))
-        elif hasattr(ev, "name") and hasattr(ev, "value"):
-            out.append("+" + ev.name + ("" if ev.value is None else ":" + ev.value))
-        else:
-            text = getattr(ev, "text", None)
-            if isinstance(text, str):
-                out.append(text)
-    return out
-
-
-def encode_lines(lines: Sequence[str]) -> List[bytes]:
-    out: List[bytes] = []
-    for line in lines:
-        m = _CONTROL.search(line)
-        if m:
-            raise ValueError(f"response line {line!r} contains control character {m.group()!r}")
-        out.append(line.encode("utf-8", "surrogateescape"))
-    return out
 
 
 # `+NAME:rest`, tolerating the spec's typos: a leading "AT" (3.2.1 Example prints

@@ -21,30 +21,22 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
-from .progress import progress_for  # noqa: F401  (re-exported for the tools)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NO_MODULE = 3
-EXIT_JOIN = 4
-EXIT_OFFLINE = 5
-EXIT_UNREACHABLE = 6
-EXIT_INTERRUPTED = 130
+from .exits import EXIT_FAILED as EXIT_FAILED  # (the exit codes, re-exported for the tools)
+from .exits import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from .exits import EXIT_JOIN as EXIT_JOIN
+from .exits import EXIT_NO_MODULE as EXIT_NO_MODULE
+from .exits import EXIT_OFFLINE as EXIT_OFFLINE
+from .exits import EXIT_OK as EXIT_OK
+from .exits import EXIT_UNREACHABLE as EXIT_UNREACHABLE
+from .exits import EXIT_USAGE as EXIT_USAGE
+from .exits import ToolError as ToolError
+from .progress import progress_for as progress_for  # (re-exported for the tools)
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_NO_MODULE", "EXIT_JOIN", "EXIT_OFFLINE",
            "EXIT_UNREACHABLE", "EXIT_INTERRUPTED", "add_module_arguments", "open_module_for",
            "run_tool", "emit", "table", "as_data", "ToolError"]
-
-
-class ToolError(Exception):
-    """A failure the tool reports as one line on stderr, with its exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED):
-        super().__init__(message)
-        self.code = code
 
 
 def add_module_arguments(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
@@ -108,6 +100,8 @@ def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,
     stderr (:mod:`wizsock.tools.explain`) and its exit code (above) returned."""
     from wizsock import errors as E
 
+    from wizsock.patch import note_networks_in_range
+
     from . import explain
 
     module = None
@@ -116,9 +110,7 @@ def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,
         try:
             return body(module)
         except E.JoinError as exc:
-            if exc.networks is None and exc.code != 2:   # for the hint: the names in range
-                found = explain.networks_in_range(module)
-                exc.networks = None if found is None else tuple(found)
+            note_networks_in_range(exc, module)      # for the hint: the names in range
             raise
     except BrokenPipeError:
         # the reader went away (| head): not an error of ours; no flush at exit either
@@ -159,7 +151,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def pairs(items: Iterable[tuple]) -> str:
+def pairs(items: Iterable[Tuple[str, object]]) -> str:
     """``name: value`` lines, aligned."""
     items = [(k, v) for k, v in items]
     w = max((len(k) for k, _ in items), default=0)

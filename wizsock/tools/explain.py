@@ -16,7 +16,8 @@ import traceback
 from typing import Any, Iterable, List, Optional, TextIO
 
 from .. import errors as E
-from . import common as C
+from ..patch import networks_in_range as networks_in_range
+from . import exits as C
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -150,28 +151,6 @@ def _join_hint(exc: E.JoinError) -> Optional[str]:
     if exc.code == 2:
         return "check the password (the network was found)"
     return listed
-
-
-def networks_in_range(module: Any, timeout: float = 20.0) -> Optional[List[str]]:
-    """The SSIDs a blocking Module sees (strongest first), or None if it cannot scan.
-
-    For a join that failed: the hint lists them, so a typo in the name shows."""
-    try:
-        if module.wifi.mode().mode == 2:
-            module.wifi.set_mode(3)
-        aps = module.wifi.scan(timeout=timeout)
-    except (E.WizError, RuntimeError):
-        return None
-    aps = sorted(aps, key=lambda ap: -(ap.rssi if ap.rssi is not None else -999))
-    return _unique(ap.ssid for ap in aps if ap.ssid)
-
-
-def _unique(names: Iterable[str]) -> List[str]:
-    seen: List[str] = []
-    for n in names:
-        if n not in seen:
-            seen.append(n)
-    return seen
 
 
 def report(command: str, exc: BaseException, stream: Optional[TextIO] = None) -> int:

@@ -13,7 +13,7 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Any, Iterator, Optional, TextIO
+from typing import Any, Iterator, Optional, TextIO, Tuple
 
 from wizsock.protocol import CIUPDATE_STAGES
 
@@ -44,7 +44,7 @@ class Progress:
         self._what: Optional[str] = None
         self._started = 0.0
         self._detail = ""
-        self._upload: Optional[tuple] = None      # (bytes, start time, wire seconds)
+        self._upload: Optional[Tuple[int, float, float]] = None      # (bytes, start time, wire seconds)
         self._shown = False
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, List, Optional
 
 from wizsock.protocol import ECN
 
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssid", default=None, help="only this network")
 
 
-def scan(m: Any, ssid: Any = None) -> list:
+def scan(m: Any, ssid: Optional[str] = None) -> List[Any]:
     """Scan in station mode (a SoftAP-only module is switched to SoftAP+station, not saved)."""
     if m.wifi.mode().mode == 2:
         m.wifi.set_mode(3)

@@ -16,10 +16,11 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 from wizsock import protocol as P
 from wizsock.engine.trace import event_line, open_private
+from wizsock.protocol.grammar import CommandSpec, Param, Sig
 from wizsock.framer import Data, Info, LinkEvent, Ready, SendBufAck, Subscription, Wifi
 
 from . import common as C
@@ -88,7 +89,7 @@ def _param_text(p: Any) -> str:
     return "; ".join(bits)
 
 
-def _signature(spec: Any, form: str, sig: Any) -> str:
+def _signature(spec: CommandSpec, form: str, sig: Union[Sig, Type[_NoSig]]) -> str:
     head = spec.prefix
     if form == "query":
         return head + "?"
@@ -128,7 +129,7 @@ def describe_command(name: str) -> Optional[str]:
            f"  spec section {spec.section}; firmware {since} or later"
            + (f"; twin {spec.twin}" if spec.twin else "")]
     out.append("  forms:")
-    params: dict = {}
+    params: Dict[str, Any] = {}
     for form in ("execute", "query", "set", "test"):
         f = spec.forms.get(form)
         if f is None:
@@ -148,8 +149,8 @@ def describe_command(name: str) -> Optional[str]:
 
 
 class _NoSig:
-    params: tuple = ()
-    when: dict = {}
+    params: Tuple[Any, ...] = ()
+    when: Dict[str, Any] = {}
 
 
 _HEADING = re.compile(r"^(\d+(?:\.\d+)+)\s+\S")
@@ -236,6 +237,10 @@ class Terminal:
         self.full_hexdump = full_hexdump
         self.spec_path = spec_path
         self.ask = ask or input
+
+    def use_prompt(self, ask: Callable[[str], str]) -> None:
+        """Read lines with ``ask`` from now on (the line editor, once it is set up)."""
+        self.ask = ask
 
     def style(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -386,7 +391,7 @@ def _names() -> List[str]:
     return sorted(spec.prefix for spec in P.COMMANDS.values())
 
 
-def _param_position(rest: str) -> tuple:
+def _param_position(rest: str) -> Tuple[int, str]:
     """(index of the parameter being typed, its text so far) in ``rest`` after ``=``."""
     index, start, quoted, escaped = 0, 0, False, False
     for i, ch in enumerate(rest):
@@ -401,11 +406,11 @@ def _param_position(rest: str) -> tuple:
     return index, rest[start:]
 
 
-def params_at(name: str, index: int) -> List[Any]:
+def params_at(name: str, index: int) -> List[Param]:
     spec = P.COMMANDS.get(name)
     if spec is None or "set" not in spec.forms:
         return []
-    seen: dict = {}
+    seen: Dict[str, Param] = {}
     for sig in spec.forms["set"].sigs:
         if index < len(sig.params):
             seen.setdefault(sig.params[index].name, sig.params[index])
@@ -520,7 +525,7 @@ def _interactive(term: Terminal, m: Any, history_file: str) -> int:
     from prompt_toolkit.patch_stdout import patch_stdout
 
     session = _make_prompt(term, history_file)
-    term.ask = lambda prompt: session.prompt(prompt)
+    term.use_prompt(lambda prompt: session.prompt(prompt))
     print(f"wizsock term on {m.port} (firmware {m.firmware}); help, Tab, Ctrl-D to quit",
           flush=True)
     with patch_stdout(raw=True):

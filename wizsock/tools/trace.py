@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, TextIO
+from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from wizsock.engine.trace import FORMAT
 
@@ -61,7 +61,7 @@ class TraceError(ValueError):
     """The file is not a wizsock UART trace."""
 
 
-def load(stream: Iterable[str]) -> tuple:
+def load(stream: Iterable[str]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """(header, records) of a trace; TraceError if it is not one."""
     header: Optional[Dict[str, Any]] = None
     records: List[Dict[str, Any]] = []
@@ -103,77 +103,113 @@ def _is_urc(rec: Dict[str, Any], pending: Optional[Item]) -> bool:
 
 def build(records: List[Dict[str, Any]], gap: float = 1.0) -> List[Item]:
     """The records as display items, in time order."""
-    items: List[Item] = []
-    pending: Optional[Item] = None
-    ipd: Optional[Item] = None
-    last_t: Optional[float] = None
+    builder = _Builder(gap)
     for rec in records:
+        builder.add(rec)
+    return builder.finish()
+
+
+class _Builder:
+    """Turns trace records into items: the command awaiting its answer (``pending``) and
+    the run of +IPD being merged (``ipd``) are the state between records."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self.items: List[Item] = []
+        self.pending: Optional[Item] = None
+        self.ipd: Optional[Item] = None
+        self.last_t: Optional[float] = None
+
+    def add(self, rec: Dict[str, Any]) -> None:
         t = float(rec["t"])
-        if last_t is not None and t - last_t > gap:
-            items.append(Item(last_t, "gap", f"{t - last_t:.2f} s with no traffic", bad=True))
-            ipd = None
-        last_t = t
+        self._quiet_since(t)
         d = rec.get("d")
         if d == "!":
-            items.append(Item(t, "note", rec.get("note", ""), bad=True))
-            ipd = None
-            continue
-        if d == ">":
-            if "line" in rec:
-                if pending is not None and pending.result is None:
-                    pending.bad = True
-                    pending.result = "no answer"
-                name = _name(rec["line"])
-                pending = Item(t, "cmd", rec["line"], name=name)
-                items.append(pending)
-                ipd = None
-            elif "data" in rec:
-                what = (f"> {rec['data']} bytes" + (" (certificate/key, masked)"
-                                                     if rec.get("masked") else ""))
-                if pending is not None and pending.result is None:
-                    pending.lines.append(what)
-                    if pending.name == "CIPSENDBUF":    # the module answers nothing more
-                        pending.result, pending.end = "OK", t
-                else:
-                    items.append(Item(t, "text", f"{what} (passthrough data)"))
-            continue
-        ev = rec.get("ev")
-        if ev == "Data":
-            if ipd is not None and ipd.link == rec.get("link"):
-                ipd.packets += 1
-                ipd.nbytes += int(rec.get("len", 0))
-                ipd.end = t
-            else:
-                remote = rec.get("remote")
-                ipd = Item(t, "ipd", "" if not remote else f" from {remote[0]}:{remote[1]}",
-                           link=rec.get("link"), packets=1, nbytes=int(rec.get("len", 0)), end=t)
-                items.append(ipd)
-            continue
-        ipd = None
-        if ev == "Garbage":
-            items.append(Item(t, "garbage", f"{rec.get('len')} unreadable bytes from the module "
-                                            f"({rec.get('reason')})", bad=True))
-            continue
-        line = rec.get("line", "")
-        if _is_urc(rec, pending) or pending is None or pending.result is not None:
-            items.append(Item(t, "urc", line, bad=ev == "Ready"))
-            continue
-        if pending.name in PROMPT_COMMANDS and not pending.prompted and line in ("OK", ">"):
-            pending.lines.append(line)          # CIPSEND prints OK, then ">"
-            pending.prompted = line == ">"
-        elif ev == "Result" and line in FINAL:
-            pending.result = line
-            pending.end = t
-            pending.bad = line in FAILED
-        elif ev == "Busy":
-            pending.lines.append(line)
+            self.items.append(Item(t, "note", rec.get("note", ""), bad=True))
+            self.ipd = None
+        elif d == ">":
+            self._from_host(rec, t)
+        elif rec.get("ev") == "Data":
+            self._data(rec, t)
+        else:
+            self.ipd = None
+            self._from_module(rec, t)
+
+    def finish(self) -> List[Item]:
+        pending: Optional[Item] = self.pending
+        if pending is not None and pending.result is None:
+            pending.result = "no answer (trace ends)"
             pending.bad = True
-        elif ev != "Echo":
-            pending.lines.append(line)
-    if pending is not None and pending.result is None:
-        pending.result = "no answer (trace ends)"
+        return self.items
+
+    def _quiet_since(self, t: float) -> None:
+        """A pause longer than ``gap`` is an item of its own."""
+        last_t = self.last_t
+        if last_t is not None and t - last_t > self.gap:
+            self.items.append(Item(last_t, "gap", f"{t - last_t:.2f} s with no traffic", bad=True))
+            self.ipd = None
+        self.last_t = t
+
+    def _from_host(self, rec: Dict[str, Any], t: float) -> None:
+        pending: Optional[Item] = self.pending
+        if "line" in rec:
+            if pending is not None and pending.result is None:
+                pending.bad = True
+                pending.result = "no answer"
+            self.pending = Item(t, "cmd", rec["line"], name=_name(rec["line"]))
+            self.items.append(self.pending)
+            self.ipd = None
+        elif "data" in rec:
+            what = (f"> {rec['data']} bytes" + (" (certificate/key, masked)"
+                                                 if rec.get("masked") else ""))
+            if pending is not None and pending.result is None:
+                pending.lines.append(what)
+                if pending.name == "CIPSENDBUF":    # the module answers nothing more
+                    pending.result, pending.end = "OK", t
+            else:
+                self.items.append(Item(t, "text", f"{what} (passthrough data)"))
+
+    def _data(self, rec: Dict[str, Any], t: float) -> None:
+        """+IPD: consecutive packets of one link merge into one item."""
+        ipd: Optional[Item] = self.ipd
+        if ipd is not None and ipd.link == rec.get("link"):
+            ipd.packets += 1
+            ipd.nbytes += int(rec.get("len", 0))
+            ipd.end = t
+        else:
+            remote = rec.get("remote")
+            self.ipd = Item(t, "ipd", "" if not remote else f" from {remote[0]}:{remote[1]}",
+                            link=rec.get("link"), packets=1, nbytes=int(rec.get("len", 0)), end=t)
+            self.items.append(self.ipd)
+
+    def _from_module(self, rec: Dict[str, Any], t: float) -> None:
+        ev = rec.get("ev")
+        if ev == "Garbage":
+            self.items.append(Item(t, "garbage", f"{rec.get('len')} unreadable bytes from the module "
+                                                 f"({rec.get('reason')})", bad=True))
+            return
+        line = rec.get("line", "")
+        pending: Optional[Item] = self.pending
+        if _is_urc(rec, pending) or pending is None or pending.result is not None:
+            self.items.append(Item(t, "urc", line, bad=ev == "Ready"))
+        else:
+            _answer_line(pending, ev, line, t)
+
+
+def _answer_line(pending: Item, ev: Optional[str], line: str, t: float) -> None:
+    """A line of the pending command's answer."""
+    if pending.name in PROMPT_COMMANDS and not pending.prompted and line in ("OK", ">"):
+        pending.lines.append(line)          # CIPSEND prints OK, then ">"
+        pending.prompted = line == ">"
+    elif ev == "Result" and line in FINAL:
+        pending.result = line
+        pending.end = t
+        pending.bad = line in FAILED
+    elif ev == "Busy":
+        pending.lines.append(line)
         pending.bad = True
-    return items
+    elif ev != "Echo":
+        pending.lines.append(line)
 
 
 def _name(line: str) -> str:

@@ -593,8 +593,8 @@ def test_a_busy_after_other_bytes_reached_the_module_waits_the_long_grace(doubt)
         gone = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
         r.session.end_command(gone)
     else:
-        r.session.resync = True
-        r.session.resync = False        # (the driver waited for silence)
+        r.session.expect_late_answers()
+        assert r.session.take_resync()  # (the driver waited for silence)
     cmd = r.start(req("CIPSTART", "set", link=3, type="TCP", remote="127.0.0.1", port=80))
     assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
     assert r.tick(BUSY_OWN_GRACE) == []
