@@ -29,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
                              " --no-pace-input takes them as fast as they come)")
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
+    parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                        help="switch on a firmware variant (repeatable): "
+                             + ", ".join(sorted(_quirk_names())))
+    parser.add_argument("--profile", metavar="FILE",
+                        help="answer with this timing profile (JSON, from `wizsock check --profile`)")
+
+
+def _quirk_names():
+    from wizsock.emulator.quirks import QUIRKS
+    return QUIRKS
 
 
 def _listen_addr(text: str):
@@ -47,7 +57,7 @@ def run(args) -> int:
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
                        log_traffic=args.log, log_file=sys.stderr if args.log else None,
                        pace_input=args.pace_input, jitter=args.jitter / 1000.0,
-                       segment_limit=args.segment_limit)
+                       segment_limit=args.segment_limit, quirks=args.quirk, profile=args.profile)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
         return 2

@@ -159,8 +159,20 @@ class Emulator:
     def __init__(self, world=None, flash=None, rtt: float = 0.0, baudrate: int = 115200,
                  faults=None, seed=None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
                  name: Optional[str] = None, log_traffic: bool = False, log_file=None,
-                 pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT):
+                 pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT,
+                 quirks=None, profile=None):
+        from wizsock.emulator.profile import TimingProfile
+        from wizsock.emulator.quirks import parse_quirks
         self.world = load_world(world)
+        #: firmware variants switched on (wizsock.emulator.quirks; all off by default)
+        self.quirks = parse_quirks(quirks)
+        #: the timing the module answers with (wizsock.emulator.profile; default: no processing time)
+        if profile is None or isinstance(profile, TimingProfile):
+            self.profile = profile or TimingProfile()
+        else:
+            self.profile = TimingProfile.load(profile)
+        if self.profile.boot is not None:
+            boot_delay = self.profile.boot
         self.rtt = float(rtt)
         self.jitter = float(jitter)
         if self.rtt < 0 or self.jitter < 0:
@@ -225,6 +237,10 @@ class Emulator:
         # per direction, how late (seconds) each hand-over that emptied the line's queue
         # came after its last byte's wire time: the pacers' precision, for timing tests
         self.lateness: Dict[str, Deque[float]] = {"in": deque(maxlen=1000), "out": deque(maxlen=1000)}
+
+    def quirk(self, name: str) -> bool:
+        """Whether the firmware variant `name` (wizsock.emulator.quirks) is switched on."""
+        return name in self.quirks
 
     def one_way(self) -> float:
         """One network crossing: half the round trip plus up to `jitter` (seeded)."""
@@ -672,6 +688,8 @@ class Emulator:
                     t = max(t, time.monotonic())
                     continue
                 per_byte = 10.0 / self.baud
+                if output:
+                    per_byte /= self.profile.line_rate_ratio   # a module that pauses between bytes
                 if not size:
                     if f and f.hit("stall"):
                         await trio.sleep(f.rng.uniform(0.2, 1.0))
@@ -813,6 +831,12 @@ class Emulator:
             await self.write_unit(b"\r\nERROR\r\n")
             return
         ctx = Ctx(self, req, line)
+        delay = self.profile.delay(req.name, req.form)
+        if delay:
+            # the module's processing time (a timing profile): its answer's wire time
+            # starts after it, as on the part that was measured
+            await trio.sleep(delay)
+            self._answer_from = None
         try:
             result = await fn(ctx, req)
         except CommandFailed as e:

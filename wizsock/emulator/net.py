@@ -26,6 +26,7 @@ TCP_WINDOW = 8192      # the module's TCP receive buffer
 # Units (a read of <= 1460 bytes, or an acknowledgement) the inbound delay line holds:
 # about one receive window in flight, so a host that stops reading still pushes back.
 LINE_UNITS = TCP_WINDOW // 1460 + 1
+PACKET_GAP = 0.02      # quirk overlong_discard: a pause this long ends a burst of input
 
 
 async def tcp_connect(ip, port):
@@ -608,6 +609,8 @@ async def _send_common(ctx, req, ex=False):
         data = await ctx.read_data(n=n)
     emu.busy = "s"
     await ctx.write(b"\r\nRecv %d bytes\r\n" % len(data))
+    if emu.profile.send_ok:
+        await trio.sleep(emu.profile.send_ok)   # a timing profile: the module's time to send
     f = emu.faults
     if f and f.hit("sendfail"):
         await trio.sleep(emu.rtt)
@@ -679,12 +682,24 @@ async def cipsendbuf(ctx, req):
     lines = P.format_response(req.name, req.form, R.BufferSegment(seg, link.acked_seg))
     await ctx.write(b"".join(ln + b"\r\n" for ln in lines) + b"\r\nOK\r\n> ")
     data = await ctx.read_data(n=n)
+    if emu.quirk("overlong_discard"):
+        await _discard_overlong(ctx)
     link.next_seg += 1
     link.pending += n
     if link.seg_queue is None:
         link.seg_queue = _SegmentPipe(emu, link, lid if st.mux else None)
     link.seg_queue.put(seg, data)
     return None
+
+
+async def _discard_overlong(ctx):
+    """Quirk `overlong_discard` (spec 3.3.9): bytes after <length> in the same burst
+    (a 20 ms gap ends it, as a passthrough packet) are dropped and answered busy."""
+    emu = ctx.emulator
+    await trio.sleep(PACKET_GAP)
+    if emu.inbuf.data:
+        emu.inbuf.data.clear()
+        await ctx.send_line(b"busy s...")
 
 
 class _SegmentPipe:
@@ -840,6 +855,8 @@ async def cipserver(ctx, req):
         if net.server is not None:
             net.server[1].cancel()
             net.server = None
+        elif ctx.emulator.quirk("no_change"):
+            await ctx.send_line(b"no change")   # wizsock.emulator.quirks: ESP8266 AT 1.3
         return "OK"
     port = req.get("port", 333)
     if not st.mux:
