@@ -242,6 +242,12 @@ class Emulator:
         """Whether the firmware variant `name` (wizsock.emulator.quirks) is switched on."""
         return name in self.quirks
 
+    async def hold(self, seconds: float) -> None:
+        """Take `seconds` to the microsecond (a timing profile's share): a trio sleep would
+        end on the next millisecond tick, and a replayed profile would drift by one each time."""
+        with PreciseClock() as clock:
+            await clock.until(time.monotonic() + seconds, SPIN_AHEAD)
+
     def one_way(self) -> float:
         """One network crossing: half the round trip plus up to `jitter` (seeded)."""
         d = self.rtt / 2
@@ -835,7 +841,7 @@ class Emulator:
         if delay:
             # the module's processing time (a timing profile): its answer's wire time
             # starts after it, as on the part that was measured
-            await trio.sleep(delay)
+            await self.hold(delay)
             self._answer_from = None
         try:
             result = await fn(ctx, req)

@@ -610,7 +610,7 @@ async def _send_common(ctx, req, ex=False):
     emu.busy = "s"
     await ctx.write(b"\r\nRecv %d bytes\r\n" % len(data))
     if emu.profile.send_ok:
-        await trio.sleep(emu.profile.send_ok)   # a timing profile: the module's time to send
+        await emu.hold(emu.profile.send_ok)   # a timing profile: the module's time to send
     f = emu.faults
     if f and f.hit("sendfail"):
         await trio.sleep(emu.rtt)
