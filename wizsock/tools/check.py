@@ -769,8 +769,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--echo", default=None, metavar="HOST:PORT",
                         help="a TCP+UDP echo peer the module can reach (`wizsock check --serve-echo`): "
                              "links, data, closes and +IPD timing")
-    parser.add_argument("--serve-echo", default=None, metavar="[HOST:]PORT",
-                        help="only run the echo peer the check needs (on this host), until Ctrl-C")
+    parser.add_argument("--serve-echo", default=None, metavar="HOST:PORT",
+                        help="only run the echo peer the check needs, on this host's HOST:PORT "
+                             "(0.0.0.0:7777: every interface), until Ctrl-C")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="write the report as JSON (for a bug report: credentials and MACs masked)")
     parser.add_argument("--profile", default=None, metavar="FILE",
@@ -830,7 +831,7 @@ def _write_private(path: str, data: Dict[str, Any]) -> None:
 
 
 def _serve_echo(where: str) -> int:
-    host, port = _host_port(where if ":" in where else ":" + where)
+    host, port = _host_port(where)
     with EchoPeer(host, port) as peer:
         print(f"echo peer on {peer.address[0]}:{peer.address[1]} (TCP and UDP); Ctrl-C stops it", flush=True)
         try:
@@ -845,7 +846,11 @@ def run(args: argparse.Namespace) -> int:
 
     import wizsock  # noqa: F401  (registers wizemu://)
     if args.serve_echo:
-        return _serve_echo(args.serve_echo)
+        try:
+            return _serve_echo(args.serve_echo)
+        except (ValueError, OSError) as exc:
+            print(f"wizsock check: --serve-echo {args.serve_echo}: {exc}", file=sys.stderr)
+            return C.EXIT_USAGE
     password = None
     if args.password_stdin:
         if args.ssid is None:
