@@ -7,6 +7,7 @@ echo peer is the check's, on loopback.  High baud rates where timing is not the 
 import json
 import os
 import re
+import time
 
 import pytest
 import serial
@@ -188,3 +189,22 @@ def test_allow_flash_does_write_the_flash(peer):
     finally:
         emu.stop()
     assert after[0] == before[0] and after[3][:2] != before[3][:2]
+
+
+def test_a_module_that_stops_answering_ends_the_check_early(peer):
+    emu = Emulator(baudrate=BAUD).start()
+    try:
+        port = HostilePort(emu.url, BAUD)
+        booted(port)
+        mute = port.on_write(rb"AT\+CIFSR", mute=60)
+        t0 = time.monotonic()
+        report = run_check(port, peer, timeout=0.5)
+        took = time.monotonic() - t0
+        assert HostilePort.fired(mute)
+    finally:
+        emu.stop()
+    assert "stopped answering" in report.target.silent
+    silent = [d.step for d in report.differences if "<no answer>" in d.got]
+    assert silent == ["wifi.addresses", "wifi.station_ip", "wifi.station_mac"]
+    assert "links.status" not in report.target.steps
+    assert took < 15, took

@@ -192,6 +192,7 @@ class Run:
     notes: List[str] = field(default_factory=list)
     firmware: Optional[str] = None
     reset_skipped: Optional[str] = None
+    silent: Optional[str] = None      # why the script stopped early
 
 
 @dataclass
@@ -233,6 +234,14 @@ def _mask_port(port: str) -> str:
 
 # ----------------------------------------------------------------------------- the script
 
+class ModuleSilent(Exception):
+    """Several commands in a row got no answer: the rest of the script would only wait."""
+
+
+#: commands in a row without an answer that end the script
+SILENT_AFTER = 3
+
+
 class Script:
     """The check's session on one module (the target or the reference emulator)."""
 
@@ -240,6 +249,8 @@ class Script:
         self.s = session
         self.o = opts
         self.run = Run()
+        self.unanswered = 0
+        self.echo_was_on = False
         self.secrets: List[str] = [x for x in (opts.ssid, opts.password) if x]
 
     # -- recording
@@ -285,6 +296,10 @@ class Script:
            quiet: float = 0.0, **kw: Any) -> Answer:
         ans = self.s.command(line, timeout=timeout or self.o.timeout, prompt=prompt, quiet=quiet)
         self.record(sid, line, ans, **kw)
+        self.unanswered = 0 if ans.result is not None else self.unanswered + 1
+        if self.unanswered >= SILENT_AFTER:
+            raise ModuleSilent(f"the module stopped answering (no answer to the last {SILENT_AFTER} commands, "
+                               f"the last {self.mask(line.decode('utf-8', 'replace'))})")
         return ans
 
     def value(self, ans: Answer, name: Optional[str] = None) -> Optional[str]:
@@ -512,6 +527,14 @@ class Script:
 
     # -- all of it
     def go(self) -> Run:
+        try:
+            return self._go()
+        except ModuleSilent as exc:
+            self.run.silent = str(exc)
+            self.run.notes.append(str(exc))
+            return self.run
+
+    def _go(self) -> Run:
         self.s.drain(0.05)
         self.basic()
         snap = self.snapshot()
@@ -535,9 +558,14 @@ class Script:
             else:
                 self.run.notes.append("no --echo peer: links, data and +IPD timing not checked")
             self.timing()
-        finally:
+        except ModuleSilent:
+            raise     # nothing to restore on a module that does not answer
+        except BaseException:
             self.s.drain(0.05)
             self.restore(snap)
+            raise
+        self.s.drain(0.05)
+        self.restore(snap)
         return self.run
 
     def _saved_mode(self) -> Optional[str]:
@@ -885,9 +913,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         port.close()
     print(render(report))
+    if report.target.silent:
+        print(f"wizsock check: {report.target.silent}", file=sys.stderr)
     if args.json:
         _write_private(args.json, report.to_json())
     if args.profile:
         source = f"wizsock check on a module at {baud} baud, firmware {report.target.firmware or '?'}"
         profile_of(report.target, baud, source, report.reference).save(args.profile)
+    if report.target.silent:
+        return C.EXIT_NO_MODULE
     return C.EXIT_FAILED if report.differences else C.EXIT_OK
