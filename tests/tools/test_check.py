@@ -135,8 +135,9 @@ def test_profile_round_trip(tmp_path, peer):
     p2 = K.profile_of(second.target, BAUD, "second", second.reference)
     a, b = p1.measured, p2.measured
     assert a["turnaround_ms"] and a["turnaround_ms"].keys() == b["turnaround_ms"].keys()
-    # the measured turnarounds: every command timed at least three times (the timing phase
-    # repeats its commands; one-off samples of other steps are the profile's, not a measure)
+    # the measured turnarounds (each the least of its samples): every command timed at least
+    # three times (the timing phase repeats its commands; a one-off sample of another step
+    # goes into the profile but is no measure)
     timed = {k for k, n in a["samples"].items() if n >= 3}
     assert {"AT", "AT+GMR", "AT+CIPSTATUS", "AT+CIPSEND="} <= timed
     off = {k: (a["turnaround_ms"][k], b["turnaround_ms"][k]) for k in timed
