@@ -52,8 +52,6 @@ class RawSession:
         self.baudrate = baudrate
         self.framer = Framer(max_ipd=max_ipd, max_line=4096)
         self._held: List[Tuple[float, Any]] = []   # events read past the end of an answer
-        self._held_raw = b""
-        self.log: List[Tuple[str, bytes]] = []      # ("<<" host, ">>" module, bytes) in order
         try:
             port.timeout = 0.005
         except (AttributeError, ValueError):
@@ -112,7 +110,6 @@ class RawSession:
             t, chunk = self._read_some()
             if chunk:
                 ans.raw += chunk
-                self.log.append((">>", chunk))
                 queue = [(t, ev) for ev in self.framer.feed(chunk)]
                 if quiet and done_at is not None:
                     done_at = t    # something came: the quiet period starts again
@@ -123,7 +120,6 @@ class RawSession:
             self.port.flush()
         except (AttributeError, OSError):
             pass
-        self.log.append(("<<", bytes(data)))
         return time.monotonic()
 
     # ------------------------------------------------------------- commands
