@@ -209,3 +209,14 @@ def test_a_module_that_stops_answering_ends_the_check_early(peer):
     assert silent == ["wifi.addresses", "wifi.station_ip", "wifi.station_mac"]
     assert "links.status" not in report.target.steps
     assert took < 15, took
+
+
+def test_cli_exit_codes_say_differences_and_no_module(peer):
+    r = wizsock_cli("check", "--port", f"wizemu://?baud={BAUD}&quirks=no_change", "--baudrate", str(BAUD),
+                    "--ssid", SSID, "--password-stdin", "--echo", "%s:%d" % peer.address, "--no-reset",
+                    input=PASSWORD + "\n", timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "differences from the emulator: 1" in r.stdout, r.stdout
+    assert re.search(r"links\.server_delete_none\s+AT\+CIPSERVER=0\s+3\.3\.16\s+OK\s+no change", r.stdout), r.stdout
+    r = wizsock_cli("check", "--port", "/dev/nonexistent-wizsock-port", timeout=60)
+    assert r.returncode == 3 and "cannot open" in r.stderr

@@ -193,6 +193,7 @@ class Run:
     firmware: Optional[str] = None
     reset_skipped: Optional[str] = None
     silent: Optional[str] = None      # why the script stopped early
+    linked: bool = False              # the links phase ran
 
 
 @dataclass
@@ -251,6 +252,7 @@ class Script:
         self.run = Run()
         self.unanswered = 0
         self.echo_was_on = False
+        self.snap: Dict[str, Optional[str]] = {}
         self.secrets: List[str] = [x for x in (opts.ssid, opts.password) if x]
 
     # -- recording
@@ -409,10 +411,15 @@ class Script:
         host, port = self.o.echo
         target = f'"{host}",{port}'.encode()
         tcp = lambda lid: b'AT+CIPSTART=%d,"TCP",' % lid + target   # noqa: E731
+        mux_was = _setting(self.snap.get("CIPMUX"))
         self.at("links.mux_on", b"AT+CIPMUX=1")
         # +IPD without the remote's address: the form the emulator's reference prints (restored)
         self.at("links.ipd_plain", b"AT+CIPDINFO=0")
-        self.at("links.server_delete_none", b"AT+CIPSERVER=0")
+        if mux_was == "0":   # no server can run in single mode: deleting none deletes nothing of the user's
+            self.at("links.server_delete_none", b"AT+CIPSERVER=0")
+        else:
+            self.skip("links.server_delete_none", "AT+CIPSERVER=0",
+                      "the module was in AT+CIPMUX=1: a server of yours may be running")
         self.at("links.tcp_open", tcp(0), timeout=15.0)
         self.at("links.udp_open", b'AT+CIPSTART=1,"UDP",' + target, timeout=15.0)
         self.at("links.status", b"AT+CIPSTATUS")
@@ -537,7 +544,7 @@ class Script:
     def _go(self) -> Run:
         self.s.drain(0.05)
         self.basic()
-        snap = self.snapshot()
+        self.snap = snap = self.snapshot()
         if self.o.reset is False:
             why: Optional[str] = "not asked for (--no-reset)"
         else:
@@ -553,10 +560,14 @@ class Script:
             self.wifi()
             self.legacy(self._saved_mode())
             self.wrong_input()
-            if self.o.echo is not None:
-                self.links()
-            else:
+            if self.o.echo is None:
                 self.run.notes.append("no --echo peer: links, data and +IPD timing not checked")
+            elif self.o.ssid is None and not snap.get("joined"):
+                self.run.notes.append("the module has joined no network (give --ssid): links, data and "
+                                      "+IPD timing not checked")
+            else:
+                self.run.linked = True
+                self.links()
             self.timing()
         except ModuleSilent:
             raise     # nothing to restore on a module that does not answer
@@ -750,8 +761,9 @@ REFERENCE_BAUD = 2000000
 REFERENCE_BOOT = 0.05      # the reference emulator's boot time (seconds from reset to ready)
 
 
-def reference_run(opts: Options, reset: bool) -> Run:
-    """The same script on a private emulator (its own echo peer on loopback)."""
+def reference_run(opts: Options, reset: bool, linked: bool = True) -> Run:
+    """The same script on a private emulator (its own echo peer on loopback); ``linked``:
+    the module under check ran the links phase (joined to a network before the check)."""
     import serial
 
     import wizsock  # noqa: F401  (registers wizemu://)
@@ -759,14 +771,14 @@ def reference_run(opts: Options, reset: bool) -> Run:
                        password=REFERENCE_CREDENTIALS[1] if opts.ssid is not None else None,
                        allow_flash=opts.allow_flash, reset=reset, timeout=opts.timeout)
     with EchoPeer() as peer:
-        if opts.echo is not None:
+        if opts.echo is not None and linked:
             ref_opts.echo = peer.address
         port = serial.serial_for_url(f"wizemu://?baud={REFERENCE_BAUD}&boot={REFERENCE_BOOT}",
                                      baudrate=REFERENCE_BAUD, timeout=0.005)
         try:
             session = RawSession(port, REFERENCE_BAUD)
             session.collect(lambda a, ev: isinstance(ev, Ready), timeout=5.0)   # its boot
-            if opts.echo is not None and opts.ssid is None:
+            if ref_opts.echo is not None and opts.ssid is None:
                 # the module under check may be joined already: the links need the reference joined
                 session.command(b"AT+CWMODE_CUR=1")
                 session.command(P.COMMANDS["CWJAP_CUR"].set(ssid=REFERENCE_CREDENTIALS[0],
@@ -781,7 +793,7 @@ def check(port: Any, baudrate: int, opts: Options, reference: Optional[Run] = No
     (or compare with ``reference``, a run of the same script and options, reset included)."""
     target = run_script(port, baudrate, opts)
     if reference is None:
-        reference = reference_run(opts, reset=target.reset_skipped is None)
+        reference = reference_run(opts, reset=target.reset_skipped is None, linked=target.linked)
     return Report(str(getattr(port, "port", port)), baudrate, target, reference, compare(target, reference))
 
 
@@ -875,9 +887,6 @@ def _serve_echo(where: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import serial
-
-    import wizsock  # noqa: F401  (registers wizemu://)
     if args.serve_echo:
         try:
             return _serve_echo(args.serve_echo)
@@ -900,10 +909,10 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(ssid=args.ssid, password=password, echo=echo, allow_flash=args.allow_flash,
                    reset=False if args.no_reset else None, timeout=args.timeout)
     try:
-        port = serial.serial_for_url(url, baudrate=baud, timeout=0.005)
-    except (serial.SerialException, OSError, ValueError) as exc:
-        print(f"wizsock check: cannot open {url}: {exc}", file=sys.stderr)
-        return C.EXIT_NO_MODULE
+        port = C.open_raw_port(url, baud)
+    except C.ToolError as exc:
+        print(f"wizsock check: {exc}", file=sys.stderr)
+        return exc.code
     try:
         probe = RawSession(port, baud)
         for _ in range(3):    # a module still booting does not hear the first

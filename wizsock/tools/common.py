@@ -39,7 +39,7 @@ EXIT_INTERRUPTED = 130
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_NO_MODULE", "EXIT_JOIN", "EXIT_OFFLINE",
            "EXIT_UNREACHABLE", "EXIT_INTERRUPTED", "add_module_arguments", "open_module_for",
-           "run_tool", "emit", "table", "as_data", "ToolError"]
+           "run_tool", "emit", "table", "as_data", "ToolError", "open_raw_port"]
 
 
 class ToolError(Exception):
@@ -118,6 +118,18 @@ def open_module_for(args: argparse.Namespace, *, join_emulator: bool) -> Any:
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise ToolError(f"cannot open {args.port}: {first}", EXIT_NO_MODULE) from None
+
+
+def open_raw_port(url: str, baudrate: int, timeout: float = 0.005) -> Any:
+    """A pyserial port on ``url`` with no engine on it (``wizsock check`` reads raw answers).
+    Raises :class:`ToolError` (exit 3) when it cannot be opened."""
+    import serial
+
+    import wizsock  # noqa: F401  (registers wizemu://)
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise ToolError(f"cannot open {url}: {exc}", EXIT_NO_MODULE) from None
 
 
 def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,
