@@ -29,7 +29,7 @@ class Answer:
     sent: bytes                                   # what was written (may hold a secret: never shown raw)
     raw: bytes = b""
     events: List[Tuple[float, Any]] = field(default_factory=list)   # (monotonic time read, event)
-    t_written: float = 0.0                        # the write returned (its last byte left the host)
+    t_written: float = 0.0                        # the host began writing it
     t_first: Optional[float] = None               # first byte of the answer read
     t_prompt: Optional[float] = None
     t_final: Optional[float] = None
@@ -115,12 +115,17 @@ class RawSession:
                     done_at = t    # something came: the quiet period starts again
 
     def write(self, data: bytes) -> float:
+        """Write ``data``; the time it was handed over.  Taken before the write: a thread
+        preempted after it would stamp late and make an answer look quicker than it was
+        (the least of a command's samples, which a timing profile takes, would be too small);
+        stamped before, the host can only add time."""
+        t = time.monotonic()
         self.port.write(data)
         try:
             self.port.flush()
         except (AttributeError, OSError):
             pass
-        return time.monotonic()
+        return t
 
     # ------------------------------------------------------------- commands
     def command(self, line: bytes, *, timeout: float = 5.0, prompt: bool = False,

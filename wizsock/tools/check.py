@@ -425,6 +425,8 @@ class Script:
         self.at("links.status", b"AT+CIPSTATUS")
         self.send("links.tcp_send", 0, b"hello wizsock")
         self.send("links.udp_send", 1, b"howdy wizsock")
+        for i in range(REPEAT):    # SEND OK latency: the least of these and the sends above
+            self.send(f"timing.send_ok.{i}", 0, b"timing %d" % i)
         for seg in (1, 2):
             self.sendbuf(f"links.sendbuf_{seg}", 0, b"segment%d" % seg)
         self.at("links.sendbuf_status", b"AT+CIPBUFSTATUS=0")
