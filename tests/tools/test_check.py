@@ -125,7 +125,7 @@ def test_a_port_that_alters_answers_is_reported_and_nothing_else(peer):
 
 def test_profile_round_trip(tmp_path, peer):
     slow = tmp_path / "slow.json"
-    TimingProfile(default_turnaround=0.02, send_ok=0.015, boot=0.12).save(slow)
+    TimingProfile(default_turnaround=0.02, send_ok=0.015, boot=0.12, line_rate_ratio=0.5).save(slow)
     first = run_check(f"wizemu://?baud={BAUD}&profile={slow}", peer)
     assert found(first) == set()
     p1 = K.profile_of(first.target, BAUD, "first", first.reference)
@@ -143,8 +143,10 @@ def test_profile_round_trip(tmp_path, peer):
     off = {k: (a["turnaround_ms"][k], b["turnaround_ms"][k]) for k in timed
            if abs(b["turnaround_ms"][k] - a["turnaround_ms"][k]) > 0.1 * a["turnaround_ms"][k]}
     assert not off, off
-    for k in ("send_ok_ms", "boot_ms"):
+    for k in ("send_ok_ms", "boot_ms", "prompt_ms", "line_rate_ratio"):
         assert abs(b[k] - a[k]) <= 0.1 * a[k], (k, a[k], b[k])
+    # the pauses between bytes were measured, not only replayed
+    assert abs(p1.line_rate_ratio - 0.5) <= 0.05, p1.line_rate_ratio
     # the first emulator's timing was really not the default one
     assert min(a["turnaround_ms"][k] for k in timed) > 15 and a["boot_ms"] > 100
 

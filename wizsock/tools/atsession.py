@@ -34,6 +34,7 @@ class Answer:
     t_prompt: Optional[float] = None
     t_final: Optional[float] = None
     result: Optional[str] = None                  # final result code, ">" for a prompt, None: timed out
+    reads: List[Tuple[float, int]] = field(default_factory=list)    # (time, bytes) of each read
 
     @property
     def turnaround(self) -> Optional[float]:
@@ -110,6 +111,7 @@ class RawSession:
             t, chunk = self._read_some()
             if chunk:
                 ans.raw += chunk
+                ans.reads.append((t, len(chunk)))
                 queue = [(t, ev) for ev in self.framer.feed(chunk)]
                 if quiet and done_at is not None:
                     done_at = t    # something came: the quiet period starts again
