@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "ping": ("wizsock.tools.ping", "ping a host from the module"),
     "info": ("wizsock.tools.info", "firmware, MAC and IP addresses, UART settings of the module"),
     "trace": ("wizsock.tools.trace", "render a UART trace recorded with --trace"),
+    "check": ("wizsock.tools.check", "hold a module against the emulator: differences and a timing profile"),
 }
 
 

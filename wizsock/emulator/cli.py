@@ -5,7 +5,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Tuple
+from typing import List, Tuple
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict-baud", action="store_true",
                         help="--pty: a host whose port is set to another baud rate than the module's "
                              "gets garbage, as on a real line (and must find the module's rate)")
+    parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                        help="switch on a firmware variant (repeatable): "
+                             + ", ".join(sorted(_quirk_names())))
+    parser.add_argument("--profile", metavar="FILE",
+                        help="answer with this timing profile (JSON, from `wizsock check --profile`)")
+
+
+def _quirk_names() -> List[str]:
+    from wizsock.emulator.quirks import QUIRKS
+    return list(QUIRKS)
 
 
 def _listen_addr(text: str) -> Tuple[str, int]:
@@ -68,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                        faults=args.faults, seed=args.seed, boot_delay=args.boot_delay,
                        bind_host=args.bind_host, log_file=log_file,
                        pace_input=args.pace_input, jitter=args.jitter / 1000.0,
-                       segment_limit=args.segment_limit, link_ids=args.link_ids)
+                       segment_limit=args.segment_limit, link_ids=args.link_ids,
+                       quirks=args.quirk, profile=args.profile)
     except (OSError, ValueError) as e:
         print(f"wizsock emulator: {e}", file=sys.stderr)
         if log_file is not None and log_file is not sys.stderr:

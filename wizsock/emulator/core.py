@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from importlib import resources
-from typing import IO, TYPE_CHECKING, Any, Callable, Deque, Dict, List, Literal, Optional, Tuple, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Literal, Optional, Tuple, TypeVar, Union
 
 import trio
 
@@ -33,6 +33,7 @@ from wizsock.protocol import Request
 
 if TYPE_CHECKING:
     from wizsock.emulator.net import Net
+    from wizsock.emulator.profile import TimingProfile
     from wizsock.emulator.transports import PtyTransport, TcpTransport
 
 _T = TypeVar("_T")
@@ -180,11 +181,24 @@ class Emulator:
                  seed: Optional[int] = None, boot_delay: float = 0.05, bind_host: str = "127.0.0.1",
                  name: Optional[str] = None, log_traffic: bool = False, log_file: Optional[IO[str]] = None,
                  pace_input: bool = True, jitter: float = 0.0, segment_limit: int = SEGMENT_LIMIT,
-                 link_ids: str = "lowest") -> None:
+                 link_ids: str = "lowest",
+                 quirks: Optional[Iterable[str]] = None,
+                 profile: Union[None, str, os.PathLike[str], "TimingProfile"] = None) -> None:
+        from wizsock.emulator.profile import TimingProfile
+        from wizsock.emulator.quirks import parse_quirks
         self.world = load_world(world)
         if link_ids not in LINK_ID_ORDERS:
             raise ValueError(f"link_ids must be one of {', '.join(LINK_ID_ORDERS)}")
         self.link_ids = link_ids           # which id an accepted connection gets (net.Net.free_id)
+        #: firmware variants switched on (wizsock.emulator.quirks; all off by default)
+        self.quirks = parse_quirks(quirks)
+        #: the timing the module answers with (wizsock.emulator.profile; default: no processing time)
+        if profile is None or isinstance(profile, TimingProfile):
+            self.profile = profile or TimingProfile()
+        else:
+            self.profile = TimingProfile.load(profile)
+        if self.profile.boot is not None:
+            boot_delay = self.profile.boot
         self.rtt = float(rtt)
         self.jitter = float(jitter)
         if self.rtt < 0 or self.jitter < 0:
@@ -250,6 +264,16 @@ class Emulator:
         # per direction, how late (seconds) each hand-over that emptied the line's queue
         # came after its last byte's wire time: the pacers' precision, for timing tests
         self.lateness: Dict[str, Deque[float]] = {"in": deque(maxlen=1000), "out": deque(maxlen=1000)}
+
+    def quirk(self, name: str) -> bool:
+        """Whether the firmware variant `name` (wizsock.emulator.quirks) is switched on."""
+        return name in self.quirks
+
+    async def hold(self, seconds: float) -> None:
+        """Take `seconds` to the microsecond (a timing profile's share): a trio sleep would
+        end on the next millisecond tick, and a replayed profile would drift by one each time."""
+        with PreciseClock() as clock:
+            await clock.until(time.monotonic() + seconds, SPIN_AHEAD)
 
     def one_way(self) -> float:
         """One network crossing: half the round trip plus up to `jitter` (seeded)."""
@@ -740,6 +764,8 @@ class Emulator:
                     t = max(t, time.monotonic())
                     continue
                 per_byte = 10.0 / self.baud
+                if output:
+                    per_byte /= self.profile.line_rate_ratio   # a module that pauses between bytes
                 if not size:
                     if f and f.hit("stall"):
                         await trio.sleep(f.rng.uniform(0.2, 1.0))
@@ -904,6 +930,12 @@ class Emulator:
             await self.write_unit(b"\r\nERROR\r\n")
             return
         ctx = Ctx(self, req, line)
+        delay = self.profile.delay(req.name, req.form)
+        if delay:
+            # the module's processing time (a timing profile): its answer's wire time
+            # starts after it, as on the part that was measured
+            await self.hold(delay)
+            self._answer_from = None
         try:
             result = await fn(ctx, req)
         except CommandFailed as e:

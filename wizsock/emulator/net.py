@@ -30,6 +30,7 @@ TCP_WINDOW = 8192      # the module's TCP receive buffer
 # Units (a read of <= 1460 bytes, or an acknowledgement) the inbound delay line holds:
 # about one receive window in flight, so a host that stops reading still pushes back.
 LINE_UNITS = TCP_WINDOW // 1460 + 1
+PACKET_GAP = 0.02      # quirk overlong_discard: a pause this long ends a burst of input
 
 
 #: an address as the module shows it: (ip, port)
@@ -693,6 +694,8 @@ async def _send_common(ctx: Context, req: Request, ex: bool = False) -> Optional
         data = await ctx.read_data(n=n)
     emu.sending_data()
     await ctx.write(b"\r\nRecv %d bytes\r\n" % len(data))
+    if emu.profile.send_ok:
+        await emu.hold(emu.profile.send_ok)   # a timing profile: the module's time to send
     f = emu.faults
     if f and f.hit("sendfail"):
         await trio.sleep(emu.rtt)
@@ -764,8 +767,20 @@ async def cipsendbuf(ctx: Context, req: Request) -> Optional[str]:
     lines = P.format_response(req.name, req.form, R.BufferSegment(seg, link.acked_seg))
     await ctx.write(b"".join(ln + b"\r\n" for ln in lines) + b"\r\nOK\r\n> ")
     data = await ctx.read_data(n=n)
+    if emu.quirk("overlong_discard"):
+        await _discard_overlong(ctx)
     link.segment_taken(emu, n, lid if st.mux else None).put(seg, data)
     return None
+
+
+async def _discard_overlong(ctx: Context) -> None:
+    """Quirk `overlong_discard` (spec 3.3.9): bytes after <length> in the same burst
+    (a 20 ms gap ends it, as a passthrough packet) are dropped and answered busy."""
+    emu = ctx.emulator
+    await trio.sleep(PACKET_GAP)
+    if emu.inbuf.data:
+        emu.inbuf.data.clear()
+        await ctx.send_line(b"busy s...")
 
 
 class _SegmentPipe:
@@ -917,7 +932,10 @@ async def cipserver(ctx: Context, req: Request) -> Optional[str]:
     st = ctx.state
     net = _net(ctx)
     if req["mode"] == 0:
-        net.stop_server()
+        if net.server is not None:
+            net.stop_server()
+        elif ctx.emulator.quirk("no_change"):
+            await ctx.send_line(b"no change")   # wizsock.emulator.quirks: ESP8266 AT 1.3
         return "OK"
     port = req.get("port", 333)
     if not st.mux:

@@ -36,7 +36,7 @@ from .progress import progress_for as progress_for  # (re-exported for the tools
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_NO_MODULE", "EXIT_JOIN", "EXIT_OFFLINE",
            "EXIT_UNREACHABLE", "EXIT_INTERRUPTED", "add_module_arguments", "open_module_for",
-           "run_tool", "emit", "table", "as_data", "ToolError"]
+           "run_tool", "emit", "table", "as_data", "ToolError", "open_raw_port"]
 
 
 def add_module_arguments(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
@@ -92,6 +92,18 @@ def open_module_for(args: argparse.Namespace, *, join_emulator: bool) -> Any:
         m.close()
         raise
     return m
+
+
+def open_raw_port(url: str, baudrate: int, timeout: float = 0.005) -> Any:
+    """A pyserial port on ``url`` with no engine on it (``wizsock check`` reads raw answers).
+    Raises :class:`ToolError` (exit 3) when it cannot be opened."""
+    import serial
+
+    import wizsock  # noqa: F401  (registers wizemu://)
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise ToolError(f"cannot open {url}: {exc}", EXIT_NO_MODULE) from None
 
 
 def run_tool(name: str, args: argparse.Namespace, body: Callable[[Any], int], *,

@@ -1,4 +1,4 @@
-"""pyserial URL handler `wizemu://[name][?baud=N&rtt=MS&world=F&flash=F&faults=SPEC&seed=N&boot=S&pace_input=0&jitter=MS&segment_limit=N]`.
+"""pyserial URL handler `wizemu://[name][?baud=N&rtt=MS&world=F&flash=F&faults=SPEC&seed=N&boot=S&pace_input=0&jitter=MS&segment_limit=N&quirks=A,B&profile=F]`.
 
 `wizemu://` starts a private emulator for this port (stopped at close);
 `wizemu://<name>` attaches to a running `wizsock.emulator.Emulator` of that name.
@@ -60,7 +60,8 @@ class Serial(SerialBase):
             raise SerialException(f"expected a wizemu:// URL, got {self.port!r}")
         name = url.netloc + url.path.strip("/")
         opts = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input", "jitter", "segment_limit"}
+        known = {"baud", "rtt", "world", "flash", "faults", "seed", "boot", "log", "pace_input", "jitter", "segment_limit",
+                 "quirks", "profile"}
         unknown = set(opts) - known
         if unknown:
             raise SerialException(f"unknown wizemu option(s): {', '.join(sorted(unknown))}")
@@ -70,17 +71,21 @@ class Serial(SerialBase):
                 raise SerialException(f"no running emulator named {name!r}")
             self._own = False
         else:
-            emu = core.Emulator(
-                world=opts.get("world"), flash=opts.get("flash"),
-                rtt=float(opts.get("rtt", 0)) / 1000.0,
-                baudrate=int(opts.get("baud") or self.baudrate),
-                faults=opts.get("faults"),
-                seed=int(opts["seed"]) if "seed" in opts else None,
-                boot_delay=float(opts.get("boot", 0.05)),
-                log_traffic=opts.get("log") in ("1", "true", "yes"),
-                pace_input=opts.get("pace_input", "1") not in ("0", "false", "no"),
-                jitter=float(opts.get("jitter", 0)) / 1000.0, segment_limit=int(opts.get("segment_limit", 65535)),
-            )
+            try:
+                emu = core.Emulator(
+                    world=opts.get("world"), flash=opts.get("flash"),
+                    rtt=float(opts.get("rtt", 0)) / 1000.0,
+                    baudrate=int(opts.get("baud") or self.baudrate),
+                    faults=opts.get("faults"),
+                    seed=int(opts["seed"]) if "seed" in opts else None,
+                    boot_delay=float(opts.get("boot", 0.05)),
+                    log_traffic=opts.get("log") in ("1", "true", "yes"),
+                    pace_input=opts.get("pace_input", "1") not in ("0", "false", "no"),
+                    jitter=float(opts.get("jitter", 0)) / 1000.0, segment_limit=int(opts.get("segment_limit", 65535)),
+                    quirks=opts.get("quirks"), profile=opts.get("profile"),
+                )
+            except (OSError, ValueError) as e:   # a bad quirk name, an unreadable profile
+                raise SerialException(f"wizemu: {e}") from None
             emu.start()
             self._own = True
         self._host, self._far = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
