@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
 
     kind, target, prog_argv = parse_program(args.program)
     if args.reclaim_idle:
-        _reclaim.RECLAIM_IDLE = True
+        _reclaim.set_reclaim_idle(True)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(asctime)s %(name)s %(message)s")

@@ -31,7 +31,6 @@ import os
 import random
 import socket as _stdsocket
 import sys
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, Optional, Union, overload
 
@@ -39,6 +38,7 @@ import trio
 
 from wizsock import _orig
 from wizsock.errors import LinkLimitError as _LinkLimitError
+from wizsock.facade import adoption
 from wizsock.facade.addrinfo import AddrInfo as AddrInfo
 from wizsock.facade.addrinfo import getaddrinfo as getaddrinfo
 from wizsock.facade.addrinfo import getaddrinfo_with as getaddrinfo_with
@@ -152,8 +152,6 @@ def _address(address: object, what: str) -> Address:
     return host_str(host), port
 
 
-_ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped; accept: force a pair
-
 _TYPE_FLAGS = getattr(_stdsocket, "SOCK_NONBLOCK", 0) | getattr(_stdsocket, "SOCK_CLOEXEC", 0)
 
 
@@ -173,7 +171,7 @@ class socket(_KSocket):
     def __init__(self, family: Union[_stdsocket.AddressFamily, int] = -1,
                  type: Union[_stdsocket.SocketKind, int] = -1, proto: int = -1,
                  fileno: Optional[int] = None) -> None:
-        internal = _orig.is_internal() and not getattr(_ADOPT, "pair", False)
+        internal = _orig.is_internal() and not adoption.force_pair()
         if family == AF_INET6 and fileno is None and not internal:
             # the module has no IPv6: refuse like a host whose kernel has none
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
@@ -201,9 +199,8 @@ class socket(_KSocket):
         else:
             super().__init__(family, type, proto, fileno)
             self._wiz_kernel = True
-        src = getattr(_ADOPT, "src", None)
-        if src is not None and fileno is not None:
-            _ADOPT.src = None
+        src = adoption.take_source(fileno)
+        if src is not None:
             self._adopt_state(src, take=True)
 
     # -- for wizsock.ssl and wizsock.trio (not part of the stdlib's socket API) --------
@@ -246,8 +243,13 @@ class socket(_KSocket):
             self._wiz_tls_hostname = old._wiz_tls_hostname
             self._wiz_opts = list(old._wiz_opts)
             if take:
-                self._wiz_peer, old._wiz_peer = old._wiz_peer, None
-                self._wiz_ksock, old._wiz_ksock = old._wiz_ksock, None
+                self._wiz_peer, self._wiz_ksock = old._wiz_give_up_pair()
+
+    def _wiz_give_up_pair(self) -> tuple[Optional[_stdsocket.socket], Optional[_stdsocket.socket]]:
+        """Hand what this (detached) socket owns to the one adopting its state."""
+        owned = (self._wiz_peer, self._wiz_ksock)
+        self._wiz_peer = self._wiz_ksock = None
+        return owned
 
     # -- routing ------------------------------------------------------------------------
 
@@ -264,9 +266,7 @@ class socket(_KSocket):
         if peer is None or self.fileno() < 0:
             raise OSError(errno.EBADF, "Bad file descriptor")
         self._wiz_peer = None
-        st = os.fstat(self.fileno())
-        conn.user_id = (st.st_dev, st.st_ino)
-        conn.user_fd = self.fileno()
+        conn.attach_user(self.fileno())
         self._wiz = conn
         return peer
 
@@ -364,12 +364,11 @@ class socket(_KSocket):
         """A connection kept on the host's kernel, relayed to our end of the pair."""
         ks = self._wiz_kernel_socket()
         kind = "UDP" if self.type == SOCK_DGRAM else "TCP"
-        conn = Conn(None, kind, addr)
-        conn.relay = ks
+        conn = Conn(None, kind, addr, relay=ks)
         try:
             if kind == "UDP":
                 _KSocket.connect(ks, addr)
-                conn.udp_peer = addr
+                conn.udp_connect(addr)
             else:
                 timeout = self.gettimeout()
                 if timeout == 0.0:
@@ -389,8 +388,7 @@ class socket(_KSocket):
             if conn.user_fd < 0:
                 ks.close()
             raise
-        conn.state = "connected"
-        conn.local = ks.getsockname()
+        conn.connected(local=ks.getsockname())
         peer = self._wiz_attach(conn)
         fn = relay_dgram if kind == "UDP" else relay_stream
         relay_spawn(fn, conn, peer, ks)
@@ -466,9 +464,7 @@ class socket(_KSocket):
     def _wiz_start(self, handle: Handle, conn: Conn, link: Link,
                    pump: Callable[[Conn, _stdsocket.socket], Awaitable[None]]) -> None:
         """``conn`` is up on ``link``: hand our pair's other end to its pump."""
-        conn.link = link
-        conn.local = getattr(link, "local", None) or conn.local
-        conn.state = "connected"
+        conn.connected(link)
         try:
             peer = self._wiz_attach(conn)
         except BaseException:
@@ -482,12 +478,12 @@ class socket(_KSocket):
         if conn is not None and conn.relay is not None:
             ip = ipv4_literal(host) or self._wiz_resolve(host, self._wiz_h())
             _KSocket.connect(conn.relay, (ip, port))
-            conn.udp_peer = (ip, port)
+            conn.udp_connect((ip, port))
             return 0
         ip = self._wiz_resolve(host, self._wiz_h())
         if conn is None:
             conn = self._wiz_udp_open(ip, port, True)
-        conn.udp_peer = (ip, port)   # re-connecting a datagram socket changes its peer
+        conn.udp_connect((ip, port))   # re-connecting a datagram socket changes its peer
         return 0
 
     def _wiz_udp_dest(self, address: Any) -> Address:
@@ -500,13 +496,11 @@ class socket(_KSocket):
     def _wiz_udp_relay(self) -> Conn:
         """A datagram socket kept on the kernel (loopback bind or destination)."""
         ks = self._wiz_kernel_socket()
-        conn = Conn(None, "UDP", None)
-        conn.relay = ks
-        conn.state = "connected"
+        conn = Conn(None, "UDP", None, relay=ks)
         try:
             if ks.getsockname()[1] == 0:
                 ks.bind(("0.0.0.0", 0))
-            conn.local = ks.getsockname()
+            conn.connected(local=ks.getsockname())
             peer = self._wiz_attach(conn)
         except BaseException:
             ks.close()
@@ -670,10 +664,8 @@ class socket(_KSocket):
             except BaseException:
                 ks.close()
                 raise
-            conn = Conn(None, "SERVER", None)
-            conn.relay = ks
-            conn.state = "listening"
-            conn.local = ks.getsockname()
+            conn = Conn(None, "SERVER", None, relay=ks)
+            conn.listening(ks.getsockname())
             peer = self._wiz_attach(conn)
             self._wiz, self._wiz_server = None, (conn, queue)
             note_kernel_listener(self)
@@ -690,8 +682,7 @@ class socket(_KSocket):
 
         server = handle.call(listen)
         conn = Conn(handle, "SERVER", None)
-        conn.state = "listening"
-        conn.local = (self._wiz_bound[0], port)
+        conn.listening((self._wiz_bound[0], port))
         peer = self._wiz_attach(conn)
         self._wiz, self._wiz_server = None, (conn, queue)
         handle.spawn(pump_listener, conn, peer, server, queue)
@@ -718,17 +709,13 @@ class socket(_KSocket):
         link = item
         handle = conn.module
         assert handle is not None, "a module server's connection has its module"
-        _ADOPT.pair = True
-        try:
+        with adoption.paired():
             new = socket(AF_INET, SOCK_STREAM)
-        finally:
-            _ADOPT.pair = False
-        new._wiz_handle = handle
+        new.wiz_use_module(handle)
         # the module did not say who called (a link already gone when asked): an address
         # all the same, as callers of accept() unpack and print it
         remote = tuple(link.remote) if link.remote else ("0.0.0.0", 0)
-        c = Conn(handle, "TCP", remote)
-        c.local = conn.local
+        c = Conn(handle, "TCP", remote, local=conn.local)
         new._wiz_start(handle, c, link, pump_stream)
         if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
             new.setblocking(True)
@@ -781,27 +768,12 @@ class socket(_KSocket):
             if buflen is None:
                 return _KSocket.getsockopt(self, level, optname)
             return _KSocket.getsockopt(self, level, optname, buflen)
-        conn = self._wiz
         if buflen is None and level == SOL_SOCKET:
-            if optname == _stdsocket.SO_ERROR:
-                if conn is not None and conn.error is not None and not conn.so_error_reported:
-                    conn.so_error_reported = True
-                    if isinstance(conn.error, _LinkLimitError):
-                        # the errno alone would lose the point (the module's five-link
-                        # limit): asyncio and trio re-raise what this raises
-                        raise conn.error
-                    return conn.error.errno or errno.EIO
-                return 0
-            if optname == _stdsocket.SO_TYPE:
-                return self.type
-            if optname == getattr(_stdsocket, "SO_DOMAIN", -1):
-                return AF_INET
-            if optname == getattr(_stdsocket, "SO_PROTOCOL", -1):
-                return self.proto or (_stdsocket.IPPROTO_TCP if self.type == SOCK_STREAM else _stdsocket.IPPROTO_UDP)
-            if optname == _stdsocket.SO_ACCEPTCONN:
-                return 1 if self._wiz_server is not None else 0
-        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
-        if ks is not None and ks.fileno() >= 0:
+            answer = self._wiz_socket_option(optname)
+            if answer is not None:
+                return answer
+        ks = self._wiz_served_by()
+        if ks is not None:
             return ks.getsockopt(level, optname) if buflen is None else ks.getsockopt(level, optname, buflen)
         if buflen is None and level == IPPROTO_TCP:
             return 1 if optname == _stdsocket.TCP_NODELAY else 0
@@ -814,6 +786,39 @@ class socket(_KSocket):
                 return 0
             raise
 
+    def _wiz_socket_option(self, optname: int) -> Optional[int]:
+        """The SOL_SOCKET options that describe the connection, answered from what the
+        module said (None: not one of them)."""
+        if optname == _stdsocket.SO_ERROR:
+            return self._wiz_so_error()
+        if optname == _stdsocket.SO_TYPE:
+            return self.type
+        if optname == getattr(_stdsocket, "SO_DOMAIN", -1):
+            return AF_INET
+        if optname == getattr(_stdsocket, "SO_PROTOCOL", -1):
+            return self.proto or (_stdsocket.IPPROTO_TCP if self.type == SOCK_STREAM else _stdsocket.IPPROTO_UDP)
+        if optname == _stdsocket.SO_ACCEPTCONN:
+            return 1 if self._wiz_server is not None else 0
+        return None
+
+    def _wiz_so_error(self) -> int:
+        """SO_ERROR: the connection's pending error (once), as its errno."""
+        error = self._wiz.take_so_error() if self._wiz is not None else None
+        if error is None:
+            return 0
+        if isinstance(error, _LinkLimitError):
+            # the errno alone would lose the point (the module's five-link limit):
+            # asyncio and trio re-raise what this raises
+            raise error
+        return error.errno or errno.EIO
+
+    def _wiz_served_by(self) -> Optional[_stdsocket.socket]:
+        """The open kernel socket behind this one (a relay's, or bound before routing),
+        which takes the socket options; None for a module link."""
+        conn = self._wiz
+        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
+        return ks if ks is not None and ks.fileno() >= 0 else None
+
     @overload
     def setsockopt(self, level: int, optname: int, value: Union[int, Buffer], /) -> None: ...
     @overload
@@ -824,9 +829,8 @@ class socket(_KSocket):
         args = (level, optname, value) if optlen is None else (level, optname, value, optlen)
         if self._wiz_kernel:
             return _KSocket.setsockopt(self, *args)
-        conn = self._wiz
-        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
-        if ks is not None and ks.fileno() >= 0:
+        ks = self._wiz_served_by()
+        if ks is not None:
             return _KSocket.setsockopt(ks, *args)
         self._wiz_opts.append(args)
         # TCP/IP options mean nothing on the pair (the module has its own stack): never
@@ -839,10 +843,7 @@ class socket(_KSocket):
     def shutdown(self, how: int, /) -> None:
         conn = self._wiz
         if conn is not None:
-            if how in (_stdsocket.SHUT_WR, _stdsocket.SHUT_RDWR):
-                conn.shut_wr = True
-            if how in (_stdsocket.SHUT_RD, _stdsocket.SHUT_RDWR):
-                conn.shut_rd = True
+            conn.shutdown(how)
         elif not self._wiz_kernel and self._wiz_server is None:
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.shutdown(self, how)

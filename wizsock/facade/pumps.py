@@ -136,14 +136,12 @@ async def pump_stream(conn: Conn, pair_end: _stdsocket.socket,
                 conn.fail(e)
                 log.debug("non-blocking connect to %s failed: %r", conn.remote, e)
                 return
-            conn.link = link
-            conn.local = getattr(link, "local", None) or conn.local
-            conn.state = "connected"
+            conn.connected(link)
             if not await drain(tsock, junk):
                 return  # the user closed before the connect finished
         reset = await run_stream(conn, link, tsock)
     finally:
-        conn.state = "failed" if conn.state == "failed" else "closed"
+        conn.ended()
         closing_engine = engine_closing()
         await close_link(link)
         reclaim.finished(conn)
@@ -174,8 +172,7 @@ async def run_stream(conn: Conn, link: Far, tsock: Pair) -> bool:
                 return
             if conn.remote_closed or send_dead:
                 continue  # the peer is gone; what the user still writes goes nowhere
-            conn.last_active = trio.current_time()
-            conn.awaiting_reply = True
+            conn.moved(from_user=True)
             try:
                 await link.send(data)
             except Exception as e:
@@ -199,7 +196,7 @@ async def run_stream(conn: Conn, link: Far, tsock: Pair) -> bool:
                     return
                 data = b""
             if not data:
-                conn.remote_closed = True
+                conn.peer_closed()
                 try:
                     tsock.shutdown(_stdsocket.SHUT_WR)
                 except OSError:
@@ -207,8 +204,7 @@ async def run_stream(conn: Conn, link: Far, tsock: Pair) -> bool:
                 if conn.shut_wr:
                     cancel.cancel()  # both directions are done
                 return
-            conn.last_active = trio.current_time()
-            conn.awaiting_reply = False
+            conn.moved(from_user=False)
             try:
                 await send_all(tsock, data)
             except OSError:
@@ -217,18 +213,16 @@ async def run_stream(conn: Conn, link: Far, tsock: Pair) -> bool:
                 cancel.cancel()  # the user closed its end
                 return
 
-    conn.last_active = trio.current_time()
-    conn.pair_end = tsock.sock
+    conn.copy_started(tsock.sock)
     reclaim.watch(conn)
     try:
         async with trio.open_nursery() as nursery:
-            conn.cancel_scope = nursery.cancel_scope
+            conn.copy_running(nursery.cancel_scope)
             nursery.start_soon(up, nursery.cancel_scope)
             nursery.start_soon(down, nursery.cancel_scope)
     finally:
         reclaim.unwatch(conn)
-        conn.cancel_scope = None
-        conn.pair_end = None
+        conn.copy_ended()
     return outcome["reset"] and not conn.reclaimed
 
 async def run_dgram(tsock: Pair, link: Far) -> None:
@@ -284,7 +278,7 @@ async def pump_dgram(conn: Conn, pair_end: _stdsocket.socket) -> None:
     try:
         await run_dgram(tsock, link)
     finally:
-        conn.state = "closed"
+        conn.closed()
         await close_link(link)
         tsock.close()
         conn.finished.set()
@@ -330,7 +324,7 @@ async def pump_listener(conn: Conn, pair_end: _stdsocket.socket, server: Any, qu
     try:
         await run_listener(conn, tsock, queue, server.accept)
     finally:
-        conn.state = "closed"
+        conn.closed()
         with trio.CancelScope(shield=True):
             with trio.move_on_after(0 if engine_closing() else 10):
                 try:

@@ -30,6 +30,13 @@ RECLAIM_IDLE = os.environ.get("WIZSOCK_RECLAIM_IDLE", "") not in ("", "0", "no",
 #: a connection counts as idle after this many seconds without a byte either way
 RECLAIM_MIN_IDLE = 0.2
 
+
+def set_reclaim_idle(on: bool) -> None:
+    """Turn idle reclaim on or off (``wizsock run --reclaim-idle``; default: the
+    environment's WIZSOCK_RECLAIM_IDLE)."""
+    global RECLAIM_IDLE
+    RECLAIM_IDLE = on
+
 _streams: "weakref.WeakSet[Conn]" = weakref.WeakSet()
 
 
@@ -88,10 +95,7 @@ def reclaim_idle(module_aio: object) -> None:
     _reclaiming.add(conn)
     log.info("all links busy and a connect waits: closing idle link %s to %s (idle %.1f s)",
              getattr(conn.link, "id", "?"), conn.remote, trio.current_time() - conn.last_active)
-    conn.reclaimed = True
-    conn.remote_closed = True
-    assert conn.cancel_scope is not None   # idle_candidate() takes only running copy loops
-    conn.cancel_scope.cancel()
+    conn.reclaim()   # idle_candidate() takes only running copy loops
 
 
 

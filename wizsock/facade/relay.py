@@ -143,13 +143,12 @@ async def relay_stream(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocke
             if err:
                 conn.fail(OSError(err, os.strerror(err)))
                 return
-            conn.state = "connected"
-            conn.local = ksock.getsockname()
+            conn.connected(local=ksock.getsockname())
             if not await drain(tsock, junk):
                 return
         reset = await run_stream(conn, far, tsock)
     finally:
-        conn.state = "failed" if conn.state == "failed" else "closed"
+        conn.ended()
         if reset:
             conn.poke_user()
         tsock.close()
@@ -162,7 +161,7 @@ async def relay_dgram(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsocket
     try:
         await run_dgram(tsock, _KernelFar(ksock))
     finally:
-        conn.state = "closed"
+        conn.closed()
         tsock.close()
 
 
@@ -175,7 +174,7 @@ async def relay_listener(conn: Conn, pair_end: _stdsocket.socket, ksock: _stdsoc
     try:
         await run_listener(conn, tsock, queue, _KernelFar(ksock).accept)
     finally:
-        conn.state = "closed"
+        conn.closed()
         while queue:
             try:
                 os.close(queue.pop()[0])
