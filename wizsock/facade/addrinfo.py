@@ -38,51 +38,62 @@ def _service_answers(port: object, type: int, proto: int, flags: int) -> list[tu
     """The (socktype, proto, port) triples getaddrinfo gives for ``port`` (glibc's
     order and errors), built here: asking the host's getaddrinfo would apply its
     AI_ADDRCONFIG rule, which fails on a host whose only network is the module."""
-    if isinstance(port, (bytes, bytearray)):
-        port = bytes(port).decode("ascii")
-    service: Optional[str] = None    # a service name, else the port is `number`
-    if port is None:
-        number = 0
-    elif isinstance(port, int):
-        number = port
-    elif isinstance(port, str):
-        if port.isdigit() or (port[:1] in "+-" and port[1:].isdigit()):
-            number = int(port)
-        elif flags & _stdsocket.AI_NUMERICSERV:
-            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        else:
-            number, service = 0, port
-    else:
-        raise OSError("Int or String expected")
-    if not 0 <= number <= 65535:
-        number &= 0xFFFF   # as glibc does with a numeric service
+    number, service = _service(port, flags)
     out: list[tuple[int, int, int]] = []
     for st, pr, pname in _SOCKTYPES:
-        if type and type != st:
-            continue
-        if proto and pr and proto != pr:
-            continue
-        if not type and (st == _stdsocket.SOCK_RAW and (service is not None or proto)):
-            continue
-        if not type and proto and not pr:
+        if not _socktype_wanted(st, pr, type, proto, service):
             continue
         p = pr if pr else proto
         if service is None:
             out.append((st, p, number))
-            continue
-        if pname is None:
-            continue
-        try:
-            out.append((st, p, _stdsocket.getservbyname(service, pname)))
-        except OSError:
-            pass
+        elif pname is not None:
+            try:
+                out.append((st, p, _stdsocket.getservbyname(service, pname)))
+            except OSError:
+                pass
     if not out:
-        if type and type not in (SOCK_STREAM, SOCK_DGRAM, _stdsocket.SOCK_RAW):
-            raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
-        if service is not None:
-            raise _stdsocket.gaierror(_stdsocket.EAI_SERVICE, "Servname not supported for ai_socktype")
-        raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+        raise _no_answer(type, service)
     return out
+
+
+def _service(port: object, flags: int) -> tuple[int, Optional[str]]:
+    """``port`` as (number, None), or (0, a service name to look up)."""
+    if isinstance(port, (bytes, bytearray)):
+        port = bytes(port).decode("ascii")
+    if port is None:
+        return 0, None
+    if isinstance(port, int):
+        number = port
+    elif isinstance(port, str):
+        if not (port.isdigit() or (port[:1] in "+-" and port[1:].isdigit())):
+            if flags & _stdsocket.AI_NUMERICSERV:
+                raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+            return 0, port
+        number = int(port)
+    else:
+        raise OSError("Int or String expected")
+    return number & 0xFFFF, None    # out of range: wrapped, as glibc does with a numeric service
+
+
+def _socktype_wanted(st: int, pr: int, type: int, proto: int, service: Optional[str]) -> bool:
+    """Whether the answer for socket type ``st`` (protocol ``pr``) matches the hints."""
+    if type and type != st:
+        return False
+    if proto and pr and proto != pr:
+        return False
+    if not type and st == _stdsocket.SOCK_RAW and (service is not None or proto):
+        return False
+    return not (not type and proto and not pr)
+
+
+def _no_answer(type: int, service: Optional[str]) -> _stdsocket.gaierror:
+    """glibc's error when no socket type matched."""
+    if type and type not in (SOCK_STREAM, SOCK_DGRAM, _stdsocket.SOCK_RAW):
+        return _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+    if service is not None:
+        return _stdsocket.gaierror(_stdsocket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    return _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+
 
 def _ipv4_answers(ip: str, port: object, type: int, proto: int, flags: int,
                   canonname: str = "") -> list[AddrInfo]:
