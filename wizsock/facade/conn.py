@@ -12,15 +12,16 @@ import trio
 
 from wizsock import _orig
 
+from wizsock.facade.seams import FacadeLink
+
 if TYPE_CHECKING:
     from wizsock.facade.registry import Handle
 
 #: an IPv4 socket address
 Address = tuple[str, int]
 
-#: a link of the engine (TCP, UDP or SSL) as its ``open_*`` calls return it; the
-#: facade uses its send/receive/aclose and a few attributes (typed with the engine)
-Link = Any
+#: a link of the engine (TCP, UDP or SSL) as its ``open_*`` calls return it
+Link = FacadeLink
 
 #: what a listening socket's pump queued for ``accept()``: engine links (a module
 #: server), or ``(descriptor, address)`` of an accepted kernel socket (a relay)

@@ -16,6 +16,7 @@ from wizsock.engine.groups import collapse
 from wizsock.facade import reclaim
 from wizsock.facade.conn import Link
 from wizsock.facade.pumps import close_link
+from wizsock.facade.seams import FacadeAsyncModule
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -32,7 +33,7 @@ def link_wait(timeout: Optional[float]) -> float:
         return LINK_WAIT
     return timeout
 
-async def reserve(aio: Any, kind: str, wait: float) -> AbstractContextManager[object]:
+async def reserve(aio: FacadeAsyncModule, kind: str, wait: float) -> AbstractContextManager[object]:
     """A reserved link id (waiting FIFO for one, at most ``wait`` s) or LinkLimitError."""
     net = aio.net
     if not hasattr(net, "reserve_link"):
@@ -56,7 +57,7 @@ async def reserve(aio: Any, kind: str, wait: float) -> AbstractContextManager[ob
     raise error
 
 async def open_within(open_fn: Callable[[], Awaitable[Link]], timeout: Optional[float],
-                       box: dict[str, Any], aio: Any = None, kind: str = "TCP") -> Link:
+                       box: dict[str, Any], aio: Optional[FacadeAsyncModule] = None, kind: str = "TCP") -> Link:
     """Open a link, giving up after ``timeout`` seconds (None: no limit).
 
     The wait for a free link is part of the connect and bounded by the same timeout

@@ -1,5 +1,5 @@
 """The AF_UNIX pair behind a facade socket: its buffers, the datagram framing on it, and
-:class:`Pair`, a host socket driven with trio's descriptor waits."""
+``Pair``, a host socket driven with trio's descriptor waits."""
 from __future__ import annotations
 
 import select

@@ -34,6 +34,7 @@ import trio
 
 from wizsock.facade import reclaim
 from wizsock.facade.conn import AcceptQueue, Address, Conn, Link
+from wizsock.facade.seams import FacadeServer
 from wizsock.facade.pair import ADDR_LEN, Pair, hung_up, pack_addr, send_all, unpack_addr
 
 log = logging.getLogger("wizsock.socket")
@@ -318,7 +319,7 @@ async def run_listener(conn: Conn, tsock: Pair, queue: AcceptQueue,
         nursery.start_soon(closed_watch, nursery.cancel_scope)
 
 @guarded
-async def pump_listener(conn: Conn, pair_end: _stdsocket.socket, server: Any, queue: AcceptQueue) -> None:
+async def pump_listener(conn: Conn, pair_end: _stdsocket.socket, server: FacadeServer, queue: AcceptQueue) -> None:
     """Accept loop for a module server: each accepted link is queued and one byte signals it."""
     tsock = Pair(pair_end)
     try:

@@ -22,6 +22,7 @@ import trio
 
 if TYPE_CHECKING:
     from wizsock.facade.conn import Conn
+    from wizsock.facade.seams import FacadeAsyncModule
 
 log = logging.getLogger("wizsock.socket")
 
@@ -76,7 +77,7 @@ def idle_candidate(module_aio: object) -> Optional[Conn]:
     return best
 
 
-async def reclaim_while_waiting(module_aio: Any, max_links: int = 5) -> None:
+async def reclaim_while_waiting(module_aio: FacadeAsyncModule, max_links: int = 5) -> None:
     """Run beside a connect waiting for a link: whenever every link is held and none
     is being reclaimed already, close the longest-idle one (see RECLAIM_IDLE)."""
     while True:

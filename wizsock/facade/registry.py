@@ -1,6 +1,6 @@
 """The module registry: which engine module new facade sockets use.
 
-Owns the default :class:`Handle` (set by :func:`set_module`, ``wizsock.patch``) and the
+Owns the default :class:`Handle` (set by :func:`wizsock.socket.set_module`, ``wizsock.patch``) and the
 :class:`Handle` itself: how a blocking caller runs an engine coroutine on the module's
 loop, or spawns a pump there.
 """
@@ -14,14 +14,16 @@ from typing import Any, Optional, TypeVar
 import trio
 
 from wizsock.facade import dns_cache
+from wizsock.facade.seams import FacadeAsyncModule, FacadeModule
 
 _T = TypeVar("_T")
+
 
 class Handle:
     """How the facade drives one engine module (a blocking ``wizsock.Module``)."""
 
-    def __init__(self, module: Any) -> None:
-        # a wizsock.Module (or wizsock.trio's AsyncModule); typed with the engine
+    def __init__(self, module: FacadeModule) -> None:
+        # a wizsock.Module (or, under wizsock.trio's handle, an AsyncModule)
         self.module = module
         port = getattr(module, "port", None)
         if port is None:
@@ -32,10 +34,9 @@ class Handle:
         self.loopback_on_module = str(port).startswith("wizemu:")
 
     @property
-    def aio(self) -> Any:
+    def aio(self) -> FacadeAsyncModule:
         """The engine's AsyncModule (the module itself, or the blocking Module's ``aio``)."""
-        m = self.module
-        return getattr(m, "aio", m)
+        return self.module.aio
 
     def call(self, async_fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         """Run async_fn on the engine loop and wait for it (from a user thread)."""
@@ -68,14 +69,14 @@ _state_lock = threading.Lock()
 _default_handle: Optional[Handle] = None
 
 
-def set_module(module: Any) -> None:
+def set_module(module: Optional[FacadeModule]) -> None:
     """Make ``module`` (a blocking ``wizsock.Module``, or None) the one new sockets use."""
     global _default_handle
     with _state_lock:
         _default_handle = None if module is None else Handle(module)
     dns_cache.clear_dns_cache()
 
-def get_module() -> Any:
+def get_module() -> Optional[FacadeModule]:
     """The module new sockets use (set by :func:`set_module` / ``wizsock.patch``), or None."""
     h = _default_handle
     return None if h is None else h.module

@@ -1,6 +1,6 @@
 """The routing policy: which AF_INET connections go over the module, which stay on the host.
 
-Owns the user's policy (:func:`set_routing_policy`) and the loopback ports a kernel
+Owns the user's policy (:func:`wizsock.socket.set_routing_policy`) and the loopback ports a kernel
 socket of this process listens on (paho-mqtt's wake-up pair must stay on the host).
 """
 from __future__ import annotations
