@@ -10,4 +10,6 @@
 - :mod:`~wizsock.facade.pumps`: engine-loop tasks joining the pair to a link;
 - :mod:`~wizsock.facade.reclaim`: opt-in idle-link reclaim;
 - :mod:`~wizsock.facade.relay`: the relay thread, for what stays on the host.
+- :mod:`~wizsock.facade.adoption`: the hand-over to a socket built by ssl's or accept's constructor;
+- :mod:`~wizsock.facade.seams`: what the facade needs of the engine, as Protocols.
 """
