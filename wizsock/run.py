@@ -322,12 +322,12 @@ def run(args: argparse.Namespace) -> int:
             print(e.strerror or str(e), file=sys.stderr)
             return 1
 
-    from wizsock import _pump
+    from wizsock.facade import reclaim as _reclaim
     from wizsock import patch as _patch
 
     kind, target, prog_argv = parse_program(args.program)
     if args.reclaim_idle:
-        _pump.RECLAIM_IDLE = True
+        _reclaim.set_reclaim_idle(True)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(asctime)s %(name)s %(message)s")

@@ -4,7 +4,7 @@
 It is a kernel socket until ``connect()`` (or ``sendto``/``listen``); a connection
 routed to the module opens a link through the engine and swaps the descriptor,
 with ``os.dup2``, for one end of an AF_UNIX socketpair whose other end a trio
-task on the engine's loop pumps to and from the link (:mod:`wizsock._pump`).
+task on the engine's loop pumps to and from the link (:mod:`wizsock.facade.pumps`).
 Everything that works on a descriptor (blocking and non-blocking I/O, timeouts,
 ``makefile``, select/poll/epoll, asyncio, trio, ``ssl``) then works natively;
 the methods that describe the connection (``getpeername``, ``getsockname``,
@@ -25,31 +25,49 @@ wizsock-internal context (:mod:`wizsock._orig`).
 from __future__ import annotations
 
 import collections
-import contextlib
 import errno
-import ipaddress
 import logging
-import math
 import os
 import random
-import re
 import socket as _stdsocket
 import sys
-import threading
-import time
-import weakref
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, Optional, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Union, overload
 
 import trio
 
-from wizsock import _orig, _pump
-from wizsock.engine.groups import collapse
+from wizsock import _orig
 from wizsock.errors import LinkLimitError as _LinkLimitError
+from wizsock.facade import adoption
+from wizsock.facade.addrinfo import AddrInfo as AddrInfo
+from wizsock.facade.addrinfo import getaddrinfo as getaddrinfo
+from wizsock.facade.addrinfo import getaddrinfo_with as getaddrinfo_with
+from wizsock.facade.conn import AcceptQueue, Conn, Link
+from wizsock.facade.conn import Address as Address
+from wizsock.facade.dns_cache import clear_dns_cache as clear_dns_cache
+from wizsock.facade.names import LOCAL_NAMES as LOCAL_NAMES
+from wizsock.facade.names import host_str as host_str
+from wizsock.facade.names import ipv4_literal as ipv4_literal
+from wizsock.facade.names import is_ipv6_literal as is_ipv6_literal
+from wizsock.facade.opening import LINK_WAIT as LINK_WAIT
+from wizsock.facade.opening import link_wait, open_within, reserve
+from wizsock.facade.pair import ADDR_LEN, new_pair, pack_addr, unpack_addr
+from wizsock.facade.pair import DGRAM_PAIR_BUFFER as DGRAM_PAIR_BUFFER
+from wizsock.facade.pair import PAIR_BUFFER as PAIR_BUFFER
+from wizsock.facade.pumps import close_link, pump_dgram, pump_listener, pump_stream
+from wizsock.facade.registry import Handle, current_handle, default_handle
+from wizsock.facade.registry import get_module as get_module
+from wizsock.facade.registry import set_module as set_module
+from wizsock.facade.relay import relay_dgram, relay_listener, relay_spawn, relay_stream
+from wizsock.facade.resolver import gethostbyname as gethostbyname
+from wizsock.facade.resolver import gethostbyname_ex as gethostbyname_ex
+from wizsock.facade.resolver import resolve_name as resolve_name
+from wizsock.facade.routing import RoutePolicy as RoutePolicy
+from wizsock.facade.routing import is_loopback, kernel_listening, note_kernel_listener, route_to_module
+from wizsock.facade.routing import set_routing_policy as set_routing_policy
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+    from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self   # collections.abc.Buffer / typing.Self from 3.12 / 3.11
@@ -71,394 +89,9 @@ SOCK_DGRAM = _stdsocket.SOCK_DGRAM
 SOL_SOCKET = _stdsocket.SOL_SOCKET
 IPPROTO_TCP = _stdsocket.IPPROTO_TCP
 
-PAIR_BUFFER = 4096     # SO_SNDBUF asked for on both stream pair ends (the kernel doubles it)
-DGRAM_PAIR_BUFFER = 256 * 1024   # datagram pairs: room for a whole 64 KiB datagram and its frame
 _KSocket = _orig.socket
 # socket.create_connection's "no timeout given" sentinel (typeshed does not declare it)
 _DEFAULT_TIMEOUT: Any = getattr(_stdsocket, "_GLOBAL_DEFAULT_TIMEOUT")
-
-_T = TypeVar("_T")
-#: an IPv4 socket address
-Address = _pump.Address
-#: ``policy(ip, port, type) -> bool`` of :func:`set_routing_policy`
-RoutePolicy = Callable[[str, int, int], bool]
-#: one answer of :func:`getaddrinfo`, as typeshed types ``socket.getaddrinfo``'s
-AddrInfo = Union[
-    tuple[Literal[_stdsocket.AddressFamily.AF_INET], _stdsocket.SocketKind, int, str, tuple[str, int]],
-    tuple[Literal[_stdsocket.AddressFamily.AF_INET6], _stdsocket.SocketKind, int, str,
-          Union[tuple[str, int, int, int], tuple[int, bytes]]],
-]
-
-# --------------------------------------------------------------------------------------
-# The module the facade drives
-
-
-class _Handle:
-    """How the facade drives one engine module (a blocking ``wizsock.Module``)."""
-
-    def __init__(self, module: Any) -> None:
-        # a wizsock.Module (or wizsock.trio's AsyncModule); typed with the engine
-        self.module = module
-        port = getattr(module, "port", None)
-        if port is None:
-            port = getattr(getattr(module, "engine", None), "port_url", "")
-        # 127.0.0.0/8 through a real module is the module's own loopback, which serves
-        # nothing: loopback stays on the host.  The emulator's network *is* the host's
-        # loopback, so there it goes over the (emulated) module.
-        self.loopback_on_module = str(port).startswith("wizemu:")
-
-    @property
-    def aio(self) -> Any:
-        """The engine's AsyncModule (the module itself, or the blocking Module's ``aio``)."""
-        m = self.module
-        return getattr(m, "aio", m)
-
-    def call(self, async_fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
-        """Run async_fn on the engine loop and wait for it (from a user thread)."""
-        if not trio.lowlevel.in_trio_task():
-            result: _T = self.module.run(async_fn, *args)
-            return result
-        # a blocking socket call made inside some other trio loop (trio code using the
-        # patched socket module): trio.from_thread refuses to be called from there, so
-        # wait from a helper thread; the caller blocks, as the stdlib call would.
-        box: dict[str, Any] = {}
-
-        def helper() -> None:
-            try:
-                box["value"] = self.module.run(async_fn, *args)
-            except BaseException as exc:  # handed to the caller below
-                box["error"] = exc
-        t = threading.Thread(target=helper, name="wizsock-call", daemon=True)
-        t.start()
-        t.join()
-        if "error" in box:
-            raise box.pop("error")
-        value: _T = box["value"]
-        return value
-
-    def spawn(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
-        self.module.start_soon(async_fn, *args)
-
-
-_state_lock = threading.Lock()
-_default_handle: Optional[_Handle] = None
-_route_policy: Optional[RoutePolicy] = None
-
-
-def set_module(module: Any) -> None:
-    """Make ``module`` (a blocking ``wizsock.Module``, or None) the one new sockets use."""
-    global _default_handle
-    with _state_lock:
-        _default_handle = None if module is None else _Handle(module)
-    clear_dns_cache()
-
-
-def get_module() -> Any:
-    """The module new sockets use (set by :func:`set_module` / ``wizsock.patch``), or None."""
-    h = _default_handle
-    return None if h is None else h.module
-
-
-def _handle() -> _Handle:
-    h = _default_handle
-    if h is None:
-        raise OSError(errno.ENETDOWN, "no WizFi360 module: call wizsock.patch(port) "
-                      "or wizsock.socket.set_module(module) first")
-    return h
-
-
-def set_routing_policy(policy: Optional[RoutePolicy]) -> None:
-    """``policy(ip, port, type) -> bool``: True sends the connection over the module,
-    False keeps it on the host's kernel.  None restores the default: everything goes
-    to the module except 127.0.0.0/8 with a real module (with the emulator,
-    ``wizemu://``, loopback is its network) and ports a kernel socket of this process
-    listens on."""
-    global _route_policy
-    _route_policy = policy
-
-
-# Loopback ports a kernel socket of this process (created through this class) listens on.
-_kernel_listeners: dict[int, weakref.ref[_stdsocket.socket]] = {}   # port -> the listening socket
-_kl_lock = threading.Lock()
-
-
-def _note_kernel_listener(sock: _stdsocket.socket) -> None:
-    try:
-        port = sock.getsockname()[1]
-    except (OSError, TypeError, IndexError):
-        return
-    with _kl_lock:
-        _kernel_listeners[port] = weakref.ref(sock)
-
-
-def _kernel_listening(port: int) -> bool:
-    with _kl_lock:
-        ref = _kernel_listeners.get(port)
-        sock = ref() if ref is not None else None
-        if sock is None or sock.fileno() < 0:
-            _kernel_listeners.pop(port, None)
-            return False
-        return True
-
-
-def _is_loopback(ip: str) -> bool:
-    return ip.startswith("127.")
-
-
-def _route_to_module(ip: str, port: int, type_: int, handle: _Handle) -> bool:
-    if _is_loopback(ip) and _kernel_listening(port):
-        return False
-    if _route_policy is not None:
-        return bool(_route_policy(ip, port, type_))
-    if _is_loopback(ip):
-        return handle.loopback_on_module
-    return True
-
-
-# --------------------------------------------------------------------------------------
-# Name resolution: stdlib semantics, resolved by the module (AT+CIPDOMAIN)
-
-_DNS_TTL = 30.0
-_dns_cache: dict[str, tuple[str, float]] = {}   # name -> (address, expiry on the monotonic clock)
-_dns_lock = threading.Lock()
-# one lookup per name at a time: the name's lock, while a caller holds it (weak: a
-# process that resolves many names keeps no lock per name it ever looked up)
-_dns_inflight: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
-# The name helpers below are shared with wizsock.trio's resolver; they are not in
-# __all__ (not part of the stdlib's socket API).
-LOCAL_NAMES = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
-
-
-def clear_dns_cache() -> None:
-    """Forget the names the module resolved (they are kept for a few seconds)."""
-    with _dns_lock:
-        _dns_cache.clear()
-
-
-def ipv4_literal(host: str) -> Optional[str]:
-    """The dotted quad for an IPv4 literal (any inet_aton form), else None; no traffic."""
-    try:
-        return str(_orig.getaddrinfo(host, None, AF_INET, SOCK_STREAM, 0,    # AF_INET: (str, int)
-                                     _stdsocket.AI_NUMERICHOST)[0][4][0])
-    except (_stdsocket.gaierror, UnicodeError, ValueError):
-        return None
-
-
-def is_ipv6_literal(host: str) -> bool:
-    try:
-        ipaddress.IPv6Address(host.split("%", 1)[0])
-        return True
-    except ValueError:
-        return False
-
-
-def host_str(host: object) -> str:
-    if isinstance(host, (bytes, bytearray)):
-        try:
-            return bytes(host).decode("ascii")
-        except UnicodeDecodeError:
-            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known") from None
-    if isinstance(host, str):
-        return host
-    raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {type(host).__name__}")
-
-
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
-
-
-def _module_name(name: str) -> str:
-    """The ASCII (IDNA) form of a host name the module can look up, else gaierror.
-
-    Whatever cannot be a DNS name (CR, LF, NUL, quotes, commas, spaces, empty or
-    overlong labels, names the idna codec refuses) fails here as the stdlib's
-    resolver fails, without AT traffic; AT+CIPDOMAIN takes at most 63 bytes.
-    """
-    try:
-        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        ascii_name = ""
-    if not _NAME.fullmatch(ascii_name) or len(ascii_name) > 63:
-        raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-    return ascii_name
-
-
-def resolve_name(name: str, handle: Optional[_Handle] = None) -> str:
-    """An IPv4 address for a host name, through the module (cached briefly)."""
-    name = _module_name(name)
-    key = name.lower().rstrip(".")
-    if key in LOCAL_NAMES:
-        return LOCAL_NAMES[key]
-    now = time.monotonic()
-    with _dns_lock:
-        hit = _dns_cache.get(key)
-        if hit and hit[1] > now:
-            return hit[0]
-        # one query per name at a time: concurrent callers wait for the first one
-        name_lock = _dns_inflight.setdefault(key, threading.Lock())
-    with name_lock:
-        with _dns_lock:
-            hit = _dns_cache.get(key)
-            if hit and hit[1] > time.monotonic():
-                return hit[0]
-        return _query_name(name, key, handle)
-
-
-def _query_name(name: str, key: str, handle: Optional[_Handle]) -> str:
-    now = time.monotonic()
-    h = handle or _handle()
-    aio = h.aio
-
-    async def lookup() -> object:
-        return await aio.net.resolve(name)
-
-    try:
-        ip = h.call(lookup)
-    except _stdsocket.gaierror:
-        raise
-    except TimeoutError as e:
-        raise _stdsocket.gaierror(_stdsocket.EAI_AGAIN, "Temporary failure in name resolution") from e
-    except ValueError:
-        # the codec refused the name (it checks what _module_name may let through)
-        raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known") from None
-    except OSError as e:
-        raise _stdsocket.gaierror(_stdsocket.EAI_FAIL, f"Non-recoverable failure in name resolution ({e})") from e
-    ip = str(ip)
-    with _dns_lock:
-        _dns_cache[key] = (ip, now + _DNS_TTL)
-    return ip
-
-
-def getaddrinfo(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int = 0,
-                type: int = 0, proto: int = 0, flags: int = 0) -> list[AddrInfo]:
-    """``socket.getaddrinfo`` with names resolved by the module; IPv4 only, like a host
-    without IPv6 (IPv6 literals still parse, creating an AF_INET6 socket then fails)."""
-    if _orig.is_internal():
-        return _orig.getaddrinfo(host, port, family, type, proto, flags)
-    return getaddrinfo_with(host, port, family, type, proto, flags, resolve_name)
-
-
-_SOCKTYPES: tuple[tuple[int, int, Optional[str]], ...] = ((SOCK_STREAM, _stdsocket.IPPROTO_TCP, "tcp"),
-              (SOCK_DGRAM, _stdsocket.IPPROTO_UDP, "udp"),
-              (_stdsocket.SOCK_RAW, 0, None))
-
-
-def _service_answers(port: object, type: int, proto: int, flags: int) -> list[tuple[int, int, int]]:
-    """The (socktype, proto, port) triples getaddrinfo gives for ``port`` (glibc's
-    order and errors), built here: asking the host's getaddrinfo would apply its
-    AI_ADDRCONFIG rule, which fails on a host whose only network is the module."""
-    if isinstance(port, (bytes, bytearray)):
-        port = bytes(port).decode("ascii")
-    service: Optional[str] = None    # a service name, else the port is `number`
-    if port is None:
-        number = 0
-    elif isinstance(port, int):
-        number = port
-    elif isinstance(port, str):
-        if port.isdigit() or (port[:1] in "+-" and port[1:].isdigit()):
-            number = int(port)
-        elif flags & _stdsocket.AI_NUMERICSERV:
-            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        else:
-            number, service = 0, port
-    else:
-        raise OSError("Int or String expected")
-    if not 0 <= number <= 65535:
-        number &= 0xFFFF   # as glibc does with a numeric service
-    out: list[tuple[int, int, int]] = []
-    for st, pr, pname in _SOCKTYPES:
-        if type and type != st:
-            continue
-        if proto and pr and proto != pr:
-            continue
-        if not type and (st == _stdsocket.SOCK_RAW and (service is not None or proto)):
-            continue
-        if not type and proto and not pr:
-            continue
-        p = pr if pr else proto
-        if service is None:
-            out.append((st, p, number))
-            continue
-        if pname is None:
-            continue
-        try:
-            out.append((st, p, _stdsocket.getservbyname(service, pname)))
-        except OSError:
-            pass
-    if not out:
-        if type and type not in (SOCK_STREAM, SOCK_DGRAM, _stdsocket.SOCK_RAW):
-            raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
-        if service is not None:
-            raise _stdsocket.gaierror(_stdsocket.EAI_SERVICE, "Servname not supported for ai_socktype")
-        raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
-    return out
-
-
-def _ipv4_answers(ip: str, port: object, type: int, proto: int, flags: int,
-                  canonname: str = "") -> list[AddrInfo]:
-    canon = canonname if flags & _stdsocket.AI_CANONNAME else ""
-    return [(_stdsocket.AddressFamily.AF_INET, _stdsocket.SocketKind(st), pr, canon if i == 0 else "", (ip, number))
-            for i, (st, pr, number) in enumerate(_service_answers(port, type, proto, flags))]
-
-
-def getaddrinfo_with(host: Union[bytes, str, None], port: Union[bytes, str, int, None], family: int,
-                 type: int, proto: int, flags: int, resolve: Callable[[str], str]) -> list[AddrInfo]:
-    """getaddrinfo with ``resolve(name) -> ip`` for names (literals never reach it).
-
-    The answers are built here, never by the host's getaddrinfo with the caller's
-    flags: AI_ADDRCONFIG (aiohttp always passes it) makes glibc refuse IPv4 answers on
-    a host with no non-loopback IPv4 address, which is exactly a host whose only
-    network is the module."""
-    if host is None or host == "" or host == b"":
-        if family not in (0, AF_INET, AF_INET6):
-            raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
-        if family == AF_INET6:
-            return _orig.getaddrinfo(host, port, family, type, proto, flags & ~_stdsocket.AI_ADDRCONFIG)
-        if host == "" or host == b"":
-            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        wildcard = "0.0.0.0" if flags & _stdsocket.AI_PASSIVE else "127.0.0.1"
-        return _ipv4_answers(wildcard, port, type, proto, flags & ~_stdsocket.AI_CANONNAME)
-    if family not in (0, AF_INET, AF_INET6):
-        raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
-    name = host_str(host)
-    if is_ipv6_literal(name):
-        return _orig.getaddrinfo(name, port, family, type, proto,
-                                 (flags & ~_stdsocket.AI_ADDRCONFIG) | _stdsocket.AI_NUMERICHOST)
-    ip = ipv4_literal(name)
-    if ip is None:
-        if flags & _stdsocket.AI_NUMERICHOST:
-            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
-        name = _module_name(name)  # gaierror for what cannot be a name (no AT traffic)
-        if family == AF_INET6:
-            raise _stdsocket.gaierror(_stdsocket.EAI_NODATA, "No address associated with hostname")
-        # the service part first, so a bad port fails without AT traffic
-        _service_answers(port, type, proto, flags)
-        ip = resolve(name)
-    elif family == AF_INET6:
-        raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-    return _ipv4_answers(ip, port, type, proto, flags, name)
-
-
-def gethostbyname(hostname: str) -> str:
-    """``socket.gethostbyname``, the name resolved by the module."""
-    if _orig.is_internal():
-        return _orig.gethostbyname(hostname)
-    name = host_str(hostname)
-    if name == "":
-        return _orig.gethostbyname(name)
-    ip = ipv4_literal(name)
-    if ip is not None:
-        return ip
-    if is_ipv6_literal(name):
-        raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-    return resolve_name(name)
-
-
-def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
-    """``socket.gethostbyname_ex``, the name resolved by the module (no aliases)."""
-    if _orig.is_internal():
-        return _orig.gethostbyname_ex(hostname)
-    ip = gethostbyname(hostname)
-    return (host_str(hostname), [], [ip])
 
 
 def create_connection(address: tuple[Optional[str], Union[bytes, str, int, None]],
@@ -511,7 +144,6 @@ def _check_port(port: object, what: str) -> None:
     if not 0 <= port <= 65535:
         raise OverflowError(f"{what}(): port must be 0-65535.")
 
-
 def _address(address: object, what: str) -> Address:
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
@@ -520,100 +152,7 @@ def _address(address: object, what: str) -> Address:
     return host_str(host), port
 
 
-#: how long a connect waits for one of the module's five links to be freed when the
-#: socket itself sets no limit (blocking with no timeout, or non-blocking): a program
-#: that holds every link and opens one more then fails in bounded time (see README)
-LINK_WAIT = float(os.environ.get("WIZSOCK_LINK_WAIT", "30"))
-
-
-def _link_wait(timeout: Optional[float]) -> float:
-    """How long a connect waits for a free link: the socket's own timeout, or LINK_WAIT
-    for a socket that has none (blocking without timeout, or non-blocking)."""
-    if timeout is None or timeout == 0.0:
-        return LINK_WAIT
-    return timeout
-
-
-async def _reserve(aio: Any, kind: str, wait: float) -> AbstractContextManager[object]:
-    """A reserved link id (waiting FIFO for one, at most ``wait`` s) or LinkLimitError."""
-    net = aio.net
-    if not hasattr(net, "reserve_link"):
-        return contextlib.nullcontext()
-    reservation: AbstractContextManager[object]
-    if not _pump.RECLAIM_IDLE:
-        reservation = await net.reserve_link(kind, wait)
-        return reservation
-    error: Optional[BaseException] = None
-    try:
-        async with trio.open_nursery() as nursery:
-            # while this connect waits, idle connections may be reclaimed for it
-            nursery.start_soon(_pump.reclaim_while_waiting, aio)
-            try:
-                reservation = await net.reserve_link(kind, wait)
-                return reservation
-            finally:
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:   # LinkLimitError as itself, never in a group
-        error = collapse(group)
-    raise error
-
-
-async def _open_within(open_fn: Callable[[], Awaitable[_pump.Link]], timeout: Optional[float],
-                       box: dict[str, Any], aio: Any = None, kind: str = "TCP") -> _pump.Link:
-    """Open a link, giving up after ``timeout`` seconds (None: no limit).
-
-    The wait for a free link is part of the connect and bounded by the same timeout
-    (at most LINK_WAIT).  An AT command in flight is not cancelled by the engine; the
-    open carries on in a task of its own, and a link that arrives after the caller
-    gave up (timeout, or ``box["abandoned"]`` set by an interrupted caller) is closed.
-    """
-    deadline = trio.current_time() + (math.inf if timeout is None else timeout)
-    reservation: AbstractContextManager[object] = contextlib.nullcontext()
-    if aio is not None:
-        reservation = await _reserve(aio, kind, _link_wait(timeout))
-    done = trio.Event()
-
-    async def opener() -> None:
-        try:
-            with reservation:
-                box["link"] = await open_fn()
-        except Exception as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-            if box.get("abandoned") and "link" in box:
-                await _pump.close_link(box["link"])
-
-    try:
-        trio.lowlevel.spawn_system_task(opener)
-    except BaseException:
-        reservation.__exit__(None, None, None)
-        raise
-    with trio.move_on_at(deadline):
-        await done.wait()
-    if not done.is_set():
-        box["abandoned"] = True
-        raise TimeoutError("timed out")
-    if "error" in box:
-        raise box["error"]
-    link: _pump.Link = box["link"]
-    return link
-
-
-_ADOPT = threading.local()   # ssl.SSLSocket._create: the socket being wrapped; accept: force a pair
-
 _TYPE_FLAGS = getattr(_stdsocket, "SOCK_NONBLOCK", 0) | getattr(_stdsocket, "SOCK_CLOEXEC", 0)
-
-
-def _new_pair(pair_type: int) -> tuple[_stdsocket.socket, _stdsocket.socket]:
-    """A fresh AF_UNIX pair with small stream buffers (so blocking and timeouts track
-    the UART): (the user's end, the pump's end)."""
-    mine, theirs = _orig.socketpair(_stdsocket.AF_UNIX, pair_type)
-    size = PAIR_BUFFER if pair_type == SOCK_STREAM else DGRAM_PAIR_BUFFER
-    for s in (mine, theirs):
-        s.setsockopt(SOL_SOCKET, _stdsocket.SO_SNDBUF, size)
-        s.setsockopt(SOL_SOCKET, _stdsocket.SO_RCVBUF, size)
-    return mine, theirs
 
 
 class socket(_KSocket):
@@ -632,14 +171,14 @@ class socket(_KSocket):
     def __init__(self, family: Union[_stdsocket.AddressFamily, int] = -1,
                  type: Union[_stdsocket.SocketKind, int] = -1, proto: int = -1,
                  fileno: Optional[int] = None) -> None:
-        internal = _orig.is_internal() and not getattr(_ADOPT, "pair", False)
+        internal = _orig.is_internal() and not adoption.force_pair()
         if family == AF_INET6 and fileno is None and not internal:
             # the module has no IPv6: refuse like a host whose kernel has none
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
-        self._wiz: Optional[_pump.Conn] = None            # once the other end is served
-        self._wiz_handle: Optional[_Handle] = None         # the module (None: the default at connect time)
+        self._wiz: Optional[Conn] = None            # once the other end is served
+        self._wiz_handle: Optional[Handle] = None         # the module (None: the default at connect time)
         self._wiz_bound: Optional[Address] = None          # a bind() kept for the module (non-loopback)
-        self._wiz_server: Optional[tuple[_pump.Conn, _pump.AcceptQueue]] = None   # of a listening socket
+        self._wiz_server: Optional[tuple[Conn, AcceptQueue]] = None   # of a listening socket
         self._wiz_peer: Optional[_stdsocket.socket] = None  # the other end of our pair, until a pump takes it
         self._wiz_ksock: Optional[_stdsocket.socket] = None  # a kernel socket bound before routing (loopback bind)
         self._wiz_opts: list[tuple[Any, ...]] = []         # setsockopt calls, replayed on a relay's kernel socket
@@ -647,7 +186,7 @@ class socket(_KSocket):
         typ = SOCK_STREAM if type == -1 else type
         base = typ & ~_TYPE_FLAGS
         if fileno is None and not internal and fam == AF_INET and base in (SOCK_STREAM, SOCK_DGRAM):
-            mine, theirs = _new_pair(SOCK_STREAM if base == SOCK_STREAM else _stdsocket.SOCK_SEQPACKET)
+            mine, theirs = new_pair(SOCK_STREAM if base == SOCK_STREAM else _stdsocket.SOCK_SEQPACKET)
             try:
                 super().__init__(AF_INET, base, 0 if proto == -1 else proto, mine.detach())
             except BaseException:
@@ -660,9 +199,8 @@ class socket(_KSocket):
         else:
             super().__init__(family, type, proto, fileno)
             self._wiz_kernel = True
-        src = getattr(_ADOPT, "src", None)
-        if src is not None and fileno is not None:
-            _ADOPT.src = None
+        src = adoption.take_source(fileno)
+        if src is not None:
             self._adopt_state(src, take=True)
 
     # -- for wizsock.ssl and wizsock.trio (not part of the stdlib's socket API) --------
@@ -683,7 +221,7 @@ class socket(_KSocket):
         """It listens on the module's server (AT+CIPSERVER)."""
         return self._wiz_server is not None
 
-    def wiz_use_module(self, handle: _Handle) -> None:
+    def wiz_use_module(self, handle: Handle) -> None:
         """Route it through this module rather than the default one (set before connect)."""
         self._wiz_handle = handle
 
@@ -705,8 +243,13 @@ class socket(_KSocket):
             self._wiz_tls_hostname = old._wiz_tls_hostname
             self._wiz_opts = list(old._wiz_opts)
             if take:
-                self._wiz_peer, old._wiz_peer = old._wiz_peer, None
-                self._wiz_ksock, old._wiz_ksock = old._wiz_ksock, None
+                self._wiz_peer, self._wiz_ksock = old._wiz_give_up_pair()
+
+    def _wiz_give_up_pair(self) -> tuple[Optional[_stdsocket.socket], Optional[_stdsocket.socket]]:
+        """Hand what this (detached) socket owns to the one adopting its state."""
+        owned = (self._wiz_peer, self._wiz_ksock)
+        self._wiz_peer = self._wiz_ksock = None
+        return owned
 
     # -- routing ------------------------------------------------------------------------
 
@@ -714,18 +257,16 @@ class socket(_KSocket):
     def _wiz_routed(self) -> bool:
         return self._wiz is not None or self._wiz_server is not None
 
-    def _wiz_h(self) -> _Handle:
-        return self._wiz_handle or _handle()
+    def _wiz_h(self) -> Handle:
+        return self._wiz_handle or current_handle()
 
-    def _wiz_attach(self, conn: _pump.Conn) -> _stdsocket.socket:
+    def _wiz_attach(self, conn: Conn) -> _stdsocket.socket:
         """The other end of our pair, for the pump that serves ``conn`` from now on."""
         peer = self._wiz_peer
         if peer is None or self.fileno() < 0:
             raise OSError(errno.EBADF, "Bad file descriptor")
         self._wiz_peer = None
-        st = os.fstat(self.fileno())
-        conn.user_id = (st.st_dev, st.st_ino)
-        conn.user_fd = self.fileno()
+        conn.attach_user(self.fileno())
         self._wiz = conn
         return peer
 
@@ -741,7 +282,7 @@ class socket(_KSocket):
             pass
         return junk
 
-    def _wiz_resolve(self, host: str, handle: Optional[_Handle]) -> str:
+    def _wiz_resolve(self, host: str, handle: Optional[Handle]) -> str:
         ip = ipv4_literal(host)
         if ip is not None:
             return ip
@@ -799,7 +340,7 @@ class socket(_KSocket):
         host, port = _address(address, "connect")
         try:
             ip = ipv4_literal(host)
-            if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
+            if self._wiz_ksock is not None or (ip is not None and is_loopback(ip) and kernel_listening(port)):
                 handle = None      # bound to loopback, or a listener of this very process
                 if ip is None:     # a name ("localhost"), for the kernel socket to connect to
                     ip = self._wiz_resolve(host, self._wiz_handle)
@@ -807,7 +348,7 @@ class socket(_KSocket):
                 handle = self._wiz_h()
                 if ip is None:
                     ip = self._wiz_resolve(host, handle)
-                if not _route_to_module(ip, port, self.type, handle):
+                if not route_to_module(ip, port, self.type, handle):
                     handle = None
             if handle is None:
                 return self._wiz_relay_connect((ip, port), ex)
@@ -823,12 +364,11 @@ class socket(_KSocket):
         """A connection kept on the host's kernel, relayed to our end of the pair."""
         ks = self._wiz_kernel_socket()
         kind = "UDP" if self.type == SOCK_DGRAM else "TCP"
-        conn = _pump.Conn(None, kind, addr)
-        conn.relay = ks
+        conn = Conn(None, kind, addr, relay=ks)
         try:
             if kind == "UDP":
                 _KSocket.connect(ks, addr)
-                conn.udp_peer = addr
+                conn.udp_connect(addr)
             else:
                 timeout = self.gettimeout()
                 if timeout == 0.0:
@@ -838,7 +378,7 @@ class socket(_KSocket):
                         raise OSError(err, os.strerror(err))
                     junk = self._wiz_prefill()
                     peer = self._wiz_attach(conn)
-                    _pump.relay_spawn(_pump.relay_stream, conn, peer, ks, junk)
+                    relay_spawn(relay_stream, conn, peer, ks, junk)
                     if ex:
                         return errno.EINPROGRESS
                     raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
@@ -848,27 +388,26 @@ class socket(_KSocket):
             if conn.user_fd < 0:
                 ks.close()
             raise
-        conn.state = "connected"
-        conn.local = ks.getsockname()
+        conn.connected(local=ks.getsockname())
         peer = self._wiz_attach(conn)
-        fn = _pump.relay_dgram if kind == "UDP" else _pump.relay_stream
-        _pump.relay_spawn(fn, conn, peer, ks)
+        fn = relay_dgram if kind == "UDP" else relay_stream
+        relay_spawn(fn, conn, peer, ks)
         return 0
 
-    def _wiz_open_fn(self, handle: _Handle, ip: str, port: int) -> Callable[[], Awaitable[_pump.Link]]:
+    def _wiz_open_fn(self, handle: Handle, ip: str, port: int) -> Callable[[], Awaitable[Link]]:
         aio = handle.aio
         tls = self._wiz_tls
         if tls is not None:
             return tls.link_opener(aio, ip, port, self._wiz_tls_hostname)
 
-        async def open_tcp() -> _pump.Link:
+        async def open_tcp() -> Link:
             return await aio.net.open_tcp(ip, port)
         return open_tcp
 
-    def _wiz_tcp_connect(self, handle: _Handle, ip: str, port: int, ex: bool) -> int:
+    def _wiz_tcp_connect(self, handle: Handle, ip: str, port: int, ex: bool) -> int:
         timeout = self.gettimeout()
         kind = "SSL" if self._wiz_tls else "TCP"
-        conn = _pump.Conn(handle, kind, (ip, port))
+        conn = Conn(handle, kind, (ip, port))
         open_fn = self._wiz_open_fn(handle, ip, port)
         aio = handle.aio
         if timeout == 0.0:
@@ -878,19 +417,19 @@ class socket(_KSocket):
             junk = self._wiz_prefill()
             peer = self._wiz_attach(conn)
 
-            async def open_nonblocking() -> _pump.Link:
-                reservation = await _reserve(aio, kind, _link_wait(None))
+            async def open_nonblocking() -> Link:
+                reservation = await reserve(aio, kind, link_wait(None))
                 with reservation:
                     return await open_fn()
-            handle.spawn(_pump.pump_stream, conn, peer, open_nonblocking, junk)
+            handle.spawn(pump_stream, conn, peer, open_nonblocking, junk)
             if ex:
                 return errno.EINPROGRESS
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
 
         box: dict[str, Any] = {}
 
-        async def open_blocking() -> _pump.Link:
-            return await _open_within(open_fn, timeout, box, aio, kind)
+        async def open_blocking() -> Link:
+            return await open_within(open_fn, timeout, box, aio, kind)
 
         try:
             link = handle.call(open_blocking)
@@ -898,40 +437,38 @@ class socket(_KSocket):
             # interrupted (KeyboardInterrupt...): whoever finishes last closes the link
             box["abandoned"] = True
             if "link" in box:
-                handle.spawn(_pump.close_link, box["link"])
+                handle.spawn(close_link, box["link"])
             raise
-        self._wiz_start(handle, conn, link, _pump.pump_stream)
+        self._wiz_start(handle, conn, link, pump_stream)
         return 0
 
     # -- UDP ------------------------------------------------------------------------------
 
-    def _wiz_udp_open(self, ip: str, port: int, connected: bool) -> _pump.Conn:
+    def _wiz_udp_open(self, ip: str, port: int, connected: bool) -> Conn:
         handle = self._wiz_h()
         aio = handle.aio
         local_port = self._wiz_bound[1] if self._wiz_bound else None
 
-        async def open_udp() -> _pump.Link:
+        async def open_udp() -> Link:
             kw = {"mode": 0 if connected else 2}
             if local_port:
                 kw["local_port"] = local_port
             box: dict[str, Any] = {}
-            return await _open_within(lambda: aio.net.open_udp(ip, port, **kw), None, box, aio, "UDP")
+            return await open_within(lambda: aio.net.open_udp(ip, port, **kw), None, box, aio, "UDP")
 
         link = handle.call(open_udp)
-        conn = _pump.Conn(handle, "UDP", (ip, port))
-        self._wiz_start(handle, conn, link, _pump.pump_dgram)
+        conn = Conn(handle, "UDP", (ip, port))
+        self._wiz_start(handle, conn, link, pump_dgram)
         return conn
 
-    def _wiz_start(self, handle: _Handle, conn: _pump.Conn, link: _pump.Link,
-                   pump: Callable[[_pump.Conn, _stdsocket.socket], Awaitable[None]]) -> None:
+    def _wiz_start(self, handle: Handle, conn: Conn, link: Link,
+                   pump: Callable[[Conn, _stdsocket.socket], Awaitable[None]]) -> None:
         """``conn`` is up on ``link``: hand our pair's other end to its pump."""
-        conn.link = link
-        conn.local = getattr(link, "local", None) or conn.local
-        conn.state = "connected"
+        conn.connected(link)
         try:
             peer = self._wiz_attach(conn)
         except BaseException:
-            handle.spawn(_pump.close_link, link)
+            handle.spawn(close_link, link)
             raise
         handle.spawn(pump, conn, peer)
 
@@ -941,12 +478,12 @@ class socket(_KSocket):
         if conn is not None and conn.relay is not None:
             ip = ipv4_literal(host) or self._wiz_resolve(host, self._wiz_h())
             _KSocket.connect(conn.relay, (ip, port))
-            conn.udp_peer = (ip, port)
+            conn.udp_connect((ip, port))
             return 0
         ip = self._wiz_resolve(host, self._wiz_h())
         if conn is None:
             conn = self._wiz_udp_open(ip, port, True)
-        conn.udp_peer = (ip, port)   # re-connecting a datagram socket changes its peer
+        conn.udp_connect((ip, port))   # re-connecting a datagram socket changes its peer
         return 0
 
     def _wiz_udp_dest(self, address: Any) -> Address:
@@ -956,21 +493,19 @@ class socket(_KSocket):
             return ip, port
         return self._wiz_resolve(host, self._wiz_h()), port
 
-    def _wiz_udp_relay(self) -> _pump.Conn:
+    def _wiz_udp_relay(self) -> Conn:
         """A datagram socket kept on the kernel (loopback bind or destination)."""
         ks = self._wiz_kernel_socket()
-        conn = _pump.Conn(None, "UDP", None)
-        conn.relay = ks
-        conn.state = "connected"
+        conn = Conn(None, "UDP", None, relay=ks)
         try:
             if ks.getsockname()[1] == 0:
                 ks.bind(("0.0.0.0", 0))
-            conn.local = ks.getsockname()
+            conn.connected(local=ks.getsockname())
             peer = self._wiz_attach(conn)
         except BaseException:
             ks.close()
             raise
-        _pump.relay_spawn(_pump.relay_dgram, conn, peer, ks)
+        relay_spawn(relay_dgram, conn, peer, ks)
         return conn
 
     @overload
@@ -992,13 +527,13 @@ class socket(_KSocket):
         if self._wiz is None:
             host, port = _address(addr, "sendto")
             ip = ipv4_literal(host)
-            if self._wiz_ksock is not None or (ip is not None and _is_loopback(ip) and _kernel_listening(port)):
+            if self._wiz_ksock is not None or (ip is not None and is_loopback(ip) and kernel_listening(port)):
                 self._wiz_udp_relay()
             else:
                 handle = self._wiz_h()
                 if ip is None:
                     ip = self._wiz_resolve(host, handle)
-                if _route_to_module(ip, port, SOCK_DGRAM, handle):
+                if route_to_module(ip, port, SOCK_DGRAM, handle):
                     self._wiz_udp_open(ip, port, False)
                 else:
                     self._wiz_udp_relay()
@@ -1006,7 +541,7 @@ class socket(_KSocket):
         else:
             dest = self._wiz_udp_dest(addr)
         payload = memoryview(data).tobytes()
-        _KSocket.send(self, _pump.pack_addr(dest) + payload, flags)
+        _KSocket.send(self, pack_addr(dest) + payload, flags)
         return len(payload)
 
     # the data methods stay one attribute test away from the C methods for TCP
@@ -1017,7 +552,7 @@ class socket(_KSocket):
             if peer is None:
                 raise OSError(errno.EDESTADDRREQ, os.strerror(errno.EDESTADDRREQ))
             payload = memoryview(data).tobytes()
-            _KSocket.send(self, _pump.pack_addr(peer) + payload, flags)
+            _KSocket.send(self, pack_addr(peer) + payload, flags)
             return len(payload)
         if w is None and not self._wiz_kernel:
             self._wiz_not_connected()
@@ -1040,8 +575,8 @@ class socket(_KSocket):
     def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         w = self._wiz
         if w is not None and w.kind == "UDP":
-            frame = _KSocket.recv(self, bufsize + _pump.ADDR_LEN, flags)
-            return frame[_pump.ADDR_LEN:], _pump.unpack_addr(frame)
+            frame = _KSocket.recv(self, bufsize + ADDR_LEN, flags)
+            return frame[ADDR_LEN:], unpack_addr(frame)
         if w is None and not self._wiz_kernel and self.type == SOCK_STREAM:
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         if self._wiz_kernel:
@@ -1088,7 +623,7 @@ class socket(_KSocket):
         if self._wiz_bound is not None or self._wiz is not None or self._wiz_ksock is not None \
                 or self._wiz_server is not None:
             raise OSError(errno.EINVAL, "Invalid argument")
-        if _is_loopback(ip) or not (self._wiz_handle or _default_handle):
+        if is_loopback(ip) or not (self._wiz_handle or default_handle()):
             # host-local: served by a kernel socket (paho's wake-up pair, local servers)
             ks = self._wiz_kernel_socket()
             try:
@@ -1112,14 +647,14 @@ class socket(_KSocket):
     def listen(self, backlog: int = 128, /) -> None:
         if self._wiz_kernel:
             _KSocket.listen(self, backlog)
-            _note_kernel_listener(self)
+            note_kernel_listener(self)
             return None
         if self._wiz_server is not None:
             return None
         if self.type != SOCK_STREAM or self._wiz is not None:
             raise OSError(errno.EOPNOTSUPP if self.type != SOCK_STREAM else errno.EINVAL,
                           "Operation not supported" if self.type != SOCK_STREAM else "Invalid argument")
-        queue: _pump.AcceptQueue = collections.deque()
+        queue: AcceptQueue = collections.deque()
         if self._wiz_bound is None:
             # bound to loopback, or never bound (an ephemeral port, as the kernel picks):
             # a kernel listener whose connections are accepted as plain kernel sockets
@@ -1129,14 +664,12 @@ class socket(_KSocket):
             except BaseException:
                 ks.close()
                 raise
-            conn = _pump.Conn(None, "SERVER", None)
-            conn.relay = ks
-            conn.state = "listening"
-            conn.local = ks.getsockname()
+            conn = Conn(None, "SERVER", None, relay=ks)
+            conn.listening(ks.getsockname())
             peer = self._wiz_attach(conn)
             self._wiz, self._wiz_server = None, (conn, queue)
-            _note_kernel_listener(self)
-            _pump.relay_spawn(_pump.relay_listener, conn, peer, ks, queue)
+            note_kernel_listener(self)
+            relay_spawn(relay_listener, conn, peer, ks, queue)
             return None
         handle = self._wiz_h()
         aio = handle.aio
@@ -1148,12 +681,11 @@ class socket(_KSocket):
             return await aio.net.listen(port, max(1, min(int(backlog or 1), 5)))
 
         server = handle.call(listen)
-        conn = _pump.Conn(handle, "SERVER", None)
-        conn.state = "listening"
-        conn.local = (self._wiz_bound[0], port)
+        conn = Conn(handle, "SERVER", None)
+        conn.listening((self._wiz_bound[0], port))
         peer = self._wiz_attach(conn)
         self._wiz, self._wiz_server = None, (conn, queue)
-        handle.spawn(_pump.pump_listener, conn, peer, server, queue)
+        handle.spawn(pump_listener, conn, peer, server, queue)
         return None
 
     def accept(self) -> tuple[_stdsocket.socket, Any]:
@@ -1177,18 +709,14 @@ class socket(_KSocket):
         link = item
         handle = conn.module
         assert handle is not None, "a module server's connection has its module"
-        _ADOPT.pair = True
-        try:
+        with adoption.paired():
             new = socket(AF_INET, SOCK_STREAM)
-        finally:
-            _ADOPT.pair = False
-        new._wiz_handle = handle
+        new.wiz_use_module(handle)
         # the module did not say who called (a link already gone when asked): an address
         # all the same, as callers of accept() unpack and print it
         remote = tuple(link.remote) if link.remote else ("0.0.0.0", 0)
-        c = _pump.Conn(handle, "TCP", remote)
-        c.local = conn.local
-        new._wiz_start(handle, c, link, _pump.pump_stream)
+        c = Conn(handle, "TCP", remote, local=conn.local)
+        new._wiz_start(handle, c, link, pump_stream)
         if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
             new.setblocking(True)
         return new, c.remote
@@ -1240,27 +768,12 @@ class socket(_KSocket):
             if buflen is None:
                 return _KSocket.getsockopt(self, level, optname)
             return _KSocket.getsockopt(self, level, optname, buflen)
-        conn = self._wiz
         if buflen is None and level == SOL_SOCKET:
-            if optname == _stdsocket.SO_ERROR:
-                if conn is not None and conn.error is not None and not conn.so_error_reported:
-                    conn.so_error_reported = True
-                    if isinstance(conn.error, _LinkLimitError):
-                        # the errno alone would lose the point (the module's five-link
-                        # limit): asyncio and trio re-raise what this raises
-                        raise conn.error
-                    return conn.error.errno or errno.EIO
-                return 0
-            if optname == _stdsocket.SO_TYPE:
-                return self.type
-            if optname == getattr(_stdsocket, "SO_DOMAIN", -1):
-                return AF_INET
-            if optname == getattr(_stdsocket, "SO_PROTOCOL", -1):
-                return self.proto or (_stdsocket.IPPROTO_TCP if self.type == SOCK_STREAM else _stdsocket.IPPROTO_UDP)
-            if optname == _stdsocket.SO_ACCEPTCONN:
-                return 1 if self._wiz_server is not None else 0
-        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
-        if ks is not None and ks.fileno() >= 0:
+            answer = self._wiz_socket_option(optname)
+            if answer is not None:
+                return answer
+        ks = self._wiz_served_by()
+        if ks is not None:
             return ks.getsockopt(level, optname) if buflen is None else ks.getsockopt(level, optname, buflen)
         if buflen is None and level == IPPROTO_TCP:
             return 1 if optname == _stdsocket.TCP_NODELAY else 0
@@ -1273,6 +786,39 @@ class socket(_KSocket):
                 return 0
             raise
 
+    def _wiz_socket_option(self, optname: int) -> Optional[int]:
+        """The SOL_SOCKET options that describe the connection, answered from what the
+        module said (None: not one of them)."""
+        if optname == _stdsocket.SO_ERROR:
+            return self._wiz_so_error()
+        if optname == _stdsocket.SO_TYPE:
+            return self.type
+        if optname == getattr(_stdsocket, "SO_DOMAIN", -1):
+            return AF_INET
+        if optname == getattr(_stdsocket, "SO_PROTOCOL", -1):
+            return self.proto or (_stdsocket.IPPROTO_TCP if self.type == SOCK_STREAM else _stdsocket.IPPROTO_UDP)
+        if optname == _stdsocket.SO_ACCEPTCONN:
+            return 1 if self._wiz_server is not None else 0
+        return None
+
+    def _wiz_so_error(self) -> int:
+        """SO_ERROR: the connection's pending error (once), as its errno."""
+        error = self._wiz.take_so_error() if self._wiz is not None else None
+        if error is None:
+            return 0
+        if isinstance(error, _LinkLimitError):
+            # the errno alone would lose the point (the module's five-link limit):
+            # asyncio and trio re-raise what this raises
+            raise error
+        return error.errno or errno.EIO
+
+    def _wiz_served_by(self) -> Optional[_stdsocket.socket]:
+        """The open kernel socket behind this one (a relay's, or bound before routing),
+        which takes the socket options; None for a module link."""
+        conn = self._wiz
+        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
+        return ks if ks is not None and ks.fileno() >= 0 else None
+
     @overload
     def setsockopt(self, level: int, optname: int, value: Union[int, Buffer], /) -> None: ...
     @overload
@@ -1283,9 +829,8 @@ class socket(_KSocket):
         args = (level, optname, value) if optlen is None else (level, optname, value, optlen)
         if self._wiz_kernel:
             return _KSocket.setsockopt(self, *args)
-        conn = self._wiz
-        ks = conn.relay if conn is not None and conn.relay is not None else self._wiz_ksock
-        if ks is not None and ks.fileno() >= 0:
+        ks = self._wiz_served_by()
+        if ks is not None:
             return _KSocket.setsockopt(ks, *args)
         self._wiz_opts.append(args)
         # TCP/IP options mean nothing on the pair (the module has its own stack): never
@@ -1298,10 +843,7 @@ class socket(_KSocket):
     def shutdown(self, how: int, /) -> None:
         conn = self._wiz
         if conn is not None:
-            if how in (_stdsocket.SHUT_WR, _stdsocket.SHUT_RDWR):
-                conn.shut_wr = True
-            if how in (_stdsocket.SHUT_RD, _stdsocket.SHUT_RDWR):
-                conn.shut_rd = True
+            conn.shutdown(how)
         elif not self._wiz_kernel and self._wiz_server is None:
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
         return _KSocket.shutdown(self, how)
@@ -1336,4 +878,3 @@ class socket(_KSocket):
 
 
 SocketType = socket
-

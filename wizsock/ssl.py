@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from wizsock import protocol as _proto
 from wizsock import socket as _wsocket
+from wizsock.facade import adoption as _adoption
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self
@@ -45,13 +46,10 @@ class SSLSocket(_stdssl.SSLSocket, _wsocket.socket):
             raise OSError(errno.EOPNOTSUPP, "TLS on a module server socket: wrap the accepted sockets")
         # ssl.SSLSocket._create builds the new object from sock.fileno(); the facade's
         # __init__ takes the routing state of ``sock`` over (same descriptor).
-        _wsocket._ADOPT.src = sock if isinstance(sock, _wsocket.socket) else None
-        try:
+        with _adoption.adopting(sock if isinstance(sock, _wsocket.socket) else None):
             # ssl.SSLSocket's constructor (its __init__ refuses to be called): not in typeshed
             new: Self = super()._create(sock, *args, **kwargs)  # type: ignore[misc]
             return new
-        finally:
-            _wsocket._ADOPT.src = None
 
 
 _saved_class: Optional[type[_stdssl.SSLSocket]] = None

@@ -28,6 +28,7 @@ import trio as _trio
 
 from wizsock import _orig
 from wizsock import socket as _ws
+from wizsock.facade import registry as _registry
 
 __all__ = ["install", "uninstall", "SocketFactory", "HostnameResolver"]
 
@@ -55,7 +56,7 @@ class _TrioSocket(_TrioSocketBase):
         vars(self).update(state)
 
 
-class _AsyncHandle(_ws._Handle):
+class _AsyncHandle(_registry.Handle):
     """The facade driving an AsyncModule on the caller's own trio loop."""
 
     @property
@@ -77,7 +78,7 @@ def _handle_for(module: Any) -> Any:
         if module is None:
             raise RuntimeError("wizsock.trio.install() needs a module (or an active wizsock.patch)")
     if hasattr(module, "run") and hasattr(module, "start_soon"):
-        return _ws._Handle(module)
+        return _registry.Handle(module)
     return _AsyncHandle(module)
 
 

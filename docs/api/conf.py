@@ -42,7 +42,6 @@ nitpick_ignore_regex = [
     (r"py:class", r"'(Emulator|Module)'"),
     (r"py:mod", r"wizsock\._\w+"),
     (r"py:class", r"(wizsock\.engine\.core\.)?Engine(\..*)?"),
-    (r"py:class", r"wizsock\.socket\._Handle"),       # the facade's private module handle type
     (r"py:class", r"wizsock\.engine\.api\._Group"),
     (r"py:class", r"Faults"),       # the emulator's fault injector, an argument of Emulator
     (r"py:class", r"Form|wizsock\.protocol\.grammar\.Sig"),      # the codec table's internals
@@ -53,7 +52,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"Buffer|Self|FilePath|RoutePolicy|Address|AddrInfo"),
     # the record TypeVar of parse_response(expect=...): autodoc cannot link a TypeVar
     (r"py:class", r"wizsock\.protocol(\.grammar)?\.T"),
-    (r"py:class", r"wizsock\.engine\.\w+\._T"),   # Module.run's result TypeVar, likewise
+    (r"py:class", r"wizsock\.(engine|facade)\.\w+\._T"),   # Module.run's result TypeVar, likewise
 ]
 
 html_theme = "alabaster"

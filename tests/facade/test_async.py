@@ -138,13 +138,14 @@ def test_link_limit_through_wizsock_trio_is_no_group(wizfi360_url, monkeypatch):
     with LinkLimitError itself (an OSError, EBUSY), not an exception group around it."""
     import errno as _errno
 
-    from wizsock import _pump
+    from wizsock.facade import reclaim as _reclaim
     from wizsock import errors as E
     from wizsock import socket as wsocket
+    from wizsock.facade import opening
     from wizsock.patch import EMULATOR_AP
 
-    monkeypatch.setattr(_pump, "RECLAIM_IDLE", True)
-    monkeypatch.setattr(wsocket, "LINK_WAIT", 0.5)
+    monkeypatch.setattr(_reclaim, "RECLAIM_IDLE", True)
+    monkeypatch.setattr(opening, "LINK_WAIT", 0.5)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)            # connections complete in the backlog; nothing ever answers

@@ -13,6 +13,7 @@ import pytest
 import wizsock
 from wizsock import _orig
 from wizsock import socket as wsocket
+from wizsock.facade import opening
 
 
 def _identity(s):
@@ -170,7 +171,7 @@ def test_nonblocking_connect_waits_for_a_link(tcp_echo, patched):
 
 
 def test_link_limit_error_names_the_limit_for_asyncio(tcp_echo, patched, monkeypatch):
-    monkeypatch.setattr(wsocket, "LINK_WAIT", 0.5)
+    monkeypatch.setattr(opening, "LINK_WAIT", 0.5)
     held = [socket.create_connection(tcp_echo.address, timeout=10) for _ in range(5)]
 
     async def main():

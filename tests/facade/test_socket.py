@@ -10,6 +10,7 @@ import pytest
 
 import wizsock
 import wizsock.socket as wsocket
+from wizsock.facade import dns_cache, registry, routing
 from facade.helpers import BAUD, open_module, read_to_eof
 from support.servers import free_port, tcp_source
 from wizsock import _orig
@@ -263,7 +264,7 @@ def test_getaddrinfo_thread_safe(patched, at_log):
     assert at_log.count("CIPDOMAIN") == 1
     # the per-name lock of a lookup goes with its last caller (it was kept for every
     # name ever looked up: a process resolving many names grew without bound)
-    assert len(wsocket._dns_inflight) == 0
+    assert len(dns_cache._dns_inflight) == 0
 
 
 def test_create_connection_by_name(tcp_echo, patched):
@@ -290,11 +291,11 @@ def test_loopback_stays_on_the_host_with_a_real_module(tcp_echo):
     class RealModule:                 # what the facade looks at to route loopback
         port = "/dev/ttyUSB0"
 
-    handle = wsocket._Handle(RealModule())
-    assert not wsocket._route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, handle)
-    assert wsocket._route_to_module("192.0.2.10", 80, socket.SOCK_STREAM, handle)
-    emulated = wsocket._Handle(type("Emu", (), {"port": "wizemu://"})())
-    assert wsocket._route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, emulated)
+    handle = registry.Handle(RealModule())
+    assert not routing.route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, handle)
+    assert routing.route_to_module("192.0.2.10", 80, socket.SOCK_STREAM, handle)
+    emulated = registry.Handle(type("Emu", (), {"port": "wizemu://"})())
+    assert routing.route_to_module("127.0.0.1", tcp_echo.port, socket.SOCK_STREAM, emulated)
 
 
 def test_closing_the_module_resets_open_sockets(tcp_echo):
