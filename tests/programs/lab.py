@@ -49,7 +49,13 @@ def capability_problem():
 
 
 class Lab:
-    def __init__(self):
+    def __init__(self, baud=BAUD, emulator_args=(), log=False):
+        #: the UART's rate; more emulator options (``--faults``, ``--rtt``); ``log``: the
+        #: emulator's traffic log (``--log``) goes to the file ``self.transcript``
+        self.baud = baud
+        self.emulator_args = list(emulator_args)
+        self.log = log
+        self.transcript = None
         self.ns = f"wzh9-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dir = tempfile.mkdtemp(prefix="wizsock-lab-")
         self.procs: list[subprocess.Popen] = []
@@ -77,8 +83,8 @@ class Lab:
         return ["ip", "netns", "exec", self.ns, *cmd]
 
     def _spawn(self, cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True, **kw)
+        kw.setdefault("stderr", subprocess.PIPE)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, **kw)
         self.procs.append(p)
         return p
 
@@ -102,8 +108,17 @@ class Lab:
         self.ca, self.wheel = info["ca"], info["wheel"]
         self._start_mosquitto()
         self._start_redis()
-        emu = self._spawn(self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty",
-                                     "--world", self.world, "--baud", str(BAUD)))
+        argv = ["--world", self.world, "--baud", str(self.baud), *self.emulator_args]
+        errors = None
+        if self.log:
+            # the log is stderr: a file, as a pipe nobody drains would stall the module
+            self.transcript = os.path.join(self.dir, "emulator.log")
+            argv.append("--log")
+            errors = open(self.transcript, "wb")
+        emu = self._spawn(self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty", *argv),
+                          **({"stderr": errors} if errors else {}))
+        if errors:
+            errors.close()
         line = self._first_line(emu, "wizsock emulator")
         self.pty = line.split(" on ", 1)[1].split()[0]
 
@@ -113,10 +128,10 @@ class Lab:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout):
-            raise LabError(f"{what} did not start: {proc.stderr.read1(4096) if proc.poll() is not None else ''}")
+            raise LabError(f"{what} did not start: {proc.stderr.read1(4096) if proc.stderr and proc.poll() is not None else ''}")
         line = proc.stdout.readline().decode().strip()
         if not line:
-            raise LabError(f"{what} failed: {proc.stderr.read().decode()[-2000:]}")
+            raise LabError(f"{what} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         return line
 
     def _wait_port(self, ip, port, proc, what, timeout=20):
@@ -173,7 +188,7 @@ class Lab:
     # -- programs --------------------------------------------------------------------
     def client_command(self, argv, *, isolate_only=False):
         """``argv`` (a python program) under wizsock run, in a fresh namespace with only loopback."""
-        run = [sys.executable, "-m", "wizsock", "run", "--port", self.pty, "--baudrate", str(BAUD),
+        run = [sys.executable, "-m", "wizsock", "run", "--port", self.pty, "--baudrate", str(self.baud),
                "--ssid", AP[0], "--", *argv]
         return ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *run]
 
