@@ -2,9 +2,9 @@
 namespace: ``stress_remote.py FIRST_PORT COUNT``.
 
 COUNT HTTP/1.1 servers on 198.51.100.10, ports FIRST_PORT.., each answering
-``/blob/<n>`` (n deterministic bytes, kept alive) and ``/slow/<n>`` (the same bytes
-held SLOW seconds, then ``Connection: close``: a slow backend that ends each
-connection).  Prints one line when all listen, then serves until killed."""
+``/blob/<n>`` (n deterministic bytes, kept alive), ``/close/<n>`` (the same, then
+``Connection: close``) and ``/slow/<n>`` (held SLOW seconds, then ``Connection: close``:
+a slow backend that ends each connection).  Prints one line when all listen, then serves until killed."""
 import http.server
 import sys
 import threading
@@ -23,7 +23,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         kind, _, n = self.path.strip("/").partition("/")
-        if kind not in ("blob", "slow") or not n.isdigit():
+        if kind not in ("blob", "close", "slow") or not n.isdigit():
             self.send_error(404)
             return
         body = remote.blob(int(n))
@@ -31,7 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(SLOW)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
-        if kind == "slow":
+        if kind in ("close", "slow"):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
