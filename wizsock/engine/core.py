@@ -58,6 +58,8 @@ BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 
 MAX_SEND = 2048            # AT+CIPSEND / CIPSENDBUF length limit
 READ_MAX = 1 << 16         # bytes per read of the port
 DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
+#: a connect still waiting for a link is logged (DEBUG) again this often
+LINK_WAIT_NOTE = 5.0
 #: see Engine.close_linger
 CLOSE_LINGER = 0.25
 #: the result of a guarded command whose guard said no right before its bytes would go
@@ -1334,7 +1336,7 @@ class Engine:
         session.TRANSITIONS); connects waiting get an id it freed.  True if the state
         changed."""
         before = link.state
-        self._apply(self.session.transition(link, event, trio.current_time()))
+        self._apply(self.session.transition(link, event))
         return link.state is not before
 
     async def close_on_module(self, link: Any) -> Optional[Response]:
@@ -1425,13 +1427,20 @@ class Engine:
             raise E.LinkLimitError(session.limit_message())
         waiter = session.enqueue(kind)
         event = self._id_events[waiter] = trio.Event()
+        began = trio.current_time()
+        self._log_link_wait(session.waiting, None)
         try:
             with trio.move_on_after(float("inf") if wait is None else wait):
+                next_note = began + LINK_WAIT_NOTE
                 while waiter.lid is None:
-                    # links cleared by a shutdown free ids without a grant: look again
+                    # a freed id is granted in the transition that frees it; this look
+                    # is only a safety net
                     self._wake_waiters(session.grant_ids())
                     with trio.move_on_after(0.5):
                         await event.wait()
+                    if waiter.lid is None and trio.current_time() >= next_note:
+                        next_note += LINK_WAIT_NOTE
+                        self._log_link_wait(session.waiting, trio.current_time() - began)
         except BaseException:
             self._drop_waiter(waiter)
             raise
@@ -1440,7 +1449,22 @@ class Engine:
         if waiter.lid is None:
             self._drop_waiter(waiter)
             raise E.LinkLimitError(session.limit_message(waited=wait))
+        log.debug("%s: a connect got link %d after waiting %.2f s", self.name, waiter.lid,
+                  trio.current_time() - began)
         return waiter.lid
+
+    def _log_link_wait(self, waiting: int, waited: Optional[float]) -> None:
+        """DEBUG: a connect waits for a link: who holds the five, and for how long."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        now = time.monotonic()
+        held = [link.describe(now) if hasattr(link, "describe") else repr(link)
+                for link in self.session.links.values()]
+        reserved = sorted(self.session.reserved)
+        log.debug("%s: a connect %s for a link (%d waiting); held: %s%s", self.name,
+                  "waits" if waited is None else f"has waited {waited:.1f} s", waiting,
+                  "; ".join(held) or "none",
+                  f"; reserved for opens under way: {reserved}" if reserved else "")
 
     def _drop_waiter(self, waiter: S.IdWaiter) -> None:
         self._wake_waiters(self.session.drop_waiter(waiter))

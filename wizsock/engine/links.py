@@ -80,8 +80,9 @@ class Link(LinkSlot):
         # the session's transitions alone change it), cut and the CIPSENDBUF window are
         # the session's (engine.session.LinkSlot): the session's link table holds the Link
         super().__init__(lid, generation, kind, accepted=accepted)
-        self.since = trio.current_time()
-        #: trio time of the last byte received or queued (``wizsock status``: idle time)
+        # (time.monotonic(): read from other threads too, by ``wizsock status``)
+        self.since = time.monotonic()
+        #: when a byte was last received or queued (``wizsock status``: idle time)
         self.last_active = self.since
         self._engine = engine
         self.remote = remote
@@ -123,6 +124,20 @@ class Link(LinkSlot):
         self._wake_rx()
         self._wake_tx()
 
+    def describe(self, now: Optional[float] = None) -> str:
+        """One line for diagnostics: id, kind, peer, state (for how long), idle time."""
+        now = time.monotonic() if now is None else now
+        peer = f"{self.remote[0]}:{self.remote[1]}" if self.remote else "?"
+        handle = ", handle closed" if self.owner_closed else ""
+        return (f"link {self.id} ({self.kind} {peer}, {'accepted' if self.accepted else 'opened'}"
+                f"): {self.state.value} for {now - self.since:.1f} s{handle}, "
+                f"idle {now - self.last_active:.1f} s")
+
+    @property
+    def idle(self) -> float:
+        """Seconds since a byte was last received or queued on it."""
+        return time.monotonic() - self.last_active
+
     @property
     def unacked_segments(self) -> int:
         """CIPSENDBUF segments the module took and has not acknowledged yet."""
@@ -158,6 +173,7 @@ class Link(LinkSlot):
         socket."""
         if new in ENDED and old not in ENDED and self.segments:
             log.debug("link %d: closed with %d bytes unacknowledged", self.id, self.inflight)
+        self.since = time.monotonic()
         self._wake_rx()
         self._wake_tx()
 
@@ -166,7 +182,7 @@ class Link(LinkSlot):
         if self.owner_closed:
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
             return
-        self.last_active = trio.current_time()
+        self.last_active = time.monotonic()
         n = len(payload)
         limit = self._engine.rx_limit
         if self._overflowed:
@@ -294,7 +310,7 @@ class Link(LinkSlot):
             return
         self._tx += data
         self._tx_queued += len(data)
-        self.last_active = trio.current_time()
+        self.last_active = time.monotonic()
         target = self._tx_queued
         self._engine.wake_sender()
         if self._holding:

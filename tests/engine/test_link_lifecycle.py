@@ -1,0 +1,100 @@
+"""The link lifecycle (docs/design.md 4g): one state per generation, written only by
+the session's transition table; what a waiting connect and ``wizsock status`` show."""
+from __future__ import annotations
+
+import ast
+import logging
+import pathlib
+
+import pytest
+
+import wizsock
+from wizsock import errors as E
+from wizsock.engine import session as S
+from wizsock.tools.status import render, status
+
+from engine.helpers import AP, BAUD, emu_url
+from engine.session.kit import Rig
+from support.servers import tcp_echo_server
+
+PKG = pathlib.Path(wizsock.__file__).parent
+
+
+def test_the_state_is_written_by_the_transition_alone():
+    writers = []
+    for path in sorted((PKG / "engine").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                targets = (node.targets if isinstance(node, ast.Assign) else
+                           [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+                for t in targets:
+                    if isinstance(t, ast.Attribute) and t.attr == "state":
+                        writers.append((path.name, fn.name, ast.unparse(t)))
+    assert sorted(writers) == [("session.py", "__init__", "self.state"),
+                               ("session.py", "transition", "link.state")]
+
+
+def test_every_state_reaches_a_state_that_lets_go_of_the_id():
+    # no state holds an id for good: from each, some event of the table leads out
+    for state in S.HOLDING:
+        seen, todo = {state}, [state]
+        while todo:
+            cur = todo.pop()
+            for (frm, _), to in S.TRANSITIONS.items():
+                if frm is cur and to not in seen:
+                    seen.add(to)
+                    todo.append(to)
+        assert seen - S.HOLDING, state
+        assert S.TRANSITIONS[(state, "lost")] is S.LinkState.RECLAIMED   # a reset ends all
+
+
+def test_a_closed_seen_withdraws_the_close_and_grants_the_id_at_once():
+    r = Rig()
+    s = r.session
+    links = [r.open() for _ in range(5)]
+    waiter = s.enqueue("TCP")
+    link = links[0]
+    assert s.transition(link, "close") == [] and s.close_wanted(link)
+    out = r.feed(b"4,CLOSED\r\n")
+    assert out == [S.LinkClosed(link, True), S.IdGranted(waiter)] and waiter.lid == 4
+    assert link.state is S.LinkState.PEER_CLOSED and not s.close_wanted(link)
+    assert s.transition(link, "closed") == []        # nothing more: the id is not its own
+
+
+def test_a_close_crossing_a_new_client_on_the_id_is_named():
+    r = Rig()
+    s = r.session
+    s.accepting = True
+    old = r.feed(b"0,CONNECT\r\n")[0].link
+    s.transition(old, "close")
+    s.closing(old)
+    cmd = r.start(S.P.COMMANDS["CIPCLOSE"].request("set", link=0))
+    r.feed(b"0,CLOSED\r\n")                          # the old client's own close
+    new = r.feed(b"0,CONNECT\r\n")[0].link           # the id's next client
+    out = r.feed(b"0,CLOSED\r\n")                    # ... ended by our CIPCLOSE
+    assert S.StaleCloseHit(new) in out
+    assert r.feed(b"OK\r\n") == [S.CommandFinished(cmd)]
+
+
+def test_status_shows_each_links_state_and_idle_time_and_a_wait_says_who_holds_them(caplog):
+    caplog.set_level(logging.DEBUG, logger="wizsock.engine")
+    with tcp_echo_server() as echo:
+        with wizsock.Module(emu_url(), baudrate=BAUD) as m:
+            m.wifi.set_mode(1)
+            m.wifi.join(*AP)
+            links = [m.net.open_tcp("127.0.0.1", echo.port) for _ in range(5)]
+            s = status(m)
+            assert [(l["link"], l["state"]) for l in s["links"]] == [
+                (i, "open") for i in range(5)]
+            assert all(isinstance(l["idle"], float) for l in s["links"])
+            assert "STATE" in render(s) and "IDLE" in render(s)
+            with pytest.raises(E.LinkLimitError):
+                m.net.reserve_link("TCP", 0.3)
+            waits = [r.getMessage() for r in caplog.records if "waits for a link" in r.getMessage()]
+            assert waits and "link 4 (TCP 127.0.0.1:" in waits[-1] and "open for" in waits[-1]
+            assert "idle" in waits[-1]
+            for link in links:
+                link.aclose()
