@@ -253,7 +253,8 @@ def test_pool_churn_over_more_servers_than_links(fast):
 @pytest.mark.timeout(400)
 def test_glitches_server_pools_and_churn(glitchy):
     http_server_run(glitchy, 2000, 20, 4, 10)
-    pool_sequence(glitchy, slack=2.0)
+    # (slack: the emulator's chunk fault paces output near 6 KB/s today; the waves stay)
+    pool_sequence(glitchy, slack=3.5)
     pool_churn(glitchy, 3)
     check_transcript(glitchy)
 
