@@ -219,11 +219,14 @@ def pool_sequence(lab, slack):
     # the Session: five links held, the sixth connect fails naming the limit
     assert r["session"][:5] == [digest(remote.blob(p)) for p in range(FIRST_PORT, FIRST_PORT + 5)]
     assert "at most 5 connections" in r["session"][5]
+    # within 1 s of the Session's close all five links are free
+    assert r["free_after"] is not None and r["free_after"] < 1.0, r["free_after"]
     pool = r["pool"]
     assert [p["sha256"] for p in pool] == [digest(remote.blob(2000 + i)) for i in range(10)]
     assert [p["retries"] for p in pool] == [0] * 10, pool
     ended = sorted(p["ended"] for p in pool)
-    print(f"pool sequence: answers at {ended} s after the Session's close")
+    print(f"pool sequence: links free {r['free_after']} s after the Session's close; "
+          f"answers at {ended} s")
     # every answer is held 1.5 s: five links free at once after the close, then each
     # freed link to a waiting connect: two waves of five
     assert ended[4] < 1.5 + slack, ended

@@ -7,7 +7,8 @@
 3. ten threads share one urllib3.PoolManager (with retries) and GET ``/slow/`` from
    the same servers, each answer held 1.5 s by its server.
 
-Prints one RESULT line: the Session's results, when each of the ten requests ended
+Prints one RESULT line: the Session's results, how long after its close the module's
+links were all free (read from ``wizsock run``'s engine), when each of the ten requests ended
 (seconds after the Session's close), how many retries urllib3 needed, and the digests."""
 import hashlib
 import json
@@ -37,6 +38,18 @@ session_results = [session_get(s, port) for port in PORTS]
 s.close()
 closed = time.monotonic()
 
+# (the one line that is not the libraries': how long until the module's links are all
+# free, read from the engine of ``wizsock run``)
+import wizsock.socket  # noqa: E402
+
+module = wizsock.socket.get_module()
+free_after = None
+while time.monotonic() - closed < 5.0:
+    if len(module.net.links) == 0:
+        free_after = round(time.monotonic() - closed, 3)
+        break
+    time.sleep(0.02)
+
 pool = urllib3.PoolManager(retries=Retry(connect=8, backoff_factor=0.3), timeout=60)
 lock = threading.Lock()
 
@@ -52,4 +65,5 @@ def get(i):
 
 with ThreadPoolExecutor(10) as ex:
     results = list(ex.map(get, range(10)))
-print("RESULT " + json.dumps({"session": session_results, "pool": results}), flush=True)
+print("RESULT " + json.dumps({"session": session_results, "free_after": free_after,
+                              "pool": results}), flush=True)
