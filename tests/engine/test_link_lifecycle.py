@@ -7,13 +7,14 @@ import logging
 import pathlib
 
 import pytest
+import trio
 
 import wizsock
 from wizsock import errors as E
 from wizsock.engine import session as S
 from wizsock.tools.status import render, status
 
-from engine.helpers import AP, BAUD, emu_url
+from engine.helpers import AP, BAUD, emu_url, joined, module, trio_test
 from engine.session.kit import Rig
 from support.servers import tcp_echo_server
 
@@ -98,3 +99,57 @@ def test_status_shows_each_links_state_and_idle_time_and_a_wait_says_who_holds_t
             assert "idle" in waits[-1]
             for link in links:
                 link.aclose()
+
+
+@trio_test
+async def test_a_reset_hands_the_freed_ids_to_waiting_connects_at_once():
+    # five links held, one connect waiting: the module resets (every link lost), and the
+    # waiter gets an id in the same step, not at its next look nor at its timeout
+    with tcp_echo_server() as echo:
+        async with module() as m:
+            await joined(m)
+            links = [await m.net.open_tcp("127.0.0.1", echo.port) for _ in range(5)]
+            got = []
+
+            async def waiter():
+                got.append(await m.net.reserve_link("TCP", 20))
+                got.append(trio.current_time())
+
+            async with trio.open_nursery() as n:
+                n.start_soon(waiter)
+                await trio.sleep(0.2)
+                assert not got and m.engine.session.waiting == 1
+                reset_at = trio.current_time()
+                m.engine.declare_reset("test: a reset")
+                with trio.fail_after(5):
+                    while not got:
+                        await trio.sleep(0.01)
+            reservation, when = got
+            assert when - reset_at < 0.1
+            assert all(link.state is S.LinkState.RECLAIMED for link in links)
+            assert not m.net.links
+            reservation.release()
+            assert m.engine.session.reserved == frozenset()
+
+
+@trio_test
+async def test_cancelled_and_timed_out_waits_leave_nothing_reserved():
+    with tcp_echo_server() as echo:
+        async with module() as m:
+            await joined(m)
+            links = [await m.net.open_tcp("127.0.0.1", echo.port) for _ in range(5)]
+            with trio.move_on_after(0.2):
+                await m.net.reserve_link("TCP", 10)
+            with pytest.raises(E.LinkLimitError):
+                await m.net.reserve_link("TCP", 0.2)
+            s = m.engine.session
+            assert s.waiting == 0 and s.reserved == frozenset()
+            await links[0].aclose()
+            # (the module prints 4,CLOSED before the CIPCLOSE's OK: the id is let go of either way)
+            assert links[0].state not in S.HOLDING and 4 not in m.net.links
+            r = await m.net.reserve_link("TCP", 1)
+            assert r.lid == 4
+            r.release()
+            for link in links[1:]:
+                await link.aclose()
+            assert not m.net.links and s.reserved == frozenset()

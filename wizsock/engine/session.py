@@ -212,7 +212,8 @@ class LinkState(str, Enum):
     #: ``CLOSED``/``CONNECT FAIL`` before AT+CIPSTART answered: the id stays held until
     #: the answer (the open then fails or reads EOF)
     ENDED_OPENING = "ended while opening"
-    #: ``<id>,CLOSED`` (the module freed the id; the handle reads what came, then EOF)
+    #: ``<id>,CLOSED`` (the module freed the id; the handle reads what came, then EOF);
+    #: also the CLOSED the module prints before the OK of the host's own AT+CIPCLOSE
     PEER_CLOSED = "closed by the peer"
     #: the host let go of the id: its AT+CIPCLOSE answered (or was withdrawn), the open
     #: failed, or a module reset / shutdown ended it
