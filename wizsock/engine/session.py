@@ -269,7 +269,8 @@ class LinkSlot:
         self.accepted = accepted
         #: its lifecycle: written by Session.transition alone (tests/engine/test_link_state.py)
         self.state = LinkState.OPEN if accepted else LinkState.OPENING
-        #: when the state last changed (the driver's clock), for diagnostics
+        #: when the state last changed, for diagnostics (kept by the driver's link, in
+        #: state_changed: the session reads no clock)
         self.since = 0.0
         #: the owner closed the handle
         self.owner_closed = False
@@ -1059,7 +1060,7 @@ class Session(Generic[L]):
         return out
 
     # ------------------------------------------------------------------ the link lifecycle
-    def transition(self, link: L, event: str, now: Optional[float] = None, *,
+    def transition(self, link: L, event: str, *,
                    out: Optional[List[SessionEvent]] = None) -> List[SessionEvent]:
         """The one door through which a link's state changes (:data:`TRANSITIONS`).
         Entering a state that lets go of the id takes the link out of the table
@@ -1073,8 +1074,6 @@ class Session(Generic[L]):
         if new is None:
             return out
         link.state = new
-        if now is not None:
-            link.since = now
         if new in ENDED:
             link.clear_window()
         start = len(out)
