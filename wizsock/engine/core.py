@@ -606,7 +606,7 @@ class Engine:
     def _on_stale_close_hit(self, sev: S.StaleCloseHit[Any]) -> None:
         """A client the server accepted was closed by the host's CIPCLOSE meant for the
         connection the id carried before (both were on the wire at once: docs/design.md
-        4g, "What the host can and cannot guarantee").  Said loudly, and the dead
+        4g, "Closing when the module reuses ids").  Said loudly, and the dead
         connection is not handed to accept()."""
         link = sev.link
         self.stale_close_hits += 1

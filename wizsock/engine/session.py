@@ -1074,8 +1074,6 @@ class Session(Generic[L]):
         if new is None:
             return out
         link.state = new
-        if new in ENDED:
-            link.clear_window()
         start = len(out)
         if old in HOLDING and new not in HOLDING:
             if self._links.get(link.id) is link:
@@ -1084,6 +1082,8 @@ class Session(Generic[L]):
                     self._ghosts[link.id] = link
                 out.extend(IdGranted(w) for w in self.grant_ids())
         link.state_changed(old, new)
+        if new in ENDED:
+            link.clear_window()       # (after state_changed, which may report it)
         return out[start:]
 
     def close_wanted(self, link: L) -> bool:
