@@ -14,6 +14,7 @@ Every body is checked by digest; a failure must be an OSError, bounded in time. 
 emulator's traffic log is checked: no AT+CIPCLOSE names an id after its CLOSED for
 that connection (the id may already carry the next one).  Longer variants: ``-m soak``.
 """
+import ast
 import hashlib
 import json
 import os
@@ -84,10 +85,31 @@ def result(proc):
 
 
 # ------------------------------------------------------------------ the transcript
-_CLOSED = re.compile(r"^>> b['\"].*?(\d),CLOSED['\"]$")
-_CONNECT = re.compile(r"^>> b['\"].*?(\d),CONNECT['\"]$")
-_START = re.compile(r"^<< b['\"].*?AT\+CIPSTART=(\d),")
-_CLOSE = re.compile(r"^<< b['\"].*?AT\+CIPCLOSE=(\d)['\"]$")
+#: a traffic-log record: ``[<seconds> ]<< b'...'`` or ``>> b'...'`` (both the line
+#: log and the exact, timestamped UART log, whose records carry their own line ends)
+_RECORD = re.compile(r"^(?:\d+\.\d+ )?(<<|>>) (b'.*'|b\".*\")(?: masked)?$")
+#: what ends a line of the module (a +IPD payload may come before it on that line)
+_CLOSED = re.compile(rb"(\d),CLOSED\r?$")
+_CONNECT = re.compile(rb"(\d),CONNECT\r?$")
+_START = re.compile(rb"AT\+CIPSTART=(\d),")
+_CLOSE = re.compile(rb"AT\+CIPCLOSE=(\d)\r?$")
+
+
+def _lines(transcript):
+    """(direction, line) in the order the lines were complete on the wire."""
+    pending = {"<<": b"", ">>": b""}
+    with open(transcript, encoding="utf-8", errors="replace") as f:
+        for raw in f:
+            m = _RECORD.match(raw.rstrip("\n"))
+            if m is None:
+                continue
+            direction, data = m.group(1), ast.literal_eval(m.group(2))
+            if b"\n" not in data and not raw.split(" b", 1)[0][:1].isdigit():
+                data += b"\n"           # the line log: one record, one line (end dropped)
+            buf = pending[direction] + data
+            *done, pending[direction] = buf.split(b"\n")
+            for line in done:
+                yield direction, line
 
 
 def stale_closes(transcript):
@@ -95,19 +117,25 @@ def stale_closes(transcript):
     the id's connection (no CONNECT or CIPSTART on the id in between), with context."""
     ended = {}
     found = []
-    with open(transcript, "rb") as f:
-        lines = f.read().decode("latin-1").splitlines()
-    for i, line in enumerate(lines):
-        for rx in (_CONNECT, _START):
-            m = rx.match(line)
-            if m:
-                ended.pop(m.group(1), None)
-        m = _CLOSED.match(line)
+    recent = []
+    for direction, line in _lines(transcript):
+        recent = (recent + [f"{direction} {line[-60:]!r}"])[-8:]
+        if direction == ">>":
+            for rx in (_CONNECT, _CLOSED):
+                m = rx.search(line)
+                if m:
+                    lid = m.group(1)
+                    if rx is _CLOSED:
+                        ended[lid] = True
+                    else:
+                        ended.pop(lid, None)
+            continue
+        m = _START.search(line)
         if m:
-            ended[m.group(1)] = i
-        m = _CLOSE.match(line)
+            ended.pop(m.group(1), None)
+        m = _CLOSE.search(line)
         if m and m.group(1) in ended:
-            found.append("\n".join(x[:120] for x in lines[ended[m.group(1)]:i + 3]))
+            found.append("\n".join(recent))
     return found
 
 
@@ -122,10 +150,19 @@ def test_the_transcript_check_sees_a_stale_close(tmp_path):
     # then the host closed id 0) is found; a close before the CLOSED is not
     log = tmp_path / "t.log"
     log.write_text("<< b'AT+CIPCLOSE=1'\n>> b'1,CLOSED'\n>> b'OK'\n"
-                   ">> b'0,CLOSED'\n>> b'0,CONNECT'\n>> b'+IPD,3,5:hello0,CLOSED'\n"
-                   "<< b'\\x00\\x01AT+CIPCLOSE=0'\n>> b'0,CLOSED'\n")
+                   ">> b'0,CLOSED'\n>> b'0,CONNECT'\n>> b'+IPD,3,5:hello3,CLOSED'\n"
+                   "<< b'\\x00\\x01AT+CIPCLOSE=3'\n>> b'0,CLOSED'\n<< b'AT+CIPCLOSE=0'\n")
     found = stale_closes(str(log))
-    assert len(found) == 1 and "AT+CIPCLOSE=0" in found[0]
+    assert len(found) == 2 and "AT+CIPCLOSE=3" in found[0] and "AT+CIPCLOSE=0" in found[1]
+    # the exact UART log (timestamped records with their line ends, split anywhere)
+    exact = tmp_path / "u.log"
+    exact.write_text("# wizsock-uart-log 1 start=x\n"
+                     "0.100000 << b'AT+CIPCLOSE=1\\r\\n'\n0.100100 >> b'1,CLOSED\\r\\n\\r\\nOK\\r\\n'\n"
+                     "0.200000 >> b'0,CLOSED\\r\\n0,CONN'\n0.200001 >> b'ECT\\r\\n'\n"
+                     "0.300000 >> b'0,CLOSED\\r\\n'\n0.300100 << b'AT+CIPCL'\n"
+                     "0.300200 << b'OSE=0\\r\\n'\n")
+    found = stale_closes(str(exact))
+    assert len(found) == 1 and "OSE=0" in found[0]
 
 
 # ------------------------------------------------------------------ a server on the module
