@@ -22,7 +22,9 @@ PKG = pathlib.Path(wizsock.__file__).parent
 
 
 def test_the_state_is_written_by_the_transition_alone():
-    writers = []
+    # the field is the slot's own (written by self, in __init__ and enter), and enter is
+    # called from Session.transition alone, which takes the next state from the table
+    writers, callers = [], []
     for path in sorted((PKG / "engine").glob("*.py")):
         tree = ast.parse(path.read_text())
         for fn in ast.walk(tree):
@@ -34,8 +36,12 @@ def test_the_state_is_written_by_the_transition_alone():
                 for t in targets:
                     if isinstance(t, ast.Attribute) and t.attr == "state":
                         writers.append((path.name, fn.name, ast.unparse(t)))
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "enter"):
+                    callers.append((path.name, fn.name, ast.unparse(node)))
     assert sorted(writers) == [("session.py", "__init__", "self.state"),
-                               ("session.py", "transition", "link.state")]
+                               ("session.py", "enter", "self.state")]
+    assert callers == [("session.py", "transition", "link.enter(new)")]
 
 
 def test_every_state_reaches_a_state_that_lets_go_of_the_id():

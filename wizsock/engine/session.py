@@ -285,6 +285,15 @@ class LinkSlot:
         #: the module's last CIPSENDBUF segment id on this link
         self.last_segment = 0
 
+    def enter(self, new: LinkState) -> None:
+        """Take state ``new``: called by :meth:`Session.transition` alone, which chose it
+        from :data:`TRANSITIONS` (tests/engine/test_link_lifecycle.py checks both)."""
+        self.state = new
+
+    def cut_stream(self) -> None:
+        """Its stream was cut (a +IPD that lied): nothing after the cut may reach the reader."""
+        self.cut = True
+
     def state_changed(self, old: LinkState, new: LinkState) -> None:
         """Called by the session after every transition (the engine's Link wakes its
         readers and senders here; nothing to do for a bare slot)."""
@@ -345,6 +354,10 @@ class IdWaiter:
         self.kind = kind
         #: the id granted (reserved for it), or None while it waits
         self.lid: Optional[int] = None
+
+    def grant(self, lid: int) -> None:
+        """The session reserved ``lid`` for this waiter."""
+        self.lid = lid
 
     def __repr__(self) -> str:
         return f"<IdWaiter {self.kind} lid={self.lid}>"
@@ -789,7 +802,7 @@ class Session(Generic[L]):
     def _spill(self, link: L, n: int, out: List[SessionEvent]) -> None:
         if link.cut or link.owner_closed:
             return
-        link.cut = True
+        link.cut_stream()
         out.append(IpdSpill(link, n))
 
     def ipd_stalled(self, lid: Optional[int]) -> List[LinkCut[L]]:
@@ -800,7 +813,7 @@ class Session(Generic[L]):
         out: List[LinkCut[L]] = []
         link = self._links.get(lid if self.mux and lid is not None else 0)
         if link is not None:
-            link.cut = True
+            link.cut_stream()
             out.append(LinkCut(link))
         self.resync = True
         return out
@@ -1073,7 +1086,7 @@ class Session(Generic[L]):
         new = TRANSITIONS.get((old, event))
         if new is None:
             return out
-        link.state = new
+        link.enter(new)
         start = len(out)
         if old in HOLDING and new not in HOLDING:
             if self._links.get(link.id) is link:
@@ -1207,7 +1220,7 @@ class Session(Generic[L]):
                 break
             waiter = self._waiters.popleft()
             self._reserved.add(lid)
-            waiter.lid = lid
+            waiter.grant(lid)
             granted.append(waiter)
         return granted
 
