@@ -58,14 +58,10 @@ ALLOWED: Dict[Tuple[str, str], str] = {
     ('engine/session.py', 'self.response.result'): "the Response: set through the Command's transition",
     ('engine/session.py', 'cmd.data_written'): 'the command (session.Command): one state value, changed by transitions',
     ('engine/session.py', 'cmd.error'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'link.cut'): 'the link slot (session.LinkSlot): a LinkSlot method',
-    ('engine/session.py', 'link.connected'): 'the link slot (session.LinkSlot): a LinkSlot method',
-    ('engine/session.py', 'link.module_closed'): 'the link slot (session.LinkSlot): a LinkSlot method',
     ('engine/session.py', 'cmd.ok_at'): 'the command (session.Command): one state value, changed by transitions',
     ('engine/session.py', 'cmd.prompted'): 'the command (session.Command): one state value, changed by transitions',
     ('engine/session.py', 'cmd.busy_at'): 'the command (session.Command): one state value, changed by transitions',
     ('engine/session.py', 'cmd.response.recv'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'waiter.lid'): 'the id waiter: a method of its own',
     # -- elsewhere, writing a field whose owner is in a file being rewritten (engine.links.Link
     #    gets the methods in that rewrite)
     ('engine/api.py', 'link.local'): 'the link (engine.links.Link, being rewritten): a Link method',

@@ -54,11 +54,16 @@ GLITCH = ("--faults", "chunk,urc:0.2,busy:0.1", "--rtt", "30")
 
 
 class Lab:
-    def __init__(self, emulator_args=(), emulator_log=None):
-        """`emulator_args`: more `wizsock emulator` options (GLITCH); `emulator_log`: a
-        file for the emulator's traffic log (--log), for a failure's post-mortem."""
-        self.emulator_args = tuple(emulator_args)
+    def __init__(self, baud=BAUD, emulator_args=(), log=False, emulator_log=None):
+        """`baud`: the UART's rate; `emulator_args`: more `wizsock emulator` options
+        (``--faults``, ``--rtt``); `log`: the emulator's exact UART log (``--log``) goes to
+        the file ``self.transcript`` (`emulator_log`: its path, for a failure's post-mortem;
+        default: in the lab's folder)."""
+        self.baud = baud
+        self.emulator_args = list(emulator_args)
+        self.log = log or emulator_log is not None
         self.emulator_log = emulator_log
+        self.transcript = None
         self.ns = f"wzh9-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.dir = tempfile.mkdtemp(prefix="wizsock-lab-")
         self.procs: list[subprocess.Popen] = []
@@ -85,9 +90,9 @@ class Lab:
     def in_ns(self, *cmd):
         return ["ip", "netns", "exec", self.ns, *cmd]
 
-    def _spawn(self, cmd, stderr_to=None, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_to or subprocess.PIPE,
-                             start_new_session=True, **kw)
+    def _spawn(self, cmd, **kw):
+        kw.setdefault("stderr", subprocess.PIPE)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, **kw)
         self.procs.append(p)
         return p
 
@@ -112,14 +117,11 @@ class Lab:
         self._wait_port(remote.ADDR["h2"], 443, srv, "the HTTP/2 server (hypercorn)")
         self._start_mosquitto()
         self._start_redis()
-        emu_cmd = self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty",
-                             "--world", self.world, "--baud", str(BAUD), *self.emulator_args)
-        if self.emulator_log:
-            # stderr to a file: a pipe nobody reads would stall a logging emulator
-            with open(self.emulator_log, "ab") as log:
-                emu = self._spawn(emu_cmd + ["--log"], stderr_to=log)
-        else:
-            emu = self._spawn(emu_cmd)
+        argv = ["--world", self.world, "--baud", str(self.baud), *self.emulator_args]
+        if self.log:
+            self.transcript = self.emulator_log or os.path.join(self.dir, "emulator.log")
+            argv += ["--log", self.transcript]
+        emu = self._spawn(self.in_ns(sys.executable, "-m", "wizsock", "emulator", "--pty", *argv))
         line = self._first_line(emu, "wizsock emulator")
         self.pty = line.split(" on ", 1)[1].split()[0]
 
@@ -129,10 +131,10 @@ class Lab:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout):
-            raise LabError(f"{what} did not start: {proc.stderr.read1(4096) if proc.poll() is not None else ''}")
+            raise LabError(f"{what} did not start: {proc.stderr.read1(4096) if proc.stderr and proc.poll() is not None else ''}")
         line = proc.stdout.readline().decode().strip()
         if not line:
-            raise LabError(f"{what} failed: {proc.stderr.read().decode()[-2000:]}")
+            raise LabError(f"{what} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         return line
 
     def _wait_port(self, ip, port, proc, what, timeout=20):
@@ -189,7 +191,7 @@ class Lab:
     # -- programs --------------------------------------------------------------------
     def client_command(self, argv, *, isolate_only=False):
         """``argv`` (a python program) under wizsock run, in a fresh namespace with only loopback."""
-        run = [sys.executable, "-m", "wizsock", "run", "--port", self.pty, "--baudrate", str(BAUD),
+        run = [sys.executable, "-m", "wizsock", "run", "--port", self.pty, "--baudrate", str(self.baud),
                "--ssid", AP[0], "--", *argv]
         return ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *run]
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wizsock.emulator")
 
 MAX_LINKS = 5
+#: how long a connection arriving at a full server waits for an earlier one's end
+ACCEPT_GRACE = 0.1
 MAX_SEND = 2048
 SENDBUF_SIZE = 21900
 CONNECT_TIMEOUT = 10.0
@@ -499,8 +501,14 @@ class Net:
             except OSError:  # e.g. out of descriptors: keep serving
                 await trio.sleep(0.1)
                 continue
-            lid = self.free_id()
-            nserv = sum(1 for ln in self.links.values() if ln.tcp_type == 1)
+            lid, nserv = self._server_room()
+            if lid is None or nserv >= st.cur["servermaxconn"]:
+                # a real stack handles a client's FIN before its next SYN; here the old
+                # connection's reader may not have run yet: its end gets a moment
+                with trio.move_on_after(ACCEPT_GRACE):
+                    while lid is None or nserv >= st.cur["servermaxconn"]:
+                        await trio.sleep(0.002)
+                        lid, nserv = self._server_room()
             if lid is None or nserv >= st.cur["servermaxconn"]:
                 await trio.aclose_forcefully(stream)
                 continue
@@ -514,6 +522,9 @@ class Net:
             self.emu.note("connect", lid)
             link.announced.set()
             self.emu.life.start_soon(self._reader, link)
+
+    def _server_room(self) -> Tuple[Optional[int], int]:
+        return self.free_id(), sum(1 for ln in self.links.values() if ln.tcp_type == 1)
 
     async def _idle_reaper(self) -> None:
         while True:

@@ -434,15 +434,21 @@ class Net(_Group):
             e.take_reserved(lid)
         else:
             lid = e.alloc_id(kind)
+        return await self._open_on(lid, kind, host, port, timeout, _reclaim, **extra)
+
+    async def _open_on(self, lid: int, kind: str, host: str, port: int, timeout: Optional[float],
+                       reclaim: bool, **extra: Any) -> Link:
+        """AT+CIPSTART on ``lid`` (taken for this open).  Every way out lets go of the id
+        unless the link holds it: its lifecycle (session.TRANSITIONS) says which."""
+        e = self._e
         assert isinstance(lid, int)
         gen = e.new_generation(lid)
         link = Link(e, lid, gen, kind, remote=(str(host), int(port)))
         e.add_link(link)
-        sent = False
+        answered = False
         try:
             r = req("CIPSTART", "set", link=lid if e.mux else None, type=kind, remote=str(host),
                     port=int(port), **extra)
-            sent = True
             resp: Response = await e.command(r, timeout=timeout, check=False, parse=False)
             if link.error is not None:
                 raise link.error
@@ -450,22 +456,30 @@ class Net(_Group):
                 # (ALREADY CONNECTED after our own "<id>,CONNECT": an attempt the module
                 # answered busy to was run after all; the link is ours and up)
                 lines = resp.lines()
-                if "ALREADY CONNECTED" in resp.notes and _reclaim:
+                if "ALREADY CONNECTED" in resp.notes and reclaim:
                     # the module holds the id: a connection our server accepted meanwhile,
-                    # or one whose CLOSED was false; the engine sorts it out, then once more
+                    # or one whose CLOSED was false; the engine sorts it out (the id stays
+                    # reserved meanwhile), then once more
                     e.drop_link(lid)
-                    await e.reclaim_id(lid)
-                    return await self._open(kind, host, port, timeout=timeout, _reclaim=False,
-                                            **extra)
+                    try:
+                        await e.reclaim_id(lid)
+                    except BaseException:
+                        e.release_id(lid)
+                        raise
+                    if e.links.get(lid) is not None:
+                        # it was a server's connection: now an accepted link; another id
+                        e.release_id(lid)
+                        lid = e.alloc_id(kind)
+                    else:
+                        e.take_reserved(lid)
+                    return await self._open_on(lid, kind, host, port, timeout, False, **extra)
                 if "DNS Fail" in resp.notes:
                     raise E.ResolveError(f"cannot resolve {host!r} (DNS Fail)")
                 raise E.ConnectError(f"{kind} connect to {host}:{port} failed: "
                                      f"{'; '.join(lines) or resp.result}", lines=lines)
-            link.end_opening()
-            link.connection_made()
-            if link.module_closed:       # CLOSED already (early close): keep data, free id
-                e.free_link(link)
-            sent = False
+            # OPEN; a peer that closed at once leaves it closed (its data kept, id free)
+            e.link_event(link, "opened")
+            answered = True
             await trio.lowlevel.checkpoint_if_cancelled()
             try:
                 if kind != "SSL" and not link.module_closed:
@@ -474,15 +488,15 @@ class Net(_Group):
                 pass
             return link
         except BaseException:
-            link.end_opening()
-            if e.links.get(lid) is link:
-                if not sent and link.connected and not link.module_closed:
-                    with trio.CancelScope(shield=True):
-                        try:
-                            await link.module_close()
-                        except E.WizError:
-                            pass
-                e.free_link(link)
+            if answered:
+                # up on the module, but its opener gave up (cancelled): close it
+                with trio.CancelScope(shield=True):
+                    try:
+                        await link.module_close()
+                    except E.WizError:
+                        pass
+            e.link_event(link, "open_failed")
+            e.link_event(link, "lost")
             link.discard()
             raise
 
@@ -535,8 +549,7 @@ class Net(_Group):
         targets = list(e.links.values()) if lid == 5 else [e.links.get(lid)]
         for l in targets:
             if l is not None:
-                l.connection_closed()
-                e.free_link(l)
+                e.link_event(l, "lost")
 
     async def ssl_size(self) -> Optional[R.SslBufferSize]:
         return await self._get(R.SslBufferSize, "CIPSSLSIZE")
@@ -860,15 +873,15 @@ class Mqtt(_Group):
                                        broker=host, port=port), timeout=timeout, check=False)
         except BaseException:
             if placeholder is not None:
-                e.free_link(placeholder)
+                e.link_event(placeholder, "open_failed")
             raise
         if resp.result != "OK":
             if placeholder is not None:
-                e.free_link(placeholder)
+                e.link_event(placeholder, "open_failed")
             raise E.ConnectError(f"MQTT connect to {host}:{port} failed: "
                                  f"{'; '.join(resp.lines()) or resp.result}", lines=resp.lines())
         if placeholder is not None:
-            placeholder.end_opening()
+            e.link_event(placeholder, "opened")
         self._link = placeholder
         self.connected = True
 
@@ -894,7 +907,7 @@ class Mqtt(_Group):
             await e.command(req("MQTTDIS", "execute"), check=False)
         finally:
             if self._link is not None:
-                e.free_link(self._link)
+                e.link_event(self._link, "lost")
             self.connected = False
             self._link = None
             await self._m.aws.restore_mux()

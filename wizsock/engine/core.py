@@ -59,6 +59,12 @@ BAUD_RATES = (115200, 921600, 2000000, 1500000, 1000000, 460800, 230400, 57600, 
               19200, 14400, 9600, 4800, 2400, 1800, 1200, 600)
 READ_MAX = 1 << 16         # bytes per read of the port
 DRAIN_MAX = 1 << 18        # bytes the reader takes per wake-up before letting others run
+#: a connect still waiting for a link is logged (DEBUG) again this often
+LINK_WAIT_NOTE = 5.0
+#: see Engine.close_linger
+CLOSE_LINGER = 0.25
+#: the result of a guarded command whose guard said no right before its bytes would go
+WITHDRAWN = "WITHDRAWN"
 WRITE_TIMEOUT = 30.0       # a write the port does not take in this long fails (CTS held off)
 #: the reader's gathering pause on a flowing stream (see Engine._read_loop_fd)
 COALESCE_MIN = 256         # a read at least this long means a stream is flowing
@@ -150,6 +156,10 @@ class Engine:
         #: per-link receive limit without flow control (BufferOverflow beyond it);
         #: with flow control, the hard limit past which a link still fails
         self.rx_limit = int(rx_limit)
+        #: while a server listens, how long a close waits for the peer's own CLOSED before
+        #: its AT+CIPCLOSE (links.Link.aclose: a close crossing the peer's names the id's
+        #: next connection)
+        self.close_linger = CLOSE_LINGER
         self.rx_high = int(rx_high if rx_high is not None else max(4096, self.rx_limit // 4))
         self.rx_low = int(rx_low if rx_low is not None else self.rx_high // 2)
         self.use_sendbuf = use_sendbuf
@@ -165,6 +175,9 @@ class Engine:
         #: sans-I/O, docs/design.md section 4g; the engine does its I/O and waiting
         self.session: Session[Any] = Session(self._make_accepted, name=self.name)
         self.reset_count = 0
+        #: accepted connections closed by a CIPCLOSE already on the wire for the id's
+        #: previous connection (see _on_stale_close_hit)
+        self.stale_close_hits = 0
         self.resets: List[float] = []
         self.last_reset_reason: Optional[str] = None
 
@@ -183,6 +196,7 @@ class Engine:
         self._reader_scope = trio.CancelScope()
         self._fd: Optional[int] = None     # the port's descriptor when the loop does its I/O
         self._coalescing: Optional[trio.CancelScope] = None   # the reader's gathering pause
+        self._taken_early = False     # _read_pending read what woke the reader
         # the payload of the prompt command in flight, for the reader to write the moment
         # its '>' is read (_on_prompt_ready); what a full port did not take yet, for _wait
         self._prompt_payload: Optional[Tuple[Command, bytes]] = None
@@ -390,6 +404,7 @@ class Engine:
             err = E.LinkClosed("module closed")
             for link in self.session.clear_links():
                 link.fail(err)
+            self._apply(self.session.take_grants())
             self._abort_command(E.LinkClosed("module closed"))
             if self._mqtt is not None:
                 self._mqtt.shutdown()
@@ -459,8 +474,9 @@ class Engine:
                         self._port_failed(exc)
                     return
                 if not data:
-                    if total:
-                        break          # drained (a tty answers b"" when empty)
+                    if total or self._taken_early:
+                        break          # drained (a tty answers b"" when empty), or by
+                                       # _read_pending between our wake-up and this read
                     if not self._closing:
                         self._port_failed(EOFError("the port reports readable but gives no "
                                                    "data (device disconnected or peer closed)"))
@@ -469,10 +485,32 @@ class Engine:
                 self._feed(data)
                 if self._closing:
                     return
+            self._taken_early = False
             if total >= COALESCE_MIN and self.session.command is None:
                 with trio.move_on_after(self._coalesce_delay()) as self._coalescing:
                     await trio.sleep_forever()
                 self._coalescing = None
+
+    def _read_pending(self) -> None:
+        """Read and dispatch what the port holds now, without waiting (the reader may be
+        in its gathering pause): a decision about to be written then knows all the
+        module has said.  Ports without a descriptor are read by their thread only."""
+        fd = self._fd
+        if fd is None or self._closing:
+            return
+        total = 0
+        while total < DRAIN_MAX:
+            try:
+                data = os.read(fd, READ_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return          # the reader sees it too, and fails the port
+            if not data:
+                return          # empty (a tty's VMIN=0 read); a hang-up is the reader's
+            total += len(data)
+            self._taken_early = True
+            self._feed(data)
 
     def _coalesce_delay(self) -> float:
         try:
@@ -558,17 +596,29 @@ class Engine:
             self._server.accepted(sev.link)
 
     def _on_link_connected(self, sev: S.LinkConnected[Any]) -> None:
-        sev.link.connection_made()
+        pass        # (the session's transition woke whoever waits on the link)
 
     def _on_link_closed(self, sev: S.LinkClosed[Any]) -> None:
         link = sev.link
         if link.kind == "MQTT" and self._mqtt is not None:
             self._mqtt.link_event_received(LinkEvent(link.id, "CLOSED"))
-        link.connection_closed()
         self.update_rts()
 
     def _on_link_connect_failed(self, sev: S.LinkConnectFailed[Any]) -> None:
-        sev.link.connection_closed()
+        pass        # (the open's CIPSTART fails; the transition woke the link's waiters)
+
+    def _on_stale_close_hit(self, sev: S.StaleCloseHit[Any]) -> None:
+        """A client the server accepted was closed by the host's CIPCLOSE meant for the
+        connection the id carried before (both were on the wire at once: docs/design.md
+        4g, "Closing when the module reuses ids").  Said loudly, and the dead
+        connection is not handed to accept()."""
+        link = sev.link
+        self.stale_close_hits += 1
+        log.warning("%s: link %d: a connection accepted while the host's AT+CIPCLOSE=%d for "
+                    "the previous connection on that id was already on the wire was closed "
+                    "by it (the client sees its connection closed)", self.name, link.id, link.id)
+        if self._server is not None:
+            self._server.withdraw(link)
 
     def _on_bare_link_event(self, sev: S.BareLinkEvent) -> None:
         if self._mqtt is not None:
@@ -589,6 +639,10 @@ class Engine:
 
     def _on_id_granted(self, sev: S.IdGranted) -> None:
         self._wake_waiters([sev.waiter])
+
+    def _apply(self, events: List[S.SessionEvent]) -> None:
+        for sev in events:
+            self._EFFECTS[type(sev)](self, sev)
 
     def _on_ghost(self, sev: S.GhostData[Any]) -> None:
         """Data on an id whose CLOSED we took: that CLOSED was false (the module still
@@ -651,12 +705,17 @@ class Engine:
     async def command(self, request: P.Request, *, timeout: Optional[float] = None,
                       payload: Optional[Buffer] = None, retry_busy: bool = True,
                       check: bool = True, parse: bool = True,
-                      parse_opts: Optional[Dict[str, Any]] = None) -> Response:
+                      parse_opts: Optional[Dict[str, Any]] = None,
+                      guard: Optional[Callable[[], bool]] = None,
+                      on_write: Optional[Callable[[], None]] = None) -> Response:
         """Run one command; returns a :class:`Response` (``.record`` parsed by the codec).
 
         With ``check`` (default) ERROR/FAIL raise :class:`~wizsock.errors.CommandError`.
         ``payload`` is written after the ``>`` prompt.  Cancel-safe: once the
         command is on the wire it runs to completion under a shield.
+        ``guard``: asked right before the bytes go out (after what the module sent so
+        far was read); False withdraws the command (result ``WITHDRAWN``, nothing
+        written).  ``on_write``: called as they go.
         """
         if payload is not None:
             # the codec's gate for what follows ">": nothing beyond it can run as a command
@@ -667,7 +726,10 @@ class Engine:
             if not self._usable.is_set():
                 raise E.ModuleReset(f"{self.name}: module reset before the command was sent")
             with trio.CancelScope(shield=True):
-                resp = await self._exec(request, tmo, payload=payload, retry_busy=retry_busy)
+                resp = await self._exec(request, tmo, payload=payload, retry_busy=retry_busy,
+                                        guard=guard, on_write=on_write)
+        if resp.result == WITHDRAWN:
+            return resp
         if parse:
             self._parse(request, resp, parse_opts)
         if check:
@@ -695,7 +757,9 @@ class Engine:
                 command=request.name, lines=() if secret else lines) from None
 
     async def _exec(self, request: P.Request, timeout: float, *, payload: Optional[bytes] = None,
-                    retry_busy: bool = True, internal: bool = False) -> Response:
+                    retry_busy: bool = True, internal: bool = False,
+                    guard: Optional[Callable[[], bool]] = None,
+                    on_write: Optional[Callable[[], None]] = None) -> Response:
         """Send one command and wait for its final result.  Caller holds the lock."""
         wire = request.encode()
         wants_prompt = payload is not None
@@ -703,6 +767,16 @@ class Engine:
         started = trio.current_time()
         while True:
             await self._settle()
+            if guard is not None:
+                # decide on the freshest knowledge: what the module printed and the
+                # port holds is read first (from here to the write nothing yields)
+                self._read_pending()
+                if not guard():
+                    withdrawn = Response(request.name, request.form)
+                    withdrawn.result = WITHDRAWN
+                    return withdrawn
+                if on_write is not None:
+                    on_write()
             cmd = self.start_command(request, wants_prompt)
             self.update_rts()
             outcome = None
@@ -1056,13 +1130,14 @@ class Engine:
             self._mqtt.module_reset(err)
         self._abort_command(err)
         # waiters for an id need not wait for their next look: the ids are free now
-        self._wake_waiters(self.session.grant_ids())
+        self._apply(self.session.take_grants())
         self._need_init.set()
 
     def _fail_everything(self, err: BaseException) -> None:
         self._closing = True
         for link in self.session.clear_links():
             link.fail(err)
+        self._apply(self.session.take_grants())
         self._abort_command(err)
 
     def _owe(self, request: P.Request, payload: bytes) -> None:
@@ -1220,12 +1295,18 @@ class Engine:
 
     async def _close_id_quietly(self, lid: int, generation: int) -> None:
         try:
+            session = self.session
+
+            def still_free() -> bool:
+                # handed out meanwhile (reclaim_id deals with it), or CLOSED after all
+                return (session.link(lid) is None and session.generation(lid) == generation
+                        and lid not in session.reserved)
+
             async with self._cmd_lock:
-                if self.session.link(lid) is not None or self.session.generation(lid) != generation:
-                    return          # handed out meanwhile: reclaim_id deals with it
                 with trio.CancelScope(shield=True):
                     await self._exec(req("CIPCLOSE", "set", link=lid if self.mux else None),
-                                     self.timeout_for("CIPCLOSE"), internal=True)
+                                     self.timeout_for("CIPCLOSE"), internal=True,
+                                     guard=still_free)
         except E.WizError as exc:
             log.debug("%s: closing ghost link %d: %r", self.name, lid, exc)
 
@@ -1275,9 +1356,32 @@ class Engine:
                 break
 
     # ------------------------------------------------------------------ links
-    def free_link(self, link: Any) -> None:
-        """``link`` no longer holds its id (closed): connects waiting get it."""
-        self._wake_waiters(self.session.free(link))
+    def link_event(self, link: Any, event: str) -> bool:
+        """Tell the session what happened to ``link`` (an event of its lifecycle table,
+        session.TRANSITIONS); connects waiting get an id it freed.  True if the state
+        changed."""
+        before = link.state
+        self._apply(self.session.transition(link, event))
+        return link.state is not before
+
+    async def close_on_module(self, link: Any) -> Optional[Response]:
+        """AT+CIPCLOSE ``link``'s id if the host still holds it for this generation.
+
+        Whether it is still wanted is decided right before its bytes go out, after
+        reading what the module has already sent: a CLOSED seen for this generation
+        withdraws it (the id may already carry a new connection).  None if nothing
+        was written.  The id is let go of in every case."""
+        if not self.link_event(link, "close"):
+            return None
+        try:
+            resp = await self.command(req("CIPCLOSE", "set", link=link.id if self.mux else None),
+                                      check=False, parse=False,
+                                      guard=lambda: self.session.close_wanted(link),
+                                      on_write=lambda: self.session.closing(link))
+        finally:
+            self.session.close_answered()
+            self.link_event(link, "closed")
+        return None if resp.result == WITHDRAWN else resp
 
     async def _close_quietly(self, link: Any) -> None:
         try:
@@ -1348,13 +1452,20 @@ class Engine:
             raise E.LinkLimitError(session.limit_message())
         waiter = session.enqueue(kind)
         event = self._id_events[waiter] = trio.Event()
+        began = trio.current_time()
+        self._log_link_wait(session.waiting, None)
         try:
             with trio.move_on_after(float("inf") if wait is None else wait):
+                next_note = began + LINK_WAIT_NOTE
                 while waiter.lid is None:
-                    # links cleared by a shutdown free ids without a grant: look again
+                    # a freed id is granted in the transition that frees it; this look
+                    # is only a safety net
                     self._wake_waiters(session.grant_ids())
                     with trio.move_on_after(0.5):
                         await event.wait()
+                    if waiter.lid is None and trio.current_time() >= next_note:
+                        next_note += LINK_WAIT_NOTE
+                        self._log_link_wait(session.waiting, trio.current_time() - began)
         except BaseException:
             self._drop_waiter(waiter)
             raise
@@ -1363,7 +1474,22 @@ class Engine:
         if waiter.lid is None:
             self._drop_waiter(waiter)
             raise E.LinkLimitError(session.limit_message(waited=wait))
+        log.debug("%s: a connect got link %d after waiting %.2f s", self.name, waiter.lid,
+                  trio.current_time() - began)
         return waiter.lid
+
+    def _log_link_wait(self, waiting: int, waited: Optional[float]) -> None:
+        """DEBUG: a connect waits for a link: who holds the five, and for how long."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        now = time.monotonic()
+        held = [link.describe(now) if hasattr(link, "describe") else repr(link)
+                for link in self.session.links.values()]
+        reserved = sorted(self.session.reserved)
+        log.debug("%s: a connect %s for a link (%d waiting); held: %s%s", self.name,
+                  "waits" if waited is None else f"has waited {waited:.1f} s", waiting,
+                  "; ".join(held) or "none",
+                  f"; reserved for opens under way: {reserved}" if reserved else "")
 
     def _drop_waiter(self, waiter: S.IdWaiter) -> None:
         self._wake_waiters(self.session.drop_waiter(waiter))
@@ -1380,8 +1506,9 @@ class Engine:
     # (api, links and passthrough use these rather than the engine's private state:
     # docs/design.md 4c "Between engine modules")
     def drop_link(self, lid: int) -> None:
-        """Take id ``lid`` out of the link table without handing it to a waiting connect
-        (the caller examines the id itself next: :meth:`reclaim_id`)."""
+        """Take id ``lid`` out of the link table without handing it to a waiting connect:
+        it stays reserved for the caller, who examines it next (:meth:`reclaim_id`) and
+        then opens on it (:meth:`take_reserved`) or gives it back (:meth:`release_id`)."""
         self.session.remove(lid)
 
     def attach_mqtt(self, client: Any) -> None:
@@ -1534,6 +1661,7 @@ class Engine:
         S.LinkConnected: _on_link_connected,
         S.LinkClosed: _on_link_closed,
         S.LinkConnectFailed: _on_link_connect_failed,
+        S.StaleCloseHit: _on_stale_close_hit,
         S.BareLinkEvent: _on_bare_link_event,
         S.SegmentAcked: _on_segment_acked,
         S.SendFailed: _on_send_failed,

@@ -50,7 +50,7 @@ from .. import errors as E
 from ..protocol import records as R
 from ..protocol import MAX_SEND
 from ..protocol import request as req
-from .session import SENDBUF_SIZE, LinkSlot
+from .session import ENDED, SENDBUF_SIZE, LinkSlot, LinkState
 
 if TYPE_CHECKING:
     from .core import Engine, Response
@@ -77,10 +77,14 @@ class Link(LinkSlot):
     def __init__(self, engine: Engine, lid: int, generation: int, kind: str,
                  remote: Optional[Address] = None, local: Optional[Address] = None,
                  accepted: bool = False) -> None:
-        # id, generation, kind, accepted, opening, connected, module_closed, owner_closed,
-        # cut and the CIPSENDBUF window are the session's (engine.session.LinkSlot): the
-        # session's link table holds the Link itself
+        # id, generation, kind, accepted, its lifecycle state (opening, open, closing, ...:
+        # the session's transitions alone change it), cut and the CIPSENDBUF window are
+        # the session's (engine.session.LinkSlot): the session's link table holds the Link
         super().__init__(lid, generation, kind, accepted=accepted)
+        # (time.monotonic(): read from other threads too, by ``wizsock status``)
+        self.since = time.monotonic()
+        #: when a byte was last received or queued (``wizsock status``: idle time)
+        self.last_active = self.since
         self._engine = engine
         self.remote = remote
         self.local: Optional[Tuple[str, int]] = local
@@ -89,7 +93,6 @@ class Link(LinkSlot):
         self._rx_bytes = 0
         self._dgrams: Deque[Tuple[bytes, Optional[Address]]] = deque()
         self._rx_event = trio.Event()
-        self._eof = False
         self._error: Optional[BaseException] = None
         # send side
         self._tx = bytearray()
@@ -103,9 +106,9 @@ class Link(LinkSlot):
         self._overflowed = False      # over rx_limit once: later payloads are discarded
 
     def __repr__(self) -> str:
-        state = ("closed" if self.owner_closed else "failed" if self._error else
-                 "eof" if self._eof else "open")
-        return (f"<Link {self.id}.{self.generation} {self.kind} {self.remote} {state}>")
+        handle = (" handle closed" if self.owner_closed else " failed" if self._error else "")
+        return (f"<Link {self.id}.{self.generation} {self.kind} {self.remote} "
+                f"{self.state.value}{handle}>")
 
     # ------------------------------------------------------------------ state
     @property
@@ -116,13 +119,25 @@ class Link(LinkSlot):
     def error(self) -> Optional[BaseException]:
         return self._error
 
-    def end_opening(self) -> None:
-        """The open is over (done or failed): from now on a CLOSED frees the id."""
-        self.opening = False
-
     def discard(self) -> None:
-        """Its open failed: the handle is closed for good (the opener freed the id)."""
+        """Its open failed: the handle is closed for good (the opener let go of the id)."""
         self.owner_closed = True
+        self._wake_rx()
+        self._wake_tx()
+
+    def describe(self, now: Optional[float] = None) -> str:
+        """One line for diagnostics: id, kind, peer, state (for how long), idle time."""
+        now = time.monotonic() if now is None else now
+        peer = f"{self.remote[0]}:{self.remote[1]}" if self.remote else "?"
+        handle = ", handle closed" if self.owner_closed else ""
+        return (f"link {self.id} ({self.kind} {peer}, {'accepted' if self.accepted else 'opened'}"
+                f"): {self.state.value} for {now - self.since:.1f} s{handle}, "
+                f"idle {now - self.last_active:.1f} s")
+
+    @property
+    def idle(self) -> float:
+        """Seconds since a byte was last received or queued on it."""
+        return time.monotonic() - self.last_active
 
     @property
     def unacked_segments(self) -> int:
@@ -151,21 +166,15 @@ class Link(LinkSlot):
         self._wake_tx()
 
     # ------------------------------------------------------------------ events from the engine
-    def connection_made(self) -> None:
-        """The module reported ``<id>,CONNECT`` (or CIPSTART answered OK)."""
-        self.connected = True
-
-    def connection_closed(self) -> None:
-        """The module reported ``<id>,CLOSED`` (or the id was closed): end of stream;
-        bytes not yet handed to the module fail their send()."""
-        self.module_closed = True
-        self._eof = True
-        # bytes still queued (never handed to the module) fail their send() calls
-        # (see send); segments the module holds unacknowledged are the remote's
-        # business now, as with a kernel socket
-        if self.segments:
+    def state_changed(self, old: LinkState, new: LinkState) -> None:
+        """Every transition of the session's lifecycle table lands here: whoever waits on
+        the link (a reader, a sender, a close) looks again.  Once the module holds
+        nothing for it, bytes never handed to the module fail their send() (see send);
+        segments it holds unacknowledged are the remote's business, as with a kernel
+        socket."""
+        if new in ENDED and old not in ENDED and self.segments:
             log.debug("link %d: closed with %d bytes unacknowledged", self.id, self.inflight)
-        self.clear_window()
+        self.since = time.monotonic()
         self._wake_rx()
         self._wake_tx()
 
@@ -174,6 +183,7 @@ class Link(LinkSlot):
         if self.owner_closed:
             log.debug("link %d: %d bytes after close; discarded", self.id, len(payload))
             return
+        self.last_active = time.monotonic()
         n = len(payload)
         limit = self._engine.rx_limit
         if self._overflowed:
@@ -254,7 +264,7 @@ class Link(LinkSlot):
                 return data, self.remote
             if self._error is not None:
                 raise self._error
-            if self._eof:
+            if self.module_closed:
                 return b"", self.remote
             await self._rx_event.wait()
 
@@ -269,7 +279,7 @@ class Link(LinkSlot):
             return out
         if self._error is not None:
             raise self._error
-        if self._eof:
+        if self.module_closed:
             return b""
         return None
 
@@ -301,6 +311,7 @@ class Link(LinkSlot):
             return
         self._tx += data
         self._tx_queued += len(data)
+        self.last_active = time.monotonic()
         target = self._tx_queued
         self._engine.wake_sender()
         if self._holding:
@@ -520,15 +531,11 @@ class Link(LinkSlot):
 
     # ------------------------------------------------------------------ closing
     async def module_close(self) -> None:
-        """AT+CIPCLOSE its id if it still holds it (no flush; buffers kept); frees the id."""
-        eng = self._engine
-        if self.module_closed or eng.links.get(self.id) is not self:
-            return
-        resp = await eng.command(req("CIPCLOSE", "set", link=self._engine_link_param()),
-                                 check=False, parse=False)
-        self.module_closed = True
-        eng.free_link(self)
-        if resp.result != "OK":
+        """AT+CIPCLOSE its id if it still holds it (no flush; buffers kept); lets go of the
+        id.  Nothing is written once a CLOSED for this connection was seen (the engine
+        decides right before the command's bytes go out: Engine.close_on_module)."""
+        resp = await self._engine.close_on_module(self)
+        if resp is not None and resp.result != "OK":
             log.debug("link %d: CIPCLOSE answered %s %s", self.id, resp.result, resp.lines())
 
     async def aclose(self, flush_timeout: float = 10.0) -> None:
@@ -542,6 +549,7 @@ class Link(LinkSlot):
                         await self.flush(flush_timeout)
                     except E.WizError:
                         pass
+                await self._linger()
         finally:
             self.owner_closed = True
             self._rx.clear()
@@ -555,8 +563,21 @@ class Link(LinkSlot):
                 except E.WizError as exc:
                     log.debug("link %d: close: %r", self.id, exc)
                 finally:
-                    self._engine.free_link(self)
                     self._engine.update_rts()
+
+    async def _linger(self) -> None:
+        """While a server listens the module gives a freed id to the next client at once,
+        and AT+CIPCLOSE names only the id: a close crossing the peer's own close on the
+        wire would end that next client instead (docs/design.md 4g).  A peer that
+        closes too (HTTP ``Connection: close``: the client reads the body and hangs up)
+        does so about when its data is acknowledged, so its CLOSED is waited for a
+        moment (``Engine.close_linger``) and then no CIPCLOSE is needed at all."""
+        linger = self._engine.close_linger
+        if self._engine.server is None or linger <= 0 or self.kind == "UDP":
+            return
+        with trio.move_on_after(linger):
+            while not self.module_closed and self._error is None:
+                await self._rx_event.wait()
 
     async def __aenter__(self) -> Link:
         return self
@@ -610,6 +631,14 @@ class Server:
         self._error = err
         self._event.set()
         self._event = trio.Event()
+
+    def withdraw(self, link: Link) -> None:
+        """A queued connection turned out dead before anyone accepted it (closed by a
+        CIPCLOSE meant for its id's previous connection): it is not handed out."""
+        try:
+            self._queue.remove(link)
+        except ValueError:
+            pass
 
     def accepted(self, link: Link) -> None:
         """A connection the module accepted: ``link`` (made by the engine's session, which

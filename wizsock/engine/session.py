@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
 from typing import (Any, Callable, ClassVar, Deque, Dict, FrozenSet, Generic, Iterable, List, Mapping, Optional, Set,
                     Tuple, TypeVar)
@@ -42,11 +43,11 @@ from ..framer import (Busy, Data, Echo, Event, Garbage, Info, LinkEvent, Prompt,
                       Result, SendBufAck, Subscription, Text, Wifi)
 
 __all__ = [
-    "Session", "Command", "Response", "LinkSlot", "IdWaiter", "LinkLimit", "SessionEvent",
+    "Session", "Command", "Response", "LinkSlot", "LinkState", "TRANSITIONS", "IdWaiter", "LinkLimit", "SessionEvent",
     "CommandEvent", "PromptReady", "CommandFinished", "OkHeld", "BusySeen", "BusyExpired",
     "StrayOk", "DataReceived", "PassthroughData", "LinkAccepted", "LinkConnected",
     "LinkClosed", "LinkConnectFailed", "BareLinkEvent", "SegmentAcked", "SendFailed",
-    "IdGranted", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "StateCheckWanted",
+    "IdGranted", "StaleCloseHit", "IpdSpill", "LinkCut", "GhostData", "ModuleReset", "ProbeWanted", "StateCheckWanted",
     "WifiChanged",
     "InfoUrc", "MqttMessage", "Ignored", "MAX_LINKS", "SENDBUF_SIZE", "OK_GRACE", "BUSY_GRACE", "BUSY_OWN_GRACE",
     "FINAL", "PROMPT_COMMANDS", "SEND_COMMANDS",
@@ -204,22 +205,81 @@ class Command:
 
 
 # ---------------------------------------------------------------------- links
+class LinkState(str, Enum):
+    """Where one generation of one link id is in its life (docs/design.md 4g, "The link
+    lifecycle").  Written only by :meth:`Session.transition`, through :data:`TRANSITIONS`."""
+    #: AT+CIPSTART is in flight, no ``<id>,CONNECT`` yet (the id is held)
+    OPENING = "opening"
+    #: ``<id>,CONNECT`` came, AT+CIPSTART not answered yet (the id is held)
+    CONNECTED = "connected"
+    #: up (the id is held); an accepted connection starts here
+    OPEN = "open"
+    #: the host closes it: its AT+CIPCLOSE waits for the command lock or is in flight
+    #: (the id is held until the answer)
+    CLOSING = "closing"
+    #: ``CLOSED``/``CONNECT FAIL`` before AT+CIPSTART answered: the id stays held until
+    #: the answer (the open then fails or reads EOF)
+    ENDED_OPENING = "ended while opening"
+    #: ``<id>,CLOSED`` (the module freed the id; the handle reads what came, then EOF);
+    #: also the CLOSED the module prints before the OK of the host's own AT+CIPCLOSE
+    PEER_CLOSED = "closed by the peer"
+    #: the host let go of the id: its AT+CIPCLOSE answered (or was withdrawn), the open
+    #: failed, or a module reset / shutdown ended it
+    RECLAIMED = "reclaimed"
+
+
+#: states in which the link holds its id (the module may hold the connection)
+HOLDING = frozenset({LinkState.OPENING, LinkState.CONNECTED, LinkState.OPEN, LinkState.CLOSING,
+                     LinkState.ENDED_OPENING})
+#: states after which the module holds nothing for this generation
+ENDED = frozenset({LinkState.ENDED_OPENING, LinkState.PEER_CLOSED, LinkState.RECLAIMED})
+
+_S = LinkState
+#: the link lifecycle: (state, event) -> next state.  Events:
+#: ``connect`` (<id>,CONNECT), ``opened`` (AT+CIPSTART answered OK), ``open_failed`` (it
+#: failed or was abandoned), ``peer_closed`` (<id>,CLOSED or CONNECT FAIL), ``close`` (the
+#: host wants AT+CIPCLOSE), ``closed`` (that AT+CIPCLOSE answered, or was withdrawn because
+#: the CLOSED came first), ``lost`` (module reset, shutdown, an id taken back).  A pair not
+#: in the table changes nothing (``close`` of a link the peer closed sends no CIPCLOSE).
+TRANSITIONS: Mapping[Tuple[LinkState, str], LinkState] = MappingProxyType({
+    (_S.OPENING, "connect"): _S.CONNECTED,
+    (_S.OPENING, "opened"): _S.OPEN,
+    (_S.OPENING, "open_failed"): _S.RECLAIMED,
+    (_S.OPENING, "peer_closed"): _S.ENDED_OPENING,
+    (_S.OPENING, "lost"): _S.RECLAIMED,
+    (_S.CONNECTED, "opened"): _S.OPEN,
+    (_S.CONNECTED, "open_failed"): _S.RECLAIMED,
+    (_S.CONNECTED, "peer_closed"): _S.ENDED_OPENING,
+    (_S.CONNECTED, "lost"): _S.RECLAIMED,
+    (_S.ENDED_OPENING, "opened"): _S.PEER_CLOSED,
+    (_S.ENDED_OPENING, "open_failed"): _S.RECLAIMED,
+    (_S.ENDED_OPENING, "lost"): _S.RECLAIMED,
+    (_S.OPEN, "peer_closed"): _S.PEER_CLOSED,
+    (_S.OPEN, "close"): _S.CLOSING,
+    (_S.OPEN, "lost"): _S.RECLAIMED,
+    (_S.CLOSING, "peer_closed"): _S.PEER_CLOSED,
+    (_S.CLOSING, "closed"): _S.RECLAIMED,
+    (_S.CLOSING, "lost"): _S.RECLAIMED,
+})
+
+
 class LinkSlot:
     """One generation of one link id in the session's table.
 
-    The engine's :class:`~wizsock.engine.Link` is one (it subclasses this);
-    the fields here are the ones the session's rules read and write."""
+    The engine's :class:`~wizsock.engine.Link` is one (it subclasses this).  Its
+    lifecycle (:attr:`state`) is the session's alone (:meth:`Session.transition`);
+    ``owner_closed`` is the handle's (its owner closed it) and written by the handle."""
 
     def __init__(self, lid: int, generation: int, kind: str, *, accepted: bool = False) -> None:
         self.id = lid
         self.generation = generation
         self.kind = kind
         self.accepted = accepted
-        #: CIPSTART not answered yet: a CLOSED now does not free the id (the open fails)
-        self.opening = not accepted
-        self.connected = accepted
-        #: the module reported it CLOSED (or it was closed with CIPCLOSE): the id is free
-        self.module_closed = False
+        #: its lifecycle: written by Session.transition alone (tests/engine/test_link_state.py)
+        self.state = LinkState.OPEN if accepted else LinkState.OPENING
+        #: when the state last changed, for diagnostics (kept by the driver's link, in
+        #: state_changed: the session reads no clock)
+        self.since = 0.0
         #: the owner closed the handle
         self.owner_closed = False
         #: its stream was cut (a +IPD that lied): nothing after the cut may reach the reader
@@ -232,6 +292,34 @@ class LinkSlot:
         self.acked_segment = 0
         #: the module's last CIPSENDBUF segment id on this link
         self.last_segment = 0
+
+    def enter(self, new: LinkState) -> None:
+        """Take state ``new``: called by :meth:`Session.transition` alone, which chose it
+        from :data:`TRANSITIONS` (tests/engine/test_link_lifecycle.py checks both)."""
+        self.state = new
+
+    def cut_stream(self) -> None:
+        """Its stream was cut (a +IPD that lied): nothing after the cut may reach the reader."""
+        self.cut = True
+
+    def state_changed(self, old: LinkState, new: LinkState) -> None:
+        """Called by the session after every transition (the engine's Link wakes its
+        readers and senders here; nothing to do for a bare slot)."""
+
+    @property
+    def opening(self) -> bool:
+        """AT+CIPSTART not answered yet: a CLOSED now does not free the id."""
+        return self.state in (LinkState.OPENING, LinkState.CONNECTED, LinkState.ENDED_OPENING)
+
+    @property
+    def connected(self) -> bool:
+        """Its CONNECT came (or the open answered OK; an accepted link from the start)."""
+        return self.state not in (LinkState.OPENING, LinkState.ENDED_OPENING)
+
+    @property
+    def module_closed(self) -> bool:
+        """The module holds nothing more for it: reported CLOSED, or closed by the host."""
+        return self.state in ENDED
 
     @property
     def window_room(self) -> int:
@@ -274,6 +362,10 @@ class IdWaiter:
         self.kind = kind
         #: the id granted (reserved for it), or None while it waits
         self.lid: Optional[int] = None
+
+    def grant(self, lid: int) -> None:
+        """The session reserved ``lid`` for this waiter."""
+        self.lid = lid
 
     def __repr__(self) -> str:
         return f"<IdWaiter {self.kind} lid={self.lid}>"
@@ -383,6 +475,14 @@ class SegmentAcked(SessionEvent, Generic[L]):
 @dataclass(frozen=True)
 class SendFailed(SessionEvent, Generic[L]):
     """The module could not send data of this link (SEND FAIL): its stream has a hole."""
+    link: L
+
+
+@dataclass(frozen=True)
+class StaleCloseHit(SessionEvent, Generic[L]):
+    """A connection the server accepted on an id while the host's AT+CIPCLOSE for the
+    id's previous connection was already on the wire was closed by that CIPCLOSE (its
+    CLOSED came before the command's answer): the client saw its connection closed."""
     link: L
 
 
@@ -498,6 +598,10 @@ class Session(Generic[L]):
         self._reserved: Set[int] = set()
         self._waiters: Deque[IdWaiter] = deque()
         self._ghosts: Dict[int, L] = {}
+        #: the link whose AT+CIPCLOSE is in flight, by id (see closing)
+        self._stale_targets: Dict[int, L] = {}
+        #: events of transitions no caller collects (a reset's grants): take_grants
+        self._pending: List[SessionEvent] = []
         #: a payload held for the line after it: (link, payload, remote)
         self.held: Optional[Tuple[L, bytes, Optional[Remote]]] = None
         #: the payload delivered last, while the next unit may still show its length lied
@@ -731,7 +835,7 @@ class Session(Generic[L]):
     def _spill(self, link: L, n: int, out: List[SessionEvent]) -> None:
         if link.cut or link.owner_closed:
             return
-        link.cut = True
+        link.cut_stream()
         out.append(IpdSpill(link, n))
 
     def ipd_stalled(self, lid: Optional[int]) -> List[LinkCut[L]]:
@@ -742,7 +846,7 @@ class Session(Generic[L]):
         out: List[LinkCut[L]] = []
         link = self._links.get(lid if self.mux and lid is not None else 0)
         if link is not None:
-            link.cut = True
+            link.cut_stream()
             out.append(LinkCut(link))
         self.expect_late_answers()
         return out
@@ -766,7 +870,7 @@ class Session(Generic[L]):
     def _link_connect(self, lid: int, ev: LinkEvent, out: List[SessionEvent]) -> None:
         link = self._links.get(lid)
         if link is not None:
-            link.connected = True
+            self.transition(link, "connect", out=out)
             out.append(LinkConnected(link))
         elif self.accepting:
             self._new_accepted(lid, None, False, out)
@@ -778,21 +882,21 @@ class Session(Generic[L]):
         if link is None:
             out.append(Ignored(ev, f"CLOSED on link {lid}, which nobody holds"))
             return
-        link.module_closed = True
-        link.clear_window()
-        freed = not link.opening
-        out.append(LinkClosed(link, freed))
-        if freed:
-            out.extend(IdGranted(w) for w in self.free(link))
-            self._ghosts[lid] = link
+        cmd = self.active
+        hit = (link.accepted and cmd is not None and cmd.name == "CIPCLOSE"
+               and lid in self._stale_targets and self._stale_targets[lid] is not link)
+        granted = self.transition(link, "peer_closed")
+        out.append(LinkClosed(link, not link.opening))
+        out.extend(granted)
+        if hit:
+            out.append(StaleCloseHit(link))
 
     def _link_connect_fail(self, lid: int, ev: LinkEvent, out: List[SessionEvent]) -> None:
         link = self._links.get(lid)
         if link is None:
             out.append(Ignored(ev, f"CONNECT FAIL on link {lid}, which nobody holds"))
             return
-        link.module_closed = True
-        link.clear_window()
+        self.transition(link, "peer_closed", out=out)
         out.append(LinkConnectFailed(link))
 
     def _urc_sendbuf_ack(self, ev: SendBufAck, now: float, out: List[SessionEvent]) -> bool:
@@ -986,15 +1090,63 @@ class Session(Generic[L]):
         self.expect_late_answers()
         self.accepting = False
         self.echo = None               # a restarted module echoes until told otherwise
-        gone = list(self._links.values())
-        self._links.clear()
-        return gone
+        return self.clear_links()
 
     def clear_links(self) -> List[L]:
-        """Shutdown or a dead port: every link leaves the table (returned)."""
+        """Shutdown, a dead port or a reset: every link is lost (returned; ids granted to
+        waiting connects come out of :meth:`take_grants`)."""
         gone = list(self._links.values())
-        self._links.clear()
+        for link in gone:
+            self.transition(link, "lost", out=self._pending)
         return gone
+
+    def take_grants(self) -> List[SessionEvent]:
+        """Events of transitions the driver did not ask for directly (ids a reset freed,
+        granted to waiting connects): the driver acts on them after every call that may
+        have made some."""
+        out, self._pending = self._pending, []
+        return out
+
+    # ------------------------------------------------------------------ the link lifecycle
+    def transition(self, link: L, event: str, *,
+                   out: Optional[List[SessionEvent]] = None) -> List[SessionEvent]:
+        """The one door through which a link's state changes (:data:`TRANSITIONS`).
+        Entering a state that lets go of the id takes the link out of the table
+        (remembered as a ghost after a CLOSED), and hands the id to the first waiting
+        connect (:class:`IdGranted`, in ``out`` and returned).  An event the table does
+        not list for the link's state changes nothing."""
+        if out is None:
+            out = []
+        old = link.state
+        new = TRANSITIONS.get((old, event))
+        if new is None:
+            return out
+        link.enter(new)
+        start = len(out)
+        if old in HOLDING and new not in HOLDING:
+            if self._links.get(link.id) is link:
+                del self._links[link.id]
+                if new is LinkState.PEER_CLOSED:
+                    self._ghosts[link.id] = link
+                out.extend(IdGranted(w) for w in self.grant_ids())
+        link.state_changed(old, new)
+        if new in ENDED:
+            link.clear_window()       # (after state_changed, which may report it)
+        return out[start:]
+
+    def close_wanted(self, link: L) -> bool:
+        """Whether the host's AT+CIPCLOSE for ``link`` may still be written: it is closing
+        and still holds its id (a CLOSED seen for it, or a reset, withdraws it).  The
+        driver asks right before the command's bytes go out."""
+        return link.state is LinkState.CLOSING and self._links.get(link.id) is link
+
+    def closing(self, link: L) -> None:
+        """``link``'s AT+CIPCLOSE goes out now: until its answer, a connection the server
+        accepts on the same id after the CLOSED of ``link`` may be the one it closes."""
+        self._stale_targets = {link.id: link}
+
+    def close_answered(self) -> None:
+        self._stale_targets = {}
 
     # ------------------------------------------------------------------ the link table
     @property
@@ -1024,14 +1176,14 @@ class Session(Generic[L]):
         self._links[link.id] = link
 
     def remove(self, lid: int) -> Optional[L]:
-        """Take ``lid`` out of the table without handing it on (the module still holds it)."""
-        return self._links.pop(lid, None)
-
-    def free(self, link: L) -> List[IdWaiter]:
-        """``link`` no longer holds its id; waiting connects get the ids now free."""
-        if self._links.get(link.id) is link:
-            del self._links[link.id]
-        return self.grant_ids()
+        """Take ``lid``'s link out of the table without handing the id on (the module still
+        holds it: the caller examines it and opens on it again): the link is lost and the
+        id stays reserved for the caller."""
+        link = self._links.pop(lid, None)
+        if link is not None:
+            self._reserved.add(lid)
+            self.transition(link, "lost")
+        return link
 
     def accept(self, lid: int, remote: Optional[Remote] = None) -> L:
         """The server holds a connection on ``lid`` (AT+CIPSTATUS said so): a new link."""
@@ -1103,7 +1255,7 @@ class Session(Generic[L]):
                 break
             waiter = self._waiters.popleft()
             self._reserved.add(lid)
-            waiter.lid = lid
+            waiter.grant(lid)
             granted.append(waiter)
         return granted
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from wizsock.protocol import CIPSTATUS_STATES
 
@@ -33,8 +33,30 @@ def status(m: Any) -> Dict[str, Any]:
         "ip": sta_ip, "gateway": getattr(ip, "gateway", None),
         "netmask": getattr(ip, "netmask", None),
         "status": st.status, "status_meaning": CIPSTATUS_STATES.get(st.status),
-        "links": [C.as_data(link) for link in st.links],
+        "links": _links(m, st.links),
     }
+
+
+def _links(m: Any, rows: Any) -> List[Dict[str, Any]]:
+    """The module's AT+CIPSTATUS rows, each with the host's view of it: its lifecycle
+    state and idle time when this process's engine holds it; ``state`` says so when
+    only the module knows it (a link of another program); links the engine still holds
+    that the module no longer lists (closing, closed by the peer) are added."""
+    held = dict(getattr(m.net, "links", {}) or {})
+    out = []
+    for row in rows:
+        d = C.as_data(row)
+        link = held.pop(d.get("link"), None)
+        d["state"] = link.state.value if link is not None else "open on the module (no handle here)"
+        d["idle"] = round(link.idle, 1) if link is not None else None
+        out.append(d)
+    for lid, link in sorted(held.items()):
+        remote = link.remote or (None, None)
+        out.append({"link": lid, "type": link.kind, "remote_ip": remote[0],
+                    "remote_port": remote[1], "local_port": (link.local or (None, None))[1],
+                    "tcp_type": int(link.accepted), "state": link.state.value,
+                    "idle": round(link.idle, 1)})
+    return out
 
 
 def render(s: Dict[str, Any]) -> str:
@@ -46,9 +68,10 @@ def render(s: Dict[str, Any]) -> str:
         ("netmask", s["netmask"]), ("status", f"{s['status']} ({s['status_meaning']})")])
     if s["links"]:
         text += "\n\n" + C.table([(l["link"], l["type"], f"{l['remote_ip']}:{l['remote_port']}",
-                                   l["local_port"], "server" if l["tcp_type"] else "client")
+                                   l["local_port"], "server" if l["tcp_type"] else "client",
+                                   l["state"], "-" if l["idle"] is None else f"{l['idle']:.1f} s")
                                   for l in s["links"]],
-                                 ("LINK", "TYPE", "REMOTE", "LOCAL PORT", "ROLE"))
+                                 ("LINK", "TYPE", "REMOTE", "LOCAL PORT", "ROLE", "STATE", "IDLE"))
     return text
 
 

@@ -48,8 +48,7 @@ class Rig:
         lid = s.alloc_id(kind)
         link = LinkSlot(lid, s.new_generation(lid), kind)
         s.add(link)
-        link.opening = False
-        link.connected = True
+        s.transition(link, "opened")
         return link
 
     def start(self, request: P.Request, payload: Optional[bytes] = None) -> Command:

@@ -206,7 +206,8 @@ def test_ids_from_the_top_five_at_most_one_ssl():
         r.open("SSL") and r.open("SSL")
     with pytest.raises(LinkLimit, match="all 5 links are in use"):
         s.alloc_id("TCP")
-    s.free(links[1])
+    s.transition(links[1], "close")
+    assert s.transition(links[1], "closed") == [] and links[1].state is S.LinkState.RECLAIMED
     assert s.alloc_id("TCP") == 3
     assert s.new_generation(3) == 2 and s.generation(3) == 2
 
@@ -220,7 +221,9 @@ def test_waiters_are_granted_first_come_first_served():
     assert s.waiting == 2
     with pytest.raises(LinkLimit, match="2 connect\\(s\\) waiting"):
         s.alloc_id("TCP")
-    assert s.free(links[0]) == [first] and first.lid == 4 and 4 in s.reserved
+    s.transition(links[0], "close")
+    assert s.transition(links[0], "closed") == [S.IdGranted(first)]
+    assert first.lid == 4 and 4 in s.reserved
     # a CLOSED frees an id too: the granted waiter is in the events
     out = r.feed(b"3,CLOSED\r\n")
     assert out == [S.LinkClosed(links[1], True), S.IdGranted(second)] and second.lid == 3
@@ -532,7 +535,7 @@ def test_data_before_connect_is_the_previous_connections_and_is_dropped():
     r = Rig()
     old = r.open()
     old.remote = ("10.0.0.1", 7001)          # the same server: only CONNECT tells them apart
-    r.session.free(old)                      # the close was never confirmed
+    r.session.transition(old, "lost")        # the close was never confirmed
     new = _reopened(r)
     assert new.id == old.id == 4
     out = r.feed(b'+IPD,4,3,"10.0.0.1",7001:old')
@@ -545,7 +548,7 @@ def test_data_before_connect_is_the_previous_connections_and_is_dropped():
 def test_data_from_another_peer_port_is_not_a_client_links():
     r = Rig()
     old = r.open()
-    r.session.free(old)
+    r.session.transition(old, "lost")
     new = _reopened(r, port=7001)
     r.feed(b"4,CONNECT\r\n")
     out = r.feed(b'+IPD,4,3,"10.0.0.1",7000:old')
