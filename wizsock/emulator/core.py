@@ -27,12 +27,21 @@ from wizsock.emulator import atparse
 from wizsock.emulator.clock import PreciseClock
 from wizsock.emulator.faults import Faults
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
+from wizsock.emulator.tail import Tail
 from wizsock.protocol import Request
 
 if TYPE_CHECKING:
     from wizsock.emulator.transports import PtyTransport, TcpTransport
 
 log = logging.getLogger("wizsock.emulator")
+
+# What the emulator keeps of its past, for tests and tools that read it: bounded, so
+# a module that runs for months (or a suite's tens of thousands of connections) stays
+# flat (issue 21).  The readers: timing and segment tests read the last few hundred
+# events; traffic and command-line checks read one test's worth of traffic.
+EVENT_TAIL = 1000
+TRANSCRIPT_BYTES = 4 << 20
+COMMAND_LINES_BYTES = 1 << 20
 
 FIRMWARE = "1.1.1.7"
 FIRMWARE_INFO = ("1.1.1.7(May  9 2022 10:22:13)", "3.0.0(a0ffff9f)", "May  9 2022 10:22:13")
@@ -209,15 +218,18 @@ class Emulator:
         self.reading = False
         self.net = None                    # wizsock.emulator.net.Net, set in _main
         self.transports: List[Union[PtyTransport, TcpTransport]] = []
-        self.transcript: List[Tuple[str, bytes]] = []   # (direction, bytes) when log_traffic
+        # (direction, bytes) when log_traffic: the latest TRANSCRIPT_BYTES of traffic
+        self.transcript: Tail[Tuple[str, bytes]] = Tail(TRANSCRIPT_BYTES, lambda e: len(e[1]))
         self._log_partial: Dict[str, bytes] = {}
         self._redactor = atparse.Redactor()   # the log masks answers (MQTTSET?) and PEM bodies too
-        self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
+        # every line run as a command, when log_traffic (the latest COMMAND_LINES_BYTES)
+        self.command_lines: Tail[bytes] = Tail(COMMAND_LINES_BYTES, len)
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
         # (monotonic time, event, link id, detail): "sent" (data left for the peer), "ipd",
-        # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests
-        self.events: deque = deque(maxlen=100000)
+        # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests;
+        # the latest EVENT_TAIL only (the counts below keep the whole run)
+        self.events: deque = deque(maxlen=EVENT_TAIL)
         self.event_counts: Counter = Counter()     # every event ever noted, by name
         # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
         # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))

@@ -145,6 +145,8 @@ class Net:
                 del self.links[link.id]
             self.state.cur["had_link"] = True
             link.scope.cancel()
+            if link.seg_queue is not None:
+                link.seg_queue.close()      # its sender drains what is queued, then ends
             try:
                 if link.stream is not None:
                     with trio.move_on_after(1) as cs:
@@ -681,21 +683,28 @@ async def cipsendbuf(ctx, req):
     data = await ctx.read_data(n=n)
     link.next_seg += 1
     link.pending += n
-    if link.seg_queue is None:
+    if link.seg_queue is None or link.seg_queue.closed:
         link.seg_queue = _SegmentPipe(emu, link, lid if st.mux else None)
     link.seg_queue.put(seg, data)
+    if link.closed:
+        # closed while the module read the segment: it fails as a queued one does,
+        # and the pipe ends with it rather than outliving the link
+        link.seg_queue.close()
     return None
 
 
 class _SegmentPipe:
     """CIPSENDBUF: segments leave in order, each reaches the peer one crossing after
-    the module took it, and its acknowledgement comes back on the link's inbound line."""
+    the module took it, and its acknowledgement comes back on the link's inbound line.
+    The pipe lives as long as its link: `close()` at the link's close lets the sender
+    task answer what is queued (SEND FAIL, the link is gone) and end."""
 
     def __init__(self, emu, link, prefix_link):
         self.emu = emu
         self.link = link
         self.prefix = b"" if prefix_link is None else b"%d," % prefix_link
         self.gen = emu.generation
+        self.closed = False
         self.tx_send, tx_recv = trio.open_memory_channel(float("inf"))
         emu.life.start_soon(self._sender, tx_recv)
 
@@ -703,27 +712,32 @@ class _SegmentPipe:
         self.emu.note("sent", self.link.id, len(data))
         self.tx_send.send_nowait((seg, data, self.link.due_out()))
 
+    def close(self):
+        self.closed = True
+        self.tx_send.close()
+
     async def _sender(self, rx):
         link = self.link
-        async for seg, data, due in rx:
-            await trio.sleep_until(due)
-            sent, ok = trio.Event(), []
-            ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
-            # queued before the data goes, so an immediate reply comes after it
-            queued = await link.arrive(("call", ack))
-            try:
-                async with link.send_lock:
-                    await link.send(data)
-                ok.append(True)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
-            finally:
-                sent.set()
-            link.sent_seg = seg
-            if not queued:
-                # the link reads no more (closed): the acknowledgement still comes
-                await trio.sleep(self.emu.one_way())
-                await ack(urc=True)
+        async with rx:
+            async for seg, data, due in rx:
+                await trio.sleep_until(due)
+                sent, ok = trio.Event(), []
+                ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
+                # queued before the data goes, so an immediate reply comes after it
+                queued = await link.arrive(("call", ack))
+                try:
+                    async with link.send_lock:
+                        await link.send(data)
+                    ok.append(True)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+                finally:
+                    sent.set()
+                link.sent_seg = seg
+                if not queued:
+                    # the link reads no more (closed): the acknowledgement still comes
+                    await trio.sleep(self.emu.one_way())
+                    await ack(urc=True)
 
     async def _acknowledged(self, seg, n, sent_ok, sent, urc=False):
         await sent.wait()
