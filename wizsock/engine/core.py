@@ -1483,15 +1483,19 @@ class Engine:
                 if not ready:
                     break
                 ready.sort(key=lambda l: (l.id - self._rr) % MAX_LINKS)
-                link = ready[0]
-                self._rr = (link.id + 1) % MAX_LINKS
-                try:
-                    await link.send_some()
-                except E.WizError as exc:
-                    log.debug("%s: send on link %d: %r", self.name, link.id, exc)
-                except Exception:
-                    log.exception("%s: sender failed on link %d", self.name, link.id)
-                    link.fail(E.SendFailed("internal error while sending", link=link.id))
+                # (in a call of its own: a local here would keep the last link served,
+                # closed or not, alive until the next send; issue 21)
+                await self._send_some(ready[0])
+
+    async def _send_some(self, link: Any) -> None:
+        self._rr = (link.id + 1) % MAX_LINKS
+        try:
+            await link.send_some()
+        except E.WizError as exc:
+            log.debug("%s: send on link %d: %r", self.name, link.id, exc)
+        except Exception:
+            log.exception("%s: sender failed on link %d", self.name, link.id)
+            link.fail(E.SendFailed("internal error while sending", link=link.id))
 
     #: what the engine does about each thing the session reports
     _EFFECTS: ClassVar[Dict[type, Callable[..., None]]] = {
