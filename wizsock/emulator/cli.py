@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deliver host bytes at the baud rate, as a real UART receiver (the default;"
                              " --no-pace-input takes them as fast as they come)")
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
+    parser.add_argument("--trace-memory", metavar="FILE",
+                        help="debugging: trace allocations (tracemalloc) from the start; at each "
+                             "SIGUSR2 append a JSON line (traced bytes, peak, RSS, descriptors, "
+                             "threads) to FILE (bench/bench_soak.py reads it)")
 
 
 def _listen_addr(text: str):
@@ -39,8 +43,33 @@ def _listen_addr(text: str):
     return host, int(port)
 
 
+def _memory_report(path: str) -> None:
+    """One JSON line of what this process holds now (for soak measurements)."""
+    import gc
+    import json
+    import os
+    import tracemalloc
+
+    gc.collect()
+    traced, peak = tracemalloc.get_traced_memory()
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.split()
+    record = {"traced": traced, "peak": peak, "rss": int(status["VmRSS"][0]) * 1024,
+              "threads": int(status["Threads"][0]), "fds": len(os.listdir("/proc/self/fd"))}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def run(args) -> int:
     from wizsock.emulator.core import Emulator
+
+    trace = getattr(args, "trace_memory", None)
+    if trace:
+        import tracemalloc
+        tracemalloc.start()
 
     try:
         emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
@@ -67,6 +96,8 @@ def run(args) -> int:
         if hasattr(signal, "SIGUSR1"):
             # the module's RST pin: a host driver's hardware reset (tests/vendor wires it)
             signal.signal(signal.SIGUSR1, lambda *a: emu.call_soon(emu.reset))
+        if trace:
+            signal.signal(signal.SIGUSR2, lambda *a: _memory_report(trace))
         done.wait()
     finally:
         emu.stop()
