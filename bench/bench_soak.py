@@ -192,7 +192,8 @@ def block(where: str, command: str, args, r: Dict) -> str:
     part = "" if n >= args.cycles else f" (of {args.cycles} asked: the figures so far)"
     lines = [MARK.format(where, "begin"),
              f"{where} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}):", "", "    " + command, "",
-             f"{n} cycles{part} after {args.warmup} warm-up in {r['run_s']:.0f} s "
+             f"{n} cycles{part} of {', '.join(args.kinds)} in turn, at {args.baud} baud, "
+             f"faults {args.faults or 'none'}, after {args.warmup} warm-up, in {r['run_s']:.0f} s "
              f"({r['run_s'] / max(1, n) * 1000:.0f} ms a cycle), every exchange byte-exact.", "",
              "| emulator | side | RSS growth | traced growth per connection | descriptors | threads |",
              "|---|---|---:|---:|---|---|", *summary(where, args, r)]
@@ -232,6 +233,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help=f"cycle kinds in turn (default: all of {','.join(soak.KINDS)})")
     p.add_argument("--write", metavar="MD", help="put the figures into this file (docs/benchmarks.md)")
     args = p.parse_args(argv)
+    # stopped with SIGTERM: the finally blocks still stop the emulator's process
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     args.kinds = tuple(k for k in args.kinds.split(",") if k)
     command = "python bench/bench_soak.py " + " ".join(argv if argv is not None else sys.argv[1:])
     results = {}

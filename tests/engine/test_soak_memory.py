@@ -3,11 +3,12 @@
 A gateway runs for months and a test suite opens tens of thousands of connections
 on one emulator: whatever a connection leaves behind, times 100,000, is the problem.
 The cycle test runs connect / exchange / close cycles over ``wizemu://`` (TCP with
-AT+CIPSENDBUF and with AT+CIPSEND, UDP, server links, facade sockets; tests/support/
-soak.py) under tracemalloc and checks the growth per connection after a warm-up, for
-the emulator and for the host separately.  Before issue 21's fix the emulator kept
-every CIPSENDBUF link's sender task, channel and Link alive: about 8 KB per
-connection (5-8 KB in this mix), far above the limit here; what bounded buffers
+AT+CIPSENDBUF and with AT+CIPSEND, UDP, server links, facade sockets over the module
+and relayed on the kernel; tests/support/soak.py) under tracemalloc and checks the
+growth per connection after a warm-up, for the emulator and for the host separately.
+Before issue 21's fix the emulator kept every CIPSENDBUF link's sender task, channel
+and Link alive: 8.4 KB per such connection, 5.1 KB per connection of the mix, far
+above the limit here; what bounded buffers
 still fill after the warm-up is well below it.
 
 The weakref tests name the objects: after its close, nothing of a connection (the

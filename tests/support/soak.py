@@ -5,7 +5,7 @@ the same cycles and measure them the same way.
 A cycle opens one connection, sends a payload, reads it back byte-exact and closes:
 TCP client links with AT+CIPSENDBUF and with AT+CIPSEND, UDP client links, TCP server
 links (a loopback client connects to the module's AT+CIPSERVER port) and facade
-sockets (``wizsock.socket``: the pumps and relays of the drop-in layer).  The peers
+sockets (``wizsock.socket``) over the module (a pump) and kept on the kernel (a relay).  The peers
 are plain kernel sockets on 127.0.0.1, served by one thread, so they add no thread
 or descriptor per connection to what is measured.
 
@@ -30,7 +30,7 @@ import trio
 
 from wizsock import _orig
 
-KINDS = ("tcp-sendbuf", "tcp-send", "udp", "server", "facade")
+KINDS = ("tcp-sendbuf", "tcp-send", "udp", "server", "facade", "relay")
 PAYLOAD = 100
 #: frames kept per trace: deep enough to reach the emulator's own frame from trio's
 #: channel, task and socket internals it calls (the attribution above needs it)
@@ -50,23 +50,31 @@ class EchoPeers:
 
     def __init__(self) -> None:
         self.sel = selectors.DefaultSelector()
-        self.tcp = _orig.socket(_std.AF_INET, _std.SOCK_STREAM)
-        self.tcp.setsockopt(_std.SOL_SOCKET, _std.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", 0))
-        self.tcp.listen(64)
-        self.tcp.setblocking(False)
+        self.tcp = self._listener()
+        self.kernel = self._listener()   # reached by facade sockets kept on the kernel
         self.udp = _orig.socket(_std.AF_INET, _std.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", 0))
         self.udp.setblocking(False)
         self.tcp_port = self.tcp.getsockname()[1]
+        self.kernel_port = self.kernel.getsockname()[1]
         self.udp_port = self.udp.getsockname()[1]
         self._wake_r, self._wake_w = _orig.socketpair()
         self.sel.register(self.tcp, selectors.EVENT_READ, "accept")
+        self.sel.register(self.kernel, selectors.EVENT_READ, "accept")
         self.sel.register(self.udp, selectors.EVENT_READ, "udp")
         self.sel.register(self._wake_r, selectors.EVENT_READ, "stop")
         self.accepted = 0
         self._thread = threading.Thread(target=self._run, name="test-soak-peers", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _listener():
+        sock = _orig.socket(_std.AF_INET, _std.SOCK_STREAM)
+        sock.setsockopt(_std.SOL_SOCKET, _std.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
 
     def _run(self) -> None:
         while True:
@@ -76,7 +84,7 @@ class EchoPeers:
                     return
                 if what == "accept":
                     try:
-                        conn, _ = self.tcp.accept()
+                        conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
                     except BlockingIOError:
                         continue
                     conn.setblocking(False)
@@ -172,11 +180,17 @@ async def server_cycle(server, port: int, i: int) -> None:
         raise AssertionError(f"cycle {i}: server echo {got[:20]!r}... != {data[:20]!r}...")
 
 
-def facade_cycle(peers: EchoPeers, i: int) -> None:
+def facade_cycle(module, peers: EchoPeers, i: int, relay: bool = False) -> None:
+    """A facade socket: over the module (its pump), or kept on the kernel (a relay)."""
     from wizsock import socket as wsocket
     data = payload(i)
-    s = wsocket.create_connection(("127.0.0.1", peers.tcp_port), timeout=60)
+    s = wsocket.create_connection(("127.0.0.1", peers.kernel_port if relay else peers.tcp_port),
+                                  timeout=60)
     try:
+        # (a relayed one cannot be told apart this way: the previous link's release
+        # may still be under way)
+        if not relay and not module.aio.net.links:
+            raise AssertionError(f"cycle {i}: the facade connection did not go over the module")
         s.sendall(data)
         got = b""
         while len(got) < len(data):
@@ -210,16 +224,22 @@ class Cycler:
                 self.server_port = probe.getsockname()[1]
                 probe.close()
             self.server = module.run(module.aio.net.listen, self.server_port)
-        if "facade" in self.kinds:
+        self.facade = bool({"facade", "relay"} & set(self.kinds))
+        if self.facade:
             from wizsock import socket as wsocket
             wsocket.set_module(module)
+            # the echo peer is this soak's network, reached through the module (loopback
+            # would stay on the kernel with a real module's port, a pty); the second
+            # peer stays on the kernel: those sockets are relayed
+            tcp_port = peers.tcp_port
+            wsocket.set_routing_policy(lambda ip, port, kind: port == tcp_port)
 
     def run(self, n: int) -> None:
         for _ in range(n):
             i = self.done
             kind = self.kinds[i % len(self.kinds)]
-            if kind == "facade":
-                facade_cycle(self.peers, i)
+            if kind in ("facade", "relay"):
+                facade_cycle(self.m, self.peers, i, relay=kind == "relay")
             elif kind == "server":
                 self.m.run(server_cycle, self.server, self.server_port, i)
             else:
@@ -227,10 +247,11 @@ class Cycler:
             self.done += 1
 
     def close(self) -> None:
-        if "facade" in self.kinds:
+        if self.facade:
             from wizsock import socket as wsocket
             if wsocket.get_module() is self.m:
                 wsocket.set_module(None)
+                wsocket.set_routing_policy(None)
 
 
 # ------------------------------------------------------------------ measuring
