@@ -8,8 +8,8 @@ and relayed on the kernel; tests/support/soak.py) under tracemalloc and checks t
 growth per connection after a warm-up, for the emulator and for the host separately.
 Before issue 21's fix the emulator kept every CIPSENDBUF link's sender task, channel
 and Link alive: 8.4 KB per such connection, 5.1 KB per connection of the mix, far
-above the limit here; what bounded buffers
-still fill after the warm-up is well below it.
+above the limit here; what bounded buffers still fill after the warm-up is well below
+it.
 
 The weakref tests name the objects: after its close, nothing of a connection (the
 engine's Link, the facade socket, the emulator's Link) is still referenced.
@@ -22,8 +22,10 @@ import time
 import weakref
 
 import pytest
+import trio
 
 from support import soak
+from wizsock import errors as E
 from wizsock import patch as wpatch
 from wizsock.emulator import Emulator
 
@@ -119,12 +121,17 @@ def _gone_but_ghosts(refs, module, emu, peers):
     if not alive:
         return alive
     ghosts = list(module.aio.engine.session.ghosts.values())
-    assert all(name.startswith("engine link") for name in alive), alive
+    assert all(name.startswith(("engine link", "link")) for name in alive), alive
     assert all(any(g is refs[name]() for g in ghosts) for name in alive), alive
     del ghosts
-    for _ in range(5):          # every id closes once more
-        module.run(_tcp_exchange, module, peers, True)
+    module.run(_every_id_closes_once_more, module, peers)
     return _gone(refs, module, emu)
+
+
+async def _every_id_closes_once_more(module, peers):
+    links = [await module.aio.net.open_tcp("127.0.0.1", peers.tcp_port) for _ in range(5)]
+    for link in links:
+        await link.aclose()
 
 
 @pytest.mark.parametrize("pipelined", [True, False], ids=["cipsendbuf", "cipsend"])
@@ -155,3 +162,38 @@ def test_a_closed_facade_socket_is_referenced_by_nothing(rig):
         assert _gone_but_ghosts(refs, module, emu, peers) == []
     finally:
         wsocket.set_module(None)
+
+
+def test_connects_that_wait_for_an_id_leave_nothing(rig):
+    """With the five ids taken, one connect gives up waiting and one is granted an id
+    when a link closes; afterwards no waiter, reservation or link is left."""
+    emu, module, peers = rig
+    session = module.aio.engine.session
+
+    async def scenario():
+        net = module.aio.net
+        links = [await net.open_tcp("127.0.0.1", peers.tcp_port) for _ in range(5)]
+        with pytest.raises(E.LinkLimitError):
+            await net.reserve_link(wait=0.3)
+        assert session.waiting == 0
+        granted = []
+
+        async def wait_then_open():
+            with await net.reserve_link(wait=30):
+                granted.append(await net.open_tcp("127.0.0.1", peers.tcp_port))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(wait_then_open)
+            with trio.fail_after(10):
+                while session.waiting != 1:
+                    await trio.sleep(0.01)
+            await links.pop().aclose()
+        for link in links + granted:
+            await link.aclose()
+        refs = {f"link {i}": weakref.ref(link) for i, link in enumerate(links + granted)}
+        return refs
+
+    refs = module.run(scenario)
+    assert session.waiting == 0 and session.reserved == frozenset()
+    assert len(refs) == 5
+    assert _gone_but_ghosts(refs, module, emu, peers) == []
