@@ -323,6 +323,10 @@ def _query_name(name: str, key: str, handle: Optional[_Handle]) -> str:
         raise _stdsocket.gaierror(_stdsocket.EAI_FAIL, f"Non-recoverable failure in name resolution ({e})") from e
     ip = str(ip)
     with _dns_lock:
+        # expired names go as new ones come: a gateway that resolves ever new names
+        # (rotating CDN hosts) keeps only what one TTL resolved (issue 21)
+        for old in [k for k, (_, expiry) in _dns_cache.items() if expiry <= now]:
+            del _dns_cache[old]
         _dns_cache[key] = (ip, now + _DNS_TTL)
     return ip
 
