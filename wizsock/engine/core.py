@@ -28,11 +28,12 @@ Structure (all on one trio loop):
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
 import time
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Deque, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import trio
 
@@ -163,7 +164,8 @@ class Engine:
         #: sans-I/O, docs/design.md section 4g; the engine does its I/O and waiting
         self.session: Session[Any] = Session(self._make_accepted, name=self.name)
         self.reset_count = 0
-        self.resets: List[float] = []
+        # when the latest resets came (monotonic); the count above keeps them all
+        self.resets: Deque[float] = collections.deque(maxlen=100)
         self.last_reset_reason: Optional[str] = None
 
         self._port: Any = None     # a pyserial port (or one given by the caller)
