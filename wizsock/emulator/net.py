@@ -718,26 +718,25 @@ class _SegmentPipe:
 
     async def _sender(self, rx):
         link = self.link
-        async with rx:
-            async for seg, data, due in rx:
-                await trio.sleep_until(due)
-                sent, ok = trio.Event(), []
-                ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
-                # queued before the data goes, so an immediate reply comes after it
-                queued = await link.arrive(("call", ack))
-                try:
-                    async with link.send_lock:
-                        await link.send(data)
-                    ok.append(True)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-                finally:
-                    sent.set()
-                link.sent_seg = seg
-                if not queued:
-                    # the link reads no more (closed): the acknowledgement still comes
-                    await trio.sleep(self.emu.one_way())
-                    await ack(urc=True)
+        async for seg, data, due in rx:
+            await trio.sleep_until(due)
+            sent, ok = trio.Event(), []
+            ack = functools.partial(self._acknowledged, seg, len(data), ok, sent)
+            # queued before the data goes, so an immediate reply comes after it
+            queued = await link.arrive(("call", ack))
+            try:
+                async with link.send_lock:
+                    await link.send(data)
+                ok.append(True)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+            finally:
+                sent.set()
+            link.sent_seg = seg
+            if not queued:
+                # the link reads no more (closed): the acknowledgement still comes
+                await trio.sleep(self.emu.one_way())
+                await ack(urc=True)
 
     async def _acknowledged(self, seg, n, sent_ok, sent, urc=False):
         await sent.wait()
