@@ -70,6 +70,8 @@ def run(args) -> int:
     if trace:
         import tracemalloc
         tracemalloc.start()
+        # before the lines that say where the module is: a reader may signal at once
+        signal.signal(signal.SIGUSR2, lambda *a: _memory_report(trace))
 
     try:
         emu = Emulator(world=args.world, flash=args.flash, rtt=args.rtt / 1000.0, baudrate=args.baud,
@@ -96,8 +98,6 @@ def run(args) -> int:
         if hasattr(signal, "SIGUSR1"):
             # the module's RST pin: a host driver's hardware reset (tests/vendor wires it)
             signal.signal(signal.SIGUSR1, lambda *a: emu.call_soon(emu.reset))
-        if trace:
-            signal.signal(signal.SIGUSR2, lambda *a: _memory_report(trace))
         done.wait()
     finally:
         emu.stop()
