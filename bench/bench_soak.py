@@ -110,6 +110,7 @@ def run_process(args, report) -> Dict:
         gc.collect()
         host = soak.proc_status()
         host["traced"] = tracemalloc.get_traced_memory()[0]
+        host["tracemalloc"] = tracemalloc.get_tracemalloc_memory()
         return {"host": host, "emulator": emu.sample()}
 
     # one frame: everything traced in this process is the host's
@@ -125,7 +126,7 @@ def run_inprocess(args, report) -> Dict:
         soak.wait_quiet(module, emu)
         gc.collect()
         split = soak.split(tracemalloc.take_snapshot())
-        proc = soak.proc_status()
+        proc = {**soak.proc_status(), "tracemalloc": tracemalloc.get_tracemalloc_memory()}
         return {"host": {**proc, "traced": split["host"]},
                 "emulator": {**proc, "traced": split["emulator"]}}
 
@@ -181,7 +182,11 @@ def summary(where: str, args, result: Dict) -> List[str]:
     rows = []
     for side in ("host", "emulator"):
         a, b = first[side], last[side]
-        rows.append(f"| {where} | {side} | {_mb(b['rss'] - a['rss'])} | "
+        # RSS includes tracemalloc's own tables (its traces and their tracebacks)
+        own = ""
+        if "tracemalloc" in a and "tracemalloc" in b:
+            own = f" (tracemalloc's own {_mb(b['tracemalloc'] - a['tracemalloc'])})"
+        rows.append(f"| {where} | {side} | {_mb(b['rss'] - a['rss'])}{own} | "
                     f"{(b['traced'] - a['traced']) / max(1, n):+.0f} B | {a['fds']} -> {b['fds']} | "
                     f"{a['threads']} -> {b['threads']} |")
     return rows

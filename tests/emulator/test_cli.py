@@ -117,6 +117,6 @@ def test_cli_trace_memory_reports_on_sigusr2(tmp_path):
     finally:
         stop(proc)
     last = records[-1]
-    assert set(last) == {"traced", "peak", "rss", "threads", "fds"}
+    assert set(last) == {"traced", "peak", "tracemalloc", "rss", "threads", "fds"}
     assert 0 < last["traced"] <= last["peak"] and last["rss"] > last["traced"]
     assert last["threads"] >= 2 and last["fds"] > 3

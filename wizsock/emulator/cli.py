@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", action="store_true", help="log AT traffic to stderr (secrets masked)")
     parser.add_argument("--trace-memory", metavar="FILE",
                         help="debugging: trace allocations (tracemalloc) from the start; at each "
-                             "SIGUSR2 append a JSON line (traced bytes, peak, RSS, descriptors, "
-                             "threads) to FILE (bench/bench_soak.py reads it)")
+                             "SIGUSR2 append a JSON line (traced bytes, peak, tracemalloc's own, "
+                             "RSS, descriptors, threads) to FILE (bench/bench_soak.py reads it)")
 
 
 def _listen_addr(text: str):
@@ -57,7 +57,8 @@ def _memory_report(path: str) -> None:
         for line in f:
             key, _, value = line.partition(":")
             status[key] = value.split()
-    record = {"traced": traced, "peak": peak, "rss": int(status["VmRSS"][0]) * 1024,
+    record = {"traced": traced, "peak": peak, "tracemalloc": tracemalloc.get_tracemalloc_memory(),
+              "rss": int(status["VmRSS"][0]) * 1024,
               "threads": int(status["Threads"][0]), "fds": len(os.listdir("/proc/self/fd"))}
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
