@@ -30,6 +30,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -52,10 +53,13 @@ MARK = "<!-- bench_soak:{}:{} -->"
 class EmulatorProcess:
     """``wizsock emulator --pty`` as a child process, with its memory reports."""
 
-    def __init__(self, baud: int, faults: str, seed: int) -> None:
+    def __init__(self, baud: int, faults: str, seed: int, trace: bool = True) -> None:
         self.report = tempfile.NamedTemporaryFile(prefix="wizemu-mem-", suffix=".jsonl", delete=False).name
+        self.trace = trace
         cmd = [sys.executable, "-m", "wizsock", "emulator", "--pty", "--baud", str(baud),
-               "--boot-delay", "0.05", "--seed", str(seed), "--trace-memory", self.report]
+               "--boot-delay", "0.05", "--seed", str(seed)]
+        if trace:
+            cmd += ["--trace-memory", self.report]
         if faults:
             cmd += ["--faults", faults]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -73,6 +77,8 @@ class EmulatorProcess:
         return self.proc.pid
 
     def sample(self) -> Dict[str, int]:
+        if not self.trace:
+            return soak.proc_status(self.pid)
         with open(self.report) as f:
             before = len(f.readlines())
         os.kill(self.pid, signal.SIGUSR2)
@@ -102,15 +108,24 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:+.2f} MB"
 
 
+def _traced(now: Dict, first: Dict, side: str, per: int = 0) -> str:
+    """tracemalloc growth (total, or per connection with `per`); '-' untraced."""
+    if "traced" not in now[side]:
+        return "-"
+    grown = now[side]["traced"] - first[side]["traced"]
+    return f"{grown / per:+.0f} B" if per else _mb(grown)
+
+
 def run_process(args, report) -> Dict:
-    emu = EmulatorProcess(args.baud, args.faults, args.seed)
+    emu = EmulatorProcess(args.baud, args.faults, args.seed, args.trace)
 
     def sample(module) -> Dict[str, Dict[str, int]]:
         soak.wait_quiet(module)
         gc.collect()
         host = soak.proc_status()
-        host["traced"] = tracemalloc.get_traced_memory()[0]
-        host["tracemalloc"] = tracemalloc.get_tracemalloc_memory()
+        if args.trace:
+            host["traced"] = tracemalloc.get_traced_memory()[0]
+            host["tracemalloc"] = tracemalloc.get_tracemalloc_memory()
         return {"host": host, "emulator": emu.sample()}
 
     # one frame: everything traced in this process is the host's
@@ -125,6 +140,8 @@ def run_inprocess(args, report) -> Dict:
     def sample(module) -> Dict[str, Dict[str, int]]:
         soak.wait_quiet(module, emu)
         gc.collect()
+        if not args.trace:
+            return {"host": soak.proc_status(), "emulator": soak.proc_status()}
         split = soak.split(tracemalloc.take_snapshot())
         proc = {**soak.proc_status(), "tracemalloc": tracemalloc.get_tracemalloc_memory()}
         return {"host": {**proc, "traced": split["host"]},
@@ -137,7 +154,8 @@ def _soak(args, report, port: str, frames: int, sample, stop) -> Dict:
     peers = soak.EchoPeers()
     module = None
     cycler = None
-    tracemalloc.start(frames)
+    if args.trace:
+        tracemalloc.start(frames)
     try:
         module = wpatch.open_default_module(port, baudrate=args.baud, ssid=wpatch.EMULATOR_AP[0],
                                             password=wpatch.EMULATOR_AP[1])
@@ -169,9 +187,9 @@ def _drive(args, cycler, sample, report) -> Dict:
         samples.append(s)
         elapsed = time.monotonic() - t1
         print(f"  {done:6d} cycles {elapsed:7.0f} s  host rss {_mb(s['host']['rss'] - samples[0]['host']['rss'])}"
-              f" traced {_mb(s['host']['traced'] - samples[0]['host']['traced'])}  emulator rss "
+              f" traced {_traced(s, samples[0], 'host')}  emulator rss "
               f"{_mb(s['emulator']['rss'] - samples[0]['emulator']['rss'])} traced "
-              f"{_mb(s['emulator']['traced'] - samples[0]['emulator']['traced'])}", flush=True)
+              f"{_traced(s, samples[0], 'emulator')}", flush=True)
         report({"warmup_s": t1 - t0, "run_s": elapsed, "samples": samples})
     return {"warmup_s": t1 - t0, "run_s": time.monotonic() - t1, "samples": samples}
 
@@ -187,7 +205,7 @@ def summary(where: str, args, result: Dict) -> List[str]:
         if "tracemalloc" in a and "tracemalloc" in b:
             own = f" (tracemalloc's own {_mb(b['tracemalloc'] - a['tracemalloc'])})"
         rows.append(f"| {where} | {side} | {_mb(b['rss'] - a['rss'])}{own} | "
-                    f"{(b['traced'] - a['traced']) / max(1, n):+.0f} B | {a['fds']} -> {b['fds']} | "
+                    f"{_traced(last, first, side, n)} | {a['fds']} -> {b['fds']} | "
                     f"{a['threads']} -> {b['threads']} |")
     return rows
 
@@ -202,7 +220,7 @@ def block(where: str, command: str, args, r: Dict) -> str:
              f"({r['run_s'] / max(1, n) * 1000:.0f} ms a cycle), every exchange byte-exact.", "",
              "| emulator | side | RSS growth | traced growth per connection | descriptors | threads |",
              "|---|---|---:|---:|---|---|", *summary(where, args, r)]
-    if where == "inprocess":
+    if where.startswith("inprocess"):
         lines += ["", "In-process the host and the emulator share one process: RSS, descriptors "
                       "and threads are that process's on both rows; tracemalloc splits the traces."]
     lines.append(MARK.format(where, "end"))
@@ -214,6 +232,7 @@ def write(path: str, command: str, args, results: Dict[str, Dict]) -> None:
     with open(path) as f:
         text = f.read()
     for where, r in results.items():
+        where += "" if args.trace else "-untraced"
         begin, end = MARK.format(where, "begin"), MARK.format(where, "end")
         new = block(where, command, args, r)
         if begin in text and end in text:
@@ -236,12 +255,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=21)
     p.add_argument("--kinds", default=",".join(soak.KINDS),
                    help=f"cycle kinds in turn (default: all of {','.join(soak.KINDS)})")
+    p.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
+                   help="tracemalloc in both processes (default); --no-trace measures RSS "
+                        "without tracemalloc's own tables and their effect on the heap")
     p.add_argument("--write", metavar="MD", help="put the figures into this file (docs/benchmarks.md)")
     args = p.parse_args(argv)
     # stopped with SIGTERM: the finally blocks still stop the emulator's process
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     args.kinds = tuple(k for k in args.kinds.split(",") if k)
-    command = "python bench/bench_soak.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python bench/bench_soak.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     results = {}
     for where in (("process", "inprocess") if args.where == "both" else (args.where,)):
         print(f"{where}: {args.warmup} warm-up + {args.cycles} cycles of {','.join(args.kinds)} at "
