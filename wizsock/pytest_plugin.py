@@ -43,7 +43,8 @@ them; every argument is optional:
 ``join``
     False leaves the ``wizfi360`` module unjoined (default True).
 ``log``
-    True records the UART traffic in ``wizfi360_emulator.transcript``.
+    True records the UART traffic in ``wizfi360_emulator.transcript`` (its latest
+    4 MiB: ``wizsock.emulator.core.TRANSCRIPT_BYTES``).
 
 Servers the test talks to are ordinary sockets on 127.0.0.1 (the emulated
 module makes real connections on the host); create them before

@@ -94,3 +94,29 @@ def test_wizemu_url_options(tmp_path):
         assert "nobody-here" in str(e)
     else:
         raise AssertionError("attached to nothing")
+
+
+def test_cli_trace_memory_reports_on_sigusr2(tmp_path):
+    import json
+    import signal
+    report = tmp_path / "mem.jsonl"
+    proc = start("--pty", "--baud", "2000000", "--boot-delay", "0.05", "--trace-memory", str(report))
+    try:
+        assert b" on /dev/" in proc.stdout.readline()
+        records = []
+        for _ in range(2):
+            before = len(records)
+            deadline = time.monotonic() + 10
+            while len(records) == before and time.monotonic() < deadline:
+                proc.send_signal(signal.SIGUSR2)
+                time.sleep(0.2)
+                records = [json.loads(line) for line in report.read_text().splitlines()] \
+                    if report.exists() else []
+            assert len(records) > before
+        assert proc.poll() is None              # reporting does not stop the module
+    finally:
+        stop(proc)
+    last = records[-1]
+    assert set(last) == {"traced", "peak", "tracemalloc", "rss", "threads", "fds"}
+    assert 0 < last["traced"] <= last["peak"] and last["rss"] > last["traced"]
+    assert last["threads"] >= 2 and last["fds"] > 3

@@ -5,7 +5,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + ", ".join(sorted(_quirk_names())))
     parser.add_argument("--profile", metavar="FILE",
                         help="answer with this timing profile (JSON, from `wizsock check --profile`)")
+    parser.add_argument("--trace-memory", metavar="FILE",
+                        help="debugging: trace allocations (tracemalloc) from the start; at each "
+                             "SIGUSR2 append a JSON line (traced bytes, peak, tracemalloc's own, "
+                             "RSS, descriptors, threads) to FILE (bench/bench_soak.py reads it)")
 
 
 def _quirk_names() -> List[str]:
@@ -63,8 +67,36 @@ def _listen_addr(text: str) -> Tuple[str, int]:
     return host, int(port)
 
 
+def _memory_report(path: str) -> None:
+    """One JSON line of what this process holds now (for soak measurements)."""
+    import gc
+    import json
+    import os
+    import tracemalloc
+
+    gc.collect()
+    traced, peak = tracemalloc.get_traced_memory()
+    status: Dict[str, List[str]] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.split()
+    record = {"traced": traced, "peak": peak, "tracemalloc": tracemalloc.get_tracemalloc_memory(),
+              "rss": int(status["VmRSS"][0]) * 1024,
+              "threads": int(status["Threads"][0]), "fds": len(os.listdir("/proc/self/fd"))}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from wizsock.emulator.core import Emulator
+
+    trace = getattr(args, "trace_memory", None)
+    if trace:
+        import tracemalloc
+        tracemalloc.start()
+        # before the lines that say where the module is: a reader may signal at once
+        signal.signal(signal.SIGUSR2, lambda *a: _memory_report(trace))
 
     log_file = None
     try:

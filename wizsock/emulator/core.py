@@ -29,6 +29,7 @@ from wizsock.emulator.faults import Faults
 from wizsock.emulator.firmware import BOOT_NOISE, derive_ap_mac
 from wizsock.emulator.registry import CommandFailed, Context, ModuleState, Settings, lookup
 from wizsock.emulator.uartlog import IDLE as UART_LOG_IDLE, UartLog
+from wizsock.emulator.tail import Tail
 from wizsock.protocol import Request
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 log = logging.getLogger("wizsock.emulator")
+
+# What the emulator keeps of its past, for tests and tools that read it: bounded, so
+# a module that runs for months (or a suite's tens of thousands of connections) stays
+# flat (issue 21).  The readers: timing and segment tests read the last few hundred
+# events; traffic and command-line checks read one test's worth of traffic.
+EVENT_TAIL = 1000
+TRANSCRIPT_BYTES = 4 << 20
+COMMAND_LINES_BYTES = 1 << 20
 
 #: AT+CIPSENDBUF's segment counter is 16 bits on real firmware: the segment after 65535
 #: is answered ERROR and the count does not wrap (WIZnet forum topic 9959, WIZnet:
@@ -248,15 +257,18 @@ class Emulator:
         self.reading = False
         self.net: Net = None  # type: ignore[assignment]   # set in _main, before any use
         self.transports: List[Union[PtyTransport, TcpTransport]] = []
-        self.transcript: List[Tuple[str, bytes]] = []   # (direction, bytes) when log_traffic
+        # (direction, bytes) when log_traffic: the latest TRANSCRIPT_BYTES of traffic
+        self.transcript: Tail[Tuple[str, bytes]] = Tail(TRANSCRIPT_BYTES, lambda e: len(e[1]))
         # the exact UART log (design.md §3e): both directions in wire order, secrets masked
         self._uart_log = UartLog(log_file) if log_file is not None else None
-        self.command_lines: List[bytes] = []   # every line run as a command, when log_traffic
+        # every line run as a command, when log_traffic (the latest COMMAND_LINES_BYTES)
+        self.command_lines: Tail[bytes] = Tail(COMMAND_LINES_BYTES, len)
         self.generation = 0                # bumps at every reset
         self.ready_count = 0
         # (monotonic time, event, link id, detail): "sent" (data left for the peer), "ipd",
-        # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests
-        self.events: Deque[Tuple[float, str, Optional[int], object]] = deque(maxlen=100000)
+        # "send_ok", "closed", "connect" - the emulator's own clock, for timing tests;
+        # the latest EVENT_TAIL only (the counts below keep the whole run)
+        self.events: Deque[Tuple[float, str, Optional[int], object]] = deque(maxlen=EVENT_TAIL)
         self.event_counts: Counter[str] = Counter()     # every event ever noted, by name
         # UART accounting per direction ("in": host -> module, "out"): bytes, first, last
         # delivery time and the size of the first slice (the rate is (bytes-first)/(last-first))

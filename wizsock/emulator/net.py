@@ -149,7 +149,7 @@ class Link:
         that carries segments to the peer (made on first use)."""
         self.next_seg += 1
         self.pending += n
-        if self.seg_queue is None:
+        if self.seg_queue is None or self.seg_queue.closed:
             self.seg_queue = _SegmentPipe(emu, self, prefix_link)
         return self.seg_queue
 
@@ -221,6 +221,8 @@ class Net:
                 del self.links[link.id]
             self.state.cur["had_link"] = True
             link.scope.cancel()
+            if link.seg_queue is not None:
+                link.seg_queue.close()      # its sender drains what is queued, then ends
             try:
                 if link.stream is not None:
                     with trio.move_on_after(1) as cs:
@@ -780,7 +782,12 @@ async def cipsendbuf(ctx: Context, req: Request) -> Optional[str]:
     data = await ctx.read_data(n=n)
     if emu.quirk("overlong_discard"):
         await _discard_overlong(ctx)
-    link.segment_taken(emu, n, lid if st.mux else None).put(seg, data)
+    pipe = link.segment_taken(emu, n, lid if st.mux else None)
+    pipe.put(seg, data)
+    if link.closed:
+        # closed while the module read the segment: it fails as a queued one does,
+        # and the pipe ends with it rather than outliving the link
+        pipe.close()
     return None
 
 
@@ -796,19 +803,26 @@ async def _discard_overlong(ctx: Context) -> None:
 
 class _SegmentPipe:
     """CIPSENDBUF: segments leave in order, each reaches the peer one crossing after
-    the module took it, and its acknowledgement comes back on the link's inbound line."""
+    the module took it, and its acknowledgement comes back on the link's inbound line.
+    The pipe lives as long as its link: `close()` at the link's close lets the sender
+    task answer what is queued (SEND FAIL, the link is gone) and end."""
 
     def __init__(self, emu: Emulator, link: Link, prefix_link: Optional[int]) -> None:
         self.emu = emu
         self.link = link
         self.prefix = b"" if prefix_link is None else b"%d," % prefix_link
         self.gen = emu.generation
+        self.closed = False
         self.tx_send, tx_recv = trio.open_memory_channel[Tuple[int, bytes, float]](float("inf"))
         emu.life.start_soon(self._sender, tx_recv)
 
     def put(self, seg: int, data: bytes) -> None:
         self.emu.note("sent", self.link.id, len(data))
         self.tx_send.send_nowait((seg, data, self.link.due_out()))
+
+    def close(self) -> None:
+        self.closed = True
+        self.tx_send.close()
 
     async def _sender(self, rx: trio.MemoryReceiveChannel[Tuple[int, bytes, float]]) -> None:
         link = self.link

@@ -28,11 +28,12 @@ Structure (all on one trio loop):
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
 import time
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Deque, Dict, List, Mapping, NoReturn, Optional, Tuple, Union
 
 import trio
 
@@ -178,7 +179,8 @@ class Engine:
         #: accepted connections closed by a CIPCLOSE already on the wire for the id's
         #: previous connection (see _on_stale_close_hit)
         self.stale_close_hits = 0
-        self.resets: List[float] = []
+        # when the latest resets came (monotonic); the count above keeps them all
+        self.resets: Deque[float] = collections.deque(maxlen=100)
         self.last_reset_reason: Optional[str] = None
 
         self._port: Any = None     # a pyserial port (or one given by the caller)
@@ -1637,15 +1639,19 @@ class Engine:
                 if not ready:
                     break
                 ready.sort(key=lambda l: (l.id - self._rr) % MAX_LINKS)
-                link = ready[0]
-                self._rr = (link.id + 1) % MAX_LINKS
-                try:
-                    await link.send_some()
-                except E.WizError as exc:
-                    log.debug("%s: send on link %d: %r", self.name, link.id, exc)
-                except Exception:
-                    log.exception("%s: sender failed on link %d", self.name, link.id)
-                    link.fail(E.SendFailed("internal error while sending", link=link.id))
+                # (in a call of its own: a local here would keep the last link served,
+                # closed or not, alive until the next send; issue 21)
+                await self._send_some(ready[0])
+
+    async def _send_some(self, link: Any) -> None:
+        self._rr = (link.id + 1) % MAX_LINKS
+        try:
+            await link.send_some()
+        except E.WizError as exc:
+            log.debug("%s: send on link %d: %r", self.name, link.id, exc)
+        except Exception:
+            log.exception("%s: sender failed on link %d", self.name, link.id)
+            link.fail(E.SendFailed("internal error while sending", link=link.id))
 
     #: what the engine does about each thing the session reports
     _EFFECTS: ClassVar[Dict[type, Callable[..., None]]] = {

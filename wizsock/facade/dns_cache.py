@@ -27,6 +27,12 @@ def cached(key: str) -> Optional[str]:
         return hit[0] if hit and hit[1] > time.monotonic() else None
 
 
+def cached_names() -> list[str]:
+    """The names the cache holds now, fresh or not yet replaced (for diagnostics)."""
+    with _dns_lock:
+        return list(_dns_cache)
+
+
 def name_lock(key: str) -> threading.Lock:
     """The lock a caller holds while it asks the module for ``key``."""
     with _dns_lock:
@@ -36,4 +42,8 @@ def name_lock(key: str) -> threading.Lock:
 def store(key: str, ip: str, asked_at: float) -> None:
     """Keep the module's answer, fresh for a TTL from when it was asked."""
     with _dns_lock:
+        # expired names go as new ones come: a gateway that resolves ever new names
+        # (rotating CDN hosts) keeps only what one TTL resolved
+        for old in [k for k, (_, expiry) in _dns_cache.items() if expiry <= asked_at]:
+            del _dns_cache[old]
         _dns_cache[key] = (ip, asked_at + _DNS_TTL)
