@@ -258,7 +258,7 @@ class Engine:
     @server.setter
     def server(self, server: Any) -> None:
         self._server = server
-        self.session.accepting = server is not None
+        self.session.set_accepting(server is not None)
 
     @property
     def passthrough_session(self) -> Any:
@@ -268,11 +268,11 @@ class Engine:
     @passthrough_session.setter
     def passthrough_session(self, session: Any) -> None:
         self._passthrough = session
-        self.session.passthrough = session is not None
+        self.session.set_passthrough(session is not None)
 
     def stop_accepting(self) -> None:
         """The server is closing: a connection from now on is nobody's (links.Server)."""
-        self.session.accepting = False
+        self.session.set_accepting(False)
 
     def _make_accepted(self, lid: int, generation: int, remote: Any) -> Any:
         """The session's factory for a connection the server accepted."""
@@ -742,7 +742,7 @@ class Engine:
         if spec is None or resp.result not in ("OK", "SEND OK"):
             return
         try:
-            resp.record = spec.parse_response(request.form, resp.events, **(opts or {}))
+            resp.parsed(spec.parse_response(request.form, resp.events, **(opts or {})))
         except Exception as exc:
             lines = resp.lines()
             log.warning("%s: could not parse the %s response (%d line(s)): %s", self.name,
@@ -961,17 +961,17 @@ class Engine:
 
         Caller holds the command lock.  A ``ready`` seen meanwhile (the module
         was still booting) starts the sequence again."""
-        self.session.initialising = True
+        self.session.start_initialising()
         try:
             for _ in range(5):
-                self.session.init_ready_seen = False
+                self.session.new_init_attempt()
                 await self._initialise_once(first)
                 if not self.session.init_ready_seen:
                     break
                 log.info("%s: module restarted during initialisation; again", self.name)
             await self._restore_session()
         finally:
-            self.session.initialising = False
+            self.session.stop_initialising()
 
     async def _restore_session(self) -> None:
         """After a reset: the WiFi mode and the AP joined through this engine (CUR settings)."""

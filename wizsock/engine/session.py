@@ -133,6 +133,10 @@ class Response:
     def ok(self) -> bool:
         return self.result in ("OK", "SEND OK")
 
+    def parsed(self, record: Any) -> None:
+        """The codec read the answer as ``record``."""
+        self.record = record
+
     def lines(self) -> List[str]:
         out: List[str] = []
         for ev in self.events:
@@ -618,6 +622,26 @@ class Session(Generic[L]):
         """Late answers of an earlier exchange may still come: the next command waits
         for silence first (and a busy it meets may be one of those answers)."""
         return self._resync
+
+    def set_accepting(self, on: bool) -> None:
+        """A server listens (``on``) or stopped: whether a CONNECT on a free id is a new
+        connection."""
+        self.accepting = on
+
+    def set_passthrough(self, on: bool) -> None:
+        """A passthrough stream owns the UART (``on``) or let go of it."""
+        self.passthrough = on
+
+    def start_initialising(self) -> None:
+        """The driver (re-)initialises the module: a ``ready`` is expected, not a reset."""
+        self.initialising = True
+
+    def new_init_attempt(self) -> None:
+        """One pass of the initialisation starts: no ``ready`` seen in it yet."""
+        self.init_ready_seen = False
+
+    def stop_initialising(self) -> None:
+        self.initialising = False
 
     def expect_late_answers(self) -> None:
         """Something may still answer an earlier exchange (an answer that could not be
