@@ -29,7 +29,7 @@ def lab(request):
         seed = int(os.environ.get("WIZSOCK_LAB_SEED") or int.from_bytes(os.urandom(3), "big"))
         args += ("--seed", str(seed))
         print(f"glitch lab: emulator {' '.join(args)}")
-    with _lab.Lab(args, emulator_log=os.environ.get("WIZSOCK_LAB_EMU_LOG")) as the_lab:
+    with _lab.Lab(emulator_args=args, emulator_log=os.environ.get("WIZSOCK_LAB_EMU_LOG")) as the_lab:
         yield the_lab
 
 PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
