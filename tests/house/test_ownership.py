@@ -48,25 +48,6 @@ RECORD_NAMES = {"st", "state"}
 #: (file, "target text") -> the object that really owns the field.  A shrinking list (issue
 #: 18): never add to it; give the owner a method and delete the entry.
 ALLOWED: Dict[Tuple[str, str], str] = {
-    # -- in the files being rewritten this round (engine core/session/links): left to that
-    #    rewrite (the facade's are gone: facade.conn.Conn and the socket have the methods)
-    ('engine/core.py', 'self.session.accepting'): 'the session (engine.session.Session): a session method',
-    ('engine/core.py', 'self.session.passthrough'): 'the session (engine.session.Session): a session method',
-    ('engine/core.py', 'resp.record'): "the command's Response (engine.session.Response)",
-    ('engine/core.py', 'self.session.initialising'): 'the session (engine.session.Session): a session method',
-    ('engine/core.py', 'self.session.init_ready_seen'): 'the session (engine.session.Session): a session method',
-    ('engine/session.py', 'self.response.result'): "the Response: set through the Command's transition",
-    ('engine/session.py', 'cmd.data_written'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'cmd.error'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'cmd.ok_at'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'cmd.prompted'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'cmd.busy_at'): 'the command (session.Command): one state value, changed by transitions',
-    ('engine/session.py', 'cmd.response.recv'): 'the command (session.Command): one state value, changed by transitions',
-    # -- elsewhere, writing a field whose owner is in a file being rewritten (engine.links.Link
-    #    gets the methods in that rewrite)
-    ('engine/api.py', 'link.local'): 'the link (engine.links.Link, being rewritten): a Link method',
-    ('engine/api.py', 'link.remote'): 'the link (engine.links.Link, being rewritten): a Link method',
-    ('engine/api.py', 'link.pipelined'): 'the link (engine.links.Link, being rewritten): a Link method',
     # -- a plain record reached through an attribute (the scan types variables, not self.x)
     ('tools/check.py', 'self.run.firmware'): "check.Run is a dataclass record the Script fills in",
     # -- a protocol of the language, not a field of ours

@@ -512,9 +512,10 @@ class Net(_Group):
         st = await self.status()
         for ls in getattr(st, "links", ()) or ():
             if ls.link == link.id:
-                link.local = (e.station_ip or "0.0.0.0", ls.local_port)
-                if link.remote is None or link.accepted:
-                    link.remote = (ls.remote_ip, ls.remote_port)
+                link.set_addresses(
+                    (e.station_ip or "0.0.0.0", ls.local_port),
+                    (ls.remote_ip, ls.remote_port) if link.remote is None or link.accepted
+                    else None)
 
     async def open_tcp(self, host: str, port: int, keepalive: Optional[int] = None,
                        timeout: Optional[float] = None, pipelined: Optional[bool] = None) -> Link:
@@ -523,7 +524,7 @@ class Net(_Group):
         ``pipelined``: send with AT+CIPSENDBUF (default: the engine's ``use_sendbuf``)
         or, with False, stop-and-wait AT+CIPSEND."""
         link = await self._open("TCP", host, port, timeout=timeout, keepalive=keepalive)
-        link.pipelined = pipelined
+        link.set_pipelined(pipelined)
         return link
 
     async def open_ssl(self, host: str, port: int, keepalive: Optional[int] = None,

@@ -111,6 +111,17 @@ class Link(LinkSlot):
                 f"{self.state.value}{handle}>")
 
     # ------------------------------------------------------------------ state
+    def set_addresses(self, local: Address, remote: Optional[Address]) -> None:
+        """What AT+CIPSTATUS said this link's ends are (``remote`` None: keep it)."""
+        self.local = local
+        if remote is not None:
+            self.remote = remote
+
+    def set_pipelined(self, pipelined: Optional[bool]) -> None:
+        """Send with AT+CIPSENDBUF (True), stop-and-wait AT+CIPSEND (False) or as the
+        engine's ``use_sendbuf`` says (None)."""
+        self.pipelined = pipelined
+
     @property
     def closed(self) -> bool:
         return self.owner_closed or self.module_closed or self._error is not None

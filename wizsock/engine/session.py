@@ -43,7 +43,7 @@ from ..framer import (Busy, Data, Echo, Event, Garbage, Info, LinkEvent, Prompt,
                       Result, SendBufAck, Subscription, Text, Wifi)
 
 __all__ = [
-    "Session", "Command", "Response", "LinkSlot", "LinkState", "TRANSITIONS", "IdWaiter", "LinkLimit", "SessionEvent",
+    "Session", "Command", "CommandPhase", "COMMAND_TRANSITIONS", "Response", "LinkSlot", "LinkState", "TRANSITIONS", "IdWaiter", "LinkLimit", "SessionEvent",
     "CommandEvent", "PromptReady", "CommandFinished", "OkHeld", "BusySeen", "BusyExpired",
     "StrayOk", "DataReceived", "PassthroughData", "LinkAccepted", "LinkConnected",
     "LinkClosed", "LinkConnectFailed", "BareLinkEvent", "SegmentAcked", "SendFailed",
@@ -133,6 +133,10 @@ class Response:
     def ok(self) -> bool:
         return self.result in ("OK", "SEND OK")
 
+    def parsed(self, record: Any) -> None:
+        """The codec read the answer as ``record``."""
+        self.record = record
+
     def lines(self) -> List[str]:
         out: List[str] = []
         for ev in self.events:
@@ -143,6 +147,14 @@ class Response:
             elif isinstance(ev, LinkEvent):
                 out.append(ev.state if ev.link is None else f"{ev.link},{ev.state}")
         return out + list(self.notes)
+
+    def finished(self, code: str) -> None:
+        """The command's final result came (set through its command's transition)."""
+        self.result = code
+
+    def received(self, n: int) -> None:
+        """``Recv <n> bytes``: how much of a payload the module took."""
+        self.recv = n
 
     def __repr__(self) -> str:
         return f"Response({self.name!r}, {self.result!r}, lines={self.lines()!r})"
@@ -163,11 +175,51 @@ def expects_lines(request: P.Request) -> bool:
     return form is not None and form.response is not None
 
 
-class Command:
-    """The command in flight, as the session sees it (no waiting: the driver waits)."""
+class CommandPhase(str, Enum):
+    """Where the command in flight is in its exchange.  Written only by
+    :meth:`Session.command_transition`, through :data:`COMMAND_TRANSITIONS`.  A final
+    state remembers how far the exchange got (the driver asks, after the result,
+    whether a prompt came and whether the payload went)."""
+    #: written; no ``>`` and no final result yet
+    SENT = "sent"
+    #: the ``>`` came: the payload is due
+    PROMPTED = "prompted"
+    #: the payload is going out (marked before the write: its answer may be read first)
+    WRITTEN = "written"
+    #: a final result, with no prompt before it
+    FINAL = "final"
+    #: a final result after the prompt, before the payload went
+    FINAL_PROMPTED = "final after the prompt"
+    #: a final result after the payload went
+    FINAL_WRITTEN = "final after the payload"
 
-    __slots__ = ("request", "name", "response", "wants_prompt", "prompted", "data_written",
-                 "busy_at", "busy_grace", "ok_at", "expects_lines", "final", "error", "started")
+
+_C = CommandPhase
+#: the command's exchange: (phase, event) -> next phase.  Events: ``prompt`` (its ``>``),
+#: ``write`` (the driver writes the payload), ``finish`` (its final result).
+COMMAND_TRANSITIONS: Mapping[Tuple[CommandPhase, str], CommandPhase] = MappingProxyType({
+    (_C.SENT, "prompt"): _C.PROMPTED,
+    (_C.PROMPTED, "write"): _C.WRITTEN,
+    (_C.SENT, "finish"): _C.FINAL,
+    (_C.PROMPTED, "finish"): _C.FINAL_PROMPTED,
+    (_C.WRITTEN, "finish"): _C.FINAL_WRITTEN,
+})
+#: the states after the ``>`` came, the states after the payload went, the final ones
+_PROMPTED = frozenset({_C.PROMPTED, _C.WRITTEN, _C.FINAL_PROMPTED, _C.FINAL_WRITTEN})
+_WRITTEN = frozenset({_C.WRITTEN, _C.FINAL_WRITTEN})
+_FINAL = frozenset({_C.FINAL, _C.FINAL_PROMPTED, _C.FINAL_WRITTEN})
+
+
+class Command:
+    """The command in flight, as the session sees it (no waiting: the driver waits).
+
+    Its exchange is one value, :attr:`phase` (:class:`CommandPhase`), changed only by
+    the session's :meth:`Session.command_transition`; ``busy_at``/``ok_at`` are the
+    clocks of the two graces the session runs (a busy before the prompt, an OK before
+    the lines), set through the session too."""
+
+    __slots__ = ("request", "name", "response", "wants_prompt", "phase",
+                 "busy_at", "busy_grace", "ok_at", "expects_lines", "error", "started")
 
     def __init__(self, request: P.Request, wants_prompt: bool, now: float) -> None:
         self.request = request
@@ -175,9 +227,7 @@ class Command:
         self.response = Response(request.name, request.form)
         #: a payload follows a ``>`` prompt
         self.wants_prompt = wants_prompt
-        self.prompted = False
-        #: set just before the payload is written (its answer may come before the write returns)
-        self.data_written = False
+        self.phase = CommandPhase.SENT
         #: when a ``busy`` answered it before any prompt (BUSY_GRACE runs from there)
         self.busy_at: Optional[float] = None
         #: how long a busy is given for a late result (the session decides at the start)
@@ -185,7 +235,6 @@ class Command:
         #: when an OK came before the lines the command prints (OK_GRACE runs from there)
         self.ok_at: Optional[float] = None
         self.expects_lines = expects_lines(request)
-        self.final = False
         #: set by the driver when the command cannot finish (a reset, lost output, shutdown)
         self.error: Optional[BaseException] = None
         self.started = now
@@ -194,13 +243,39 @@ class Command:
     def result(self) -> Optional[str]:
         return self.response.result
 
-    def finish(self, code: str) -> None:
-        self.response.result = code
-        self.final = True
+    @property
+    def prompted(self) -> bool:
+        """Its ``>`` came (it may have finished since)."""
+        return self.phase in _PROMPTED
+
+    @property
+    def data_written(self) -> bool:
+        """Its payload went (or is going) out."""
+        return self.phase in _WRITTEN
+
+    @property
+    def final(self) -> bool:
+        return self.phase in _FINAL
+
+    def move_to(self, phase: CommandPhase) -> None:
+        """Only :meth:`Session.command_transition` calls this (the table decides)."""
+        self.phase = phase
+
+    def busy_seen(self, now: Optional[float]) -> None:
+        """A ``busy`` before any prompt (``now``: its grace starts), or None: over."""
+        self.busy_at = now
+
+    def hold_ok(self, now: Optional[float]) -> None:
+        """An OK before the lines it should follow (``now``: its grace starts), or None:
+        lines came after it, so it was not this command's."""
+        self.ok_at = now
+
+    def abort(self, error: BaseException) -> None:
+        """The driver says it cannot finish (a reset, lost output, shutdown)."""
+        self.error = error
 
     def __repr__(self) -> str:
-        state = ("final " + repr(self.response.result) if self.final else
-                 "written" if self.data_written else "prompted" if self.prompted else "sent")
+        state = ("final " + repr(self.response.result) if self.final else self.phase.value)
         return f"<Command {self.name} {state}>"
 
 
@@ -619,6 +694,26 @@ class Session(Generic[L]):
         for silence first (and a busy it meets may be one of those answers)."""
         return self._resync
 
+    def set_accepting(self, on: bool) -> None:
+        """A server listens (``on``) or stopped: whether a CONNECT on a free id is a new
+        connection."""
+        self.accepting = on
+
+    def set_passthrough(self, on: bool) -> None:
+        """A passthrough stream owns the UART (``on``) or let go of it."""
+        self.passthrough = on
+
+    def start_initialising(self) -> None:
+        """The driver (re-)initialises the module: a ``ready`` is expected, not a reset."""
+        self.initialising = True
+
+    def new_init_attempt(self) -> None:
+        """One pass of the initialisation starts: no ``ready`` seen in it yet."""
+        self.init_ready_seen = False
+
+    def stop_initialising(self) -> None:
+        self.initialising = False
+
     def expect_late_answers(self) -> None:
         """Something may still answer an earlier exchange (an answer that could not be
         read, a payload paid): the next command waits for silence first."""
@@ -655,16 +750,29 @@ class Session(Generic[L]):
         if not cmd.final:
             self._busy_in_doubt = True     # its answer may still come
 
+    def command_transition(self, cmd: Command, event: str) -> None:
+        """The one door through which a command's state changes
+        (:data:`COMMAND_TRANSITIONS`); an event the table does not list for its state
+        changes nothing."""
+        new = COMMAND_TRANSITIONS.get((cmd.phase, event))
+        if new is not None:
+            cmd.move_to(new)
+
+    def finish_command(self, cmd: Command, code: str) -> None:
+        """``cmd``'s final result is ``code``."""
+        cmd.response.finished(code)
+        self.command_transition(cmd, "finish")
+
     def writing_payload(self, cmd: Command) -> None:
         """The payload goes out now (marked before the write: its answer may be read
         before the write returns)."""
-        cmd.data_written = True
+        self.command_transition(cmd, "write")
 
     def payload_written(self, cmd: Command) -> List[SessionEvent]:
         """The payload left the host.  The module answers nothing after CIPSENDBUF data
         (spec 3.3.9): the segment is in its buffer, ``<link>,<seg>,SEND OK`` comes later."""
         if cmd.name == "CIPSENDBUF" and not cmd.final:
-            cmd.finish("OK")
+            self.finish_command(cmd, "OK")
             return [CommandFinished(cmd)]
         return []
 
@@ -672,7 +780,7 @@ class Session(Generic[L]):
         """The command in flight cannot finish (the driver's ``error`` says why)."""
         cmd = self.active
         if cmd is not None:
-            cmd.error = error
+            cmd.abort(error)
         return cmd
 
     def next_deadline(self) -> Optional[float]:
@@ -694,7 +802,7 @@ class Session(Generic[L]):
         if cmd is None or cmd.error is not None or (cmd.prompted and not cmd.data_written):
             return []
         if cmd.ok_at is not None and now - cmd.ok_at >= OK_GRACE - 1e-3:
-            cmd.finish("OK")
+            self.finish_command(cmd, "OK")
             return [CommandFinished(cmd)]
         if cmd.busy_at is not None and now - cmd.busy_at >= cmd.busy_grace - 1e-3:
             return [BusyExpired(cmd)]
@@ -999,7 +1107,7 @@ class Session(Generic[L]):
         code = ev.code
         if code in SEND_RESULTS:
             if cmd.name in STOP_AND_WAIT and cmd.data_written:
-                cmd.finish(code)
+                self.finish_command(cmd, code)
                 out.append(CommandFinished(cmd))
             elif code == "SEND FAIL":
                 self._send_fail(None, out, ev)
@@ -1012,14 +1120,14 @@ class Session(Generic[L]):
         if (code == "OK" and cmd.expects_lines and not cmd.response.events
                 and cmd.ok_at is None):
             # its own OK (an empty answer) or a stray one: lines that follow tell
-            cmd.ok_at = now
+            cmd.hold_ok(now)
             out.append(OkHeld(cmd))
             return
         if code in RESYNC_RESULTS:
             # possibly a stray one, and the command's real answer still to come
             self.expect_late_answers()
         if code in FINAL or cmd.name in ENDS_ONLY.get(code, ()):
-            cmd.finish(code)
+            self.finish_command(cmd, code)
             if not self._resync:
                 self._busy_in_doubt = False    # the module answered the last line it got
             if code == "OK" and cmd.name in ECHO_SETTINGS:
@@ -1030,7 +1138,7 @@ class Session(Generic[L]):
             return
         cmd.response.notes.append(code)
         if code in PROMPT_REFUSALS and cmd.wants_prompt:
-            cmd.finish("ERROR")
+            self.finish_command(cmd, "ERROR")
             out.append(CommandFinished(cmd))
 
     def _cmd_prompt(self, ev: Prompt, now: float, out: List[SessionEvent]) -> None:
@@ -1044,8 +1152,8 @@ class Session(Generic[L]):
                 # whose echo of it holds the next ">" (seen: 258 KB in a minute)
                 out.append(Ignored(ev, f"a prompt before the OK of {cmd.name}"))
                 return
-            cmd.prompted = True
-            cmd.busy_at = None
+            self.command_transition(cmd, "prompt")
+            cmd.busy_seen(None)
             out.append(PromptReady(cmd))
         else:
             out.append(Ignored(ev, f"stray prompt during {cmd.name}"))
@@ -1057,10 +1165,10 @@ class Session(Generic[L]):
             # data went out and the module says busy: whether it was taken is
             # unknown, so the send fails (it is never repeated)
             cmd.response.notes.append("busy " + ev.kind)
-            cmd.finish("BUSY")
+            self.finish_command(cmd, "BUSY")
             out.append(CommandFinished(cmd))
         elif not cmd.prompted:
-            cmd.busy_at = now
+            cmd.busy_seen(now)
             out.append(BusySeen(cmd))
         else:
             out.append(Ignored(ev, f"busy after the prompt of {cmd.name}"))
@@ -1068,16 +1176,16 @@ class Session(Generic[L]):
     def _cmd_recv(self, ev: Recv, now: float, out: List[SessionEvent]) -> None:
         cmd = self.command
         assert cmd is not None
-        cmd.response.recv = ev.n
+        cmd.response.received(ev.n)
         if cmd.name == "CIPSENDBUF" and cmd.data_written:
-            cmd.finish("OK")
+            self.finish_command(cmd, "OK")
             out.append(CommandFinished(cmd))
 
     def _cmd_line(self, ev: Event, now: float, out: List[SessionEvent]) -> None:
         cmd = self.command
         assert cmd is not None
         if cmd.ok_at is not None:
-            cmd.ok_at = None
+            cmd.hold_ok(None)
             self.expect_late_answers()
             out.append(StrayOk(cmd))
         cmd.response.events.append(ev)
