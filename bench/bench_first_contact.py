@@ -1,4 +1,4 @@
-"""How long a first contact takes to succeed or to fail (docs/design.md 4h).
+"""How long a first contact takes to succeed or to fail (docs/design.md 3c).
 
 * **silent port**: ``wizsock.Module`` on a pty with nothing behind it, until
   ``ModuleUnresponsive`` (the whole baud hunt: what a user with bad wiring waits

@@ -1,4 +1,4 @@
-"""Exceptions raised by the wizsock engine (docs/design.md section 4).
+"""Exceptions raised by the wizsock engine (docs/design.md section 3).
 
 Every error is an ``OSError`` (through :class:`WizError`), and most also derive
 from the builtin ``OSError`` subclass that ordinary socket code already catches:

@@ -43,7 +43,7 @@ FINAL = re.compile(rb"(?:^|\r\n)(OK|ERROR|FAIL|SEND OK|SEND FAIL|CLOSE)\r\n")
 #: commands whose set form answers OK and then prompts `>` for data (the PEM uploads with mode 1)
 PROMPTING = {"CIPSEND", "CIPSENDEX", "CIPSENDBUF"}
 PEM_UPLOADS = {"CASEND", "AWSPKSEND", "CLICASEND"}
-#: what the module may print between any two units (design.md §3b), whoever caused it
+#: what the module may print between any two units (design.md §5b), whoever caused it
 URC = re.compile(rb"(?:WIFI (?:CONNECTED|GOT IP|DISCONNECT)|wps (?:success,connecting ap \.\.\.|fail)|"
                  rb"\+(?:STA_CONNECTED|DIST_STA_IP|STA_DISCONNECTED):[^\r]*|(?:\d,)?CLOSED|(?:\d,)?CONNECT|"
                  rb"smartconfig [^\r]*|busy [ps]\.\.\.)\r\n")

@@ -1,4 +1,4 @@
-"""The §3a seam: a plug-in handler registered with @handler runs with the documented ctx."""
+"""The §5a seam: a plug-in handler registered with @handler runs with the documented ctx."""
 import threading
 
 from emulator.conftest import open_at

@@ -1,6 +1,6 @@
 """`wizsock emulator --log FILE` records the UART exactly: the log, parsed back with
 `wizsock.emulator.uartlog.parse_log`, gives the byte streams the host really wrote and
-read (design.md §3e), in wire order; secrets are masked and the records marked.
+read (design.md §5e), in wire order; secrets are masked and the records marked.
 
 And `--bind-host`: a server the program opens on the module listens on that address.
 """

@@ -1,4 +1,4 @@
-"""The link lifecycle (docs/design.md 4g): one state per generation, written only by
+"""The link lifecycle (docs/design.md 3a): one state per generation, written only by
 the session's transition table; what a waiting connect and ``wizsock status`` show."""
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every ``X._name`` (and ``getattr``/``setattr``/``hasattr`` of a ``"_name"``) in
 wizsock/engine is on ``self``/``cls`` or an imported module; the engine's modules
-talk through the public methods listed in docs/design.md 4c "Between engine
+talk through the public methods listed in docs/design.md 3e "Between engine
 modules".  The facade files must not touch a private member of an engine class
 either (their own ``_wiz_*`` socket state is theirs).
 """
@@ -114,7 +114,7 @@ def test_engine_module_uses_only_public_members(path):
     bad = [f"{path.name}:{line}: {text}" for line, text, _ in reaches(path.read_text())
            if (path.name, text) not in ALLOWED]
     assert not bad, ("private members reached from outside their object (add or use a "
-                     "public method; docs/design.md 4c):\n" + "\n".join(bad))
+                     "public method; docs/design.md 3e):\n" + "\n".join(bad))
 
 
 def test_facade_touches_no_engine_private_member():

@@ -196,7 +196,7 @@ def test_accept_always_gives_an_address(patched):
     srv.settimeout(10)
     with srv:
         for _ in range(3):
-            time.sleep(0.5)   # (design 4c: a reconnect at once can race the engine's CIPCLOSE)
+            time.sleep(0.5)   # (design 3e: a reconnect at once can race the engine's CIPCLOSE)
             with _orig.create_connection(("127.0.0.1", port), timeout=5) as c:
                 a, addr = srv.accept()
                 with a:

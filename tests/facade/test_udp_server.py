@@ -76,7 +76,7 @@ def test_http_server_on_the_module(patched, at_log):
         # the host fetches it with its own network (the emulator exposes the module's
         # server port on loopback).  Each fetch reads to the server's close before the
         # next one connects: a client that closes first races the module's CIPCLOSE
-        # against the next connection taking the same link id (see docs/design.md §4b).
+        # against the next connection taking the same link id (see docs/design.md §3g).
         for _ in range(3):
             with _orig.create_connection(("127.0.0.1", port), timeout=10) as c:
                 c.sendall(b"GET / HTTP/1.1\r\nHost: module\r\nConnection: close\r\n\r\n")

@@ -172,7 +172,7 @@ def test_http_server_on_the_module_sees_host_port(lab):
                 "    except OSError: time.sleep(0.1)\n"
                 "ds = []\n"
                 "for i in range(12):\n"
-                "    time.sleep(0.5)  # (design 4c: a reconnect at once can race the engine's CIPCLOSE of the old id)\n"
+                "    time.sleep(0.5)  # (design 3e: a reconnect at once can race the engine's CIPCLOSE of the old id)\n"
                 "    ds.append(hashlib.sha256(urllib.request.urlopen('http://127.0.0.1:8080/page.bin', timeout=30).read()).hexdigest())\n"
                 "print(' '.join(ds))\n")
         out = lab.outside(code, timeout=120)

@@ -1,4 +1,4 @@
-"""The software WizFi360 (design.md §3).
+"""The software WizFi360 (design.md §5).
 
 `from wizsock.emulator import Emulator`; the command handler seam for
 plug-ins is `wizsock.emulator.registry`.

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", metavar="FILE", nargs="?", const="-",
                         help="log the UART exactly (both directions in wire order, timestamped, bytes"
                              " escaped; secrets masked and marked) to FILE, or to stderr without one;"
-                             " format: design.md 3e, read back with wizsock.emulator.uartlog.parse_log")
+                             " format: design.md 5e, read back with wizsock.emulator.uartlog.parse_log")
     parser.add_argument("--bind-host", metavar="ADDR", default="127.0.0.1",
                         help="host address the module's servers (AT+CIPSERVER) listen on, and its UDP"
                              " sockets to loopback peers bind to (default 127.0.0.1)")

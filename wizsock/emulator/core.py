@@ -259,7 +259,7 @@ class Emulator:
         self.transports: List[Union[PtyTransport, TcpTransport]] = []
         # (direction, bytes) when log_traffic: the latest TRANSCRIPT_BYTES of traffic
         self.transcript: Tail[Tuple[str, bytes]] = Tail(TRANSCRIPT_BYTES, lambda e: len(e[1]))
-        # the exact UART log (design.md §3e): both directions in wire order, secrets masked
+        # the exact UART log (design.md §5e): both directions in wire order, secrets masked
         self._uart_log = UartLog(log_file) if log_file is not None else None
         # every line run as a command, when log_traffic (the latest COMMAND_LINES_BYTES)
         self.command_lines: Tail[bytes] = Tail(COMMAND_LINES_BYTES, len)

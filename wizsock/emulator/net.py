@@ -82,7 +82,7 @@ class Link:
         self.pending = 0
         self.seg_ok: Dict[int, bool] = {}
         self.seg_queue: Optional[_SegmentPipe] = None
-        # The network timing model (design.md §3b): every unit crosses the network in
+        # The network timing model (design.md §5b): every unit crosses the network in
         # emu.one_way() (rtt/2 + jitter), first in first out per link and direction.
         # The inbound line carries the peer's data and its acknowledgements of ours to
         # the host, so SEND OK, +IPD and CLOSED come out in the order the network made.

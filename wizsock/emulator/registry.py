@@ -1,4 +1,4 @@
-"""The seam between the emulator core and its command plug-ins (design.md §3a).
+"""The seam between the emulator core and its command plug-ins (design.md §5a).
 
 A plug-in registers coroutine handlers by AT command name::
 

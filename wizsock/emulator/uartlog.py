@@ -1,5 +1,5 @@
 r"""The emulator's UART log (`wizsock emulator --log`, `Emulator(log_file=...)`): both
-directions of the serial line, exact and in wire order (design.md §3e).
+directions of the serial line, exact and in wire order (design.md §5e).
 
 Format: UTF-8 text, one record a line, after a header line::
 

@@ -1,4 +1,4 @@
-"""The trio engine (docs/design.md section 4).
+"""The trio engine (docs/design.md section 3).
 
 ``open_module`` (trio) and ``Module`` (blocking, engine in a thread) give the
 typed API over one WizFi360: ``system``, ``wifi``, ``net``, ``mqtt``, ``azure``,

@@ -83,7 +83,7 @@ class EngineBase:
         self.firmware: Optional[str] = None
         self.version = None           # the codec's record for AT+GMR
         #: the rules of the conversation (command in flight, link table, recovery state):
-        #: sans-I/O, docs/design.md section 4g; the engine does its I/O and waiting
+        #: sans-I/O, docs/design.md section 3a; the engine does its I/O and waiting
         self.session: Session[Any] = Session(self._make_accepted, name=self.name)
         self.reset_count = 0
         #: accepted connections closed by a CIPCLOSE already on the wire for the id's
@@ -130,7 +130,7 @@ class EngineBase:
         self.token: Optional[trio.lowlevel.TrioToken] = None
         self._taps: List[Callable[[str, Any, Optional[str]], None]] = []
         self._trace = None
-        if trace is not None:       # a path or an open text file: docs/design.md 4e
+        if trace is not None:       # a path or an open text file: docs/design.md 3d
             from .trace import TraceWriter
             self._trace = TraceWriter(trace, port=port, baudrate=self.baudrate)
             self.add_tap(self._trace)

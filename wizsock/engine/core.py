@@ -388,7 +388,7 @@ class Engine(Recovery):
 
     # ------------------------------------------------------------------ between engine modules
     # (api, links and passthrough use these rather than the engine's private state:
-    # docs/design.md 4c "Between engine modules")
+    # docs/design.md 3e "Between engine modules")
     def drop_link(self, lid: int) -> None:
         """Take id ``lid`` out of the link table without handing it to a waiting connect:
         it stays reserved for the caller, who examines it next (:meth:`reclaim_id`) and

@@ -4,7 +4,7 @@ trio's nurseries (strict exception groups) wrap whatever fails inside them in a
 ``BaseExceptionGroup``, even a single error.  wizsock's public entry points
 (``open_module``, ``Module``, ``patch``, the socket facade, the tools) never let
 one out: ``except OSError:`` and ``except wizsock.errors.ModuleUnresponsive:``
-must work.  docs/design.md 4h says which exception the caller gets when several
+must work.  docs/design.md 3c says which exception the caller gets when several
 really happen at once.
 """
 from __future__ import annotations

@@ -579,7 +579,7 @@ class Link(LinkSlot):
     async def _linger(self) -> None:
         """While a server listens the module gives a freed id to the next client at once,
         and AT+CIPCLOSE names only the id: a close crossing the peer's own close on the
-        wire would end that next client instead (docs/design.md 4g).  A peer that
+        wire would end that next client instead (docs/design.md 3a).  A peer that
         closes too (HTTP ``Connection: close``: the client reads the body and hangs up)
         does so about when its data is acknowledged, so its CLOSED is waited for a
         moment (``Engine.close_linger``) and then no CIPCLOSE is needed at all."""

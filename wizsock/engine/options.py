@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import IO, Any, Dict, Optional, TypedDict, Union
 
-#: where a UART trace goes: a path (created 0600) or an open text file (docs/design.md 4e)
+#: where a UART trace goes: a path (created 0600) or an open text file (docs/design.md 3d)
 TraceTarget = Union[str, "os.PathLike[str]", IO[str]]
 
 

@@ -1,4 +1,4 @@
-"""Opening the module's port, and what a failure to open it means (docs/design.md 4h).
+"""Opening the module's port, and what a failure to open it means (docs/design.md 3c).
 
 A failed open raises a :class:`wizsock.errors.PortError` (an ``OSError``) whose
 ``errno`` says why and whose ``__cause__`` is the operating system's own error, in

@@ -8,7 +8,7 @@ and answers with small records naming what happened
 (:class:`CommandFinished`, :class:`DataReceived`, :class:`LinkClosed`, ...).
 It never reads or writes the port, sleeps or wakes anybody: the driver
 (``wizsock.engine.core.Engine``) does all I/O and all waiting, and acts on the
-records in the order they come.  docs/design.md section 4g is the contract.
+records in the order they come.  docs/design.md section 3a is the contract.
 
 What the session owns:
 
@@ -281,7 +281,7 @@ class Command:
 
 # ---------------------------------------------------------------------- links
 class LinkState(str, Enum):
-    """Where one generation of one link id is in its life (docs/design.md 4g, "The link
+    """Where one generation of one link id is in its life (docs/design.md 3a, "The link
     lifecycle").  Written only by :meth:`Session.transition`, through :data:`TRANSITIONS`."""
     #: AT+CIPSTART is in flight, no ``<id>,CONNECT`` yet (the id is held)
     OPENING = "opening"

@@ -139,7 +139,7 @@ class Module:
 
     Opening raises what ``open_module`` raises (``errors.PortError`` and its
     subclasses, ``errors.ModuleUnresponsive``), and no call raises an exception
-    group (docs/design.md 4h).
+    group (docs/design.md 3c).
     """
 
     def __init__(self, port: Union[str, serial.SerialBase], baudrate: int = 115200,
