@@ -191,7 +191,9 @@ class CommandRunner(PortIO):
                                       and trio.current_time() - started > timeout):
                     raise E.Busy(f"{self.name}: module busy, {request.name} not run "
                                  f"({attempt + 1} tries)", command=request.name, result="busy")
-                pause = BUSY_BACKOFF[min(attempt, len(BUSY_BACKOFF) - 1)]
+                # the grace the busy ran out was already a pause: only the rest is waited
+                waited = trio.current_time() - cmd.busy_at if cmd.busy_at is not None else 0.0
+                pause = max(0.0, BUSY_BACKOFF[min(attempt, len(BUSY_BACKOFF) - 1)] - waited)
                 attempt += 1
                 log.debug("%s: busy answer to %s; retry %d in %.2fs", self.name,
                           request.name, attempt, pause)

@@ -665,6 +665,8 @@ class Session(Generic[L]):
         #: something other than a command may have reached the module since its last
         #: answer (an owed payload, an exchange in doubt): a busy may then be stale
         self._busy_in_doubt = True
+        #: the command whose own busy ran out its grace: the module answered its line
+        self._busy_answered: Optional[Command] = None
         #: bytes the module may still read as a payload (see owe)
         self.owed: Optional[bytes] = None
         self.command: Optional[Command] = None
@@ -747,7 +749,11 @@ class Session(Generic[L]):
         """The driver is done with ``cmd`` (finished, failed or abandoned)."""
         if self.command is cmd:
             self.command = None
-        if not cmd.final:
+        if self._busy_answered is cmd:
+            # its own busy and then silence: answered, not in doubt (else every retry
+            # after a busy would wait BUSY_GRACE instead of the burst's BUSY_OWN_GRACE)
+            self._busy_answered = None
+        elif not cmd.final:
             self._busy_in_doubt = True     # its answer may still come
 
     def command_transition(self, cmd: Command, event: str) -> None:
@@ -805,6 +811,8 @@ class Session(Generic[L]):
             self.finish_command(cmd, "OK")
             return [CommandFinished(cmd)]
         if cmd.busy_at is not None and now - cmd.busy_at >= cmd.busy_grace - 1e-3:
+            if cmd.busy_grace == BUSY_OWN_GRACE:
+                self._busy_answered = cmd
             return [BusyExpired(cmd)]
         return []
 
@@ -1153,6 +1161,10 @@ class Session(Generic[L]):
                 out.append(Ignored(ev, f"a prompt before the OK of {cmd.name}"))
                 return
             self.command_transition(cmd, "prompt")
+            if not self._resync:
+                # the module answered the last line it got; the payload is data it
+                # reads as data (CIPSENDBUF's ends with no result that would say so)
+                self._busy_in_doubt = False
             cmd.busy_seen(None)
             out.append(PromptReady(cmd))
         else:
@@ -1163,7 +1175,9 @@ class Session(Generic[L]):
         assert cmd is not None
         if cmd.data_written:
             # data went out and the module says busy: whether it was taken is
-            # unknown, so the send fails (it is never repeated)
+            # unknown, so the send fails (it is never repeated); the payload's lines
+            # may have met the command parser, whose busies may still come
+            self._busy_in_doubt = True
             cmd.response.notes.append("busy " + ev.kind)
             self.finish_command(cmd, "BUSY")
             out.append(CommandFinished(cmd))

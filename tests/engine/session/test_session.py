@@ -602,3 +602,67 @@ def test_a_busy_after_other_bytes_reached_the_module_waits_the_long_grace(doubt)
     assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
     assert r.tick(BUSY_OWN_GRACE) == []
     assert r.tick(BUSY_GRACE) == [S.BusyExpired(cmd)]
+
+
+def _own_busy_grace(r, name="CIPSTART"):
+    """Whether a busy to a fresh command now gets only the burst's grace (its own)."""
+    cmd = r.start(req("CIPSTART", "set", link=3, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    own = r.session.next_deadline() == pytest.approx(r.now + BUSY_OWN_GRACE)
+    r.tick(BUSY_GRACE)
+    r.session.end_command(cmd)
+    return own
+
+
+def test_the_retry_after_an_own_busy_ran_out_is_not_in_doubt():
+    # measured (issue 17, busy:0.1): every retry after a busy waited BUSY_GRACE, as if
+    # the busy-expired command's answer might still come; the busy was its answer
+    r = Rig()
+    _answered(r)
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    assert r.tick(BUSY_OWN_GRACE) == [S.BusyExpired(cmd)]
+    r.session.end_command(cmd)
+    assert _own_busy_grace(r)
+
+
+def test_a_busy_that_ran_out_in_doubt_leaves_the_next_command_in_doubt():
+    r = Rig()
+    r.session.expect_late_answers()
+    assert r.session.take_resync()
+    cmd = r.start(req("CIPSTART", "set", link=4, type="TCP", remote="127.0.0.1", port=80))
+    assert r.feed(b"busy p...\r\n") == [S.BusySeen(cmd)]
+    assert r.tick(BUSY_GRACE) == [S.BusyExpired(cmd)]
+    r.session.end_command(cmd)
+    assert not _own_busy_grace(r)
+
+
+def _sendbuf(r, answer_after_data=b""):
+    link = r.open()
+    cmd = r.start(req("CIPSENDBUF", "set", link=link.id, length=5), payload=b"hello")
+    r.feed(b"OK\r\n> ")
+    assert cmd.prompted
+    r.write_payload(cmd)
+    r.feed(answer_after_data)
+    r.session.end_command(cmd)
+
+
+def test_a_command_after_a_buffered_send_is_not_in_doubt():
+    # CIPSENDBUF's payload ends with no result line: its prompt answered the last line
+    r = Rig()
+    r.session.expect_late_answers()
+    assert r.session.take_resync()
+    _sendbuf(r)
+    assert _own_busy_grace(r)
+
+
+def test_a_busy_after_a_payload_puts_the_next_command_in_doubt():
+    r = Rig()
+    _answered(r)
+    link = r.open()
+    cmd = r.start(req("CIPSEND", "set", link=link.id, length=5), payload=b"hello")
+    r.feed(b"OK\r\n> ")
+    r.write_payload(cmd)
+    assert kinds(r.feed(b"busy s...\r\n")) == ["CommandFinished"] and cmd.result == "BUSY"
+    r.session.end_command(cmd)
+    assert not _own_busy_grace(r)
