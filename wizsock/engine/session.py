@@ -342,7 +342,7 @@ class LinkSlot:
     """One generation of one link id in the session's table.
 
     The engine's :class:`~wizsock.engine.Link` is one (it subclasses this).  Its
-    lifecycle (:attr:`state`) is the session's alone (:meth:`Session.transition`);
+    lifecycle (``state``) is the session's alone (``Session.transition``);
     ``owner_closed`` is the handle's (its owner closed it) and written by the handle."""
 
     def __init__(self, lid: int, generation: int, kind: str, *, accepted: bool = False) -> None:
