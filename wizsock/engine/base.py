@@ -125,7 +125,6 @@ class EngineBase:
         self._tx_wakeup = trio.Event()
         self._rr = 0
         self._mqtt = None  # set by api.Mqtt
-        self._passthrough = None   # the passthrough stream (passthrough.Passthrough) while open
         self._urc_callbacks: List[Any] = []
         self.token: Optional[trio.lowlevel.TrioToken] = None
         self._taps: List[Callable[[str, Any, Optional[str]], None]] = []
@@ -174,13 +173,13 @@ class EngineBase:
 
     @property
     def passthrough_session(self) -> Any:
-        """The open passthrough session (it receives every byte of data), else None."""
-        return self._passthrough
+        """The open passthrough session (it receives every byte of data), else None;
+        the session holds it (its ``passthrough``)."""
+        return self.session.passthrough
 
     @passthrough_session.setter
     def passthrough_session(self, session: Any) -> None:
-        self._passthrough = session
-        self.session.set_passthrough(session is not None)
+        self.session.set_passthrough(session)
 
     def stop_accepting(self) -> None:
         """The server is closing: a connection from now on is nobody's (links.Server)."""

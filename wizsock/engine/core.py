@@ -136,7 +136,7 @@ class Engine(Recovery):
                                 await link.aclose()
                             except Exception:
                                 pass
-            pt = self._passthrough
+            pt = self.passthrough_session
             if pt is not None:
                 with trio.move_on_after(4):
                     try:
@@ -189,8 +189,9 @@ class Engine(Recovery):
         self.update_rts()
 
     def _on_passthrough_data(self, sev: S.PassthroughData) -> None:
-        if self._passthrough is not None:
-            self._passthrough.data_received(sev.payload)
+        pt = self.passthrough_session
+        if pt is not None:
+            pt.data_received(sev.payload)
 
     def _on_link_accepted(self, sev: S.LinkAccepted[Any]) -> None:
         if sev.implicit:

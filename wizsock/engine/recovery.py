@@ -265,8 +265,9 @@ class Recovery(Sender):
         self._framer.raw = False
         self._framer.raw_on_prompt = False
         err = E.ModuleReset(f"{self.name}: {reason}")
-        if self._passthrough is not None:
-            self._passthrough.fail(err)
+        pt = self.passthrough_session
+        if pt is not None:
+            pt.fail(err)
         for link in gone:
             link.fail(err)
         if self._server is not None:

@@ -649,8 +649,9 @@ class Session(Generic[L]):
         self._accept = accept
         #: CIPMUX=1 (ids on links); off: every link is id 0
         self.mux = True
-        #: a passthrough stream owns the UART: all data is its
-        self.passthrough = False
+        #: the passthrough stream (the driver's, opaque here) that owns the UART while
+        #: one is open: all data is its; None otherwise
+        self.passthrough: Optional[object] = None
         #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection
         self.accepting = False
         #: the driver is (re-)initialising the module: ``ready`` is expected, not a reset
@@ -699,9 +700,9 @@ class Session(Generic[L]):
         connection."""
         self.accepting = on
 
-    def set_passthrough(self, on: bool) -> None:
-        """A passthrough stream owns the UART (``on``) or let go of it."""
-        self.passthrough = on
+    def set_passthrough(self, stream: Optional[object]) -> None:
+        """``stream`` owns the UART from now on, or (None) the stream let go of it."""
+        self.passthrough = stream
 
     def start_initialising(self) -> None:
         """The driver (re-)initialises the module: a ``ready`` is expected, not a reset."""
@@ -891,7 +892,7 @@ class Session(Generic[L]):
 
     # ---- +IPD
     def _on_data(self, ev: Data, mid_line: bool, out: List[SessionEvent]) -> None:
-        if self.passthrough:          # the UART carries one stream
+        if self.passthrough is not None:      # the UART carries one stream
             out.append(PassthroughData(ev.payload))
             return
         lid = ev.link if self.mux else 0

@@ -314,7 +314,8 @@ def test_send_fail_with_and_without_an_id():
 def test_module_reset_takes_every_link():
     r = Rig()
     links = {r.open().id for _ in range(3)}
-    r.session.accepting = r.session.passthrough = True
+    r.session.accepting = True
+    r.session.set_passthrough(object())
     assert kinds(r.feed(b"ready\r\n")) == ["ModuleReset"]
     gone = r.session.module_reset()
     assert {ln.id for ln in gone} == links and not r.session.links
@@ -403,7 +404,7 @@ def test_a_refused_cipstart_asks_for_a_state_check():
 
 def test_passthrough_takes_all_data():
     r = Rig()
-    r.session.passthrough = True
+    r.session.set_passthrough(object())
     assert r.feed(b"+IPD,0,3:abc") == [S.PassthroughData(b"abc")]
 
 
