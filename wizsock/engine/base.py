@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Opt
 import trio
 
 from ..framer import Data, Framer
-from . import session as S
 from .session import Command, Session
 
 
@@ -119,8 +118,6 @@ class EngineBase:
         self._last_rx = 0.0
         self._replay: Dict[str, Any] = {}     # CUR settings replayed after a reset
         self.api = None
-        # connects waiting for a link id: the session's FIFO records, woken from here
-        self._id_events: Dict[S.IdWaiter, trio.Event] = {}
         self._server = None
         self._tx_wakeup = trio.Event()
         self._rr = 0

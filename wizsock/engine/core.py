@@ -318,9 +318,8 @@ class Engine(Recovery):
 
     def _wake_waiters(self, granted: List[S.IdWaiter]) -> None:
         for waiter in granted:
-            event = self._id_events.get(waiter)
-            if event is not None:
-                event.set()
+            if waiter.wake is not None:
+                waiter.wake()
 
     async def reserve_id(self, kind: str, wait: Optional[float]) -> int:
         """Wait (FIFO, at most ``wait`` seconds; None: no limit) for a free link id and
@@ -335,8 +334,8 @@ class Engine(Recovery):
             return lid
         if wait is not None and wait <= 0:
             raise E.LinkLimitError(session.limit_message())
-        waiter = session.enqueue(kind)
-        event = self._id_events[waiter] = trio.Event()
+        event = trio.Event()
+        waiter = session.enqueue(kind, event.set)
         began = trio.current_time()
         self._log_link_wait(session.waiting, None)
         try:
@@ -354,8 +353,6 @@ class Engine(Recovery):
         except BaseException:
             self._drop_waiter(waiter)
             raise
-        finally:
-            del self._id_events[waiter]
         if waiter.lid is None:
             self._drop_waiter(waiter)
             raise E.LinkLimitError(session.limit_message(waited=wait))

@@ -429,14 +429,16 @@ L = TypeVar("L", bound=LinkSlot)
 
 
 class IdWaiter:
-    """A connect waiting, first come first served, for a link id (the driver wakes it)."""
+    """A connect waiting, first come first served, for a link id (the driver wakes it
+    with ``wake``, its own callback, opaque here, when the id is granted)."""
 
-    __slots__ = ("kind", "lid")
+    __slots__ = ("kind", "lid", "wake")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, wake: Optional[Callable[[], None]] = None) -> None:
         self.kind = kind
         #: the id granted (reserved for it), or None while it waits
         self.lid: Optional[int] = None
+        self.wake = wake
 
     def grant(self, lid: int) -> None:
         """The session reserved ``lid`` for this waiter."""
@@ -1350,8 +1352,10 @@ class Session(Generic[L]):
             self._reserved.add(lid)
         return lid
 
-    def enqueue(self, kind: str) -> IdWaiter:
-        waiter = IdWaiter(kind)
+    def enqueue(self, kind: str, wake: Optional[Callable[[], None]] = None) -> IdWaiter:
+        """Queue a connect for the next free id; ``wake`` is the driver's, called by the
+        driver for each waiter a grant returns."""
+        waiter = IdWaiter(kind, wake)
         self._waiters.append(waiter)
         return waiter
 
