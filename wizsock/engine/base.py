@@ -118,7 +118,6 @@ class EngineBase:
         self._last_rx = 0.0
         self._replay: Dict[str, Any] = {}     # CUR settings replayed after a reset
         self.api = None
-        self._server = None
         self._tx_wakeup = trio.Event()
         self._rr = 0
         self._mqtt = None  # set by api.Mqtt
@@ -160,13 +159,13 @@ class EngineBase:
 
     @property
     def server(self) -> Any:
-        """The module's TCP server (links.Server) while one listens, else None."""
-        return self._server
+        """The module's TCP server (links.Server) while one is registered, else None;
+        the session holds it (its ``server``)."""
+        return self.session.server
 
     @server.setter
     def server(self, server: Any) -> None:
-        self._server = server
-        self.session.set_accepting(server is not None)
+        self.session.set_server(server)
 
     @property
     def passthrough_session(self) -> Any:
@@ -180,7 +179,7 @@ class EngineBase:
 
     def stop_accepting(self) -> None:
         """The server is closing: a connection from now on is nobody's (links.Server)."""
-        self.session.set_accepting(False)
+        self.session.stop_accepting()
 
     # ------------------------------------------------------------------ taps
     def add_tap(self, callback: Callable[[str, Any, Optional[str]], None]) -> Callable[[], None]:

@@ -70,7 +70,8 @@ class Engine(Recovery):
     def _make_accepted(self, lid: int, generation: int, remote: Any) -> Any:
         """The session's factory for a connection the server accepted."""
         from .links import Link
-        port = self._server.port if self._server is not None else 0
+        server = self.server
+        port = server.port if server is not None else 0
         return Link(self, lid, generation, "TCP", remote=remote,
                     local=(self.station_ip or "0.0.0.0", port), accepted=True)
 
@@ -196,8 +197,9 @@ class Engine(Recovery):
     def _on_link_accepted(self, sev: S.LinkAccepted[Any]) -> None:
         if sev.implicit:
             log.debug("data on link %d before its CONNECT; taking it as accepted", sev.link.id)
-        if self._server is not None:
-            self._server.accepted(sev.link)
+        server = self.server
+        if server is not None:
+            server.accepted(sev.link)
 
     def _on_link_connected(self, sev: S.LinkConnected[Any]) -> None:
         pass        # (the session's transition woke whoever waits on the link)
@@ -221,8 +223,9 @@ class Engine(Recovery):
         log.warning("%s: link %d: a connection accepted while the host's AT+CIPCLOSE=%d for "
                     "the previous connection on that id was already on the wire was closed "
                     "by it (the client sees its connection closed)", self.name, link.id, link.id)
-        if self._server is not None:
-            self._server.withdraw(link)
+        server = self.server
+        if server is not None:
+            server.withdraw(link)
 
     def _on_bare_link_event(self, sev: S.BareLinkEvent) -> None:
         if self._mqtt is not None:

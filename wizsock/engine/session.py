@@ -654,7 +654,11 @@ class Session(Generic[L]):
         #: the passthrough stream (the driver's, opaque here) that owns the UART while
         #: one is open: all data is its; None otherwise
         self.passthrough: Optional[object] = None
-        #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection
+        #: the driver's server (opaque here) while one is registered, else None
+        self.server: Optional[object] = None
+        #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection.
+        #: Not the same fact as ``server``: a closing server, or one a reset took, is
+        #: still registered (its queue is drained, its links linger) but accepts nothing
         self.accepting = False
         #: the driver is (re-)initialising the module: ``ready`` is expected, not a reset
         self.initialising = False
@@ -697,10 +701,14 @@ class Session(Generic[L]):
         for silence first (and a busy it meets may be one of those answers)."""
         return self._resync
 
-    def set_accepting(self, on: bool) -> None:
-        """A server listens (``on``) or stopped: whether a CONNECT on a free id is a new
-        connection."""
-        self.accepting = on
+    def set_server(self, server: Optional[object]) -> None:
+        """``server`` is registered and listens, or (None) none is registered."""
+        self.server = server
+        self.accepting = server is not None
+
+    def stop_accepting(self) -> None:
+        """The server closes: a CONNECT on a free id is nobody's from now on."""
+        self.accepting = False
 
     def set_passthrough(self, stream: Optional[object]) -> None:
         """``stream`` owns the UART from now on, or (None) the stream let go of it."""

@@ -290,6 +290,19 @@ def test_the_server_accepts_on_connect_and_on_data_before_connect():
     assert s.accept(2, ("10.0.0.8", 1)).id == 2
 
 
+def test_a_closing_server_is_registered_but_accepts_nothing():
+    r = Rig()
+    s = r.session
+    server = object()
+    s.set_server(server)
+    assert s.server is server and s.accepting
+    s.stop_accepting()                      # its CIPSERVER=0 is on the wire
+    assert s.server is server and not s.accepting
+    assert kinds(r.feed(b"0,CONNECT\r\n")) == ["Ignored"]
+    s.set_server(None)
+    assert s.server is None and not s.accepting
+
+
 def test_single_connection_mode_maps_everything_to_link_zero():
     r = Rig()
     s = r.session
