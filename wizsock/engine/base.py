@@ -115,6 +115,10 @@ class EngineBase:
         #: reads of the port and the bytes they gave (diagnostics, benchmarks)
         self.rx_reads = 0
         self.rx_bytes = 0
+        # when the port last gave bytes, +IPD payload included: a command's timeout and
+        # the +IPD stall watch count from it.  Not the session's last_line (the last
+        # complete line or prompt), which the settle wait uses because data must not
+        # hold it off
         self._last_rx = 0.0
         self._replay: Dict[str, Any] = {}     # CUR settings replayed after a reset
         self.api = None
