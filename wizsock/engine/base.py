@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Opt
 import trio
 
 from ..framer import Data, Framer
-from . import session as S
 from .session import Command, Session
 
 
@@ -116,16 +115,16 @@ class EngineBase:
         #: reads of the port and the bytes they gave (diagnostics, benchmarks)
         self.rx_reads = 0
         self.rx_bytes = 0
+        # when the port last gave bytes, +IPD payload included: a command's timeout and
+        # the +IPD stall watch count from it.  Not the session's last_line (the last
+        # complete line or prompt), which the settle wait uses because data must not
+        # hold it off
         self._last_rx = 0.0
         self._replay: Dict[str, Any] = {}     # CUR settings replayed after a reset
         self.api = None
-        # connects waiting for a link id: the session's FIFO records, woken from here
-        self._id_events: Dict[S.IdWaiter, trio.Event] = {}
-        self._server = None
         self._tx_wakeup = trio.Event()
         self._rr = 0
         self._mqtt = None  # set by api.Mqtt
-        self._passthrough = None   # the passthrough stream (passthrough.Passthrough) while open
         self._urc_callbacks: List[Any] = []
         self.token: Optional[trio.lowlevel.TrioToken] = None
         self._taps: List[Callable[[str, Any, Optional[str]], None]] = []
@@ -164,27 +163,27 @@ class EngineBase:
 
     @property
     def server(self) -> Any:
-        """The module's TCP server (links.Server) while one listens, else None."""
-        return self._server
+        """The module's TCP server (links.Server) while one is registered, else None;
+        the session holds it (its ``server``)."""
+        return self.session.server
 
     @server.setter
     def server(self, server: Any) -> None:
-        self._server = server
-        self.session.set_accepting(server is not None)
+        self.session.set_server(server)
 
     @property
     def passthrough_session(self) -> Any:
-        """The open passthrough session (it receives every byte of data), else None."""
-        return self._passthrough
+        """The open passthrough session (it receives every byte of data), else None;
+        the session holds it (its ``passthrough``)."""
+        return self.session.passthrough
 
     @passthrough_session.setter
     def passthrough_session(self, session: Any) -> None:
-        self._passthrough = session
-        self.session.set_passthrough(session is not None)
+        self.session.set_passthrough(session)
 
     def stop_accepting(self) -> None:
         """The server is closing: a connection from now on is nobody's (links.Server)."""
-        self.session.set_accepting(False)
+        self.session.stop_accepting()
 
     # ------------------------------------------------------------------ taps
     def add_tap(self, callback: Callable[[str, Any, Optional[str]], None]) -> Callable[[], None]:

@@ -70,7 +70,8 @@ class Engine(Recovery):
     def _make_accepted(self, lid: int, generation: int, remote: Any) -> Any:
         """The session's factory for a connection the server accepted."""
         from .links import Link
-        port = self._server.port if self._server is not None else 0
+        server = self.server
+        port = server.port if server is not None else 0
         return Link(self, lid, generation, "TCP", remote=remote,
                     local=(self.station_ip or "0.0.0.0", port), accepted=True)
 
@@ -136,7 +137,7 @@ class Engine(Recovery):
                                 await link.aclose()
                             except Exception:
                                 pass
-            pt = self._passthrough
+            pt = self.passthrough_session
             if pt is not None:
                 with trio.move_on_after(4):
                     try:
@@ -189,14 +190,16 @@ class Engine(Recovery):
         self.update_rts()
 
     def _on_passthrough_data(self, sev: S.PassthroughData) -> None:
-        if self._passthrough is not None:
-            self._passthrough.data_received(sev.payload)
+        pt = self.passthrough_session
+        if pt is not None:
+            pt.data_received(sev.payload)
 
     def _on_link_accepted(self, sev: S.LinkAccepted[Any]) -> None:
         if sev.implicit:
             log.debug("data on link %d before its CONNECT; taking it as accepted", sev.link.id)
-        if self._server is not None:
-            self._server.accepted(sev.link)
+        server = self.server
+        if server is not None:
+            server.accepted(sev.link)
 
     def _on_link_connected(self, sev: S.LinkConnected[Any]) -> None:
         pass        # (the session's transition woke whoever waits on the link)
@@ -220,8 +223,9 @@ class Engine(Recovery):
         log.warning("%s: link %d: a connection accepted while the host's AT+CIPCLOSE=%d for "
                     "the previous connection on that id was already on the wire was closed "
                     "by it (the client sees its connection closed)", self.name, link.id, link.id)
-        if self._server is not None:
-            self._server.withdraw(link)
+        server = self.server
+        if server is not None:
+            server.withdraw(link)
 
     def _on_bare_link_event(self, sev: S.BareLinkEvent) -> None:
         if self._mqtt is not None:
@@ -317,9 +321,8 @@ class Engine(Recovery):
 
     def _wake_waiters(self, granted: List[S.IdWaiter]) -> None:
         for waiter in granted:
-            event = self._id_events.get(waiter)
-            if event is not None:
-                event.set()
+            if waiter.wake is not None:
+                waiter.wake()
 
     async def reserve_id(self, kind: str, wait: Optional[float]) -> int:
         """Wait (FIFO, at most ``wait`` seconds; None: no limit) for a free link id and
@@ -334,8 +337,8 @@ class Engine(Recovery):
             return lid
         if wait is not None and wait <= 0:
             raise E.LinkLimitError(session.limit_message())
-        waiter = session.enqueue(kind)
-        event = self._id_events[waiter] = trio.Event()
+        event = trio.Event()
+        waiter = session.enqueue(kind, event.set)
         began = trio.current_time()
         self._log_link_wait(session.waiting, None)
         try:
@@ -353,8 +356,6 @@ class Engine(Recovery):
         except BaseException:
             self._drop_waiter(waiter)
             raise
-        finally:
-            del self._id_events[waiter]
         if waiter.lid is None:
             self._drop_waiter(waiter)
             raise E.LinkLimitError(session.limit_message(waited=wait))

@@ -50,7 +50,7 @@ from .. import errors as E
 from ..protocol import records as R
 from ..protocol import MAX_SEND
 from ..protocol import request as req
-from .session import ENDED, SENDBUF_SIZE, LinkSlot, LinkState
+from .session import ENDED, LinkSlot, LinkState
 
 if TYPE_CHECKING:
     from .core import Engine, Response
@@ -401,8 +401,7 @@ class Link(LinkSlot):
                 self._wake_tx()
             return False
         if self._uses_sendbuf():
-            room = SENDBUF_SIZE - self.inflight
-            if room < min(len(self._tx), 1024):
+            if self.window_room < min(len(self._tx), 1024):
                 if self._ack_wait_since is None:
                     self._ack_wait_since = time.monotonic()
                 if (time.monotonic() - self._ack_wait_since > 10.0
@@ -431,7 +430,7 @@ class Link(LinkSlot):
                 return                # failed or closed meanwhile: send() callers raise
         n = min(len(self._tx), MAX_SEND)
         if sendbuf:
-            n = min(n, SENDBUF_SIZE - self.inflight)
+            n = min(n, self.window_room)
         chunk = bytes(self._tx[:n])
         name = "CIPSENDBUF" if sendbuf else "CIPSEND"
         if sendbuf and self.last_segment >= self.segment_limit:

@@ -265,12 +265,14 @@ class Recovery(Sender):
         self._framer.raw = False
         self._framer.raw_on_prompt = False
         err = E.ModuleReset(f"{self.name}: {reason}")
-        if self._passthrough is not None:
-            self._passthrough.fail(err)
+        pt = self.passthrough_session
+        if pt is not None:
+            pt.fail(err)
         for link in gone:
             link.fail(err)
-        if self._server is not None:
-            self._server.fail(err)
+        server = self.server
+        if server is not None:
+            server.fail(err)
             self.server = None
         if self._mqtt is not None:
             self._mqtt.module_reset(err)
@@ -467,9 +469,10 @@ class Recovery(Sender):
         held = [ls for ls in (getattr(rec, "links", ()) or ()) if ls.link == lid]
         if self.session.link(lid) is not None:
             return                  # a CONNECT arrived meanwhile
-        if held and held[0].tcp_type == 1 and self._server is not None:
+        server = self.server
+        if held and held[0].tcp_type == 1 and server is not None:
             link = self.session.accept(lid, (held[0].remote_ip, held[0].remote_port))
-            self._server.accepted(link)
+            server.accepted(link)
             return
         if held or not resp.ok:
             log.warning("%s: link %d is held by the module but by no handle; closing it",

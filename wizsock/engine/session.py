@@ -429,14 +429,16 @@ L = TypeVar("L", bound=LinkSlot)
 
 
 class IdWaiter:
-    """A connect waiting, first come first served, for a link id (the driver wakes it)."""
+    """A connect waiting, first come first served, for a link id (the driver wakes it
+    with ``wake``, its own callback, opaque here, when the id is granted)."""
 
-    __slots__ = ("kind", "lid")
+    __slots__ = ("kind", "lid", "wake")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, wake: Optional[Callable[[], None]] = None) -> None:
         self.kind = kind
         #: the id granted (reserved for it), or None while it waits
         self.lid: Optional[int] = None
+        self.wake = wake
 
     def grant(self, lid: int) -> None:
         """The session reserved ``lid`` for this waiter."""
@@ -649,9 +651,14 @@ class Session(Generic[L]):
         self._accept = accept
         #: CIPMUX=1 (ids on links); off: every link is id 0
         self.mux = True
-        #: a passthrough stream owns the UART: all data is its
-        self.passthrough = False
-        #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection
+        #: the passthrough stream (the driver's, opaque here) that owns the UART while
+        #: one is open: all data is its; None otherwise
+        self.passthrough: Optional[object] = None
+        #: the driver's server (opaque here) while one is registered, else None
+        self.server: Optional[object] = None
+        #: a server listens: a CONNECT (or data) on an id nobody holds is a new connection.
+        #: Not the same fact as ``server``: a closing server, or one a reset took, is
+        #: still registered (its queue is drained, its links linger) but accepts nothing
         self.accepting = False
         #: the driver is (re-)initialising the module: ``ready`` is expected, not a reset
         self.initialising = False
@@ -696,14 +703,18 @@ class Session(Generic[L]):
         for silence first (and a busy it meets may be one of those answers)."""
         return self._resync
 
-    def set_accepting(self, on: bool) -> None:
-        """A server listens (``on``) or stopped: whether a CONNECT on a free id is a new
-        connection."""
-        self.accepting = on
+    def set_server(self, server: Optional[object]) -> None:
+        """``server`` is registered and listens, or (None) none is registered."""
+        self.server = server
+        self.accepting = server is not None
 
-    def set_passthrough(self, on: bool) -> None:
-        """A passthrough stream owns the UART (``on``) or let go of it."""
-        self.passthrough = on
+    def stop_accepting(self) -> None:
+        """The server closes: a CONNECT on a free id is nobody's from now on."""
+        self.accepting = False
+
+    def set_passthrough(self, stream: Optional[object]) -> None:
+        """``stream`` owns the UART from now on, or (None) the stream let go of it."""
+        self.passthrough = stream
 
     def start_initialising(self) -> None:
         """The driver (re-)initialises the module: a ``ready`` is expected, not a reset."""
@@ -899,7 +910,7 @@ class Session(Generic[L]):
 
     # ---- +IPD
     def _on_data(self, ev: Data, mid_line: bool, out: List[SessionEvent]) -> None:
-        if self.passthrough:          # the UART carries one stream
+        if self.passthrough is not None:      # the UART carries one stream
             out.append(PassthroughData(ev.payload))
             return
         lid = ev.link if self.mux else 0
@@ -1363,8 +1374,10 @@ class Session(Generic[L]):
             self._reserved.add(lid)
         return lid
 
-    def enqueue(self, kind: str) -> IdWaiter:
-        waiter = IdWaiter(kind)
+    def enqueue(self, kind: str, wake: Optional[Callable[[], None]] = None) -> IdWaiter:
+        """Queue a connect for the next free id; ``wake`` is the driver's, called by the
+        driver for each waiter a grant returns."""
+        waiter = IdWaiter(kind, wake)
         self._waiters.append(waiter)
         return waiter
 

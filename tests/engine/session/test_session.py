@@ -290,6 +290,19 @@ def test_the_server_accepts_on_connect_and_on_data_before_connect():
     assert s.accept(2, ("10.0.0.8", 1)).id == 2
 
 
+def test_a_closing_server_is_registered_but_accepts_nothing():
+    r = Rig()
+    s = r.session
+    server = object()
+    s.set_server(server)
+    assert s.server is server and s.accepting
+    s.stop_accepting()                      # its CIPSERVER=0 is on the wire
+    assert s.server is server and not s.accepting
+    assert kinds(r.feed(b"0,CONNECT\r\n")) == ["Ignored"]
+    s.set_server(None)
+    assert s.server is None and not s.accepting
+
+
 def test_single_connection_mode_maps_everything_to_link_zero():
     r = Rig()
     s = r.session
@@ -314,7 +327,8 @@ def test_send_fail_with_and_without_an_id():
 def test_module_reset_takes_every_link():
     r = Rig()
     links = {r.open().id for _ in range(3)}
-    r.session.accepting = r.session.passthrough = True
+    r.session.accepting = True
+    r.session.set_passthrough(object())
     assert kinds(r.feed(b"ready\r\n")) == ["ModuleReset"]
     gone = r.session.module_reset()
     assert {ln.id for ln in gone} == links and not r.session.links
@@ -403,7 +417,7 @@ def test_a_refused_cipstart_asks_for_a_state_check():
 
 def test_passthrough_takes_all_data():
     r = Rig()
-    r.session.passthrough = True
+    r.session.set_passthrough(object())
     assert r.feed(b"+IPD,0,3:abc") == [S.PassthroughData(b"abc")]
 
 
